@@ -1,0 +1,34 @@
+# countylab — one task runner. `make demo` runs the demo lab; `make test` runs every test.
+.PHONY: demo test check bench docs clean help
+
+help:
+	@echo "make demo   - install and run the demo county lab on http://127.0.0.1:8000"
+	@echo "make test   - install test dependencies and run the whole test suite"
+	@echo "make check  - ruff and mypy (strict on the domain and the SDK)"
+	@echo "make bench  - run every benchmark in bench/ (prints one JSON line each)"
+
+demo:
+	bash scripts/system-deps.sh runtime
+	bash scripts/venv.sh
+	.venv/bin/countylab demo
+
+test:
+	bash scripts/system-deps.sh test
+	bash scripts/venv.sh dev
+	bash scripts/test.sh
+
+check:
+	bash scripts/venv.sh dev
+	.venv/bin/ruff check src client/src tests bench
+	.venv/bin/mypy
+
+bench:
+	bash scripts/venv.sh dev
+	bash scripts/bench.sh
+
+docs:
+	bash scripts/venv.sh dev
+	.venv/bin/python scripts/gen_docs.py
+
+clean:
+	rm -rf .venv test-artifacts .pytest_cache .mypy_cache .ruff_cache

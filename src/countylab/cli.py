@@ -1,0 +1,252 @@
+"""Command line: ``countylab demo | serve | init | user add | token create | audit verify``.
+
+Entry points stay thin: parse, build settings once, call one service, print.  Every lab error
+and every usage error is one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from countylab import __version__
+from countylab.config import Settings
+from countylab.errors import CountylabError
+
+app = typer.Typer(
+    name="countylab",
+    help="countylab — 数字县域场景应用实验室 (digital county data lab). 数据不出域、可用不可见.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+user_app = typer.Typer(help="Manage users. 用户管理.", no_args_is_help=True)
+token_app = typer.Typer(help="Manage API tokens. API 令牌.", no_args_is_help=True)
+audit_app = typer.Typer(help="Inspect the audit log. 审计日志.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(audit_app, name="audit")
+
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Lab data folder (default ./lab-data).")]
+Config = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
+
+
+def _settings(data_dir: Path | None, config: Path | None, **extra: object) -> Settings:
+    kwargs: dict[str, object] = {k: v for k, v in extra.items() if v is not None}
+    if data_dir is not None:
+        kwargs["data_dir"] = data_dir
+    if config is not None:
+        kwargs["config_file"] = config
+    return Settings(**kwargs)  # type: ignore[arg-type]
+
+
+def _lab(settings: Settings, *, must_exist: bool = True):  # type: ignore[no-untyped-def]
+    from countylab.lab import Lab
+
+    lab = Lab(settings)
+    if must_exist and not lab.is_initialised():
+        raise CountylabError(
+            f"实验室尚未初始化：{settings.data_dir}（请先运行 countylab init 或 countylab demo）",
+            f"No lab initialised at {settings.data_dir} (run `countylab init` or `countylab demo` first)",
+        )
+    return lab
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)
+
+
+@app.command()
+def init(
+    data_dir: DataDir = None,
+    config: Config = None,
+    admin_username: Annotated[str, typer.Option(help="First admin's username.")] = "admin",
+    admin_password: Annotated[
+        str | None, typer.Option(help="First admin's password (prompted when omitted).")
+    ] = None,
+) -> None:
+    """Create the data folder, migrate the metadata database and create the first admin."""
+    from countylab.bootstrap import init_lab
+
+    settings = _settings(data_dir, config)
+    lab = _lab(settings, must_exist=False)
+    if admin_password is None and not lab.is_initialised():
+        admin_password = typer.prompt("Admin password / 管理员密码", hide_input=True, confirmation_prompt=True)
+    created = init_lab(lab, admin_username=admin_username, admin_password=admin_password or "")
+    out.print(f"[green]✔[/] lab ready at {settings.data_dir.resolve()}"
+              + (f"; admin user '{admin_username}' created" if created else " (already initialised)"))
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    config: Config = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+) -> None:
+    """Run the web server (UI and API)."""
+    settings = _settings(data_dir, config, host=host, port=port)
+    lab = _lab(settings)
+    _run_server(lab, [])
+
+
+def _run_server(lab, demo_logins: list[dict[str, str]]) -> None:  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    from countylab.web.app import create_app
+
+    s = lab.settings
+    out.print(f"[bold]countylab[/] → [link]http://{s.host}:{s.port}[/]  (Ctrl-C to stop)")
+    uvicorn.run(create_app(lab, demo_logins=demo_logins), host=s.host, port=s.port, log_level="warning")
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    config: Config = None,
+    size: Annotated[str, typer.Option(help="Demo county size: tiny, small or full.")] = "full",
+    seed: Annotated[int, typer.Option(help="Random seed of the demo county.")] = 20261126,
+    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare the demo lab, do not serve.")] = False,
+) -> None:
+    """Generate the demo county (first run only), set up the demo lab and serve it."""
+    from countylab.bootstrap import DEMO_PASSWORD, setup_demo
+
+    if size not in ("tiny", "small", "full"):
+        raise click.BadParameter(f"size must be tiny, small or full, not {size!r}", param_hint="--size")
+    settings = _settings(data_dir, config, host=host, port=port, county_name="青禾县")
+    lab = _lab(settings, must_exist=False)
+    report = setup_demo(lab, size=size, seed=seed, progress=lambda msg: out.print(f"  • {msg}"))
+    table = Table(title="演示账号 / demo logins (password: " + DEMO_PASSWORD + ")")
+    table.add_column("role 角色")
+    table.add_column("username 用户名")
+    for login in report.logins:
+        table.add_row(login["role"], login["username"])
+    out.print(table)
+    out.print(f"URL: http://{settings.host}:{settings.port}")
+    if not no_serve:
+        _run_server(lab, report.logins)
+
+
+@user_app.command("add")
+def user_add(
+    username: Annotated[str, typer.Argument(help="Login name (a-z, 0-9, _ . -).")],
+    role: Annotated[list[str], typer.Option("--role", "-r", help="Role; repeat for several.")],
+    password: Annotated[str | None, typer.Option(help="Password (prompted when omitted).")] = None,
+    display_name: Annotated[str, typer.Option(help="Display name.")] = "",
+    org: Annotated[str | None, typer.Option(help="Organisation name.")] = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Add a user with one or more roles."""
+    from sqlalchemy import select
+
+    from countylab.errors import NotFound
+    from countylab.identity import service as ids
+    from countylab.identity.access import cli_principal
+    from countylab.storage.models import Org
+
+    lab = _lab(_settings(data_dir, config))
+    if password is None:
+        password = typer.prompt("Password / 密码", hide_input=True, confirmation_prompt=True)
+    with lab.tx() as s:
+        org_id = None
+        if org:
+            found = s.execute(select(Org).where(Org.name == org)).scalar_one_or_none()
+            if found is None:
+                raise NotFound(f"单位“{org}”不存在", f"Organisation '{org}' not found")
+            org_id = found.id
+        user = ids.create_user(s, cli_principal(), username=username, password=password or "",
+                               display_name=display_name, roles=role, org_id=org_id)
+        out.print(f"[green]✔[/] user {user.username} (id {user.id}) roles: {', '.join(sorted(user.role_names))}")
+
+
+@token_app.command("create")
+def token_create(
+    username: Annotated[str, typer.Argument(help="Whose token.")],
+    name: Annotated[str, typer.Option(help="A label for the token.")] = "cli",
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Days until it expires.")] = 90,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Create an API token for a user; it is printed once and stored only as a hash."""
+    from sqlalchemy import select
+
+    from countylab.errors import NotFound
+    from countylab.identity import service as ids
+    from countylab.identity.access import cli_principal
+    from countylab.storage.models import User
+
+    lab = _lab(_settings(data_dir, config))
+    with lab.tx() as s:
+        user = s.execute(select(User).where(User.username == username)).scalar_one_or_none()
+        if user is None:
+            raise NotFound(f"用户“{username}”不存在", f"User '{username}' not found")
+        issued = ids.create_token(s, cli_principal(), user_id=user.id, name=name, days=days)
+    err.print(f"token for {username} (expires {issued.expires_at:%Y-%m-%d}); shown once:")
+    print(issued.token)
+
+
+@audit_app.command("verify")
+def audit_verify(data_dir: DataDir = None, config: Config = None) -> None:
+    """Walk the audit hash chain; report the first tampered event (exit 1) or OK."""
+    from countylab import audit
+
+    lab = _lab(_settings(data_dir, config))
+    with lab.tx() as s:
+        report = audit.verify(s)
+    if report.ok:
+        out.print(f"[green]✔ audit chain intact[/]: {report.events} events / 审计链完整")
+        return
+    err.print(f"✘ audit chain broken at event {report.first_bad_id}: {report.problem} / "
+              f"审计链在第 {report.first_bad_id} 号事件处被篡改")
+    raise typer.Exit(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry: one-line errors, exit codes 0 ok, 1 lab error, 2 usage error."""
+    lang = "en" if any(v.startswith("en") for v in (_env_lang(),)) else "zh-CN"
+    try:
+        app(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted / 已取消")
+        return 130
+    except click.UsageError as exc:
+        hint = f" (try: {exc.ctx.command_path} --help)" if exc.ctx else ""
+        err.print(f"error: {exc.format_message()}{hint}", markup=False, highlight=False)
+        return 2
+    except CountylabError as exc:
+        err.print(f"error: {exc.message(lang)}", markup=False, highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _env_lang() -> str:
+    import os
+
+    return os.environ.get("COUNTYLAB_LANG", "") or os.environ.get("LANG", "")
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

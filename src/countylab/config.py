@@ -1,0 +1,124 @@
+"""Typed settings, built once in an entry point (CLI, web app factory, tests) and passed down.
+
+Sources, highest first: keyword arguments, ``COUNTYLAB_*`` environment variables, a TOML
+config file (``COUNTYLAB_CONFIG`` or ``--config``), defaults.  Nothing below the entry
+points reads the environment.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Every setting of the lab. Each field is documented in docs/reference/settings.md."""
+
+    model_config = SettingsConfigDict(env_prefix="COUNTYLAB_", extra="forbid", validate_default=True)
+
+    config_file: Path | None = Field(default=None, description="Optional TOML file with these settings.")
+    data_dir: Path = Field(default=Path("./lab-data"), description="Where the lab keeps all its data.")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the metadata store; empty means SQLite in data_dir.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the web server listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the web server listens on.")
+    secret_key: str = Field(
+        default="",
+        description="Key for signing session cookies; empty means read/create data_dir/secret.key.",
+    )
+    default_lang: str = Field(default="zh-CN", description="UI language when the user chose none.")
+    county_name: str = Field(default="示范县", description="Name of the county shown in the UI.")
+    session_hours: int = Field(default=12, ge=1, description="Lifetime of a web login session.")
+    token_days: int = Field(default=90, ge=1, description="Default lifetime of a new API token.")
+    cookie_secure: bool = Field(default=False, description="Send cookies only over HTTPS.")
+    strict_audit: bool = Field(
+        default=False,
+        description="Fail any state-changing request that wrote no audit event (tests turn it on).",
+    )
+    upload_max_mb: int = Field(default=4096, ge=1, description="Largest accepted upload, in MiB.")
+    demo_feeds: bool = Field(default=False, description="Push live traffic/air feeds (demo only).")
+
+    @field_validator("default_lang")
+    @classmethod
+    def _known_lang(cls, v: str) -> str:
+        if v not in ("zh-CN", "en"):
+            raise ValueError("default_lang must be zh-CN or en")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlFromSetting(settings_cls, init_settings, env_settings))
+
+    # -- derived values -------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            return url
+        return f"sqlite:///{(self.data_dir / 'countylab.db').resolve()}"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.data_dir / "warehouse"
+
+    @property
+    def seed_dir(self) -> Path:
+        return self.data_dir / "seed"
+
+    def resolved_secret_key(self) -> str:
+        """The signing key: the setting, else a key file created once in data_dir."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+class _TomlFromSetting(PydanticBaseSettingsSource):
+    """Reads the TOML file named by ``config_file`` (from init kwargs or the environment)."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+    ) -> None:
+        super().__init__(settings_cls)
+        self._init = init_settings
+        self._env = env_settings
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = self._init().get("config_file") or self._env().get("config_file")
+        if not path:
+            return {}
+        if not Path(path).is_file():
+            raise ValueError(f"config file not found: {path}")
+        return TomlConfigSettingsSource(self.settings_cls, toml_file=Path(path))()

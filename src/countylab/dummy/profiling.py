@@ -1,0 +1,223 @@
+"""Propose a :class:`DatasetProfile` from real data, for a steward to review and approve.
+
+This is the one place that reads real rows on behalf of dummy data, so it decides what may
+leave them: a sensitive column contributes only its type, semantic and null rate — never a
+value, bound or mean. A non-sensitive column may contribute its range and mean, and a category
+list when the values come from a public key set (a published code list) or are few; observed
+values occurring fewer than ``MIN_CATEGORY_COUNT`` times are dropped (the same threshold as the
+SDC rule for aggregates), so a rare value — one household's unusual village — is never exposed.
+Data are read batch by batch, so a large dataset version need not fit in memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from countylab.dummy.profile import ColumnProfile, DatasetProfile
+from countylab.errors import ValidationFailed
+
+MIN_CATEGORY_COUNT = 10
+MAX_SMALL_CATEGORIES = 50
+_COUNTED_TYPES = ("string", "int64", "date")
+
+
+def profile_type(arrow: pa.DataType) -> str:
+    """The profile type name for an Arrow type (decimals become float64, unknowns string)."""
+    if pa.types.is_dictionary(arrow):
+        return profile_type(arrow.value_type)
+    if pa.types.is_boolean(arrow):
+        return "bool"
+    if pa.types.is_integer(arrow):
+        return "int64"
+    if pa.types.is_floating(arrow) or pa.types.is_decimal(arrow):
+        return "float64"
+    if pa.types.is_date(arrow):
+        return "date"
+    if pa.types.is_timestamp(arrow):
+        return "timestamp"
+    return "string"
+
+
+@dataclass
+class _Tally:
+    """Running statistics of one column across batches."""
+
+    type: str
+    sensitive: bool
+    key_set: list[str] | None
+    rows: int = 0
+    nulls: int = 0
+    low: Any = None
+    high: Any = None
+    total: float = 0.0
+    counted: int = 0
+    counts: dict[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.sensitive and self.type in _COUNTED_TYPES:
+            self.counts = {}
+
+    def add(self, array: pa.Array | pa.ChunkedArray) -> None:
+        self.rows += len(array)
+        self.nulls += array.null_count
+        if self.sensitive:
+            return  # nothing about the values of a sensitive column is looked at
+        if self.type in ("int64", "float64", "date", "timestamp", "bool") and len(array) > array.null_count:
+            self._add_range(array)
+        if self.counts is not None:
+            self._add_counts(array)
+
+    def _add_range(self, array: pa.Array | pa.ChunkedArray) -> None:
+        if self.type == "bool":
+            self.total += float(pc.sum(pc.cast(array, pa.int64())).as_py() or 0)
+            self.counted += len(array) - array.null_count
+            return
+        bounds = pc.min_max(array)
+        low, high = bounds["min"].as_py(), bounds["max"].as_py()
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+        if self.type in ("int64", "float64"):
+            self.total += float(pc.sum(pc.cast(array, pa.float64())).as_py() or 0.0)
+            self.counted += len(array) - array.null_count
+
+    def _add_counts(self, array: pa.Array | pa.ChunkedArray) -> None:
+        assert self.counts is not None
+        pairs = pc.value_counts(pc.drop_null(array))
+        allowed = set(self.key_set) if self.key_set is not None else None
+        values, counts = pairs.field("values").to_pylist(), pairs.field("counts").to_pylist()
+        for value, count in zip(values, counts, strict=True):
+            label = _label(value)
+            if allowed is not None and label not in allowed:
+                continue  # only published key-set values are counted; the rest never leave
+            self.counts[label] = self.counts.get(label, 0) + int(count)
+        if allowed is None and len(self.counts) > MAX_SMALL_CATEGORIES:
+            self.counts = None  # too many distinct values: not a category column
+
+    def column(self, name: str, semantic: str | None, unique: bool) -> ColumnProfile:
+        null_rate = round(self.nulls / self.rows, 4) if self.rows else 0.0
+        if self.sensitive:
+            return ColumnProfile(
+                name=name, type=self.type, semantic=semantic, null_rate=null_rate, unique=unique
+            )
+        categories, weights = self._categories()
+        minimum: float | str | None = None
+        maximum: float | str | None = None
+        mean = None
+        # A column with few distinct values is described by its frequent values only: its extremes
+        # or its mean (with the weights) could otherwise give away a rare value that was dropped.
+        if self.counts is None and self.low is not None:
+            if self.type in ("date", "timestamp"):
+                minimum, maximum = _iso(self.low), _iso(self.high)
+            else:
+                minimum, maximum = float(self.low), float(self.high)
+        if self.counted and self.counts is None:
+            mean = self.total / self.counted
+        if semantic is None and categories is not None:
+            semantic = "category"
+        return ColumnProfile(
+            name=name,
+            type=self.type,
+            semantic=semantic,
+            null_rate=null_rate,
+            minimum=minimum,
+            maximum=maximum,
+            mean=mean,
+            categories=categories,
+            category_weights=weights,
+            unique=unique,
+        )
+
+    def _categories(self) -> tuple[list[str] | None, list[float] | None]:
+        counts = self.counts or {}
+        if self.key_set is not None:
+            # The published list in full; counts below the threshold all read as a fixed stand-in,
+            # so a weight tells only "fewer than MIN_CATEGORY_COUNT", never how many.
+            raw = [
+                counts.get(v, 0) if counts.get(v, 0) >= MIN_CATEGORY_COUNT else MIN_CATEGORY_COUNT / 2
+                for v in self.key_set
+            ]
+            return list(self.key_set), _fractions(raw)
+        if self.counts is None:
+            return None, None
+        kept = [v for v, c in counts.items() if c >= MIN_CATEGORY_COUNT]
+        kept.sort(key=lambda v: (-counts[v], v))
+        if not kept:
+            return None, None
+        return kept, _fractions([float(counts[v]) for v in kept])
+
+
+def _label(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
+
+
+def _iso(value: object) -> str:
+    """ISO text of a date or timestamp; aware timestamps become naive UTC, as generated ones are."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return str(value.isoformat()) if hasattr(value, "isoformat") else str(value)
+
+
+def _fractions(raw: list[float]) -> list[float]:
+    total = sum(raw)
+    return [round(r / total, 6) for r in raw] if total else [1.0 for _ in raw]
+
+
+def profile_from_table(
+    table_or_batches: pa.Table | Iterable[pa.RecordBatch],
+    *,
+    semantics: dict[str, str],
+    public_key_sets: dict[str, list[str]],
+    sensitive_columns: set[str],
+    name: str = "dataset",
+    primary_key: list[str] | None = None,
+) -> DatasetProfile:
+    """A *proposed* profile: the steward reviews it before dummy data is generated from it.
+
+    ``semantics`` maps column names to semantics (from the catalog's PII tags);
+    ``public_key_sets`` maps column names to published code lists backing them;
+    ``sensitive_columns`` are the columns whose values must not shape the profile.
+    """
+    batches: Iterable[pa.RecordBatch | pa.Table]
+    if isinstance(table_or_batches, pa.Table):
+        schema = table_or_batches.schema
+        batches = [table_or_batches]
+    else:
+        iterator = iter(table_or_batches)
+        first = next(iterator, None)
+        if first is None:
+            raise ValidationFailed("没有可分析的数据批次", "no record batches to profile", reason="empty")
+        schema = first.schema
+        batches = _chain(first, iterator)
+    tallies = {
+        f.name: _Tally(
+            type=profile_type(f.type),
+            sensitive=f.name in sensitive_columns,
+            key_set=[str(v) for v in public_key_sets[f.name]] if f.name in public_key_sets else None,
+        )
+        for f in schema
+    }
+    for batch in batches:
+        for column_name, tally in tallies.items():
+            tally.add(batch.column(column_name))
+    rows = next(iter(tallies.values())).rows if tallies else 0
+    single_key = primary_key[0] if primary_key and len(primary_key) == 1 else None
+    columns = [
+        tally.column(column_name, semantics.get(column_name), unique=column_name == single_key)
+        for column_name, tally in tallies.items()
+    ]
+    return DatasetProfile(name=name, columns=columns, row_count_hint=rows, primary_key=primary_key)
+
+
+def _chain(first: pa.RecordBatch, rest: Iterable[pa.RecordBatch]) -> Iterable[pa.RecordBatch]:
+    yield first
+    yield from rest

@@ -1,0 +1,1 @@
+"""Identity: organisations, users, roles, API tokens, web sessions, projects and grants."""

@@ -1,0 +1,390 @@
+"""Organisations, users, API tokens and web sessions.
+
+Every state-changing function takes the acting ``Principal``, checks permission through
+``authorize`` and appends an audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from countylab import audit
+from countylab.errors import Conflict, NotAuthenticated, NotFound, ValidationFailed
+from countylab.identity import secrets as sec
+from countylab.identity.access import Principal, authorize
+from countylab.identity.roles import OrgKind, Permission, Role
+from countylab.storage.models import ApiToken, Org, Project, ProjectMember, User, UserRole, WebSession
+
+_USERNAME = re.compile(r"^[a-z][a-z0-9_.-]{1,63}$")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(dt: datetime) -> datetime:
+    """SQLite returns naive datetimes; everything we store is UTC."""
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+# -- principals -------------------------------------------------------------------------------
+
+
+def principal_for(session: Session, user: User, via: str) -> Principal:
+    memberships = session.execute(
+        select(ProjectMember.project_id, ProjectMember.role)
+        .join(Project, Project.id == ProjectMember.project_id)
+        .where(ProjectMember.user_id == user.id, Project.status == "active")
+    ).all()
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        roles=frozenset(Role(r) for r in user.role_names),
+        org_id=user.org_id,
+        project_ids=frozenset(pid for pid, _ in memberships),
+        owned_project_ids=frozenset(pid for pid, role in memberships if role == "owner"),
+        via=via,
+    )
+
+
+# -- organisations ----------------------------------------------------------------------------
+
+
+def create_org(session: Session, actor: Principal, *, name: str, kind: str) -> Org:
+    authorize(actor, Permission.org_manage, target=f"org:{name}")
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise ValidationFailed(
+            "单位名称不能为空且不超过200字", "Organisation name must be 1-200 characters", field="name"
+        )
+    try:
+        kind_enum = OrgKind(kind)
+    except ValueError:
+        raise ValidationFailed(
+            f"未知的单位类型：{kind}",
+            f"Unknown organisation kind: {kind}",
+            field="kind",
+            allowed=[k.value for k in OrgKind],
+        ) from None
+    if session.execute(select(Org).where(Org.name == name)).scalar_one_or_none():
+        raise Conflict(f"单位“{name}”已存在", f"Organisation '{name}' already exists", field="name")
+    org = Org(name=name, kind=kind_enum.value)
+    session.add(org)
+    session.flush()
+    audit.append(
+        session,
+        actor_id=actor.user_id,
+        actor=actor.username,
+        action="org.create",
+        target=f"org:{org.id}",
+        details={"name": name, "kind": kind_enum.value},
+    )
+    return org
+
+
+def list_orgs(session: Session) -> list[Org]:
+    return list(session.execute(select(Org).order_by(Org.kind, Org.name)).scalars())
+
+
+def get_org(session: Session, org_id: int) -> Org:
+    org = session.get(Org, org_id)
+    if org is None:
+        raise NotFound(f"单位 {org_id} 不存在", f"Organisation {org_id} not found")
+    return org
+
+
+# -- users ------------------------------------------------------------------------------------
+
+
+def _parse_roles(roles: list[str]) -> list[Role]:
+    out = []
+    for r in roles:
+        try:
+            out.append(Role(r))
+        except ValueError:
+            raise ValidationFailed(
+                f"未知的角色：{r}", f"Unknown role: {r}", field="roles", allowed=[x.value for x in Role]
+            ) from None
+    return sorted(set(out))
+
+
+def create_user(
+    session: Session,
+    actor: Principal,
+    *,
+    username: str,
+    password: str,
+    display_name: str,
+    roles: list[str],
+    org_id: int | None = None,
+    lang: str = "zh-CN",
+) -> User:
+    authorize(actor, Permission.user_manage, target=f"user:{username}")
+    if not _USERNAME.match(username):
+        raise ValidationFailed(
+            "用户名须以小写字母开头，只含小写字母、数字和 _ . -（2–64位）",
+            "Username must start with a lowercase letter and contain only a-z 0-9 _ . - (2-64 chars)",
+            field="username",
+        )
+    if len(password) < sec.MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            f"密码至少{sec.MIN_PASSWORD_LENGTH}位",
+            f"Password must be at least {sec.MIN_PASSWORD_LENGTH} characters",
+            field="password",
+        )
+    role_list = _parse_roles(roles)
+    if org_id is not None:
+        get_org(session, org_id)
+    if session.execute(select(User).where(User.username == username)).scalar_one_or_none():
+        raise Conflict(f"用户名“{username}”已被使用", f"Username '{username}' is taken", field="username")
+    user = User(
+        username=username,
+        display_name=display_name.strip() or username,
+        password_hash=sec.hash_password(password),
+        org_id=org_id,
+        is_active=True,
+        lang=lang if lang in ("zh-CN", "en") else "zh-CN",
+        roles=[UserRole(role=r.value) for r in role_list],
+    )
+    session.add(user)
+    session.flush()
+    audit.append(
+        session,
+        actor_id=actor.user_id,
+        actor=actor.username,
+        action="user.create",
+        target=f"user:{user.id}",
+        details={"username": username, "roles": [r.value for r in role_list], "org_id": org_id},
+    )
+    return user
+
+
+def set_roles(session: Session, actor: Principal, user_id: int, roles: list[str]) -> User:
+    authorize(actor, Permission.user_manage, target=f"user:{user_id}")
+    user = get_user(session, user_id)
+    role_list = _parse_roles(roles)
+    before = sorted(user.role_names)
+    user.roles = [UserRole(role=r.value) for r in role_list]
+    session.flush()
+    audit.append(
+        session,
+        actor_id=actor.user_id,
+        actor=actor.username,
+        action="user.roles",
+        target=f"user:{user.id}",
+        details={"before": before, "after": [r.value for r in role_list]},
+    )
+    return user
+
+
+def set_active(session: Session, actor: Principal, user_id: int, active: bool) -> User:
+    authorize(actor, Permission.user_manage, target=f"user:{user_id}")
+    user = get_user(session, user_id)
+    if actor.user_id == user_id and not active:
+        raise ValidationFailed("不能停用自己的账号", "You cannot deactivate your own account")
+    user.is_active = active
+    if not active:  # end every way in: sessions and tokens
+        for ws in session.execute(select(WebSession).where(WebSession.user_id == user_id)).scalars():
+            session.delete(ws)
+        for tok in session.execute(select(ApiToken).where(ApiToken.user_id == user_id)).scalars():
+            tok.revoked_at = tok.revoked_at or _now()
+    audit.append(
+        session,
+        actor_id=actor.user_id,
+        actor=actor.username,
+        action="user.activate" if active else "user.deactivate",
+        target=f"user:{user_id}",
+    )
+    return user
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"用户 {user_id} 不存在", f"User {user_id} not found")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.execute(select(User).order_by(User.username)).scalars())
+
+
+def change_password(session: Session, actor: Principal, *, old: str, new: str) -> None:
+    if actor.user_id is None:
+        raise NotAuthenticated("请先登录", "Please log in first")
+    user = get_user(session, actor.user_id)
+    if not sec.verify_password(user.password_hash, old):
+        raise ValidationFailed("原密码不正确", "The current password is wrong", field="old")
+    if len(new) < sec.MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            f"密码至少{sec.MIN_PASSWORD_LENGTH}位",
+            f"Password must be at least {sec.MIN_PASSWORD_LENGTH} characters",
+            field="new",
+        )
+    user.password_hash = sec.hash_password(new)
+    audit.append(
+        session,
+        actor_id=actor.user_id,
+        actor=actor.username,
+        action="user.password",
+        target=f"user:{user.id}",
+    )
+
+
+# -- login and sessions -----------------------------------------------------------------------
+
+
+_BAD_LOGIN = ("用户名或密码错误", "Wrong username or password")
+
+
+def check_login(session: Session, username: str, password: str) -> User:
+    """Return the user when the credentials are right; audit either way."""
+    user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None:
+        sec.dummy_verify()
+        ok = False
+    else:
+        ok = sec.verify_password(user.password_hash, password) and user.is_active
+    if not ok or user is None:
+        audit.append(
+            session,
+            actor_id=user.id if user else None,
+            actor=username[:100] or "?",
+            action="login.failed",
+            target=f"user:{user.id}" if user else "",
+            outcome="denied",
+        )
+        raise NotAuthenticated(*_BAD_LOGIN)
+    audit.append(session, actor_id=user.id, actor=user.username, action="login", target=f"user:{user.id}")
+    return user
+
+
+@dataclass(frozen=True)
+class NewSession:
+    session_id: str
+    csrf_token: str
+    expires_at: datetime
+
+
+def open_session(session: Session, user: User, *, hours: int) -> NewSession:
+    sid = sec.new_session_id()
+    csrf = sec.new_session_id()
+    expires = _now() + timedelta(hours=hours)
+    session.add(WebSession(id_hash=sec.digest(sid), user_id=user.id, csrf_token=csrf, expires_at=expires))
+    return NewSession(sid, csrf, expires)
+
+
+def resolve_session(session: Session, sid: str) -> tuple[User, WebSession] | None:
+    ws = session.get(WebSession, sec.digest(sid))
+    if ws is None or _aware(ws.expires_at) < _now():
+        return None
+    user = session.get(User, ws.user_id)
+    if user is None or not user.is_active:
+        return None
+    return user, ws
+
+
+def close_session(session: Session, actor: Principal, sid: str) -> None:
+    ws = session.get(WebSession, sec.digest(sid))
+    if ws is not None:
+        session.delete(ws)
+    audit.append(
+        session, actor_id=actor.user_id, actor=actor.username, action="logout", target=f"user:{actor.user_id}"
+    )
+
+
+# -- API tokens -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    id: int
+    token: str  # shown once, never stored
+    expires_at: datetime | None
+
+
+def create_token(
+    session: Session, actor: Principal, *, user_id: int, name: str, days: int | None
+) -> IssuedToken:
+    if user_id != actor.user_id:
+        authorize(actor, Permission.user_manage, target=f"user:{user_id}")
+    else:
+        authorize(actor, Permission.token_self, target=f"user:{user_id}")
+    user = get_user(session, user_id)
+    if not user.is_active:
+        raise ValidationFailed("该用户已停用", "That user is deactivated")
+    name = (name or "token").strip()[:100]
+    raw = sec.new_token()
+    expires = _now() + timedelta(days=days) if days else None
+    tok = ApiToken(
+        user_id=user.id, name=name, prefix=raw[:10], token_hash=sec.digest(raw), expires_at=expires
+    )
+    session.add(tok)
+    session.flush()
+    audit.append(
+        session,
+        actor_id=actor.user_id,
+        actor=actor.username,
+        action="token.create",
+        target=f"token:{tok.id}",
+        details={"user_id": user.id, "name": name, "prefix": tok.prefix},
+    )
+    return IssuedToken(tok.id, raw, expires)
+
+
+def revoke_token(session: Session, actor: Principal, token_id: int) -> None:
+    tok = session.get(ApiToken, token_id)
+    if tok is None:
+        raise NotFound(f"令牌 {token_id} 不存在", f"Token {token_id} not found")
+    if tok.user_id != actor.user_id:
+        authorize(actor, Permission.user_manage, target=f"token:{token_id}")
+    else:
+        authorize(actor, Permission.token_self, target=f"token:{token_id}")
+    if tok.revoked_at is None:
+        tok.revoked_at = _now()
+    audit.append(
+        session,
+        actor_id=actor.user_id,
+        actor=actor.username,
+        action="token.revoke",
+        target=f"token:{token_id}",
+    )
+
+
+def list_tokens(session: Session, user_id: int) -> list[ApiToken]:
+    return list(
+        session.execute(
+            select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())
+        ).scalars()
+    )
+
+
+_BAD_TOKEN = ("API 令牌无效、已过期或已撤销", "The API token is invalid, expired or revoked")
+
+
+def resolve_token(session: Session, raw: str) -> User:
+    tok = session.execute(select(ApiToken).where(ApiToken.token_hash == sec.digest(raw))).scalar_one_or_none()
+    if tok is None or tok.revoked_at is not None:
+        raise NotAuthenticated(*_BAD_TOKEN)
+    if tok.expires_at is not None and _aware(tok.expires_at) < _now():
+        raise NotAuthenticated(*_BAD_TOKEN)
+    user = session.get(User, tok.user_id)
+    if user is None or not user.is_active:
+        raise NotAuthenticated(*_BAD_TOKEN)
+    return user
+
+
+def touch_token(session: Session, raw: str) -> None:
+    tok = session.execute(select(ApiToken).where(ApiToken.token_hash == sec.digest(raw))).scalar_one_or_none()
+    if tok is not None:
+        tok.last_used_at = _now()
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    return "unique" in str(exc.orig).lower()

@@ -1,0 +1,69 @@
+"""Composition root: builds the adapters and services of one lab from its settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from countylab import audit
+from countylab.config import Settings
+from countylab.errors import PermissionDenied
+from countylab.identity.access import Principal
+from countylab.storage import migrate
+from countylab.storage.db import make_engine, make_session_factory, transaction
+from countylab.storage.models import User
+
+
+class Lab:
+    """One county lab: its settings, metadata database and (later) warehouse and engines."""
+
+    def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or make_engine(settings.resolved_database_url)
+        self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Bring the metadata schema to the newest migration (idempotent)."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        migrate.upgrade(self.engine)
+
+    def is_initialised(self) -> bool:
+        try:
+            return migrate.current_revision(self.engine) == migrate.head_revision(self.engine)
+        except Exception:  # noqa: BLE001 - an unreachable or empty database is "not initialised"
+            return False
+
+    def has_users(self) -> bool:
+        with self.sessions() as s:
+            return s.execute(select(User.id).limit(1)).first() is not None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- units of work ----------------------------------------------------------------------
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        with transaction(self.sessions) as session:
+            yield session
+
+    def record_denial(self, actor: Principal, error: PermissionDenied, **extra: Any) -> None:
+        """Write a ``permission.denied`` event in its own transaction (the request's rolls back)."""
+        with self.tx() as s:
+            audit.append(
+                s,
+                actor_id=actor.user_id,
+                actor=actor.username,
+                action="permission.denied",
+                target=str(error.details.get("target", "")),
+                outcome="denied",
+                details={
+                    "permission": error.details.get("permission"),
+                    "reason": error.details.get("reason"),
+                    **extra,
+                },
+            )

@@ -1,0 +1,110 @@
+"""Thin wrappers over OpenDP's vetted measurements.
+
+Why wrappers: every noisy number the engine releases passes through exactly one of these
+functions, each of which builds an OpenDP measurement, checks with OpenDP's own privacy map
+that it costs no more than the ε share it was given, and only then invokes it.  No noise is
+drawn anywhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from statistics import NormalDist
+from typing import Any
+
+import opendp.prelude as dp
+
+dp.enable_features("contrib")
+
+_SLACK = 1.0 + 1e-9
+
+
+def _checked_scale(build: Any, d_in: Any, epsilon: float, sensitivity: float) -> tuple[Any, float]:
+    """Smallest scale (from sensitivity/ε, nudged up) whose OpenDP map is within ε."""
+    scale = sensitivity / epsilon
+    for _ in range(50):
+        meas = build(scale)
+        if meas.map(d_in) <= epsilon * _SLACK:
+            return meas, scale
+        scale *= 1.0 + 1e-6
+    raise AssertionError("OpenDP privacy map never fell within the epsilon share")
+
+
+def laplace_ints(values: Sequence[int], sensitivity: int, epsilon: float) -> tuple[list[int], float]:
+    """Discrete Laplace on integer counts (L1 sensitivity ``sensitivity``); returns (noisy, scale)."""
+    space = dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64")
+    meas, scale = _checked_scale(
+        lambda s: dp.m.make_laplace(*space, scale=s), sensitivity, epsilon, sensitivity
+    )
+    return list(meas([int(v) for v in values])), scale
+
+
+def laplace_floats(values: Sequence[float], sensitivity: float, epsilon: float) -> tuple[list[float], float]:
+    """Laplace on float sums, sampled by OpenDP on a fine discrete lattice; returns (noisy, scale)."""
+    space = dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.l1_distance(T=float)
+    meas, scale = _checked_scale(
+        lambda s: dp.m.make_laplace(*space, scale=s), float(sensitivity), epsilon, float(sensitivity)
+    )
+    return list(meas([float(v) for v in values])), scale
+
+
+def key_text(key: Sequence[Any]) -> str:
+    return json.dumps([None if v is None else str(v) for v in key], ensure_ascii=False)
+
+
+def threshold_counts(
+    counts: dict[str, int], contribution: int, epsilon: float, delta: float
+) -> tuple[dict[str, int], float, int]:
+    """DP partition selection: noisy counts, released only when above a threshold.
+
+    One unit touches at most ``contribution`` keys with at most that many rows in all, so the
+    L0, L1 and L∞ distances are all ``contribution``.  The threshold is the smallest integer
+    for which OpenDP's map reports δ ≤ ``delta``; a key held by few units almost never shows.
+    Returns (released counts, scale, threshold).
+    """
+    dom = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T="i64"))
+    met = dp.l01inf_distance(dp.absolute_distance(T="i64"))
+    k = int(contribution)
+    scale = k / epsilon
+
+    def build(t: int, s: float) -> Any:
+        return dp.m.make_laplace_threshold(dom, met, scale=s, threshold=t)
+
+    for _ in range(50):
+        if build(10**9, scale).map((k, k, k))[0] <= epsilon * _SLACK:
+            break
+        scale *= 1.0 + 1e-6
+    lo, hi = k, k + 10
+    while build(hi, scale).map((k, k, k))[1] > delta:
+        lo, hi = hi, hi * 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if build(mid, scale).map((k, k, k))[1] <= delta:
+            hi = mid
+        else:
+            lo = mid + 1
+    meas = build(hi, scale)
+    released = meas({key: int(v) for key, v in counts.items()})
+    return {str(a): int(b) for a, b in released.items()}, scale, hi
+
+
+def quantile_from_counts(edges: Sequence[float], noisy_counts: Sequence[float], q: float) -> float:
+    """Post-process noisy bin counts into a quantile with OpenDP's CDF transformation."""
+    counts = [max(0.0, float(c)) for c in noisy_counts]
+    if sum(counts) <= 0.0:
+        return (float(edges[0]) + float(edges[-1])) / 2.0
+    post = dp.t.make_quantiles_from_counts(
+        bin_edges=[float(e) for e in edges], alphas=[q], interpolation="linear"
+    )
+    return float(post(counts)[0])
+
+
+def laplace_halfwidth(scale: float, confidence: float) -> float:
+    """Half-width of the central interval of Laplace(scale) noise at ``confidence``."""
+    return scale * math.log(1.0 / (1.0 - confidence))
+
+
+def normal_z(confidence: float) -> float:
+    return NormalDist().inv_cdf(0.5 + confidence / 2.0)

@@ -1,0 +1,1 @@
+"""Adapters for persistence: the metadata database and the Parquet warehouse."""

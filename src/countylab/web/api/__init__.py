@@ -1,0 +1,1 @@
+"""JSON API under /api (documented at /api/docs)."""

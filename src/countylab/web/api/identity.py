@@ -1,0 +1,213 @@
+"""API: who am I, organisations, users, tokens, projects, members, grants, audit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from countylab import audit
+from countylab.identity import projects as prj
+from countylab.identity import service as ids
+from countylab.identity.access import authorize
+from countylab.identity.roles import Permission
+from countylab.web.api import serialize as out
+from countylab.web.deps import Actor, LabDep
+
+router = APIRouter(prefix="/api", tags=["identity"])
+
+
+@router.get("/whoami")
+def whoami(actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        return out.user(ids.get_user(s, actor.user_id)) if actor.user_id else {"username": actor.username}
+
+
+class OrgIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    kind: str
+
+
+@router.get("/orgs")
+def list_orgs(actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        return {"items": [out.org(o) for o in ids.list_orgs(s)]}
+
+
+@router.post("/orgs", status_code=201)
+def create_org(body: OrgIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        return out.org(ids.create_org(s, actor, name=body.name, kind=body.kind)) or {}
+
+
+class UserIn(BaseModel):
+    username: str
+    password: str
+    display_name: str = ""
+    roles: list[str] = Field(default_factory=list)
+    org_id: int | None = None
+    lang: str = "zh-CN"
+
+
+@router.get("/users")
+def list_users(actor: Actor, lab: LabDep) -> dict[str, Any]:
+    authorize(actor, Permission.user_read, target="users")
+    with lab.tx() as s:
+        return {"items": [out.user(u) for u in ids.list_users(s)]}
+
+
+@router.post("/users", status_code=201)
+def create_user(body: UserIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        return out.user(ids.create_user(s, actor, **body.model_dump()))
+
+
+class RolesIn(BaseModel):
+    roles: list[str]
+
+
+@router.put("/users/{user_id}/roles")
+def set_roles(user_id: int, body: RolesIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        return out.user(ids.set_roles(s, actor, user_id, body.roles))
+
+
+class ActiveIn(BaseModel):
+    active: bool
+
+
+@router.put("/users/{user_id}/active")
+def set_active(user_id: int, body: ActiveIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        return out.user(ids.set_active(s, actor, user_id, body.active))
+
+
+class TokenIn(BaseModel):
+    name: str = "api"
+    days: int | None = Field(default=None, ge=1, le=3650)
+    user_id: int | None = None
+
+
+@router.get("/tokens")
+def list_tokens(actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        return {"items": [out.token(t) for t in ids.list_tokens(s, actor.user_id or -1)]}
+
+
+@router.post("/tokens", status_code=201)
+def create_token(body: TokenIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        issued = ids.create_token(
+            s,
+            actor,
+            user_id=body.user_id or actor.user_id or -1,
+            name=body.name,
+            days=body.days or lab.settings.token_days,
+        )
+    return {
+        "id": issued.id,
+        "token": issued.token,
+        "expires_at": issued.expires_at.isoformat() if issued.expires_at else None,
+    }
+
+
+@router.delete("/tokens/{token_id}")
+def revoke_token(token_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        ids.revoke_token(s, actor, token_id)
+    return {"revoked": token_id}
+
+
+class ProjectIn(BaseModel):
+    slug: str
+    title: str
+    description: str = ""
+    org_id: int | None = None
+
+
+@router.get("/projects")
+def list_projects(actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        return {
+            "items": [out.project(p, prj.project_grants(s, p.id)) for p in prj.visible_projects(s, actor)]
+        }
+
+
+@router.post("/projects", status_code=201)
+def create_project(body: ProjectIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        return out.project(prj.create_project(s, actor, **body.model_dump()))
+
+
+@router.get("/projects/{project_id}")
+def get_project(project_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        p = prj.get_project(s, actor, project_id)
+        return out.project(p, prj.project_grants(s, p.id))
+
+
+class MemberIn(BaseModel):
+    username: str
+    role: str = "member"
+
+
+@router.post("/projects/{project_id}/members", status_code=201)
+def add_member(project_id: int, body: MemberIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        m = prj.add_member(s, actor, project_id, username=body.username, role=body.role)
+        return {"project_id": m.project_id, "user_id": m.user_id, "role": m.role}
+
+
+@router.delete("/projects/{project_id}/members/{user_id}")
+def remove_member(project_id: int, user_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        prj.remove_member(s, actor, project_id, user_id)
+    return {"removed": user_id}
+
+
+class GrantIn(BaseModel):
+    dataset_id: int
+    note: str = ""
+
+
+@router.post("/projects/{project_id}/grants", status_code=201)
+def grant(project_id: int, body: GrantIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        g = prj.grant_dataset(s, actor, project_id, body.dataset_id, note=body.note)
+        return {"id": g.id, "project_id": g.project_id, "dataset_id": g.dataset_id}
+
+
+@router.delete("/projects/{project_id}/grants/{dataset_id}")
+def revoke_grant(project_id: int, dataset_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        prj.revoke_grant(s, actor, project_id, dataset_id)
+    return {"revoked": dataset_id}
+
+
+@router.get("/audit")
+def audit_events(
+    actor: Actor,
+    lab: LabDep,
+    limit: int = Query(100, ge=1, le=1000),
+    before_id: int | None = None,
+    action: str | None = None,
+    user: str | None = None,
+) -> dict[str, Any]:
+    authorize(actor, Permission.audit_read, target="audit")
+    with lab.tx() as s:
+        events = audit.log.recent(s, limit=limit, before_id=before_id, action_prefix=action, actor=user)
+    return {"items": [out.audit_event(e) for e in events]}
+
+
+@router.get("/audit/verify")
+def audit_verify(actor: Actor, lab: LabDep) -> dict[str, Any]:
+    authorize(actor, Permission.audit_verify, target="audit")
+    with lab.tx() as s:
+        report = audit.verify(s)
+    return {
+        "ok": report.ok,
+        "events": report.events,
+        "first_bad_id": report.first_bad_id,
+        "problem": report.problem,
+    }

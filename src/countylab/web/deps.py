@@ -1,0 +1,83 @@
+"""Request dependencies: who is acting (token or session), CSRF, language."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from countylab.errors import NotAuthenticated, PermissionDenied
+from countylab.identity import service as ids
+from countylab.identity.access import Principal
+from countylab.identity.secrets import same
+from countylab.lab import Lab
+
+SESSION_COOKIE = "countylab_session"
+LANG_COOKIE = "lang"
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def get_lab(request: Request) -> Lab:
+    lab: Lab = request.app.state.lab
+    return lab
+
+
+def _resolve(request: Request) -> Principal | None:
+    lab = get_lab(request)
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        raw = header[7:].strip()
+        with lab.tx() as s:
+            user = ids.resolve_token(s, raw)
+            principal = ids.principal_for(s, user, "token")
+        request.state.principal = principal
+        return principal
+    sid = request.cookies.get(SESSION_COOKIE)
+    if not sid:
+        return None
+    with lab.tx() as s:
+        found = ids.resolve_session(s, sid)
+        if found is None:
+            return None
+        user, ws = found
+        principal = ids.principal_for(s, user, "session")
+        request.state.csrf = ws.csrf_token
+        request.state.user_display = user.display_name
+    request.state.principal = principal
+    return principal
+
+
+def optional_principal(request: Request) -> Principal | None:
+    return _resolve(request)
+
+
+async def acting(request: Request) -> Principal:
+    """The authenticated principal; cookie-authenticated unsafe requests must carry the CSRF token."""
+    from starlette.concurrency import run_in_threadpool
+
+    principal = await run_in_threadpool(_resolve, request)
+    if principal is None:
+        raise NotAuthenticated("请先登录", "Please log in first")
+    if request.method in UNSAFE and principal.via == "session":
+        expected = getattr(request.state, "csrf", "")
+        sent = request.headers.get("x-csrf-token", "")
+        if not sent and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            form = await request.form()
+            value = form.get("csrf_token")
+            sent = value if isinstance(value, str) else ""
+        if not expected or not sent or not same(expected, sent):
+            raise PermissionDenied(
+                "请求缺少有效的 CSRF 令牌，请刷新页面后重试",
+                "Missing or invalid CSRF token; reload the page and try again",
+                permission="csrf",
+                target=request.url.path,
+                reason="csrf",
+            )
+    return principal
+
+
+Actor = Annotated[Principal, Depends(acting)]
+MaybeActor = Annotated[Principal | None, Depends(optional_principal)]
+LabDep = Annotated[Lab, Depends(get_lab)]

@@ -1,0 +1,215 @@
+"""Meta-test: every state-changing route checks a permission and writes an audit event.
+
+It walks the app's routes; a new POST/PUT/PATCH/DELETE route without an entry in EXAMPLES
+fails the suite.  For each route, in a fresh lab:
+  1. anonymous → refused (401 / login redirect), nothing written;
+  2. a user with no roles and no memberships → refused, and a ``permission.denied`` event;
+  3. the right user with a valid example → succeeds and writes a non-denial audit event.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from countylab.identity import projects as prj
+from countylab.identity import service as ids
+from countylab.identity.access import SYSTEM
+from countylab.storage.models import Dataset, Org
+from countylab.web.app import create_app, iter_api_routes
+from tests.support import PASSWORD, audit_actions, browser_login, build_lab, token_for
+
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@dataclass
+class Example:
+    who: str  # which world user acts
+    body: dict[str, Any] | None = None  # JSON for /api, form data for pages
+    open_to_all: bool = False  # any logged-in user may do it (own tokens, logout, password)
+    anonymous: bool = False  # the login form itself
+    params: dict[str, str] = field(default_factory=dict)
+
+
+EXAMPLES: dict[tuple[str, str], Example] = {
+    # API
+    ("POST", "/api/orgs"): Example("admin", {"name": "县卫健委", "kind": "department"}),
+    ("POST", "/api/users"): Example("admin", {"username": "newbie", "password": "long-enough", "roles": ["leader"]}),
+    ("PUT", "/api/users/{user_id}/roles"): Example("admin", {"roles": ["developer", "leader"]}),
+    ("PUT", "/api/users/{user_id}/active"): Example("admin", {"active": False}),
+    ("POST", "/api/tokens"): Example("dev", {"name": "ci"}, open_to_all=True),
+    ("DELETE", "/api/tokens/{token_id}"): Example("dev", open_to_all=False),
+    ("POST", "/api/projects"): Example("dev", {"slug": "new-project", "title": "新项目"}),
+    ("POST", "/api/projects/{project_id}/members"): Example("dev", {"username": "other"}),
+    ("DELETE", "/api/projects/{project_id}/members/{user_id}"): Example("dev", params={"user_id": "member"}),
+    ("POST", "/api/projects/{project_id}/grants"): Example("steward", {"dataset_id": "{dataset2_id}"}),
+    ("DELETE", "/api/projects/{project_id}/grants/{dataset_id}"): Example("steward"),
+    # pages
+    ("POST", "/login"): Example("dev", anonymous=True),
+    ("POST", "/logout"): Example("dev", open_to_all=True),
+    ("POST", "/orgs"): Example("admin", {"name": "县交通运输局", "kind": "department"}),
+    ("POST", "/users"): Example("admin", {"username": "formuser", "password": "long-enough", "roles": "leader"}),
+    ("POST", "/users/{user_id}/roles"): Example("admin", {"roles": "checker"}),
+    ("POST", "/users/{user_id}/active"): Example("admin", {"active": "0"}),
+    ("POST", "/me/tokens"): Example("dev", {"name": "web", "days": "30"}, open_to_all=True),
+    ("POST", "/me/tokens/{token_id}/revoke"): Example("dev"),
+    ("POST", "/me/password"): Example("dev", {"old": PASSWORD, "new": "another-password"}, open_to_all=True),
+    ("POST", "/projects"): Example("dev", {"slug": "form-project", "title": "表单项目"}),
+    ("POST", "/projects/{project_id}/members"): Example("dev", {"username": "other", "role": "member"}),
+    ("POST", "/projects/{project_id}/members/{user_id}/remove"): Example("dev", params={"user_id": "member"}),
+    ("POST", "/projects/{project_id}/grants"): Example("steward", {"dataset_id": "{dataset2_id}"}),
+    ("POST", "/projects/{project_id}/grants/{dataset_id}/revoke"): Example("steward"),
+}
+
+
+def unsafe_routes() -> list[tuple[str, str]]:
+    from countylab.config import Settings
+    from countylab.lab import Lab
+
+    lab = Lab(Settings(database_url="sqlite://", secret_key="x"))
+    routes = []
+    for route in iter_api_routes(create_app(lab)):
+        for method in route.methods & UNSAFE:
+            routes.append((method, route.path))
+    lab.close()
+    return sorted(routes)
+
+
+ROUTES = unsafe_routes()
+
+
+def test_every_state_changing_route_has_an_example():
+    missing = [r for r in ROUTES if r not in EXAMPLES]
+    assert not missing, f"add these routes to EXAMPLES in {Path(__file__).name}: {missing}"
+    assert len(ROUTES) >= 20
+
+
+class World:
+    """A small lab: admin, steward, developer owning a project, a member, a user with no roles."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.lab = build_lab(tmp_path)
+        with self.lab.tx() as s:
+            org = ids.create_org(s, SYSTEM, name="县民政局", kind="department")
+            self.users = {}
+            for name, roles in [("admin", ["admin"]), ("steward", ["steward"]), ("dev", ["developer"]),
+                                ("member", ["developer"]), ("other", ["developer"]), ("nobody", [])]:
+                self.users[name] = ids.create_user(s, SYSTEM, username=name, password=PASSWORD, display_name=name,
+                                                   roles=roles, org_id=org.id).id
+            dev = ids.principal_for(s, ids.get_user(s, self.users["dev"]), "system")
+            project = prj.create_project(s, dev, slug="proj", title="项目")
+            self.project_id = project.id
+            dev = ids.principal_for(s, ids.get_user(s, self.users["dev"]), "system")
+            prj.add_member(s, dev, project.id, username="member")
+            datasets = []
+            for name in ("d1", "d2"):
+                d = Dataset(name=name, title=name, org_id=org.id, grade="general_2", tags=[], description="",
+                            contact="", update_frequency="static", privacy_unit="none", grade_confirmed=True,
+                            grade_reason="")
+                s.add(d)
+                s.flush()
+                datasets.append(d.id)
+            self.dataset_id, self.dataset2_id = datasets
+            prj.grant_dataset(s, SYSTEM, project.id, self.dataset_id)
+        self.token_id = None
+
+    def fill(self, path: str, ex: Example, actor: str) -> str:
+        values = {
+            "project_id": str(self.project_id),
+            "dataset_id": str(self.dataset_id),
+            "user_id": str(self.users[ex.params.get("user_id", "other")]),
+        }
+        if "{token_id}" in path:
+            with self.lab.tx() as s:
+                values["token_id"] = str(ids.create_token(s, SYSTEM, user_id=self.users[actor], name="t", days=5).id)
+        return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
+
+    def body(self, ex: Example) -> dict[str, Any] | None:
+        if ex.body is None:
+            return None
+        return {k: (str(self.dataset2_id) if v == "{dataset2_id}" else v) for k, v in ex.body.items()}
+
+
+def _call(client: TestClient, method: str, path: str, body: dict[str, Any] | None, csrf: str | None):
+    if path.startswith("/api/"):
+        kwargs: dict[str, Any] = {"json": body} if body is not None else {}
+        if csrf:
+            kwargs["headers"] = {"X-CSRF-Token": csrf}
+        return client.request(method, path, **kwargs)
+    data = dict(body or {})
+    if csrf:
+        data["csrf_token"] = csrf
+    return client.request(method, path, data=data, follow_redirects=False)
+
+
+def _refused(resp) -> bool:
+    return resp.status_code in (401, 403) or (
+        resp.status_code == 303 and resp.headers.get("X-Countylab-Outcome") == "refused"
+    )
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_route_checks_permission_and_audits(tmp_path, method, path):
+    ex = EXAMPLES[(method, path)]
+    world = World(tmp_path)
+    app = create_app(world.lab)
+    url = world.fill(path, ex, ex.who)
+
+    if ex.anonymous:  # the login form: success and failure are both audited
+        client = TestClient(app)
+        before = len(audit_actions(world.lab))
+        browser_login(client, ex.who)
+        assert len(audit_actions(world.lab)) > before
+        return
+
+    # 1. anonymous: refused, nothing written
+    before = audit_actions(world.lab)
+    anon = TestClient(app, raise_server_exceptions=False)
+    resp = _call(anon, method, url, world.body(ex), None)
+    assert resp.status_code == 401 or (resp.status_code == 303 and "/login" in resp.headers["location"]), resp.text
+    assert audit_actions(world.lab) == before
+
+    # 2. a user with no roles: refused and audited as denied
+    if not ex.open_to_all:
+        nobody = TestClient(app, raise_server_exceptions=False)
+        csrf = browser_login(nobody, "nobody")
+        before = len(audit_actions(world.lab))
+        resp = _call(nobody, method, world.fill(path, ex, "nobody"), world.body(ex), csrf)
+        assert _refused(resp), f"{method} {path} let a user without roles through: {resp.status_code}"
+        new = audit_actions(world.lab)[before:]
+        assert ("permission.denied", "nobody", "denied") in new, new
+
+    # 3. the right user: succeeds and writes an audit event (also via token for the API)
+    client = TestClient(app, raise_server_exceptions=False)
+    if path.startswith("/api/"):
+        client.headers["Authorization"] = f"Bearer {token_for(world.lab, world.users[ex.who])}"
+        csrf = None
+    else:
+        csrf = browser_login(client, ex.who)
+    before = len(audit_actions(world.lab))
+    resp = _call(client, method, url, world.body(ex), csrf)
+    assert resp.status_code < 400 and not _refused(resp), (resp.status_code, resp.text[:300],
+                                                           resp.cookies.get("flash"))
+    new = [a for a in audit_actions(world.lab)[before:] if a[0] != "permission.denied"]
+    assert new, f"{method} {path} succeeded without an audit event"
+
+
+def test_cookie_requests_without_csrf_are_refused_and_audited(tmp_path):
+    world = World(tmp_path)
+    client = TestClient(create_app(world.lab), raise_server_exceptions=False)
+    browser_login(client, "admin")
+    before = len(audit_actions(world.lab))
+    resp = client.post("/api/orgs", json={"name": "无令牌", "kind": "department"})
+    assert resp.status_code == 403 and "CSRF" in resp.json()["error"]["message"]
+    resp = client.post("/orgs", data={"name": "无令牌", "kind": "department", "csrf_token": "forged"},
+                       follow_redirects=False)
+    assert resp.status_code == 403
+    new = audit_actions(world.lab)[before:]
+    assert new == [("permission.denied", "admin", "denied")] * 2
+    with world.lab.tx() as s:
+        assert s.query(Org).filter_by(name="无令牌").count() == 0

@@ -1,0 +1,66 @@
+"""Helpers shared by tests (importable as tests.support)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from countylab.config import Settings
+from countylab.identity import service as ids
+from countylab.identity.access import SYSTEM
+from countylab.lab import Lab
+from countylab.storage.models import Org
+from countylab.web.app import create_app
+
+PASSWORD = "test-password-1"
+
+
+def build_lab(tmp_path: Path, database_url: str = "", **settings: object) -> Lab:
+    s = Settings(data_dir=tmp_path / "lab-data", database_url=database_url, strict_audit=True,
+                 secret_key="test-secret", **settings)  # type: ignore[arg-type]
+    lab = Lab(s)
+    lab.migrate()
+    return lab
+
+
+def create_user(lab: Lab, username: str, roles: list[str], org: str | None = None, kind: str = "department") -> int:
+    with lab.tx() as s:
+        org_id = None
+        if org:
+            existing = s.query(Org).filter_by(name=org).one_or_none()
+            org_id = (existing or ids.create_org(s, SYSTEM, name=org, kind=kind)).id
+        return ids.create_user(s, SYSTEM, username=username, password=PASSWORD, display_name=username,
+                               roles=roles, org_id=org_id).id
+
+
+def token_for(lab: Lab, user_id: int, days: int | None = 30) -> str:
+    with lab.tx() as s:
+        return ids.create_token(s, SYSTEM, user_id=user_id, name="test", days=days).token
+
+
+def api_client(lab: Lab, user_id: int | None = None) -> TestClient:
+    headers = {"Authorization": f"Bearer {token_for(lab, user_id)}"} if user_id else {}
+    return TestClient(create_app(lab), headers=headers, raise_server_exceptions=False)
+
+
+def browser_login(client: TestClient, username: str, password: str = PASSWORD) -> str:
+    """Log in through the form like a browser; returns the session's CSRF token."""
+    page = client.get("/login")
+    pre = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert pre, "login form has a CSRF token"
+    resp = client.post("/login", data={"username": username, "password": password, "csrf_token": pre.group(1),
+                                       "next": "/"}, follow_redirects=False)
+    assert resp.status_code == 303 and resp.headers["location"] == "/", resp.text
+    me = client.get("/me")
+    found = re.search(r'name="csrf_token" value="([^"]+)"', me.text)
+    assert found
+    return found.group(1)
+
+
+def audit_actions(lab: Lab) -> list[tuple[str, str, str]]:
+    from countylab.audit.log import recent
+
+    with lab.tx() as s:
+        return [(e.action, e.actor, e.outcome) for e in reversed(recent(s, limit=10_000))]
