@@ -52,6 +52,12 @@ DEMO_PROJECTS = [
 ]
 
 
+DEMO_GRANTS = {
+    "elderly-care-demand": ["residents", "households", "elderly_care_records", "towns", "villages"],
+    "crop-yield": ["farmland_plots", "households", "villages", "towns"],
+}
+
+
 @dataclass
 class DemoReport:
     logins: list[dict[str, str]] = field(default_factory=list)
@@ -79,9 +85,23 @@ def setup_demo(
                 orgs[org_name] = (existing or ids.create_org(s, SYSTEM, name=org_name, kind=kind)).id
             users[username] = ids.create_user(s, SYSTEM, username=username, password=DEMO_PASSWORD,
                                               display_name=display, roles=roles, org_id=orgs[org_name])
+        project_ids = {}
         for slug, title, description, owner in DEMO_PROJECTS:
             owner_principal = ids.principal_for(s, users[owner], "system")
-            prj.create_project(s, owner_principal, slug=slug, title=title, description=description)
+            project_ids[slug] = prj.create_project(s, owner_principal, slug=slug, title=title,
+                                                   description=description).id
+    from countylab.demolab import load_catalog, steward_principal
+
+    steward = steward_principal(lab)
+    load_catalog(lab, lab.settings.seed_dir, steward, progress)
+    progress("granting datasets to the demo projects / 授权数据集")
+    with lab.tx() as s:
+        from countylab.catalog import service as catalog
+
+        for slug, names in DEMO_GRANTS.items():
+            for name in names:
+                prj.grant_dataset(s, steward, project_ids[slug], catalog.get_by_name(s, name).id,
+                                  note="演示授权 / demo grant")
     report.created = True
     return report
 

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from countylab import __version__
 from countylab.config import Settings
-from countylab.errors import CountylabError
+from countylab.errors import CountylabError, UserError
 
 app = typer.Typer(
     name="countylab",
@@ -34,6 +35,13 @@ app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 
+# typer >= 0.50 vendors its own copy of click: its usage errors are not click's, so catch both.
+try:
+    from typer._click.exceptions import UsageError as _TyperUsageError
+except ImportError:  # pragma: no cover - older typer raises click's own errors
+    _TyperUsageError = click.UsageError  # type: ignore[misc, assignment]
+_USAGE_ERRORS: tuple[type[Any], ...] = (click.UsageError, _TyperUsageError)
+
 out = Console()
 err = Console(stderr=True)
 
@@ -47,7 +55,20 @@ def _settings(data_dir: Path | None, config: Path | None, **extra: object) -> Se
         kwargs["data_dir"] = data_dir
     if config is not None:
         kwargs["config_file"] = config
-    return Settings(**kwargs)  # type: ignore[arg-type]
+    try:
+        return Settings(**kwargs)  # type: ignore[arg-type]
+    except ValueError as exc:  # pydantic's ValidationError, a TOML syntax error, a missing file
+        problem = _settings_problem(exc)
+        raise UserError(f"设置有误：{problem}", f"Invalid settings: {problem}") from exc
+
+
+def _settings_problem(exc: ValueError) -> str:
+    """One line naming each bad setting, e.g. ``port: Input should be a valid integer (got 'abc')``."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()
+        )
+    return " ".join(str(exc).split())
 
 
 def _lab(settings: Settings, *, must_exist: bool = True):  # type: ignore[no-untyped-def]
@@ -220,22 +241,26 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry: one-line errors, exit codes 0 ok, 1 lab error, 2 usage error."""
     lang = "en" if any(v.startswith("en") for v in (_env_lang(),)) else "zh-CN"
     try:
-        app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
+        rv = app(args=argv, standalone_mode=False)
+    except (click.exceptions.Exit, typer.Exit) as exc:
+        return int(exc.exit_code)
+    except (click.exceptions.Abort, typer.Abort):
         err.print("aborted / 已取消")
         return 130
-    except click.UsageError as exc:
-        hint = f" (try: {exc.ctx.command_path} --help)" if exc.ctx else ""
-        err.print(f"error: {exc.format_message()}{hint}", markup=False, highlight=False)
+    except _USAGE_ERRORS as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `countylab` or `countylab user`: show help
+            out.print(exc.format_message(), markup=False, highlight=False, soft_wrap=True)
+            return 2
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (try: {ctx.command_path} --help)" if ctx else ""
+        err.print(f"error: {exc.format_message()}{hint}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except CountylabError as exc:
-        err.print(f"error: {exc.message(lang)}", markup=False, highlight=False)
+        err.print(f"error: {exc.message(lang)}", markup=False, highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         return 130
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 def _env_lang() -> str:

@@ -13,7 +13,10 @@ from countylab import audit
 from countylab.config import Settings
 from countylab.errors import PermissionDenied
 from countylab.identity.access import Principal
+import countylab.storage.catalog_models  # noqa: F401  (registers the catalog tables)
+from countylab.catalog.ingestion import Ingestion
 from countylab.storage import migrate
+from countylab.storage.warehouse import Warehouse
 from countylab.storage.db import make_engine, make_session_factory, transaction
 from countylab.storage.models import User
 
@@ -25,12 +28,19 @@ class Lab:
         self.settings = settings
         self.engine = engine or make_engine(settings.resolved_database_url)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
+        self.warehouse = Warehouse(settings.warehouse_dir)
+        self.ingestion = Ingestion(self.sessions, self.warehouse, settings.data_dir / "uploads",
+                                   max_upload_bytes=settings.upload_max_mb << 20)
 
     # -- lifecycle --------------------------------------------------------------------------
     def migrate(self) -> None:
         """Bring the metadata schema to the newest migration (idempotent)."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         migrate.upgrade(self.engine)
+
+    def recover(self, *, grace_s: float = 3600.0) -> int:
+        """Clean-up after a crash: orphaned warehouse versions and stale uploads."""
+        return self.ingestion.recover(grace_s=grace_s)
 
     def is_initialised(self) -> bool:
         try:

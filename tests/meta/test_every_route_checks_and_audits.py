@@ -9,6 +9,7 @@ fails the suite.  For each route, in a fresh lab:
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 class Example:
     who: str  # which world user acts
     body: dict[str, Any] | None = None  # JSON for /api, form data for pages
+    files: bool = False  # send a CSV file (multipart) matching the world's dataset d1
     open_to_all: bool = False  # any logged-in user may do it (own tokens, logout, password)
     anonymous: bool = False  # the login form itself
     params: dict[str, str] = field(default_factory=dict)
@@ -64,7 +66,28 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("POST", "/projects/{project_id}/members/{user_id}/remove"): Example("dev", params={"user_id": "member"}),
     ("POST", "/projects/{project_id}/grants"): Example("steward", {"dataset_id": "{dataset2_id}"}),
     ("POST", "/projects/{project_id}/grants/{dataset_id}/revoke"): Example("steward"),
+    # catalog API
+    ("POST", "/api/datasets"): Example("provider", {"name": "new_ds", "title": "新数据集"}),
+    ("PATCH", "/api/datasets/{dataset_id}"): Example("provider", {"title": "改名"}),
+    ("POST", "/api/datasets/{dataset_id}/uploads"): Example("provider", files=True),
+    ("POST", "/api/datasets/{dataset_id}/uploads/{upload_id}/commit"): Example("provider", {"mode": "append"}),
+    ("POST", "/api/datasets/{dataset_id}/versions"): Example("provider", {"mode": "append"}, files=True),
+    ("POST", "/api/datasets/{dataset_id}/rows"): Example(
+        "provider", {"rows": [{"resident_id": "R9", "age": 50}], "idempotency_key": "meta-1"}),
+    ("POST", "/api/datasets/{dataset_id}/compact"): Example("provider"),
+    ("PUT", "/api/datasets/{dataset_id}/grade"): Example("steward", {"grade": "general_4"}),
+    ("PUT", "/api/datasets/{dataset_id}/columns/{name}"): Example("steward", {"lower": 0, "upper": 110}),
+    ("PUT", "/api/key-sets/{name}"): Example("steward", {"title": "乡镇", "values": ["青禾镇", "城关街道"]}),
+    # catalog pages
+    ("POST", "/datasets"): Example("provider", {"name": "form_ds", "title": "表单数据集"}),
+    ("POST", "/datasets/{dataset_id}/edit"): Example("provider", {"title": "表单改名"}),
+    ("POST", "/datasets/{dataset_id}/upload"): Example("provider", files=True),
+    ("POST", "/datasets/{dataset_id}/upload/{upload_id}/commit"): Example("provider", {"mode": "append"}),
+    ("POST", "/datasets/{dataset_id}/grade"): Example("steward", {"grade": "general_4"}),
+    ("POST", "/datasets/{dataset_id}/columns/{name}"): Example("steward", {"lower": "0", "upper": "110"}),
 }
+
+WORLD_CSV = "resident_id,age\nR1,30\nR2,41\n"
 
 
 def unsafe_routes() -> list[tuple[str, str]]:
@@ -98,6 +121,7 @@ class World:
             org = ids.create_org(s, SYSTEM, name="县民政局", kind="department")
             self.users = {}
             for name, roles in [("admin", ["admin"]), ("steward", ["steward"]), ("dev", ["developer"]),
+                                ("provider", ["provider"]),
                                 ("member", ["developer"]), ("other", ["developer"]), ("nobody", [])]:
                 self.users[name] = ids.create_user(s, SYSTEM, username=name, password=PASSWORD, display_name=name,
                                                    roles=roles, org_id=org.id).id
@@ -116,6 +140,9 @@ class World:
                 datasets.append(d.id)
             self.dataset_id, self.dataset2_id = datasets
             prj.grant_dataset(s, SYSTEM, project.id, self.dataset_id)
+        csv = tmp_path / "d1.csv"
+        csv.write_text(WORLD_CSV)
+        self.lab.ingestion.ingest_file(SYSTEM, self.dataset_id, csv)
         self.token_id = None
 
     def fill(self, path: str, ex: Example, actor: str) -> str:
@@ -124,6 +151,17 @@ class World:
             "dataset_id": str(self.dataset_id),
             "user_id": str(self.users[ex.params.get("user_id", "other")]),
         }
+        if "{upload_id}" in path:
+            values["upload_id"] = "0" * 32
+            if actor != "nobody":
+                with self.lab.tx() as s:
+                    principal = ids.principal_for(s, ids.get_user(s, self.users[actor]), "session")
+                staged = self.lab.ingestion.stage_upload(principal, self.dataset_id, "more.csv",
+                                                         io.BytesIO(WORLD_CSV.encode()))
+                values["upload_id"] = staged.id
+        if path.endswith("/compact"):  # something to compact
+            self.lab.ingestion.push(SYSTEM, self.dataset_id, [{"resident_id": "R7", "age": 7}], None)
+        values["name"] = "towns" if "key-sets" in path else "age"
         if "{token_id}" in path:
             with self.lab.tx() as s:
                 values["token_id"] = str(ids.create_token(s, SYSTEM, user_id=self.users[actor], name="t", days=5).id)
@@ -135,7 +173,14 @@ class World:
         return {k: (str(self.dataset2_id) if v == "{dataset2_id}" else v) for k, v in ex.body.items()}
 
 
-def _call(client: TestClient, method: str, path: str, body: dict[str, Any] | None, csrf: str | None):
+def _call(client: TestClient, method: str, path: str, body: dict[str, Any] | None, csrf: str | None,
+          files: bool = False):
+    if files:
+        data = dict(body or {})
+        if csrf:
+            data["csrf_token"] = csrf
+        return client.request(method, path, data=data, files={"file": ("more.csv", WORLD_CSV.encode())},
+                              headers={"X-CSRF-Token": csrf} if csrf else {}, follow_redirects=False)
     if path.startswith("/api/"):
         kwargs: dict[str, Any] = {"json": body} if body is not None else {}
         if csrf:
@@ -170,7 +215,7 @@ def test_route_checks_permission_and_audits(tmp_path, method, path):
     # 1. anonymous: refused, nothing written
     before = audit_actions(world.lab)
     anon = TestClient(app, raise_server_exceptions=False)
-    resp = _call(anon, method, url, world.body(ex), None)
+    resp = _call(anon, method, url, world.body(ex), None, ex.files)
     assert resp.status_code == 401 or (resp.status_code == 303 and "/login" in resp.headers["location"]), resp.text
     assert audit_actions(world.lab) == before
 
@@ -179,7 +224,7 @@ def test_route_checks_permission_and_audits(tmp_path, method, path):
         nobody = TestClient(app, raise_server_exceptions=False)
         csrf = browser_login(nobody, "nobody")
         before = len(audit_actions(world.lab))
-        resp = _call(nobody, method, world.fill(path, ex, "nobody"), world.body(ex), csrf)
+        resp = _call(nobody, method, world.fill(path, ex, "nobody"), world.body(ex), csrf, ex.files)
         assert _refused(resp), f"{method} {path} let a user without roles through: {resp.status_code}"
         new = audit_actions(world.lab)[before:]
         assert ("permission.denied", "nobody", "denied") in new, new
@@ -191,8 +236,9 @@ def test_route_checks_permission_and_audits(tmp_path, method, path):
         csrf = None
     else:
         csrf = browser_login(client, ex.who)
+    url = world.fill(path, ex, ex.who)  # fresh ids (e.g. an upload staged for this user)
     before = len(audit_actions(world.lab))
-    resp = _call(client, method, url, world.body(ex), csrf)
+    resp = _call(client, method, url, world.body(ex), csrf, ex.files)
     assert resp.status_code < 400 and not _refused(resp), (resp.status_code, resp.text[:300],
                                                            resp.cookies.get("flash"))
     new = [a for a in audit_actions(world.lab)[before:] if a[0] != "permission.denied"]

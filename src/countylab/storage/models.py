@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -121,6 +122,17 @@ class Dataset(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # added by migration 0002 (catalog)
+    table_schema: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    key_columns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    current_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    row_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    data_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    proposed_grade: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    dp_max_rows_per_unit: Mapped[int] = mapped_column(Integer, default=1)
+    policy_overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dummy_profile: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    dummy_profile_approved: Mapped[bool] = mapped_column(Boolean, default=False)
     org: Mapped[Org] = relationship(lazy="selectin")
 
 

@@ -17,9 +17,10 @@ from countylab.audit.log import start_request_tracking
 from countylab.i18n import from_accept_language, normalise
 from countylab.lab import Lab
 from countylab.web import errors
+from countylab.web.api import catalog as api_catalog
 from countylab.web.api import identity as api_identity
 from countylab.web.deps import LANG_COOKIE, UNSAFE
-from countylab.web.ui import pages
+from countylab.web.ui import catalog_pages, pages
 
 _HERE = Path(__file__).parent
 
@@ -43,7 +44,7 @@ class RequestContext(BaseHTTPMiddleware):
             and request.method in UNSAFE
             and response.status_code < 400
             and not events
-            and response.headers.get("X-Countylab-Outcome") != "refused"
+            and response.headers.get("X-Countylab-Outcome") not in ("refused", "unchanged")
         ):
             return JSONResponse(
                 errors.error_body(
@@ -82,7 +83,9 @@ def create_app(lab: Lab, *, demo_logins: list[dict[str, str]] | None = None) -> 
     errors.install(app)
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
     app.include_router(api_identity.router)
+    app.include_router(api_catalog.router)
     app.include_router(pages.router)
+    app.include_router(catalog_pages.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -26,3 +26,4 @@ def run() -> None:
 
 
 run()
+import countylab.storage.catalog_models  # noqa: F401  (register tables)

@@ -1,0 +1,135 @@
+"""Shared scanning of output values for identifiers (match_kinds) and source leakage.
+
+Used by :mod:`.leakage_scan`, :mod:`.pii_scan` and :mod:`.images`, so a table cell, a log line,
+an SVG label and OCR'd text from a chart are judged by the same rules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from countylab.airlock.checks.base import CheckStatus, Findings
+from countylab.airlock.leakage import LeakageReport, SourceIndex, scan_table, scan_text
+from countylab.catalog.pii import PiiKind, match_kinds
+
+# Identifiers with a check digit (or a strict format) are certain; names, addresses and plates
+# are guesses from patterns, so they ask a checker to look rather than block.
+CERTAIN_KINDS = frozenset({PiiKind.id_number, PiiKind.bank_card, PiiKind.mobile, PiiKind.uscc})
+_TOKEN_SPLIT = re.compile(r"[\s,;:|，。；：、（）()\[\]{}\"'<>=/\\]+")
+
+
+@dataclass(frozen=True)
+class PiiHit:
+    line: int
+    column: str
+    kinds: frozenset[PiiKind]
+
+
+def pii_in_cells(header: tuple[str, ...], rows: list[tuple[str, ...]], lines: list[int]) -> list[PiiHit]:
+    hits: list[PiiHit] = []
+    for row, line in zip(rows, lines, strict=True):
+        for col, value in zip(header, row, strict=True):
+            kinds = match_kinds(value)
+            if kinds:
+                hits.append(PiiHit(line, col, kinds))
+    return hits
+
+
+_DIGIT_GAP = re.compile(r"(?<=[0-9])[ \t-]+(?=[0-9Xx])")
+
+
+def pii_in_text(text: str) -> list[PiiHit]:
+    """Identifiers in free text, token by token.  Digit groups separated by spaces or hyphens
+    are also read joined up ("139 0000 0001", or an ID number OCR split in two)."""
+    hits: list[PiiHit] = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        tokens = dict.fromkeys([*_TOKEN_SPLIT.split(line), *_TOKEN_SPLIT.split(_DIGIT_GAP.sub("", line))])
+        for token in tokens:
+            kinds = match_kinds(token)
+            if kinds:
+                hits.append(PiiHit(line_no, "text", kinds))
+    return hits
+
+
+def report_pii(hits: list[PiiHit], found: Findings, where_zh: str = "", where_en: str = "") -> None:
+    counts: Counter[str] = Counter(k.value for h in hits for k in h.kinds)
+    found.details.setdefault("pii", []).extend(
+        {"line": h.line, "column": h.column, "kinds": sorted(k.value for k in h.kinds)} for h in hits[:50]
+    )
+    if not hits:
+        return
+    certain = any(h.kinds & CERTAIN_KINDS for h in hits)
+    summary = "、".join(f"{k} {n} 处" for k, n in sorted(counts.items()))
+    summary_en = ", ".join(f"{k}: {n}" for k, n in sorted(counts.items()))
+    found.add(
+        CheckStatus.fail if certain else CheckStatus.warn,
+        f"{where_zh}发现疑似个人信息（{summary}）",
+        f"{where_en}values that look like personal information ({summary_en})",
+    )
+
+
+def report_leakage(report: LeakageReport, found: Findings, where_zh: str = "", where_en: str = "") -> None:
+    exact = report.exact_matches
+    partial = len(report.cell_matches) - len(exact)
+    found.details.setdefault("leakage", []).append(
+        {
+            "cells_scanned": report.cells_scanned,
+            "rows_scanned": report.rows_scanned,
+            "cell_matches": [
+                {"line": m.line, "column": m.column, "source_column": m.source_column, "partial": m.partial}
+                for m in report.cell_matches[:100]
+            ],
+            "cell_match_count": len(report.cell_matches),
+            "row_matches": list(report.row_matches[:100]),
+            "row_match_count": len(report.row_matches),
+        }
+    )
+    if exact:
+        by_source = Counter(m.source_column for m in exact)
+        listed = ", ".join(f"{c}: {n}" for c, n in sorted(by_source.items()))
+        found.add(
+            CheckStatus.fail,
+            f"{where_zh}有 {len(exact)} 个值与源数据的标识列完全相同（{listed}）",
+            f"{where_en}{len(exact)} values equal values of source identifier columns ({listed})",
+        )
+    if report.row_matches:
+        found.add(
+            CheckStatus.fail,
+            f"{where_zh}有 {len(report.row_matches)} 行与源数据的敏感列明细行完全相同",
+            f"{where_en}{len(report.row_matches)} rows equal source rows on the sensitive columns",
+        )
+    if partial:
+        found.add(
+            CheckStatus.warn,
+            f"{where_zh}有 {partial} 处文字片段与源数据的标识值相同（可能是姓名）",
+            f"{where_en}{partial} pieces of text equal source identifier values (possibly names)",
+        )
+
+
+def leakage_of_text(text: str, index: SourceIndex | None, found: Findings) -> None:
+    if index is None:
+        warn_no_index(found)
+        return
+    report_leakage(scan_text(text, index), found)
+
+
+def leakage_of_cells(
+    header: tuple[str, ...],
+    rows: list[tuple[str, ...]],
+    lines: list[int],
+    index: SourceIndex,
+    found: Findings,
+    where_zh: str = "",
+    where_en: str = "",
+) -> None:
+    report_leakage(scan_table(header, rows, lines, index), found, where_zh, where_en)
+
+
+def warn_no_index(found: Findings) -> None:
+    found.add(
+        CheckStatus.warn,
+        "未提供源数据索引：未做明细泄露扫描",
+        "no source index was supplied: the row-level leakage scan did not run",
+    )

@@ -1,0 +1,383 @@
+"""Data flows into the catalog: file uploads (stage → confirm → commit), pushes, compaction.
+
+Each successful upload commits exactly one immutable warehouse version and one catalog row;
+a failure at any step leaves neither (the version directory is removed, and ``recover``
+clears what a crash left behind).  Version numbers of one dataset are serialised by an
+in-process lock, so building a large version never holds the metadata database's write lock.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow.parquet as pq
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from countylab import audit
+from countylab.catalog import service as catalog
+from countylab.catalog.analysis import analyse
+from countylab.catalog.grading import Grade
+from countylab.errors import Conflict, NotFound, TooLarge, ValidationFailed
+from countylab.identity.access import Principal
+from countylab.ingest import (
+    MODES,
+    PushBuffer,
+    TableSchema,
+    build_version,
+    format_from_filename,
+    infer_schema,
+    open_batches,
+    safe_filename,
+)
+from countylab.storage.catalog_models import DatasetColumn, DatasetVersion, PushKey
+from countylab.storage.db import transaction
+from countylab.storage.models import Dataset
+from countylab.storage.warehouse import VersionFiles, Warehouse
+
+UPLOAD_TTL_S = 24 * 3600
+ORPHAN_GRACE_S = 60.0
+
+
+@dataclass(frozen=True)
+class StagedUpload:
+    id: str
+    dataset_id: int
+    filename: str
+    format: str
+    encoding: str | None
+    schema: TableSchema
+    preview: list[dict[str, Any]]
+    bytes: int
+    existing_schema: bool
+
+
+class _SqlSeenKeys:
+    """Idempotency keys of pushes, in the caller's transaction (a unique key does the work)."""
+
+    def __init__(self, session: Session, dataset_id: int) -> None:
+        self.session, self.dataset_id = session, dataset_id
+
+    def add_if_new(self, dataset_id: str, key: str) -> bool:
+        try:
+            with self.session.begin_nested():
+                self.session.add(PushKey(dataset_id=self.dataset_id, key=key[:200]))
+        except IntegrityError:
+            return False
+        return True
+
+
+class Ingestion:
+    def __init__(self, sessions: Any, warehouse: Warehouse, uploads_dir: Path, *, max_upload_bytes: int) -> None:
+        self.sessions = sessions
+        self.warehouse = warehouse
+        self.uploads_dir = uploads_dir
+        self.max_upload_bytes = max_upload_bytes
+        self.push_buffer = PushBuffer(warehouse, seen=_NoSeen(), max_rows=100_000)
+        self._locks: dict[int, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with transaction(self.sessions) as s:
+            yield s
+
+    @contextmanager
+    def dataset_lock(self, dataset_id: int) -> Iterator[None]:
+        with self._locks_guard:
+            lock = self._locks.setdefault(dataset_id, threading.Lock())
+        with lock:
+            yield
+
+    # -- uploads: stage, then commit --------------------------------------------------------
+    def stage_upload(self, actor: Principal, dataset_id: int, filename: str, stream: BinaryIO) -> StagedUpload:
+        with self._tx() as s:
+            ds = catalog.get_dataset(s, dataset_id)
+            catalog.authorize_write(actor, ds)
+            existing = TableSchema.from_json(ds.table_schema) if ds.table_schema else None
+        name = safe_filename(filename)
+        fmt = format_from_filename(name)
+        upload_id = uuid.uuid4().hex
+        folder = self.uploads_dir / upload_id
+        folder.mkdir(parents=True)
+        path = folder / name
+        try:
+            size = _copy_capped(stream, path, self.max_upload_bytes)
+            inferred = infer_schema(path, fmt, tmp_dir=folder)
+            if existing is not None:
+                check_same_columns(existing, inferred.schema)
+            schema = existing or inferred.schema
+            meta = {"dataset_id": dataset_id, "user_id": actor.user_id, "filename": name, "format": fmt,
+                    "encoding": inferred.encoding, "schema": schema.to_json(), "created": time.time()}
+            (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
+            with self._tx() as s:
+                audit.append(s, actor_id=actor.user_id, actor=actor.username, action="dataset.upload.stage",
+                             target=f"dataset:{dataset_id}",
+                             details={"upload_id": upload_id, "filename": name, "bytes": size, "format": fmt})
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return StagedUpload(upload_id, dataset_id, name, fmt, inferred.encoding, schema, inferred.preview[:10], size,
+                            existing is not None)
+
+    def _staged(self, actor: Principal, dataset_id: int, upload_id: str) -> tuple[Path, dict[str, Any]]:
+        if not upload_id.isalnum():
+            raise NotFound("上传不存在或已过期", "Upload not found or expired")
+        folder = self.uploads_dir / upload_id
+        meta_path = folder / "meta.json"
+        if not meta_path.exists():
+            raise NotFound("上传不存在或已过期", "Upload not found or expired")
+        meta: dict[str, Any] = json.loads(meta_path.read_text())
+        if meta["dataset_id"] != dataset_id or (meta["user_id"] != actor.user_id and not actor.is_system):
+            raise NotFound("上传不存在或已过期", "Upload not found or expired")
+        return folder / meta["filename"], meta
+
+    def commit_upload(
+        self, actor: Principal, dataset_id: int, upload_id: str, *, mode: str = "replace",
+        schema_override: dict[str, str] | None = None, key: list[str] | None = None, note: str = "",
+        source: str = "upload",
+    ) -> DatasetVersion:
+        with self._tx() as s:
+            catalog.authorize_write(actor, catalog.get_dataset(s, dataset_id))
+        path, meta = self._staged(actor, dataset_id, upload_id)
+        try:
+            return self.ingest_file(actor, dataset_id, path, fmt=meta["format"], mode=mode,
+                                    schema_override=schema_override, key=key, note=note, source=source)
+        finally:
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+    def ingest_file(
+        self, actor: Principal, dataset_id: int, path: Path, *, fmt: str | None = None, mode: str = "replace",
+        schema_override: dict[str, str] | None = None, key: list[str] | None = None, note: str = "",
+        source: str = "upload",
+    ) -> DatasetVersion:
+        """Validate the whole file and commit it as the dataset's next version (or change nothing)."""
+        if mode not in MODES:
+            raise ValidationFailed(f"未知的写入方式：{mode}", f"Unknown mode: {mode}", field="mode")
+        fmt = fmt or format_from_filename(path.name)
+        with self.dataset_lock(dataset_id):
+            with self._tx() as s:
+                ds = catalog.get_dataset(s, dataset_id)
+                catalog.authorize_write(actor, ds)
+                name, current = ds.name, ds.current_version
+                existing = TableSchema.from_json(ds.table_schema) if ds.table_schema else None
+                key = key or list(ds.key_columns or []) or None
+            if existing is not None:
+                if schema_override:
+                    raise ValidationFailed("已有版本的数据集不能更改结构；请新建数据集",
+                                           "The schema of a dataset with versions cannot change; create a new dataset",
+                                           reason="schema_change")
+                schema = existing
+            else:
+                schema = infer_schema(path, fmt, tmp_dir=self.warehouse.scratch_dir).schema
+                if schema_override:
+                    schema = schema.override(types=schema_override)
+            self._fold_stream(actor, dataset_id, name, current, existing)
+            with self._tx() as s:
+                current = catalog.get_dataset(s, dataset_id).current_version
+            previous = self.warehouse.files(name, current) if current else None
+            self._clear_orphan(name, (current or 0) + 1)
+            batches = open_batches(path, fmt, schema, max_bytes=self.max_upload_bytes,
+                                   tmp_dir=self.warehouse.scratch_dir)
+            files = build_version(self.warehouse, name, (current or 0) + 1, previous, batches, mode, key, schema)
+            try:
+                return self._record(actor, dataset_id, files, schema, mode=mode, source=source, note=note, key=key)
+            except BaseException:
+                shutil.rmtree(self.warehouse.version_dir(name, files.version), ignore_errors=True)
+                raise
+
+    def _clear_orphan(self, name: str, version: int) -> None:
+        """A version directory the catalog does not know, left by a crash, must not block the next commit."""
+        path = self.warehouse.version_dir(name, version)
+        if not path.exists():
+            return
+        if time.time() - path.stat().st_mtime < ORPHAN_GRACE_S:
+            raise Conflict("该数据集有另一个上传正在提交，请稍后重试",
+                           "Another upload of this dataset is being committed; try again shortly",
+                           reason="busy")
+        shutil.rmtree(path)
+
+    def _record(
+        self, actor: Principal, dataset_id: int, files: VersionFiles, schema: TableSchema, *, mode: str,
+        source: str, note: str, key: list[str] | None, analyse_data: bool = True,
+    ) -> DatasetVersion:
+        with self._tx() as s:
+            ds = catalog.get_dataset(s, dataset_id)
+            facts = (ds.name, ds.privacy_unit, ds.privacy_unit_column, list(ds.tags or []), ds.org.name)
+            semantics = {c.name: c.semantic for c in catalog.columns(s, ds.id) if c.semantic}
+            key_sets = {c.name: list(ks.values) for c in catalog.columns(s, ds.id)
+                        if c.key_set and (ks := catalog.key_sets(s).get(c.key_set)) is not None}
+        result = analyse(list(files.paths), name=facts[0], privacy_unit=facts[1], privacy_unit_column=facts[2],
+                         row_count=files.row_count, tags=facts[3], department=facts[4], semantics=semantics,
+                         key_sets=key_sets, primary_key=key) if analyse_data else None
+        with self._tx() as s:
+            ds = catalog.get_dataset(s, dataset_id)
+            version = DatasetVersion(dataset_id=ds.id, version=files.version, row_count=files.row_count,
+                                     bytes=files.bytes, mode=mode, source=source, files=dict(files.sha256),
+                                     note=note, created_by=actor.user_id)
+            s.add(version)
+            ds.table_schema = schema.to_json()
+            ds.current_version, ds.row_count = files.version, files.row_count
+            ds.data_updated_at = datetime.now(UTC)
+            if key and not ds.key_columns:
+                ds.key_columns = key
+            if result is not None:
+                _sync_columns(s, ds, schema, result.findings, result.profiles)
+                catalog.apply_proposal(s, ds, Grade(result.proposal.grade), result.proposal.reason_zh)
+                ds.dummy_profile = result.dummy.to_dict()
+            s.flush()
+            audit.append(s, actor_id=actor.user_id, actor=actor.username, action=f"dataset.version.{source}",
+                         target=f"dataset:{ds.id}",
+                         details={"version": files.version, "rows": files.row_count, "mode": mode,
+                                  "grade": ds.grade})
+            return version
+
+    # -- pushes and compaction --------------------------------------------------------------
+    def push(self, actor: Principal, dataset_id: int, payload: list[dict[str, Any]] | bytes,
+             idempotency_key: str | None) -> tuple[bool, int]:
+        with self._tx() as s:
+            ds = catalog.get_dataset(s, dataset_id)
+            catalog.authorize_write(actor, ds)
+            if not ds.table_schema:
+                raise ValidationFailed("该数据集还没有结构：请先上传一个文件或定义结构",
+                                       "This dataset has no schema yet: upload a file first",
+                                       reason="no_schema")
+            schema = TableSchema.from_json(ds.table_schema)
+            buffer = PushBuffer(self.warehouse, _SqlSeenKeys(s, ds.id), max_rows=self.push_buffer.max_rows)
+            result = buffer.push(ds.name, schema, payload, idempotency_key=idempotency_key)
+            if result.accepted:
+                ds.data_updated_at = datetime.now(UTC)
+                audit.append(s, actor_id=actor.user_id, actor=actor.username, action="dataset.push",
+                             target=f"dataset:{ds.id}", details={"rows": result.rows, "key": idempotency_key})
+            return result.accepted, result.rows
+
+    def _fold_stream(self, actor: Principal, dataset_id: int, name: str, current: int | None,
+                     schema: TableSchema | None) -> VersionFiles | None:
+        """Compaction: fold pushed micro-batches into a new version (caller holds the lock)."""
+        if schema is None or not self.warehouse.stream_files(name):
+            return None
+        previous = self.warehouse.files(name, current) if current else None
+        buffer = PushBuffer(self.warehouse, _NoSeen())
+        compaction = buffer.compact(name, (current or 0) + 1, previous, schema)
+        if compaction is None:
+            return None
+        try:
+            self._record(actor, dataset_id, compaction.version, schema, mode="compaction", source="push", note="",
+                         key=None, analyse_data=False)
+        except BaseException:
+            shutil.rmtree(self.warehouse.version_dir(name, compaction.version.version), ignore_errors=True)
+            raise
+        buffer.confirm_compaction(compaction)
+        return compaction.version
+
+    def compact(self, actor: Principal, dataset_id: int) -> VersionFiles | None:
+        with self.dataset_lock(dataset_id):
+            with self._tx() as s:
+                ds = catalog.get_dataset(s, dataset_id)
+                name, current = ds.name, ds.current_version
+                schema = TableSchema.from_json(ds.table_schema) if ds.table_schema else None
+            return self._fold_stream(actor, dataset_id, name, current, schema)
+
+    def compact_all(self, actor: Principal, *, min_files: int = 1) -> int:
+        with self._tx() as s:
+            targets = [(d.id, d.name) for d in s.execute(select(Dataset)).scalars() if d.table_schema]
+        done = 0
+        for dataset_id, name in targets:
+            if len(self.warehouse.stream_files(name)) >= min_files and self.compact(actor, dataset_id):
+                done += 1
+        return done
+
+    # -- reading ----------------------------------------------------------------------------
+    def read_paths(self, ds: Dataset, version: int | None = None) -> list[Path]:
+        if ds.current_version is None:
+            return []
+        if version is not None and version != ds.current_version:
+            if version < 1 or version > ds.current_version:
+                raise NotFound(f"版本 {version} 不存在", f"Version {version} does not exist")
+            return self.warehouse.read_paths(ds.name, version, include_stream=False)
+        return self.warehouse.read_paths(ds.name, ds.current_version)
+
+    def stream_rows(self, ds: Dataset) -> int:
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in self.warehouse.stream_files(ds.name))
+
+    def recover(self, *, grace_s: float = 3600.0) -> int:
+        """Drop versions no catalog row knows (a crash mid-commit) and stale uploads.
+
+        ``grace_s`` spares directories touched recently: another process may be committing them.
+        """
+        with self._tx() as s:
+            known = {(d.name, v.version) for v, d in s.execute(
+                select(DatasetVersion, Dataset).join(Dataset, Dataset.id == DatasetVersion.dataset_id)).all()}
+        report = self.warehouse.gc(known, grace_s=grace_s)
+        now = time.time()
+        if self.uploads_dir.exists():
+            for folder in self.uploads_dir.iterdir():
+                if now - folder.stat().st_mtime > UPLOAD_TTL_S:
+                    shutil.rmtree(folder, ignore_errors=True)
+        return len(report.removed)
+
+
+class _NoSeen:
+    def add_if_new(self, dataset_id: str, key: str) -> bool:  # compaction never pushes
+        return True
+
+
+def check_same_columns(expected: TableSchema, found: TableSchema) -> None:
+    """A later upload must have the dataset's columns: name the first difference."""
+    if expected.names == found.names:
+        return
+    missing = [c for c in expected.names if c not in found.names]
+    extra = [c for c in found.names if c not in expected.names]
+    column = (missing or extra or [""])[0]
+    raise ValidationFailed(
+        f"文件的列与数据集结构不一致：缺少 {missing or '无'}，多出 {extra or '无'}（顺序也须一致）",
+        f"The file's columns differ from the dataset's schema: missing {missing or 'none'}, "
+        f"unexpected {extra or 'none'} (order must match too)",
+        reason="schema_change", column=column, missing=missing, unexpected=extra,
+    )
+
+
+def _copy_capped(stream: BinaryIO, dest: Path, cap: int) -> int:
+    total = 0
+    with dest.open("wb") as out:
+        while chunk := stream.read(1 << 20):
+            total += len(chunk)
+            if total > cap:
+                raise TooLarge(f"文件超过上限 {cap // (1 << 20)} MiB", f"File exceeds the {cap // (1 << 20)} MiB limit",
+                               reason="too_large", limit=cap)
+            out.write(chunk)
+    if total == 0:
+        raise ValidationFailed("文件是空的", "The file is empty", reason="empty")
+    return total
+
+
+def _sync_columns(session: Session, ds: Dataset, schema: TableSchema, findings: list[Any],
+                  profiles: dict[str, dict[str, Any]]) -> None:
+    existing = {c.name: c for c in catalog.columns(session, ds.id)}
+    by_col = {f.column: f for f in findings}
+    for pos, spec in enumerate(schema.columns):
+        col = existing.get(spec.name)
+        if col is None:
+            col = DatasetColumn(dataset_id=ds.id, position=pos, name=spec.name, type=spec.type, title="", tags=[],
+                                joinable_to=[], profile={}, sensitive=False)
+            session.add(col)
+        col.position, col.type = pos, spec.type
+        finding = by_col.get(spec.name)
+        if finding is not None:
+            col.pii_kind, col.pii_confidence = str(finding.kind), round(finding.confidence, 3)
+            col.pii_sample_count, col.pii_matched_count = finding.sample_count, finding.matched_count
+            col.sensitive = True
+        if spec.name == ds.privacy_unit_column:
+            col.sensitive = True
+        col.profile = profiles.get(spec.name, {})
