@@ -19,6 +19,7 @@ from rich.table import Table
 from countylab import __version__
 from countylab.config import Settings
 from countylab.errors import CountylabError, UserError
+from countylab_client import CountylabClientError
 
 app = typer.Typer(
     name="countylab",
@@ -34,6 +35,18 @@ audit_app = typer.Typer(help="Inspect the audit log. 审计日志.", no_args_is_
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
+
+
+def _register_commands() -> None:
+    import importlib
+
+    from countylab.commands import MODULES
+
+    for module in MODULES:
+        importlib.import_module(f"countylab.commands.{module}").register(app)
+
+
+_register_commands()
 
 # typer >= 0.50 vendors its own copy of click: its usage errors are not click's, so catch both.
 try:
@@ -257,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except CountylabError as exc:
         err.print(f"error: {exc.message(lang)}", markup=False, highlight=False, soft_wrap=True)
+        return 1
+    except CountylabClientError as exc:  # remote commands: the server's message, one line
+        err.print(f"error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,6 +31,7 @@ class Lab:
         self.warehouse = Warehouse(settings.warehouse_dir)
         self.ingestion = Ingestion(self.sessions, self.warehouse, settings.data_dir / "uploads",
                                    max_upload_bytes=settings.upload_max_mb << 20)
+        self._background: list[tuple[str, Callable[[], None], Callable[[], None]]] = []
 
     # -- lifecycle --------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -52,7 +53,21 @@ class Lab:
         with self.sessions() as s:
             return s.execute(select(User.id).limit(1)).first() is not None
 
+    # -- background services (compaction, connectors, job dispatcher, model workers) -------
+    def register_background(self, name: str, start: Callable[[], None], stop: Callable[[], None]) -> None:
+        """Areas register their long-running workers here; ``serve`` starts and stops them all."""
+        self._background.append((name, start, stop))
+
+    def start_background(self) -> None:
+        for _name, start, _stop in self._background:
+            start()
+
+    def stop_background(self) -> None:
+        for _name, _start, stop in reversed(self._background):
+            stop()
+
     def close(self) -> None:
+        self.stop_background()
         self.engine.dispose()
 
     # -- units of work ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ fails the suite.  For each route, in a fresh lab:
 
 from __future__ import annotations
 
+import importlib
 import io
 import re
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from fastapi.testclient import TestClient
 from countylab.identity import projects as prj
 from countylab.identity import service as ids
 from countylab.identity.access import SYSTEM
+from countylab.storage.catalog_models import Connector
 from countylab.storage.models import Dataset, Org
 from countylab.web.app import create_app, iter_api_routes
 from tests.support import PASSWORD, audit_actions, browser_login, build_lab, token_for
@@ -85,9 +87,30 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("POST", "/datasets/{dataset_id}/upload/{upload_id}/commit"): Example("provider", {"mode": "append"}),
     ("POST", "/datasets/{dataset_id}/grade"): Example("steward", {"grade": "general_4"}),
     ("POST", "/datasets/{dataset_id}/columns/{name}"): Example("steward", {"lower": "0", "upper": "110"}),
+    # pull connectors (the World's connector points at a closed port: a run records a failed sync)
+    ("POST", "/api/datasets/{dataset_id}/connectors"): Example(
+        "provider", {"dsn": "postgresql://reader:pw@127.0.0.1:1/x", "source_table": "people", "cursor_column": "id"}),
+    ("PATCH", "/api/connectors/{connector_id}"): Example("provider", {"interval_s": 900}),
+    ("DELETE", "/api/connectors/{connector_id}"): Example("provider"),
+    ("POST", "/api/connectors/{connector_id}/run"): Example("provider"),
+    ("POST", "/datasets/{dataset_id}/connectors"): Example(
+        "provider", {"dsn": "host=127.0.0.1 port=1 user=r password=pw", "source_table": "people",
+                     "cursor_column": "id"}),
+    ("POST", "/connectors/{connector_id}/run"): Example("provider"),
+    ("POST", "/connectors/{connector_id}/toggle"): Example("provider", {"enabled": "0"}),
+    ("POST", "/connectors/{connector_id}/delete"): Example("admin"),
 }
 
 WORLD_CSV = "resident_id,age\nR1,30\nR2,41\n"
+
+# Each capability keeps its own examples in tests/meta/examples_<area>.py, exporting EXAMPLES
+# (same shape as above) and optionally setup(world) to add what its routes need to the World.
+AREA_MODULES = [
+    importlib.import_module(f"tests.meta.{p.stem}")
+    for p in sorted(Path(__file__).parent.glob("examples_*.py"))
+]
+for _module in AREA_MODULES:
+    EXAMPLES.update(_module.EXAMPLES)
 
 
 def unsafe_routes() -> list[tuple[str, str]]:
@@ -140,16 +163,27 @@ class World:
                 datasets.append(d.id)
             self.dataset_id, self.dataset2_id = datasets
             prj.grant_dataset(s, SYSTEM, project.id, self.dataset_id)
+            connector = Connector(dataset_id=self.dataset_id, kind="postgresql", source_table="public.people",
+                                  dsn="postgresql://reader:pw@127.0.0.1:1/x", cursor_column="id", key_columns=[],
+                                  interval_s=300, enabled=True)
+            s.add(connector)
+            s.flush()
+            self.connector_id = connector.id
         csv = tmp_path / "d1.csv"
         csv.write_text(WORLD_CSV)
         self.lab.ingestion.ingest_file(SYSTEM, self.dataset_id, csv)
         self.token_id = None
+        self.values: dict[str, str] = {}  # extra path values areas add in setup()
+        for module in AREA_MODULES:
+            if hasattr(module, "setup"):
+                module.setup(self)
 
     def fill(self, path: str, ex: Example, actor: str) -> str:
         values = {
             "project_id": str(self.project_id),
             "dataset_id": str(self.dataset_id),
             "user_id": str(self.users[ex.params.get("user_id", "other")]),
+            "connector_id": str(self.connector_id),
         }
         if "{upload_id}" in path:
             values["upload_id"] = "0" * 32
@@ -162,6 +196,10 @@ class World:
         if path.endswith("/compact"):  # something to compact
             self.lab.ingestion.push(SYSTEM, self.dataset_id, [{"resident_id": "R7", "age": 7}], None)
         values["name"] = "towns" if "key-sets" in path else "age"
+        values.update(self.values)
+        for module in AREA_MODULES:  # per-call values (e.g. a fresh object for each actor)
+            if hasattr(module, "fill"):
+                values.update(module.fill(self, path, actor))
         if "{token_id}" in path:
             with self.lab.tx() as s:
                 values["token_id"] = str(ids.create_token(s, SYSTEM, user_id=self.users[actor], name="t", days=5).id)

@@ -20,7 +20,11 @@ from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
+from ._airlock import AirlockAPI
+from ._catalog import CatalogAPI
 from ._errors import CountylabClientError, TransportError, error_from_response
+from ._jobs import JobsAPI
+from ._query import QueryAPI
 from ._frames import require_pandas
 from ._models import Dataset, Project, PushResult, QueryResult, User
 from ._version import __version__
@@ -57,7 +61,7 @@ def _clean_row(row: object, index: int) -> dict[str, Any]:
     return {str(k): (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
-class Client:
+class Client(CatalogAPI, QueryAPI, JobsAPI, AirlockAPI):
     """Synchronous client for a countylab server.
 
     ``transport`` lets tests plug in ``countylab_client.testing.FakeServer().transport`` (or any
@@ -116,14 +120,26 @@ class Client:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _send(
-        self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        files: Mapping[str, tuple[str, bytes]] | None = None,
+        data: Mapping[str, str] | None = None,
+        raw: bool = False,
     ) -> Any:
+        """One request.  ``body`` is sent as JSON; ``files``/``data`` as multipart; ``raw`` returns bytes."""
         content = None
         headers = {}
         if body is not None:
             content = json.dumps(body, default=_json_default, ensure_ascii=False, allow_nan=False).encode()
             headers["Content-Type"] = "application/json"
-        request = self._http.build_request(method, path, params=params, content=content, headers=headers)
+        if files is not None or data is not None:
+            request = self._http.build_request(method, path, params=params, files=files, data=data)
+        else:
+            request = self._http.build_request(method, path, params=params, content=content, headers=headers)
         url = str(request.url)
         try:
             response = self._http.send(request)
@@ -139,6 +155,8 @@ class Client:
             ) from exc
         if not response.is_success:
             raise error_from_response(response)
+        if raw:
+            return response.content
         try:
             return response.json()
         except ValueError as exc:

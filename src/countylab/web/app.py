@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,17 @@ from countylab.audit.log import start_request_tracking
 from countylab.i18n import from_accept_language, normalise
 from countylab.lab import Lab
 from countylab.web import errors
-from countylab.web.api import catalog as api_catalog
-from countylab.web.api import identity as api_identity
 from countylab.web.deps import LANG_COOKIE, UNSAFE
-from countylab.web.ui import catalog_pages, pages
+from countylab.web.ui import pages
 
 _HERE = Path(__file__).parent
+
+
+#: every router of the app, by module under countylab.web (each area owns its own modules)
+ROUTERS = (
+    "api.identity", "api.catalog", "api.query", "api.jobs", "api.airlock",
+    "ui.pages", "ui.catalog_pages", "ui.query_pages", "ui.job_pages", "ui.airlock_pages",
+)
 
 
 class RequestContext(BaseHTTPMiddleware):
@@ -82,10 +88,8 @@ def create_app(lab: Lab, *, demo_logins: list[dict[str, str]] | None = None) -> 
     app.add_middleware(RequestContext)
     errors.install(app)
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
-    app.include_router(api_identity.router)
-    app.include_router(api_catalog.router)
-    app.include_router(pages.router)
-    app.include_router(catalog_pages.router)
+    for module in ROUTERS:
+        app.include_router(importlib.import_module(f"countylab.web.{module}").router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

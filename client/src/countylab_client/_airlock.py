@@ -1,0 +1,13 @@
+"""Client methods of the airlock and the model registry.
+
+A mixin of :class:`countylab_client.Client`: methods reach the server through ``self._send``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+class AirlockAPI:
+    _send: Callable[..., Any]  # provided by Client
