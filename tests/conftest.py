@@ -13,6 +13,8 @@ from sqlalchemy import create_engine, text
 from countylab.lab import Lab
 from tests.support import build_lab, create_user
 
+pytest_plugins = ["tests.browser"]  # the `browser` and `artifacts` fixtures for UI tests
+
 PG_URL = os.environ.get("COUNTYLAB_TEST_PG_URL", "")
 REQUIRE_PG = os.environ.get("COUNTYLAB_TEST_REQUIRE_PG") == "1"
 
@@ -24,7 +26,8 @@ def _pg_database() -> Iterator[str]:
             pytest.fail("COUNTYLAB_TEST_PG_URL is not set although the test script requires PostgreSQL")
         pytest.skip("PostgreSQL not available (run the suite with `make test`)")
     name = "t_" + uuid.uuid4().hex[:12]
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    url = PG_URL.replace("postgresql://", "postgresql+psycopg://")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:

@@ -143,7 +143,8 @@ def _run_server(lab, demo_logins: list[dict[str, str]]) -> None:  # type: ignore
 
     s = lab.settings
     out.print(f"[bold]countylab[/] → [link]http://{s.host}:{s.port}[/]  (Ctrl-C to stop)")
-    uvicorn.run(create_app(lab, demo_logins=demo_logins), host=s.host, port=s.port, log_level="warning")
+    app_ = create_app(lab, demo_logins=demo_logins, background=True)
+    uvicorn.run(app_, host=s.host, port=s.port, log_level="warning")
 
 
 @app.command()
@@ -172,6 +173,11 @@ def demo(
     out.print(table)
     out.print(f"URL: http://{settings.host}:{settings.port}")
     if not no_serve:
+        from countylab.demolab import LiveFeeds
+
+        feeds = LiveFeeds(lab)
+        lab.register_background("demo-feeds", feeds.start, feeds.stop)
+        out.print("live traffic and air-quality feeds push a new hour every 5 s / 交通与空气质量数据实时推送中")
         _run_server(lab, report.logins)
 
 

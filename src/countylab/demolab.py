@@ -53,6 +53,9 @@ def load_catalog(lab: Lab, seed_dir: Path, steward: Principal, progress: Callabl
         _load_one(lab, seed_dir, spec, orgs[DEPARTMENT_ORG.get(spec["department"], "县" + spec["department"])])
     _key_sets(lab, files, seed_dir)
     for spec in files.values():
+        with lab.tx() as s:
+            dataset_id = catalog.get_by_name(s, spec["name"]).id
+        lab.ingestion.reanalyse(SYSTEM, dataset_id)  # now with key sets and joins: realistic dummy data
         _steward_metadata(lab, spec, steward)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,12 +14,20 @@ from countylab import audit
 from countylab.config import Settings
 from countylab.errors import PermissionDenied
 from countylab.identity.access import Principal
-import countylab.storage.catalog_models  # noqa: F401  (registers the catalog tables)
 from countylab.catalog.ingestion import Ingestion
+from countylab.catalog.maintenance import Maintenance
 from countylab.storage import migrate
+from countylab.storage.all_models import load_all
 from countylab.storage.warehouse import Warehouse
 from countylab.storage.db import make_engine, make_session_factory, transaction
 from countylab.storage.models import User
+
+
+load_all()  # every table known to the ORM before any session runs
+
+#: capabilities that attach services and background workers to a Lab: ``attach(lab)``
+AREAS = ("countylab.privacy.wiring", "countylab.jobs.wiring", "countylab.airlock.wiring",
+         "countylab.connectors.wiring")
 
 
 class Lab:
@@ -32,6 +41,16 @@ class Lab:
         self.ingestion = Ingestion(self.sessions, self.warehouse, settings.data_dir / "uploads",
                                    max_upload_bytes=settings.upload_max_mb << 20)
         self._background: list[tuple[str, Callable[[], None], Callable[[], None]]] = []
+        self.maintenance = Maintenance(self)
+        self.register_background("catalog-maintenance", self.maintenance.start, self.maintenance.stop)
+        for area in AREAS:
+            try:
+                module = importlib.import_module(area)
+            except ModuleNotFoundError as exc:  # a capability not built yet
+                if exc.name not in (area, area.rsplit(".", 1)[0]):
+                    raise
+                continue
+            module.attach(self)
 
     # -- lifecycle --------------------------------------------------------------------------
     def migrate(self) -> None:

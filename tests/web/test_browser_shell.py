@@ -8,124 +8,31 @@ is checked for JavaScript errors and Content-Security-Policy violations, and scr
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+
+from countylab.bootstrap import setup_demo
+from countylab.i18n import catalog
+from tests.browser import Session, live_server
 from tests.support import build_lab
 
-from countylab.bootstrap import DEMO_PASSWORD, setup_demo
-from countylab.i18n import catalog
-from countylab.web.app import create_app
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 ZH, EN = catalog("zh-CN"), catalog("en")
 PROJECT_TITLE = "养老服务需求预测"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def _require_browser() -> Any:
-    problem = None
-    if not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is missing (install chromium; never `playwright install`)"
-    else:
-        try:
-            from playwright import sync_api
-        except ImportError:
-            problem = "the playwright package is not installed (pip install -e .[dev])"
-    if problem:
-        if os.environ.get("COUNTYLAB_TEST_REQUIRE_PG") == "1":
-            pytest.fail(f"browser test required by the test script but {problem}")
-        pytest.skip(problem)
-    return sync_api
-
-
-@pytest.fixture(scope="module")
-def artifacts() -> Path:
-    path = Path(os.environ.get("COUNTYLAB_TEST_ARTIFACTS", "test-artifacts"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     lab = build_lab(tmp_path_factory.mktemp("browser"), county_name="青禾县")
     report = setup_demo(lab, size="tiny")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = create_app(lab, demo_logins=report.logins)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        with live_server(lab, demo_logins=report.logins) as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         lab.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = _require_browser()
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-class Session:
-    """One browser context (its own cookies) that records console errors of every page."""
-
-    def __init__(self, browser: Any, base: str, artifacts: Path, **context: Any) -> None:
-        self.base = base
-        self.artifacts = artifacts
-        self.context = browser.new_context(locale="zh-CN", **context)
-        self.context.set_default_timeout(15_000)
-        self.page = self.context.new_page()
-        self.problems: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.problems.append(m.text))
-        self.page.on("pageerror", lambda e: self.problems.append(str(e)))
-
-    def go(self, path: str) -> Any:
-        return self.page.goto(self.base + path)
-
-    def login(self, username: str) -> None:
-        self.go("/login")
-        self.page.fill("input[name=username]", username)
-        self.page.fill("input[name=password]", DEMO_PASSWORD)
-        self.page.click("#login-form button[type=submit]")
-        self.page.wait_for_url(self.base + "/")
-
-    def nav_texts(self) -> list[str]:
-        return [t.strip() for t in self.page.locator("#sidebar .nav-label").all_inner_texts()]
-
-    def shot(self, name: str) -> None:
-        self.page.screenshot(path=str(self.artifacts / f"{name}.png"), full_page=True)
-
-    def close(self, *expected: str) -> None:
-        """Fails on console errors, except those naming one of the ``expected`` fragments."""
-        self.context.close()
-        problems = [p for p in self.problems if not any(e in p for e in expected)]
-        assert problems == [], f"browser console errors (CSP violations, JS errors): {problems}"
 
 
 def test_login_page_lists_demo_accounts(browser, server, artifacts):

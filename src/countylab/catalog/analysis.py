@@ -5,7 +5,7 @@ only counts, null rates and (for non-sensitive columns) ranges."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ def sample_batches(paths: list[Path], limit: int = SAMPLE_ROWS) -> Iterator[pa.R
 def analyse(
     paths: list[Path], *, name: str, privacy_unit: str, privacy_unit_column: str | None, row_count: int,
     tags: list[str], department: str | None, semantics: dict[str, str], key_sets: dict[str, list[str]],
-    primary_key: list[str] | None,
+    primary_key: list[str] | None, foreign_keys: dict[str, str] | None = None,
 ) -> Analysis:
     sample = pa.Table.from_batches(list(sample_batches(paths))) if paths else None
     findings = detect_table(sample) if sample is not None and sample.num_rows else []
@@ -67,7 +67,23 @@ def analyse(
         sample = pa.table({})
     dummy = profile_from_table(sample, semantics=merged, public_key_sets=key_sets, sensitive_columns=sensitive,
                                name=name, primary_key=primary_key)
+    dummy = _with_foreign_keys(dummy, foreign_keys or {}, set(key_sets))
     return Analysis(findings, proposal, profiles, dummy)
+
+
+def _with_foreign_keys(profile: DatasetProfile, foreign_keys: dict[str, str], keyed: set[str]) -> DatasetProfile:
+    """Declared joins become foreign keys of the dummy profile, so dummy datasets join too.
+
+    Columns backed by a public key set keep drawing from it (equally joinable, and realistic).
+    """
+    columns = []
+    for col in profile.columns:
+        target = foreign_keys.get(col.name)
+        if target and col.name not in keyed and col.type in ("string", "int64"):
+            col = replace(col, semantic="foreign_key", foreign_key=target, categories=None, category_weights=None,
+                          minimum=None, maximum=None, mean=None, distribution=None)
+        columns.append(col)
+    return replace(profile, columns=columns)
 
 
 def _all_columns(paths: list[Path]) -> set[str]:

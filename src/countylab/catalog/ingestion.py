@@ -215,12 +215,14 @@ class Ingestion:
         with self._tx() as s:
             ds = catalog.get_dataset(s, dataset_id)
             facts = (ds.name, ds.privacy_unit, ds.privacy_unit_column, list(ds.tags or []), ds.org.name)
-            semantics = {c.name: c.semantic for c in catalog.columns(s, ds.id) if c.semantic}
-            key_sets = {c.name: list(ks.values) for c in catalog.columns(s, ds.id)
-                        if c.key_set and (ks := catalog.key_sets(s).get(c.key_set)) is not None}
+            cols = catalog.columns(s, ds.id)
+            semantics = {c.name: c.semantic for c in cols if c.semantic}
+            all_sets = catalog.key_sets(s)
+            key_sets = {c.name: list(all_sets[c.key_set].values) for c in cols if c.key_set in all_sets}
+            foreign_keys = {c.name: c.joinable_to[0] for c in cols if c.joinable_to}
         result = analyse(list(files.paths), name=facts[0], privacy_unit=facts[1], privacy_unit_column=facts[2],
                          row_count=files.row_count, tags=facts[3], department=facts[4], semantics=semantics,
-                         key_sets=key_sets, primary_key=key) if analyse_data else None
+                         key_sets=key_sets, primary_key=key, foreign_keys=foreign_keys) if analyse_data else None
         with self._tx() as s:
             ds = catalog.get_dataset(s, dataset_id)
             version = DatasetVersion(dataset_id=ds.id, version=files.version, row_count=files.row_count,
@@ -242,6 +244,36 @@ class Ingestion:
                          details={"version": files.version, "rows": files.row_count, "mode": mode,
                                   "grade": ds.grade})
             return version
+
+    def reanalyse(self, actor: Principal, dataset_id: int) -> None:
+        """Refresh PII tags, quality profile and the proposed dummy profile of the current version
+        (after the steward changed column metadata such as key sets or joins)."""
+        with self.dataset_lock(dataset_id):
+            with self._tx() as s:
+                ds = catalog.get_dataset(s, dataset_id)
+                catalog.authorize_write(actor, ds)
+                if ds.current_version is None or not ds.table_schema:
+                    return
+                name, version = ds.name, ds.current_version
+                schema = TableSchema.from_json(ds.table_schema)
+                key = list(ds.key_columns or []) or None
+            paths = self.warehouse.files(name, version)
+            with self._tx() as s:
+                ds = catalog.get_dataset(s, dataset_id)
+                cols = catalog.columns(s, ds.id)
+                all_sets = catalog.key_sets(s)
+                result = analyse(
+                    paths, name=name, privacy_unit=ds.privacy_unit, privacy_unit_column=ds.privacy_unit_column,
+                    row_count=ds.row_count or 0, tags=list(ds.tags or []), department=ds.org.name,
+                    semantics={c.name: c.semantic for c in cols if c.semantic},
+                    key_sets={c.name: list(all_sets[c.key_set].values) for c in cols if c.key_set in all_sets},
+                    primary_key=key, foreign_keys={c.name: c.joinable_to[0] for c in cols if c.joinable_to},
+                )
+                _sync_columns(s, ds, schema, result.findings, result.profiles)
+                catalog.apply_proposal(s, ds, Grade(result.proposal.grade), result.proposal.reason_zh)
+                ds.dummy_profile = result.dummy.to_dict()
+                audit.append(s, actor_id=actor.user_id, actor=actor.username, action="dataset.reanalyse",
+                             target=f"dataset:{ds.id}", details={"version": version})
 
     # -- pushes and compaction --------------------------------------------------------------
     def push(self, actor: Principal, dataset_id: int, payload: list[dict[str, Any]] | bytes,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,8 @@ _HERE = Path(__file__).parent
 
 #: every router of the app, by module under countylab.web (each area owns its own modules)
 ROUTERS = (
-    "api.identity", "api.catalog", "api.query", "api.jobs", "api.airlock",
-    "ui.pages", "ui.catalog_pages", "ui.query_pages", "ui.job_pages", "ui.airlock_pages",
+    "api.identity", "api.catalog", "api.connectors", "api.query", "api.jobs", "api.airlock",
+    "ui.pages", "ui.catalog_pages", "ui.connector_pages", "ui.query_pages", "ui.job_pages", "ui.airlock_pages",
 )
 
 
@@ -70,8 +72,21 @@ class RequestContext(BaseHTTPMiddleware):
         return response
 
 
-def create_app(lab: Lab, *, demo_logins: list[dict[str, str]] | None = None) -> FastAPI:
+def create_app(lab: Lab, *, demo_logins: list[dict[str, str]] | None = None, background: bool = False) -> FastAPI:
+    """The web app of ``lab``; ``background`` runs the lab's workers for the app's lifetime."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if background:
+            lab.start_background()
+        try:
+            yield
+        finally:
+            if background:
+                lab.stop_background()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="countylab API",
         version=__version__,
         description="数字县域场景应用实验室 — API. 数据不出域、可用不可见.",

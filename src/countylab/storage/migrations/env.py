@@ -5,7 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from countylab.storage.all_models import load_all
 from countylab.storage.models import Base
+
+load_all()
 
 config = context.config
 target_metadata = Base.metadata
@@ -26,4 +29,3 @@ def run() -> None:
 
 
 run()
-import countylab.storage.catalog_models  # noqa: F401  (register tables)

@@ -1,0 +1,1 @@
+"""Pull connectors: scheduled incremental syncs from department databases into catalog datasets."""
