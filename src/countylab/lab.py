@@ -37,9 +37,10 @@ class Lab:
         self.settings = settings
         self.engine = engine or make_engine(settings.resolved_database_url)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
+        self.read_sessions: sessionmaker[Session] = make_session_factory(self.engine, read_only=True)
         self.warehouse = Warehouse(settings.warehouse_dir)
         self.ingestion = Ingestion(self.sessions, self.warehouse, settings.data_dir / "uploads",
-                                   max_upload_bytes=settings.upload_max_mb << 20)
+                                   max_upload_bytes=settings.upload_max_mb << 20, read_sessions=self.read_sessions)
         self._background: list[tuple[str, Callable[[], None], Callable[[], None]]] = []
         self.maintenance = Maintenance(self)
         self.register_background("catalog-maintenance", self.maintenance.start, self.maintenance.stop)
@@ -93,6 +94,12 @@ class Lab:
     @contextmanager
     def tx(self) -> Iterator[Session]:
         with transaction(self.sessions) as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A unit of work that only reads (takes no write lock on SQLite); writing in it is a bug."""
+        with transaction(self.read_sessions) as session:
             yield session
 
     def record_denial(self, actor: Principal, error: PermissionDenied, **extra: Any) -> None:

@@ -172,7 +172,7 @@ def test_push_json_and_arrow_idempotent_visible_and_compacted(world):
     assert c.post(f"/api/datasets/{did}/compact").json()["version"] == 2
     detail = c.get(f"/api/datasets/{did}").json()
     assert detail["row_count"] == 42 and detail["versions"][0]["mode"] == "compaction"
-    assert lab.warehouse.stream_files("residents") == []
+    assert lab.warehouse.pending_stream("residents") == []
     # a retried batch after compaction is still applied only once
     assert c.post(f"/api/datasets/{did}/rows", json={"rows": [row], "idempotency_key": "batch-1"}).json()["duplicate"]
     assert world["other"].post(f"/api/datasets/{did}/rows", json={"rows": [row]}).status_code == 403

@@ -99,3 +99,27 @@ def test_provider_uploads_a_gbk_csv_and_finds_it_by_a_chinese_word(browser, demo
     assert "care_enterprises" in names
     s.shot("catalog-06-search")
     s.close()
+
+
+def test_the_traffic_feed_visibly_updates(browser, demo, artifacts):
+    """Rows pushed while the page is open appear without a reload (the page polls the API)."""
+    from datetime import datetime
+
+    from countylab.demo import feeds
+    from countylab.identity.access import SYSTEM
+
+    lab = demo["lab"]
+    with lab.tx() as s:
+        traffic = catalog.get_by_name(s, "traffic_counts").id
+    s = Session(browser, demo["url"], artifacts, viewport={"width": 1280, "height": 900})
+    s.login("leader")
+    s.go(f"/datasets/{traffic}")
+    assert s.page.locator("#live-rows").is_hidden()
+    hour = datetime(2026, 12, 1, 8)
+    rows = [{k: (v.isoformat(sep=" ") if isinstance(v, datetime) else v) for k, v in r.items()}
+            for r in feeds.traffic_batch(1, hour, feeds.make_junctions(20261126))]
+    lab.ingestion.push(SYSTEM, traffic, rows, "browser-feed-1")
+    s.page.wait_for_selector("#live-rows:not([hidden])", timeout=12_000)
+    assert s.page.locator("#live-rows span").inner_text() == str(len(rows))
+    s.shot("catalog-07-traffic-live")
+    s.close()

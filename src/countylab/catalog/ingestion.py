@@ -63,27 +63,15 @@ class StagedUpload:
     existing_schema: bool
 
 
-class _SqlSeenKeys:
-    """Idempotency keys of pushes, in the caller's transaction (a unique key does the work)."""
-
-    def __init__(self, session: Session, dataset_id: int) -> None:
-        self.session, self.dataset_id = session, dataset_id
-
-    def add_if_new(self, dataset_id: str, key: str) -> bool:
-        try:
-            with self.session.begin_nested():
-                self.session.add(PushKey(dataset_id=self.dataset_id, key=key[:200]))
-        except IntegrityError:
-            return False
-        return True
-
-
 class Ingestion:
-    def __init__(self, sessions: Any, warehouse: Warehouse, uploads_dir: Path, *, max_upload_bytes: int) -> None:
+    def __init__(self, sessions: Any, warehouse: Warehouse, uploads_dir: Path, *, max_upload_bytes: int,
+                 read_sessions: Any = None) -> None:
         self.sessions = sessions
+        self.read_sessions = read_sessions or sessions
         self.warehouse = warehouse
         self.uploads_dir = uploads_dir
         self.max_upload_bytes = max_upload_bytes
+        # idempotency keys are checked and recorded by ``push`` itself, in the metadata database
         self.push_buffer = PushBuffer(warehouse, seen=_NoSeen(), max_rows=100_000)
         self._locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -91,6 +79,11 @@ class Ingestion:
     @contextmanager
     def _tx(self) -> Iterator[Session]:
         with transaction(self.sessions) as s:
+            yield s
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with transaction(self.read_sessions) as s:
             yield s
 
     @contextmanager
@@ -278,26 +271,49 @@ class Ingestion:
     # -- pushes and compaction --------------------------------------------------------------
     def push(self, actor: Principal, dataset_id: int, payload: list[dict[str, Any]] | bytes,
              idempotency_key: str | None) -> tuple[bool, int]:
-        with self._tx() as s:
+        """Store one pushed micro-batch; readable at once.  Returns (applied, rows).
+
+        The slow parts (validation, Parquet, fsync) run outside any database transaction; only
+        the idempotency key, the freshness time and the audit event share one short write
+        transaction, so concurrent pushers do not queue behind each other's file writes.
+        """
+        with self._read() as s:
             ds = catalog.get_dataset(s, dataset_id)
             catalog.authorize_write(actor, ds)
             if not ds.table_schema:
                 raise ValidationFailed("该数据集还没有结构：请先上传一个文件或定义结构",
                                        "This dataset has no schema yet: upload a file first",
                                        reason="no_schema")
-            schema = TableSchema.from_json(ds.table_schema)
-            buffer = PushBuffer(self.warehouse, _SqlSeenKeys(s, ds.id), max_rows=self.push_buffer.max_rows)
-            result = buffer.push(ds.name, schema, payload, idempotency_key=idempotency_key)
-            if result.accepted:
+            schema, name = TableSchema.from_json(ds.table_schema), ds.name
+            key = idempotency_key[:200] if idempotency_key else None
+            if key is not None and s.get(PushKey, (dataset_id, key)) is not None:
+                return False, 0
+        result = self.push_buffer.push(name, schema, payload, idempotency_key=key)
+        if not result.accepted:
+            return False, 0
+        try:
+            with self._tx() as s:
+                if key is not None:
+                    s.add(PushKey(dataset_id=dataset_id, key=key))
+                    s.flush()
+                ds = catalog.get_dataset(s, dataset_id)
                 ds.data_updated_at = datetime.now(UTC)
                 audit.append(s, actor_id=actor.user_id, actor=actor.username, action="dataset.push",
-                             target=f"dataset:{ds.id}", details={"rows": result.rows, "key": idempotency_key})
-            return result.accepted, result.rows
+                             target=f"dataset:{dataset_id}", details={"rows": result.rows, "key": key})
+        except IntegrityError:  # the same key raced in from another request: keep one copy
+            if result.path is not None:
+                result.path.unlink(missing_ok=True)
+            return False, 0
+        except BaseException:
+            if result.path is not None:
+                result.path.unlink(missing_ok=True)
+            raise
+        return True, result.rows
 
     def _fold_stream(self, actor: Principal, dataset_id: int, name: str, current: int | None,
                      schema: TableSchema | None) -> VersionFiles | None:
         """Compaction: fold pushed micro-batches into a new version (caller holds the lock)."""
-        if schema is None or not self.warehouse.stream_files(name):
+        if schema is None or not self.warehouse.pending_stream(name):
             return None
         previous = self.warehouse.files(name, current) if current else None
         buffer = PushBuffer(self.warehouse, _NoSeen())
@@ -310,7 +326,8 @@ class Ingestion:
         except BaseException:
             shutil.rmtree(self.warehouse.version_dir(name, compaction.version.version), ignore_errors=True)
             raise
-        buffer.confirm_compaction(compaction)
+        # the folded stream files are not deleted here: readers may have just listed them; the
+        # warehouse's gc removes them a minute later (catalog maintenance runs it)
         return compaction.version
 
     def compact(self, actor: Principal, dataset_id: int) -> VersionFiles | None:
@@ -326,7 +343,7 @@ class Ingestion:
             targets = [(d.id, d.name) for d in s.execute(select(Dataset)).scalars() if d.table_schema]
         done = 0
         for dataset_id, name in targets:
-            if len(self.warehouse.stream_files(name)) >= min_files and self.compact(actor, dataset_id):
+            if len(self.warehouse.pending_stream(name)) >= min_files and self.compact(actor, dataset_id):
                 done += 1
         return done
 
@@ -341,7 +358,7 @@ class Ingestion:
         return self.warehouse.read_paths(ds.name, ds.current_version)
 
     def stream_rows(self, ds: Dataset) -> int:
-        return sum(pq.ParquetFile(p).metadata.num_rows for p in self.warehouse.stream_files(ds.name))
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in self.warehouse.pending_stream(ds.name))
 
     def recover(self, *, grace_s: float = 3600.0) -> int:
         """Drop versions no catalog row knows (a crash mid-commit) and stale uploads.

@@ -46,7 +46,7 @@ class Maintenance:
         done = 0
         now = time.time()
         for dataset_id, name in targets:
-            files = self.lab.warehouse.stream_files(name)
+            files = self.lab.warehouse.pending_stream(name)
             if not files:
                 continue
             oldest = min(p.stat().st_mtime for p in files)

@@ -154,7 +154,7 @@ class PushBuffer:
 
         Readers are not blocked: nothing they may be reading is modified or removed here.
         """
-        stream_files = self.warehouse.stream_files(dataset_id)
+        stream_files = self.warehouse.pending_stream(dataset_id)
         if not stream_files:
             return None
         with self.warehouse.stage(dataset_id) as staging:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -90,8 +91,32 @@ def cell_text(value: Any, *, row: int, column: str) -> str | None:
     )
 
 
+def _fast_text_columns(records: list[Any], names: list[str]) -> pa.RecordBatch | None:
+    """The common case in C: flat dicts of str/int/float/bool/None with known keys.
+
+    Returns None whenever anything is unusual; the row-by-row path then finds and names it.
+    """
+    if not all(type(r) is dict for r in records) or not set().union(*records) <= set(names):
+        return None
+    arrays = {}
+    for name in names:
+        try:
+            arr = pa.array([r.get(name) for r in records])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+            return None
+        kind = arr.type
+        if not (pa.types.is_null(kind) or pa.types.is_string(kind) or pa.types.is_integer(kind)
+                or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+            return None
+        arrays[name] = pc.cast(arr, pa.string())
+    return pa.RecordBatch.from_pydict(arrays)
+
+
 def records_to_batch(records: list[dict[str, Any]], names: list[str], *, row_offset: int) -> pa.RecordBatch:
     """Dict rows (JSON Lines, pushed rows) to a string batch; unknown keys are a schema change."""
+    fast = _fast_text_columns(records, names) if records else None
+    if fast is not None:
+        return fast
     wanted = set(names)
     columns: dict[str, list[str | None]] = {n: [] for n in names}
     for index, record in enumerate(records):

@@ -37,6 +37,7 @@ _VERSION_DIR = re.compile(r"^v([0-9]{1,9})$")
 MANIFEST = "_manifest.json"
 STAGING = ".staging"
 STREAM = "stream"
+FOLDED_LINGER_S = 60.0  # folded stream files stay this long for readers that listed them
 
 
 def check_dataset_id(dataset_id: str) -> str:
@@ -290,18 +291,38 @@ class Warehouse:
         folder = self.stream_dir(dataset_id)
         return sorted(folder.glob("[!.]*.parquet")) if folder.is_dir() else []
 
+    def folded_stream(self, dataset_id: str, up_to: int | None = None) -> dict[str, float]:
+        """Stream files folded into a version (≤ ``up_to``): name -> when that version was written."""
+        folded: dict[str, float] = {}
+        folder = self.dataset_dir(dataset_id)
+        for version_dir in folder.iterdir() if folder.is_dir() else []:
+            match = _VERSION_DIR.match(version_dir.name)
+            if not match or (up_to is not None and int(match.group(1)) > up_to):
+                continue
+            listed = self.manifest_of(version_dir).get("compacted_stream", [])
+            if isinstance(listed, list):
+                stamp = version_dir.stat().st_mtime
+                folded.update({str(n): stamp for n in listed})
+        return folded
+
+    def pending_stream(self, dataset_id: str, up_to: int | None = None) -> list[Path]:
+        """Pushed files not folded into any version ≤ ``up_to`` (all versions when None).
+
+        Folded files linger a minute after compaction for readers that had listed them.
+        """
+        folded = self.folded_stream(dataset_id, up_to)
+        return [p for p in self.stream_files(dataset_id) if p.name not in folded]
+
     def read_paths(self, dataset_id: str, version: int | None, *, include_stream: bool = True) -> list[Path]:
         """Files a reader should scan: the version's parts plus pushed rows not yet folded into it.
 
         Pass ``include_stream=False`` for AS-OF reads of an older version: stream rows are newer.
+        Folded stream files are deleted only a while after their compaction (``gc``), so a reader
+        that listed them just before can still open them.
         """
         paths = self.files(dataset_id, version) if version is not None else []
         if include_stream:
-            folded: set[str] = set()
-            if version is not None:
-                listed = self.manifest_of(self.version_dir(dataset_id, version)).get("compacted_stream", [])
-                folded = {str(n) for n in listed} if isinstance(listed, list) else set()
-            paths += [p for p in self.stream_files(dataset_id) if p.name not in folded]
+            paths += self.pending_stream(dataset_id, up_to=version if version is not None else 0)
         return paths
 
     def gc(self, known_versions: set[tuple[str, int]], *, grace_s: float = 3600.0) -> GcReport:
@@ -326,13 +347,15 @@ class Warehouse:
             if folder.name.startswith(".") or not folder.is_dir() or not _DATASET_ID.match(folder.name):
                 continue
             folded: set[str] = set()
+            linger = time.time() - min(grace_s, FOLDED_LINGER_S)
             for version_dir in sorted(folder.iterdir()):
                 match = _VERSION_DIR.match(version_dir.name)
                 if not match:
                     continue
                 if (folder.name, int(match.group(1))) in known_versions:
                     listed = self.manifest_of(version_dir).get("compacted_stream", [])
-                    folded |= {str(n) for n in listed} if isinstance(listed, list) else set()
+                    if isinstance(listed, list) and version_dir.stat().st_mtime <= linger:
+                        folded |= {str(n) for n in listed}
                 elif stale(version_dir):
                     shutil.rmtree(version_dir)
                     report.removed.append(version_dir)

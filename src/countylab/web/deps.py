@@ -27,7 +27,7 @@ def _resolve(request: Request) -> Principal | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         raw = header[7:].strip()
-        with lab.tx() as s:
+        with lab.read() as s:
             user = ids.resolve_token(s, raw)
             principal = ids.principal_for(s, user, "token")
         request.state.principal = principal
@@ -35,7 +35,7 @@ def _resolve(request: Request) -> Principal | None:
     sid = request.cookies.get(SESSION_COOKIE)
     if not sid:
         return None
-    with lab.tx() as s:
+    with lab.read() as s:
         found = ids.resolve_session(s, sid)
         if found is None:
             return None

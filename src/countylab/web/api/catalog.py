@@ -90,7 +90,8 @@ def create_dataset(body: DatasetIn, actor: Actor, lab: LabDep) -> dict[str, Any]
 @router.get("/datasets/{dataset_id}")
 def get_dataset(dataset_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        return dataset_detail(s, catalog.get_dataset(s, dataset_id))
+        ds = catalog.get_dataset(s, dataset_id)
+        return dataset_detail(s, ds) | {"stream_rows": lab.ingestion.stream_rows(ds) if ds.current_version else 0}
 
 
 class DatasetPatch(BaseModel):
