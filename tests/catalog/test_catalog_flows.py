@@ -297,3 +297,64 @@ def test_crash_mid_commit_leaves_previous_version_and_no_orphans(world, tmp_path
     assert _state(lab, did) == before
     with lab.tx() as s:
         assert s.query(DatasetVersion).count() == 1
+
+
+def test_group_commit_is_exactly_once_across_a_crash(world):
+    """A crash after the keys committed but before the file was published: recovery publishes it;
+    a crash before the commit: recovery drops the file, and the client's retry applies it once."""
+    import pyarrow.parquet as pq
+
+    from countylab.catalog import push_commit
+    from countylab.identity.access import SYSTEM
+
+    lab, did = world["lab"], world["id"]
+    assert _upload(world["provider"], did, "v1.csv", CSV.encode()).status_code == 201
+    row = {"resident_id": "R7000", "name": "组提交", "id_number": "11010519491231002X", "age": 60, "income": 1,
+           "town": "青禾镇"}
+    original = push_commit.os.rename
+    calls = {"n": 0}
+
+    def crash_on_publish(src, dst):
+        calls["n"] += 1
+        raise KeyboardInterrupt("simulated crash between commit and publish")
+
+    push_commit.os.rename = crash_on_publish
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            lab.ingestion.push(SYSTEM, did, [row], "crash-after-commit")
+    finally:
+        push_commit.os.rename = original
+    stream = lab.warehouse.stream_dir("residents")
+    assert calls["n"] == 1 and not list(stream.glob("g-*.parquet"))
+    # the crash above removed the hidden file on its way out; recreate what a hard kill leaves
+    hidden = stream / ".g-00000000000000000001-deadbeef.parquet"
+    table = pq.read_table(lab.warehouse.files("residents", 1)[0]).slice(0, 1)
+    meta = {**(table.schema.metadata or {}), push_commit.KEYS_META: b'["crash-after-commit"]'}
+    pq.write_table(table.replace_schema_metadata(meta), hidden)
+    orphan = stream / ".g-00000000000000000002-cafebabe.parquet"
+    meta2 = {**(table.schema.metadata or {}), push_commit.KEYS_META: b'["never-committed"]'}
+    pq.write_table(table.replace_schema_metadata(meta2), orphan)
+    lab.recover(grace_s=0)
+    assert (stream / hidden.name[1:]).exists() and not orphan.exists()
+    assert lab.ingestion.push(SYSTEM, did, [row], "crash-after-commit") == (False, 0)  # retry: once
+    assert lab.ingestion.push(SYSTEM, did, [row], "never-committed") == (True, 1)  # retry: applied
+
+
+def test_concurrent_pushes_share_commits_and_each_is_applied_once(world):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from countylab.identity.access import SYSTEM
+
+    lab, did = world["lab"], world["id"]
+    assert _upload(world["provider"], did, "v1.csv", CSV.encode()).status_code == 201
+    row = {"resident_id": "R8000", "name": "并发", "id_number": "11010519491231002X", "age": 50, "income": 1,
+           "town": "青禾镇"}
+    keys = [f"k{i % 30}" for i in range(60)]  # every key sent twice, concurrently
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda k: lab.ingestion.push(SYSTEM, did, [row] * 10, k), keys))
+    assert sum(1 for applied, _ in results if applied) == 30
+    with lab.tx() as s:
+        ds = catalog.get_dataset(s, did)
+    paths = [str(p) for p in lab.ingestion.read_paths(ds)]
+    assert duckdb.connect().execute(f"SELECT COUNT(*) FROM read_parquet({paths})").fetchone()[0] == 40 + 300
+    assert len(lab.warehouse.pending_stream("residents")) < 30  # pushes shared files

@@ -200,6 +200,11 @@ def start_request_tracking() -> list[int]:
     return events
 
 
+def note_request_event(event_id: int) -> None:
+    """Count an event another thread wrote on behalf of the current request."""
+    _track(event_id)
+
+
 def _track(event_id: int) -> None:
     events = _request_events.get()
     if events is not None:

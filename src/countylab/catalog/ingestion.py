@@ -22,13 +22,13 @@ from typing import Any, BinaryIO
 
 import pyarrow.parquet as pq
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from countylab import audit
 from countylab.catalog import service as catalog
 from countylab.catalog.analysis import analyse
 from countylab.catalog.grading import Grade
+from countylab.catalog.push_commit import GroupCommitter, PendingPush, recover_hidden
 from countylab.errors import Conflict, NotFound, TooLarge, ValidationFailed
 from countylab.identity.access import Principal
 from countylab.ingest import (
@@ -73,6 +73,7 @@ class Ingestion:
         self.max_upload_bytes = max_upload_bytes
         # idempotency keys are checked and recorded by ``push`` itself, in the metadata database
         self.push_buffer = PushBuffer(warehouse, seen=_NoSeen(), max_rows=100_000)
+        self.committer = GroupCommitter(warehouse, self._tx)
         self._locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -271,11 +272,10 @@ class Ingestion:
     # -- pushes and compaction --------------------------------------------------------------
     def push(self, actor: Principal, dataset_id: int, payload: list[dict[str, Any]] | bytes,
              idempotency_key: str | None) -> tuple[bool, int]:
-        """Store one pushed micro-batch; readable at once.  Returns (applied, rows).
+        """Store one pushed micro-batch; durable and readable when this returns.  (applied, rows).
 
-        The slow parts (validation, Parquet, fsync) run outside any database transaction; only
-        the idempotency key, the freshness time and the audit event share one short write
-        transaction, so concurrent pushers do not queue behind each other's file writes.
+        Validation runs here, in the caller's thread; the group committer then writes this push
+        together with concurrent ones (one file, one fsync, one metadata transaction).
         """
         with self._read() as s:
             ds = catalog.get_dataset(s, dataset_id)
@@ -288,27 +288,12 @@ class Ingestion:
             key = idempotency_key[:200] if idempotency_key else None
             if key is not None and s.get(PushKey, (dataset_id, key)) is not None:
                 return False, 0
-        result = self.push_buffer.push(name, schema, payload, idempotency_key=key)
-        if not result.accepted:
-            return False, 0
-        try:
-            with self._tx() as s:
-                if key is not None:
-                    s.add(PushKey(dataset_id=dataset_id, key=key))
-                    s.flush()
-                ds = catalog.get_dataset(s, dataset_id)
-                ds.data_updated_at = datetime.now(UTC)
-                audit.append(s, actor_id=actor.user_id, actor=actor.username, action="dataset.push",
-                             target=f"dataset:{dataset_id}", details={"rows": result.rows, "key": key})
-        except IntegrityError:  # the same key raced in from another request: keep one copy
-            if result.path is not None:
-                result.path.unlink(missing_ok=True)
-            return False, 0
-        except BaseException:
-            if result.path is not None:
-                result.path.unlink(missing_ok=True)
-            raise
-        return True, result.rows
+        batches = self.push_buffer.validate(payload, schema)
+        rows = sum(b.num_rows for b in batches)
+        pending = PendingPush(actor=actor, dataset_id=dataset_id, name=name, schema=schema, batches=batches,
+                              key=key or f"auto:{uuid.uuid4().hex}", explicit_key=key is not None, rows=rows)
+        applied = self.committer.submit(pending)
+        return applied, rows if applied else 0
 
     def _fold_stream(self, actor: Principal, dataset_id: int, name: str, current: int | None,
                      schema: TableSchema | None) -> VersionFiles | None:
@@ -368,6 +353,9 @@ class Ingestion:
         with self._tx() as s:
             known = {(d.name, v.version) for v, d in s.execute(
                 select(DatasetVersion, Dataset).join(Dataset, Dataset.id == DatasetVersion.dataset_id)).all()}
+        with self._read() as s:
+            names = {d.name: d.id for d in s.execute(select(Dataset)).scalars()}
+        recover_hidden(self.warehouse, self._tx, names)  # before gc, which drops hidden leftovers
         report = self.warehouse.gc(known, grace_s=grace_s)
         now = time.time()
         if self.uploads_dir.exists():

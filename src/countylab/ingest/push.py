@@ -112,6 +112,10 @@ class PushBuffer:
             offset += batch.num_rows
         return out
 
+    def validate(self, payload: list[dict[str, Any]] | bytes, schema: TableSchema) -> list[pa.RecordBatch]:
+        """Parse and validate one push (size caps, Arrow IPC or dict rows, types) without storing it."""
+        return self._batches(payload, schema)
+
     def push(
         self,
         dataset_id: str,

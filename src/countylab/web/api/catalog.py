@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -167,11 +168,9 @@ async def push_rows(dataset_id: int, request: Request, actor: Actor, lab: LabDep
     if ctype.startswith(ARROW_STREAM):
         payload, key = body, request.headers.get("idempotency-key")
     else:
-        import json
-
         try:
-            data = json.loads(body)
-        except ValueError:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
             raise ValidationFailed("请求体不是合法的 JSON", "The request body is not valid JSON",
                                    reason="bad_json") from None
         if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
