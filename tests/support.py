@@ -18,21 +18,29 @@ PASSWORD = "test-password-1"
 
 
 def build_lab(tmp_path: Path, database_url: str = "", **settings: object) -> Lab:
-    s = Settings(data_dir=tmp_path / "lab-data", database_url=database_url, strict_audit=True,
-                 secret_key="test-secret", **settings)  # type: ignore[arg-type]
+    s = Settings(
+        data_dir=tmp_path / "lab-data",
+        database_url=database_url,
+        strict_audit=True,
+        secret_key="test-secret",
+        **settings,
+    )  # type: ignore[arg-type]
     lab = Lab(s)
     lab.migrate()
     return lab
 
 
-def create_user(lab: Lab, username: str, roles: list[str], org: str | None = None, kind: str = "department") -> int:
+def create_user(
+    lab: Lab, username: str, roles: list[str], org: str | None = None, kind: str = "department"
+) -> int:
     with lab.tx() as s:
         org_id = None
         if org:
             existing = s.query(Org).filter_by(name=org).one_or_none()
             org_id = (existing or ids.create_org(s, SYSTEM, name=org, kind=kind)).id
-        return ids.create_user(s, SYSTEM, username=username, password=PASSWORD, display_name=username,
-                               roles=roles, org_id=org_id).id
+        return ids.create_user(
+            s, SYSTEM, username=username, password=PASSWORD, display_name=username, roles=roles, org_id=org_id
+        ).id
 
 
 def token_for(lab: Lab, user_id: int, days: int | None = 30) -> str:
@@ -50,8 +58,11 @@ def browser_login(client: TestClient, username: str, password: str = PASSWORD) -
     page = client.get("/login")
     pre = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert pre, "login form has a CSRF token"
-    resp = client.post("/login", data={"username": username, "password": password, "csrf_token": pre.group(1),
-                                       "next": "/"}, follow_redirects=False)
+    resp = client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": pre.group(1), "next": "/"},
+        follow_redirects=False,
+    )
     assert resp.status_code == 303 and resp.headers["location"] == "/", resp.text
     me = client.get("/me")
     found = re.search(r'name="csrf_token" value="([^"]+)"', me.text)

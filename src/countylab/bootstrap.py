@@ -14,7 +14,7 @@ from countylab.identity.access import SYSTEM
 from countylab.lab import Lab
 from countylab.storage.models import Org, User
 
-DEMO_PASSWORD = "Demo@2026"
+DEMO_PASSWORD = "Demo@2026"  # noqa: S105 - the published demo password, shown on the login page
 PLATFORM_ORG = "县大数据中心"
 
 
@@ -27,8 +27,15 @@ def init_lab(lab: Lab, *, admin_username: str, admin_password: str) -> bool:
         raise ValidationFailed("需要管理员密码", "An admin password is required")
     with lab.tx() as s:
         org = ids.create_org(s, SYSTEM, name=PLATFORM_ORG, kind="platform")
-        ids.create_user(s, SYSTEM, username=admin_username, password=admin_password,
-                        display_name="平台管理员", roles=["admin"], org_id=org.id)
+        ids.create_user(
+            s,
+            SYSTEM,
+            username=admin_username,
+            password=admin_password,
+            display_name="平台管理员",
+            roles=["admin"],
+            org_id=org.id,
+        )
     return True
 
 
@@ -47,7 +54,12 @@ DEMO_USERS: list[tuple[str, str, list[str], str, str]] = [
 ]
 
 DEMO_PROJECTS = [
-    ("elderly-care-demand", "养老服务需求预测", "预测各乡镇未来三年居家养老服务需求，优化助餐点布局。", "developer"),
+    (
+        "elderly-care-demand",
+        "养老服务需求预测",
+        "预测各乡镇未来三年居家养老服务需求，优化助餐点布局。",
+        "developer",
+    ),
     ("crop-yield", "农作物产量模型", "基于地块、作物与灌溉条件建立产量回归模型。", "researcher"),
 ]
 
@@ -69,8 +81,12 @@ def setup_demo(
 ) -> DemoReport:
     """Idempotent: the first run builds the demo lab, later runs reuse it."""
     lab.migrate()
-    report = DemoReport(logins=[{"role": roles[0], "username": u, "password": DEMO_PASSWORD}
-                                for u, _n, roles, _o, _k in DEMO_USERS])
+    report = DemoReport(
+        logins=[
+            {"role": roles[0], "username": u, "password": DEMO_PASSWORD}
+            for u, _n, roles, _o, _k in DEMO_USERS
+        ]
+    )
     _ensure_seed(lab, size=size, seed=seed, progress=progress)
     if lab.has_users():
         progress("reusing the existing demo lab / 复用已有演示实验室")
@@ -83,13 +99,21 @@ def setup_demo(
             if org_name not in orgs:
                 existing = s.execute(select(Org).where(Org.name == org_name)).scalar_one_or_none()
                 orgs[org_name] = (existing or ids.create_org(s, SYSTEM, name=org_name, kind=kind)).id
-            users[username] = ids.create_user(s, SYSTEM, username=username, password=DEMO_PASSWORD,
-                                              display_name=display, roles=roles, org_id=orgs[org_name])
+            users[username] = ids.create_user(
+                s,
+                SYSTEM,
+                username=username,
+                password=DEMO_PASSWORD,
+                display_name=display,
+                roles=roles,
+                org_id=orgs[org_name],
+            )
         project_ids = {}
         for slug, title, description, owner in DEMO_PROJECTS:
             owner_principal = ids.principal_for(s, users[owner], "system")
-            project_ids[slug] = prj.create_project(s, owner_principal, slug=slug, title=title,
-                                                   description=description).id
+            project_ids[slug] = prj.create_project(
+                s, owner_principal, slug=slug, title=title, description=description
+            ).id
     from countylab.demolab import load_catalog, steward_principal
 
     steward = steward_principal(lab)
@@ -100,8 +124,13 @@ def setup_demo(
 
         for slug, names in DEMO_GRANTS.items():
             for name in names:
-                prj.grant_dataset(s, steward, project_ids[slug], catalog.get_by_name(s, name).id,
-                                  note="演示授权 / demo grant")
+                prj.grant_dataset(
+                    s,
+                    steward,
+                    project_ids[slug],
+                    catalog.get_by_name(s, name).id,
+                    note="演示授权 / demo grant",
+                )
     report.created = True
     return report
 

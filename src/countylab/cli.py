@@ -117,10 +117,14 @@ def init(
     settings = _settings(data_dir, config)
     lab = _lab(settings, must_exist=False)
     if admin_password is None and not lab.is_initialised():
-        admin_password = typer.prompt("Admin password / 管理员密码", hide_input=True, confirmation_prompt=True)
+        admin_password = typer.prompt(
+            "Admin password / 管理员密码", hide_input=True, confirmation_prompt=True
+        )
     created = init_lab(lab, admin_username=admin_username, admin_password=admin_password or "")
-    out.print(f"[green]✔[/] lab ready at {settings.data_dir.resolve()}"
-              + (f"; admin user '{admin_username}' created" if created else " (already initialised)"))
+    out.print(
+        f"[green]✔[/] lab ready at {settings.data_dir.resolve()}"
+        + (f"; admin user '{admin_username}' created" if created else " (already initialised)")
+    )
 
 
 @app.command()
@@ -177,7 +181,9 @@ def demo(
 
         feeds = LiveFeeds(lab)
         lab.register_background("demo-feeds", feeds.start, feeds.stop)
-        out.print("live traffic and air-quality feeds push a new hour every 5 s / 交通与空气质量数据实时推送中")
+        out.print(
+            "live traffic and air-quality feeds push a new hour every 5 s / 交通与空气质量数据实时推送中"
+        )
         _run_server(lab, report.logins)
 
 
@@ -209,9 +215,18 @@ def user_add(
             if found is None:
                 raise NotFound(f"单位“{org}”不存在", f"Organisation '{org}' not found")
             org_id = found.id
-        user = ids.create_user(s, cli_principal(), username=username, password=password or "",
-                               display_name=display_name, roles=role, org_id=org_id)
-        out.print(f"[green]✔[/] user {user.username} (id {user.id}) roles: {', '.join(sorted(user.role_names))}")
+        user = ids.create_user(
+            s,
+            cli_principal(),
+            username=username,
+            password=password or "",
+            display_name=display_name,
+            roles=role,
+            org_id=org_id,
+        )
+        out.print(
+            f"[green]✔[/] user {user.username} (id {user.id}) roles: {', '.join(sorted(user.role_names))}"
+        )
 
 
 @token_app.command("create")
@@ -251,8 +266,10 @@ def audit_verify(data_dir: DataDir = None, config: Config = None) -> None:
     if report.ok:
         out.print(f"[green]✔ audit chain intact[/]: {report.events} events / 审计链完整")
         return
-    err.print(f"✘ audit chain broken at event {report.first_bad_id}: {report.problem} / "
-              f"审计链在第 {report.first_bad_id} 号事件处被篡改")
+    err.print(
+        f"✘ audit chain broken at event {report.first_bad_id}: {report.problem} / "
+        f"审计链在第 {report.first_bad_id} 号事件处被篡改"
+    )
     raise typer.Exit(1)
 
 

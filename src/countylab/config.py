@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     )
     upload_max_mb: int = Field(default=4096, ge=1, description="Largest accepted upload, in MiB.")
     demo_feeds: bool = Field(default=False, description="Push live traffic/air feeds (demo only).")
+    job_workers: int = Field(
+        default=2, ge=1, le=256, description="Sandbox jobs run at once by this server's local executor."
+    )
+    executor: Literal["local", "ray"] = Field(
+        default="local",
+        description="Where sandbox jobs run: local worker threads, or a Ray cluster (ray start --head).",
+    )
 
     @field_validator("default_lang")
     @classmethod

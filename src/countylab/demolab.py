@@ -4,6 +4,7 @@ as its departments would, and pushes the live traffic and air-quality feeds whil
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -13,30 +14,59 @@ from typing import Any
 from sqlalchemy import select
 
 from countylab.catalog import service as catalog
-from countylab.identity.access import SYSTEM, Principal
 from countylab.identity import service as ids
+from countylab.identity.access import SYSTEM, Principal
 from countylab.lab import Lab
 from countylab.storage.catalog_models import DatasetColumn
 from countylab.storage.models import Org, User
 
+log = logging.getLogger("countylab.demo")
+
 SKIP = {"enterprises_gbk"}  # same rows as `enterprises`; kept in seed/ to try a GBK upload by hand
-DEPARTMENT_ORG = {"民政局": "县民政局", "公安局": "县公安局", "农业农村局": "县农业农村局",
-                  "卫健委": "县卫健委", "交通运输局": "县交通运输局", "生态环境局": "县生态环境局",
-                  "市场监管局": "县市场监管局"}
+DEPARTMENT_ORG = {
+    "民政局": "县民政局",
+    "公安局": "县公安局",
+    "农业农村局": "县农业农村局",
+    "卫健委": "县卫健委",
+    "交通运输局": "县交通运输局",
+    "生态环境局": "县生态环境局",
+    "市场监管局": "县市场监管局",
+}
 #: steward-set clamping bounds for measures (DP contribution bounding; never taken from the data)
 BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
-    ("residents", "age"): (0, 110), ("residents", "income"): (0, 300_000),
-    ("households", "household_size"): (1, 12), ("towns", "population"): (0, 200_000),
-    ("enterprises", "employees"): (0, 2_000), ("enterprises", "revenue"): (0, 100_000),
-    ("farmland_plots", "area_mu"): (0, 50), ("farmland_plots", "yield_kg_per_mu"): (0, 3_000),
-    ("elderly_care_records", "duration_min"): (0, 240), ("elderly_care_records", "cost_yuan"): (0, 500),
-    ("traffic_counts", "vehicles"): (0, 5_000), ("traffic_counts", "avg_speed_kmh"): (0, 120),
-    ("air_quality", "pm25"): (0, 500), ("air_quality", "pm10"): (0, 600), ("air_quality", "no2"): (0, 400),
-    ("air_quality", "o3"): (0, 400), ("air_quality", "aqi"): (0, 500),
+    ("residents", "age"): (0, 110),
+    ("residents", "income"): (0, 300_000),
+    ("households", "household_size"): (1, 12),
+    ("towns", "population"): (0, 200_000),
+    ("enterprises", "employees"): (0, 2_000),
+    ("enterprises", "revenue"): (0, 100_000),
+    ("farmland_plots", "area_mu"): (0, 50),
+    ("farmland_plots", "yield_kg_per_mu"): (0, 3_000),
+    ("elderly_care_records", "duration_min"): (0, 240),
+    ("elderly_care_records", "cost_yuan"): (0, 500),
+    ("traffic_counts", "vehicles"): (0, 5_000),
+    ("traffic_counts", "avg_speed_kmh"): (0, 120),
+    ("air_quality", "pm25"): (0, 500),
+    ("air_quality", "pm10"): (0, 600),
+    ("air_quality", "no2"): (0, 400),
+    ("air_quality", "o3"): (0, 400),
+    ("air_quality", "aqi"): (0, 500),
 }
 MAX_ROWS_PER_UNIT = {"elderly_care_records": 20, "farmland_plots": 10}
-_DUMMY_SEMANTICS = {"id_number", "mobile", "person_name", "address", "uscc", "bank_card", "licence_plate",
-                    "privacy_unit_id", "category", "measure", "key", "date"}
+_DUMMY_SEMANTICS = {
+    "id_number",
+    "mobile",
+    "person_name",
+    "address",
+    "uscc",
+    "bank_card",
+    "licence_plate",
+    "privacy_unit_id",
+    "category",
+    "measure",
+    "key",
+    "date",
+}
 
 
 def load_catalog(lab: Lab, seed_dir: Path, steward: Principal, progress: Callable[[str], None]) -> None:
@@ -50,7 +80,9 @@ def load_catalog(lab: Lab, seed_dir: Path, steward: Principal, progress: Callabl
                 orgs[full] = ids.create_org(s, SYSTEM, name=full, kind="department").id
     for spec in files.values():
         progress(f"ingesting {spec['name']} ({spec['rows']:,} rows) / 导入 {spec['title_zh']}")
-        _load_one(lab, seed_dir, spec, orgs[DEPARTMENT_ORG.get(spec["department"], "县" + spec["department"])])
+        _load_one(
+            lab, seed_dir, spec, orgs[DEPARTMENT_ORG.get(spec["department"], "县" + spec["department"])]
+        )
     _key_sets(lab, files, seed_dir)
     for spec in files.values():
         with lab.tx() as s:
@@ -62,17 +94,31 @@ def load_catalog(lab: Lab, seed_dir: Path, steward: Principal, progress: Callabl
 def _load_one(lab: Lab, seed_dir: Path, spec: dict[str, Any], org_id: int) -> None:
     with lab.tx() as s:
         ds = catalog.create_dataset(
-            s, SYSTEM, name=spec["name"], title=spec["title_zh"], org_id=org_id,
-            description=spec.get("description_zh", ""), contact=f"{spec['department']}信息科",
-            update_frequency=spec.get("update_frequency", "static"), privacy_unit=spec["privacy_unit"],
-            privacy_unit_column=spec.get("privacy_unit_column"), tags=spec.get("tags", []),
+            s,
+            SYSTEM,
+            name=spec["name"],
+            title=spec["title_zh"],
+            org_id=org_id,
+            description=spec.get("description_zh", ""),
+            contact=f"{spec['department']}信息科",
+            update_frequency=spec.get("update_frequency", "static"),
+            privacy_unit=spec["privacy_unit"],
+            privacy_unit_column=spec.get("privacy_unit_column"),
+            tags=spec.get("tags", []),
             key_columns=spec.get("primary_key") or [],
         )
         ds.dp_max_rows_per_unit = MAX_ROWS_PER_UNIT.get(spec["name"], 1)
         dataset_id = ds.id
     types = {c["name"]: c["type"] for c in spec["columns"]}
-    lab.ingestion.ingest_file(SYSTEM, dataset_id, seed_dir / spec["file"], mode="replace", schema_override=types,
-                              note="演示县初始数据 / demo county seed", source="upload")
+    lab.ingestion.ingest_file(
+        SYSTEM,
+        dataset_id,
+        seed_dir / spec["file"],
+        mode="replace",
+        schema_override=types,
+        note="演示县初始数据 / demo county seed",
+        source="upload",
+    )
     with lab.tx() as s:
         for col in s.execute(select(DatasetColumn).where(DatasetColumn.dataset_id == dataset_id)).scalars():
             meta = next((c for c in spec["columns"] if c["name"] == col.name), None)
@@ -96,10 +142,14 @@ def _key_sets(lab: Lab, files: dict[str, dict[str, Any]], seed_dir: Path) -> Non
                 values = ks.get("values")
                 if values is None and ks["source"]:
                     src, column = ks["source"].split(".")
-                    table = pacsv.read_csv(seed_dir / files[src]["file"],
-                                           convert_options=pacsv.ConvertOptions(column_types={column: "string"}))
+                    table = pacsv.read_csv(
+                        seed_dir / files[src]["file"],
+                        convert_options=pacsv.ConvertOptions(column_types={column: "string"}),
+                    )
                     values = sorted(set(table.column(column).to_pylist()))
-                catalog.upsert_key_set(s, SYSTEM, name=name, title=name, values=values or [], source=ks["source"])
+                catalog.upsert_key_set(
+                    s, SYSTEM, name=name, title=name, values=values or [], source=ks["source"]
+                )
                 ds = catalog.get_by_name(s, spec["name"])
                 for col in catalog.columns(s, ds.id):
                     if col.name == ks["column"]:
@@ -158,13 +208,17 @@ class LiveFeeds:
         while not self._stop.wait(self.period_s):
             hour += timedelta(hours=1)
             key = hour.strftime("%Y%m%d%H")
-            for dataset_id, rows in ((traffic, feeds.traffic_batch(int(key), hour, junctions)),
-                                     (air, feeds.air_quality_batch(int(key), hour, stations))):
-                payload = [{k: (v.isoformat(sep=" ") if isinstance(v, datetime) else v) for k, v in r.items()}
-                           for r in rows]
+            for dataset_id, rows in (
+                (traffic, feeds.traffic_batch(int(key), hour, junctions)),
+                (air, feeds.air_quality_batch(int(key), hour, stations)),
+            ):
+                payload = [
+                    {k: (v.isoformat(sep=" ") if isinstance(v, datetime) else v) for k, v in r.items()}
+                    for r in rows
+                ]
                 try:
                     self.lab.ingestion.push(SYSTEM, dataset_id, payload, f"demo-feed-{key}")
                 except Exception:  # noqa: BLE001 - a feed hiccup must not stop the demo
-                    continue
+                    log.warning("demo feed push failed", exc_info=True)
             if int(key) % 6 == 0:
                 self.lab.ingestion.compact_all(SYSTEM, min_files=6)

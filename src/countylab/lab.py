@@ -11,23 +11,26 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from countylab import audit
+from countylab.catalog.ingestion import Ingestion
+from countylab.catalog.maintenance import Maintenance
 from countylab.config import Settings
 from countylab.errors import PermissionDenied
 from countylab.identity.access import Principal
-from countylab.catalog.ingestion import Ingestion
-from countylab.catalog.maintenance import Maintenance
 from countylab.storage import migrate
 from countylab.storage.all_models import load_all
-from countylab.storage.warehouse import Warehouse
 from countylab.storage.db import make_engine, make_session_factory, transaction
 from countylab.storage.models import User
-
+from countylab.storage.warehouse import Warehouse
 
 load_all()  # every table known to the ORM before any session runs
 
 #: capabilities that attach services and background workers to a Lab: ``attach(lab)``
-AREAS = ("countylab.privacy.wiring", "countylab.jobs.wiring", "countylab.airlock.wiring",
-         "countylab.connectors.wiring")
+AREAS = (
+    "countylab.privacy.wiring",
+    "countylab.jobs.wiring",
+    "countylab.airlock.wiring",
+    "countylab.connectors.wiring",
+)
 
 
 class Lab:
@@ -39,8 +42,13 @@ class Lab:
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
         self.read_sessions: sessionmaker[Session] = make_session_factory(self.engine, read_only=True)
         self.warehouse = Warehouse(settings.warehouse_dir)
-        self.ingestion = Ingestion(self.sessions, self.warehouse, settings.data_dir / "uploads",
-                                   max_upload_bytes=settings.upload_max_mb << 20, read_sessions=self.read_sessions)
+        self.ingestion = Ingestion(
+            self.sessions,
+            self.warehouse,
+            settings.data_dir / "uploads",
+            max_upload_bytes=settings.upload_max_mb << 20,
+            read_sessions=self.read_sessions,
+        )
         self._background: list[tuple[str, Callable[[], None], Callable[[], None]]] = []
         self.maintenance = Maintenance(self)
         self.register_background("catalog-maintenance", self.maintenance.start, self.maintenance.stop)

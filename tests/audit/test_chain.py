@@ -15,8 +15,14 @@ from countylab.identity.access import SYSTEM
 def _fill(lab, n: int = 5) -> None:
     for i in range(n):
         with lab.tx() as s:
-            audit.append(s, actor_id=None, actor="system", action=f"test.{i}", target=f"t:{i}",
-                         details={"i": i, "名": "值"})
+            audit.append(
+                s,
+                actor_id=None,
+                actor="system",
+                action=f"test.{i}",
+                target=f"t:{i}",
+                details={"i": i, "名": "值"},
+            )
 
 
 def _without_guard(lab, sql: str) -> None:
@@ -40,7 +46,10 @@ def test_intact_chain_verifies(any_lab):
 
 def test_database_refuses_update_and_delete(any_lab):
     _fill(any_lab, 2)
-    for sql in ("UPDATE audit_events SET actor = 'mallory' WHERE id = 1", "DELETE FROM audit_events WHERE id = 2"):
+    for sql in (
+        "UPDATE audit_events SET actor = 'mallory' WHERE id = 1",
+        "DELETE FROM audit_events WHERE id = 2",
+    ):
         with pytest.raises(DBAPIError, match="append-only"), any_lab.engine.begin() as conn:
             conn.execute(text(sql))
 
@@ -69,9 +78,17 @@ def test_recomputed_forgery_breaks_the_next_link(any_lab):
     _fill(any_lab)
     with any_lab.tx() as s:
         ev = s.execute(text("SELECT * FROM audit_events WHERE id = 2")).mappings().one()
-    forged = audit.log.event_hash(id=2, ts=ev["ts"], actor_id=None, actor="mallory", action=ev["action"],
-                                  target=ev["target"], outcome=ev["outcome"], details=ev["details"],
-                                  prev_hash=ev["prev_hash"])
+    forged = audit.log.event_hash(
+        id=2,
+        ts=ev["ts"],
+        actor_id=None,
+        actor="mallory",
+        action=ev["action"],
+        target=ev["target"],
+        outcome=ev["outcome"],
+        details=ev["details"],
+        prev_hash=ev["prev_hash"],
+    )
     _without_guard(any_lab, f"UPDATE audit_events SET actor = 'mallory', hash = '{forged}' WHERE id = 2")
     with any_lab.tx() as s:
         report = audit.verify(s)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -19,8 +18,10 @@ from countylab.identity.access import SYSTEM
 from countylab.storage.catalog_models import DatasetVersion
 from tests.support import api_client, audit_actions, build_lab, create_user
 
+NAMES = ["张伟", "王芳", "李娜", "赵秀", "陈英"]
+TOWNS = ["城关街道", "青禾镇"]
 CSV = "resident_id,name,id_number,age,income,town\n" + "".join(
-    f"R{i:04d},{'张王李赵陈'[i % 5]}{'伟芳娜秀英'[i % 5]},11010519491231002X,{20 + i % 60},{1000 * i},{'青禾镇' if i % 2 else '城关街道'}\n"
+    f"R{i:04d},{NAMES[i % 5]},11010519491231002X,{20 + i % 60},{1000 * i},{TOWNS[i % 2]}\n"
     for i in range(1, 41)
 )
 
@@ -33,18 +34,36 @@ def world(tmp_path):
     steward = create_user(lab, "steward", ["steward"], org="县大数据中心", kind="platform")
     dev = create_user(lab, "dev", ["developer"], org="康养科技", kind="enterprise")
     c = api_client(lab, provider)
-    ds = c.post("/api/datasets", json={"name": "residents", "title": "常住人口信息", "privacy_unit": "person",
-                                       "privacy_unit_column": "resident_id", "tags": ["人口", "养老"],
-                                       "description": "民政局维护的常住人口名册", "key_columns": ["resident_id"]})
+    ds = c.post(
+        "/api/datasets",
+        json={
+            "name": "residents",
+            "title": "常住人口信息",
+            "privacy_unit": "person",
+            "privacy_unit_column": "resident_id",
+            "tags": ["人口", "养老"],
+            "description": "民政局维护的常住人口名册",
+            "key_columns": ["resident_id"],
+        },
+    )
     assert ds.status_code == 201, ds.text
-    yield {"lab": lab, "provider": c, "other": api_client(lab, other), "steward": api_client(lab, steward),
-           "dev": api_client(lab, dev), "id": ds.json()["id"]}
+    yield {
+        "lab": lab,
+        "provider": c,
+        "other": api_client(lab, other),
+        "steward": api_client(lab, steward),
+        "dev": api_client(lab, dev),
+        "id": ds.json()["id"],
+    }
     lab.close()
 
 
 def _upload(c, dataset_id, name, content, mode="replace", key=""):
-    return c.post(f"/api/datasets/{dataset_id}/versions", files={"file": (name, content)},
-                  data={"mode": mode, "key": key})
+    return c.post(
+        f"/api/datasets/{dataset_id}/versions",
+        files={"file": (name, content)},
+        data={"mode": mode, "key": key},
+    )
 
 
 def _state(lab, dataset_id):
@@ -54,7 +73,11 @@ def _state(lab, dataset_id):
         ds = catalog.get_dataset(s, dataset_id)
         head = (ds.current_version, ds.row_count, json.dumps(ds.table_schema, sort_keys=True))
     root = lab.settings.warehouse_dir
-    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if ".staging" not in p.parts) if root.exists() else []
+    files = (
+        sorted(str(p.relative_to(root)) for p in root.rglob("*") if ".staging" not in p.parts)
+        if root.exists()
+        else []
+    )
     return versions, head, files
 
 
@@ -72,7 +95,10 @@ def test_every_file_format_commits_one_version(world, tmp_path):
     buf = io.BytesIO()
     wb.save(buf)
     assert _upload(c, did, "人口.xlsx", buf.getvalue()).status_code == 201
-    lines = [dict(zip(CSV.split("\n")[0].split(","), row.split(","), strict=True)) for row in CSV.strip().split("\n")[1:]]
+    lines = [
+        dict(zip(CSV.split("\n")[0].split(","), row.split(","), strict=True))
+        for row in CSV.strip().split("\n")[1:]
+    ]
     jsonl = "\n".join(json.dumps(x, ensure_ascii=False) for x in lines).encode()
     assert _upload(c, did, "people.jsonl", jsonl).status_code == 201
     detail = c.get(f"/api/datasets/{did}").json()
@@ -128,8 +154,13 @@ def test_modes_append_upsert_duplicate_keys_and_as_of(world):
     head, rows = CSV.split("\n")[0], CSV.strip().split("\n")[1:]
     extra = head + "\nR9001,新人,11010519491231002X,33,5000,青禾镇\n"
     assert _upload(c, did, "v2.csv", extra.encode(), mode="append").json()["row_count"] == 41
-    changed = head + "\n" + rows[0].replace(",21,", ",99,") + "\nR9002,又一人,11010519491231002X,40,1,青禾镇\n"
-    assert _upload(c, did, "v3.csv", changed.encode(), mode="upsert", key="resident_id").json()["row_count"] == 42
+    changed = (
+        head + "\n" + rows[0].replace(",21,", ",99,") + "\nR9002,又一人,11010519491231002X,40,1,青禾镇\n"
+    )
+    assert (
+        _upload(c, did, "v3.csv", changed.encode(), mode="upsert", key="resident_id").json()["row_count"]
+        == 42
+    )
     dup = head + "\n" + rows[0] + "\n" + rows[0] + "\n"
     before = _state(lab, did)
     r = _upload(c, did, "dup.csv", dup.encode(), mode="upsert", key="resident_id")
@@ -140,18 +171,32 @@ def test_modes_append_upsert_duplicate_keys_and_as_of(world):
         with lab.tx() as s:
             ds = catalog.get_dataset(s, did)
         paths = [str(p) for p in lab.ingestion.read_paths(ds, version)]
-        return duckdb.connect().execute(f"SELECT COUNT(*), MAX(age) FILTER (resident_id = 'R0001') FROM read_parquet({paths})").fetchone()
+        return (
+            duckdb.connect()
+            .execute(f"SELECT COUNT(*), MAX(age) FILTER (resident_id = 'R0001') FROM read_parquet({paths})")
+            .fetchone()
+        )
 
     assert count(1) == (40, 21) and count(2) == (41, 21) and count(3) == (42, 99)
 
 
 def test_push_json_and_arrow_idempotent_visible_and_compacted(world):
     c, did, lab = world["provider"], world["id"], world["lab"]
-    assert c.post(f"/api/datasets/{did}/rows", json={"rows": [{"resident_id": "R1"}]}).json()["error"]["details"][
-        "reason"] == "no_schema"
+    assert (
+        c.post(f"/api/datasets/{did}/rows", json={"rows": [{"resident_id": "R1"}]}).json()["error"][
+            "details"
+        ]["reason"]
+        == "no_schema"
+    )
     assert _upload(c, did, "v1.csv", CSV.encode()).status_code == 201
-    row = {"resident_id": "R5000", "name": "推送", "id_number": "11010519491231002X", "age": 70, "income": 1,
-           "town": "青禾镇"}
+    row = {
+        "resident_id": "R5000",
+        "name": "推送",
+        "id_number": "11010519491231002X",
+        "age": 70,
+        "income": 1,
+        "town": "青禾镇",
+    }
     r1 = c.post(f"/api/datasets/{did}/rows", json={"rows": [row], "idempotency_key": "batch-1"})
     assert r1.json() == {"accepted": 1, "duplicate": False}
     again = c.post(f"/api/datasets/{did}/rows", json={"rows": [row], "idempotency_key": "batch-1"})
@@ -160,21 +205,28 @@ def test_push_json_and_arrow_idempotent_visible_and_compacted(world):
     sink = io.BytesIO()
     with ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)
-    r2 = c.post(f"/api/datasets/{did}/rows", content=sink.getvalue(),
-                headers={"content-type": "application/vnd.apache.arrow.stream", "Idempotency-Key": "arrow-1"})
+    r2 = c.post(
+        f"/api/datasets/{did}/rows",
+        content=sink.getvalue(),
+        headers={"content-type": "application/vnd.apache.arrow.stream", "Idempotency-Key": "arrow-1"},
+    )
     assert r2.json()["accepted"] == 1, r2.text
     bad = c.post(f"/api/datasets/{did}/rows", json={"rows": [{**row, "age": "old"}], "idempotency_key": "b2"})
     assert bad.status_code == 422 and bad.json()["error"]["details"]["column"] == "age"
     with lab.tx() as s:
         ds = catalog.get_dataset(s, did)
     paths = [str(p) for p in lab.ingestion.read_paths(ds)]
-    assert duckdb.connect().execute(f"SELECT COUNT(*) FROM read_parquet({paths})").fetchone()[0] == 42  # visible at once
+    assert (
+        duckdb.connect().execute(f"SELECT COUNT(*) FROM read_parquet({paths})").fetchone()[0] == 42
+    )  # visible at once
     assert c.post(f"/api/datasets/{did}/compact").json()["version"] == 2
     detail = c.get(f"/api/datasets/{did}").json()
     assert detail["row_count"] == 42 and detail["versions"][0]["mode"] == "compaction"
     assert lab.warehouse.pending_stream("residents") == []
     # a retried batch after compaction is still applied only once
-    assert c.post(f"/api/datasets/{did}/rows", json={"rows": [row], "idempotency_key": "batch-1"}).json()["duplicate"]
+    assert c.post(f"/api/datasets/{did}/rows", json={"rows": [row], "idempotency_key": "batch-1"}).json()[
+        "duplicate"
+    ]
     assert world["other"].post(f"/api/datasets/{did}/rows", json={"rows": [row]}).status_code == 403
 
 
@@ -183,7 +235,10 @@ def test_only_the_owning_department_writes(world):
     assert _upload(world["other"], did, "x.csv", CSV.encode()).status_code == 403
     assert world["dev"].post("/api/datasets", json={"name": "mine", "title": "x"}).status_code == 403
     assert world["other"].patch(f"/api/datasets/{did}", json={"title": "改名"}).status_code == 403
-    assert world["provider"].patch(f"/api/datasets/{did}", json={"title": "常住人口"}).json()["title"] == "常住人口"
+    assert (
+        world["provider"].patch(f"/api/datasets/{did}", json={"title": "常住人口"}).json()["title"]
+        == "常住人口"
+    )
     denied = [a for a in audit_actions(world["lab"]) if a[0] == "permission.denied"]
     assert len(denied) == 3
 
@@ -193,10 +248,14 @@ def test_grades_confirm_raise_and_lower_only_with_reason(world):
     assert _upload(world["provider"], did, "v1.csv", CSV.encode()).status_code == 201
     assert world["provider"].put(f"/api/datasets/{did}/grade", json={"grade": "general_1"}).status_code == 403
     assert steward.put(f"/api/datasets/{did}/grade", json={"grade": "general_4"}).json()["grade_confirmed"]
-    assert steward.put(f"/api/datasets/{did}/grade", json={"grade": "important"}).json()["grade"] == "important"
+    assert (
+        steward.put(f"/api/datasets/{did}/grade", json={"grade": "important"}).json()["grade"] == "important"
+    )
     lowered = steward.put(f"/api/datasets/{did}/grade", json={"grade": "general_3"})
     assert lowered.status_code == 422
-    ok = steward.put(f"/api/datasets/{did}/grade", json={"grade": "general_3", "reason": "已脱敏处理，经安全委员会审议"})
+    ok = steward.put(
+        f"/api/datasets/{did}/grade", json={"grade": "general_3", "reason": "已脱敏处理，经安全委员会审议"}
+    )
     assert ok.json()["grade"] == "general_3"
     kinds = [h["kind"] for h in steward.get(f"/api/datasets/{did}/grade-history").json()["items"]]
     assert kinds[:3] == ["lowered", "raised", "confirmed"]
@@ -212,7 +271,7 @@ def test_more_sensitive_data_raises_a_confirmed_grade(world):
     assert _upload(c, did, "a.csv", "town,count\n青禾镇,3\n城关街道,5\n".encode()).status_code == 201
     assert steward.put(f"/api/datasets/{did}/grade", json={"grade": "general_1"}).status_code == 200
     # the department starts sending ID numbers in a column that used to hold counts
-    leaked = "town,count\n" + "".join(f"青禾镇,11010519491231002X\n" for _ in range(20))
+    leaked = "town,count\n" + "".join("青禾镇,11010519491231002X\n" for _ in range(20))
     assert _upload(c, did, "b.csv", leaked.encode()).status_code == 422  # schema: count is int64
     d2 = c.post("/api/datasets", json={"name": "stats2", "title": "统计表2"}).json()["id"]
     assert _upload(c, d2, "a.csv", "town,note\n青禾镇,无\n城关街道,无\n".encode()).status_code == 201
@@ -288,8 +347,9 @@ def test_crash_mid_commit_leaves_previous_version_and_no_orphans(world, tmp_path
         lab = Lab(Settings(data_dir=Path({str(lab.settings.data_dir)!r}), secret_key="x"))
         lab.ingestion.ingest_file(SYSTEM, {did}, Path({str(big)!r}), mode="append")
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env={**os.environ})
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env={**os.environ}
+    )
     assert proc.returncode == -signal.SIGKILL and "VERSION-WRITTEN" in proc.stdout, proc.stderr
     assert (lab.settings.warehouse_dir / "residents" / "v2").exists()  # the orphan the crash left
     assert lab.recover(grace_s=3600) == 0  # too fresh: could be another process's commit
@@ -305,12 +365,17 @@ def test_group_commit_is_exactly_once_across_a_crash(world):
     import pyarrow.parquet as pq
 
     from countylab.catalog import push_commit
-    from countylab.identity.access import SYSTEM
 
     lab, did = world["lab"], world["id"]
     assert _upload(world["provider"], did, "v1.csv", CSV.encode()).status_code == 201
-    row = {"resident_id": "R7000", "name": "组提交", "id_number": "11010519491231002X", "age": 60, "income": 1,
-           "town": "青禾镇"}
+    row = {
+        "resident_id": "R7000",
+        "name": "组提交",
+        "id_number": "11010519491231002X",
+        "age": 60,
+        "income": 1,
+        "town": "青禾镇",
+    }
     original = push_commit.os.rename
     calls = {"n": 0}
 
@@ -343,12 +408,16 @@ def test_group_commit_is_exactly_once_across_a_crash(world):
 def test_concurrent_pushes_share_commits_and_each_is_applied_once(world):
     from concurrent.futures import ThreadPoolExecutor
 
-    from countylab.identity.access import SYSTEM
-
     lab, did = world["lab"], world["id"]
     assert _upload(world["provider"], did, "v1.csv", CSV.encode()).status_code == 201
-    row = {"resident_id": "R8000", "name": "并发", "id_number": "11010519491231002X", "age": 50, "income": 1,
-           "town": "青禾镇"}
+    row = {
+        "resident_id": "R8000",
+        "name": "并发",
+        "id_number": "11010519491231002X",
+        "age": 50,
+        "income": 1,
+        "town": "青禾镇",
+    }
     keys = [f"k{i % 30}" for i in range(60)]  # every key sent twice, concurrently
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda k: lab.ingestion.push(SYSTEM, did, [row] * 10, k), keys))

@@ -45,12 +45,32 @@ def test_grants_by_steward_only_and_never_core(any_lab, make_user):
         org = Org(name="民政局", kind="department")
         s.add(org)
         s.flush()
-        ds = Dataset(name="residents", title="户籍人口", org_id=org.id, grade="general_4", tags=[], description="",
-                     contact="", update_frequency="static", privacy_unit="person", grade_confirmed=True,
-                     grade_reason="")
-        core = Dataset(name="core", title="核心", org_id=org.id, grade="core", tags=[], description="",
-                       contact="", update_frequency="static", privacy_unit="none", grade_confirmed=True,
-                       grade_reason="")
+        ds = Dataset(
+            name="residents",
+            title="户籍人口",
+            org_id=org.id,
+            grade="general_4",
+            tags=[],
+            description="",
+            contact="",
+            update_frequency="static",
+            privacy_unit="person",
+            grade_confirmed=True,
+            grade_reason="",
+        )
+        core = Dataset(
+            name="core",
+            title="核心",
+            org_id=org.id,
+            grade="core",
+            tags=[],
+            description="",
+            contact="",
+            update_frequency="static",
+            privacy_unit="none",
+            grade_confirmed=True,
+            grade_reason="",
+        )
         s.add_all([ds, core])
         s.flush()
         ds_id, core_id = ds.id, core.id
@@ -63,7 +83,9 @@ def test_grants_by_steward_only_and_never_core(any_lab, make_user):
     assert c_st.post(f"/api/projects/{pid}/grants", json={"dataset_id": ds_id}).status_code == 409
     assert c_st.post(f"/api/projects/{pid}/grants", json={"dataset_id": core_id}).status_code == 422
     assert c_st.post(f"/api/projects/{pid}/grants", json={"dataset_id": 999}).status_code == 404
-    assert c_dev.get(f"/api/projects/{pid}").json()["datasets"] == [{"dataset_id": ds_id, "name": "residents"}]
+    assert c_dev.get(f"/api/projects/{pid}").json()["datasets"] == [
+        {"dataset_id": ds_id, "name": "residents"}
+    ]
     assert c_st.delete(f"/api/projects/{pid}/grants/{ds_id}").status_code == 200
     assert c_dev.get(f"/api/projects/{pid}").json()["datasets"] == []
 
@@ -92,7 +114,9 @@ def test_tokens_expired_revoked_and_deactivated_users_are_refused(any_lab, make_
 
     admin = make_user(any_lab, "admin", ["admin"])
     tok3 = token_for(any_lab, uid)
-    assert api_client(any_lab, admin).put(f"/api/users/{uid}/active", json={"active": False}).status_code == 200
+    assert (
+        api_client(any_lab, admin).put(f"/api/users/{uid}/active", json={"active": False}).status_code == 200
+    )
     assert c.get("/api/whoami", headers={"Authorization": f"Bearer {tok3}"}).status_code == 401
 
 

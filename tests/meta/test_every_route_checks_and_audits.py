@@ -43,7 +43,9 @@ class Example:
 EXAMPLES: dict[tuple[str, str], Example] = {
     # API
     ("POST", "/api/orgs"): Example("admin", {"name": "县卫健委", "kind": "department"}),
-    ("POST", "/api/users"): Example("admin", {"username": "newbie", "password": "long-enough", "roles": ["leader"]}),
+    ("POST", "/api/users"): Example(
+        "admin", {"username": "newbie", "password": "long-enough", "roles": ["leader"]}
+    ),
     ("PUT", "/api/users/{user_id}/roles"): Example("admin", {"roles": ["developer", "leader"]}),
     ("PUT", "/api/users/{user_id}/active"): Example("admin", {"active": False}),
     ("POST", "/api/tokens"): Example("dev", {"name": "ci"}, open_to_all=True),
@@ -57,7 +59,9 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("POST", "/login"): Example("dev", anonymous=True),
     ("POST", "/logout"): Example("dev", open_to_all=True),
     ("POST", "/orgs"): Example("admin", {"name": "县交通运输局", "kind": "department"}),
-    ("POST", "/users"): Example("admin", {"username": "formuser", "password": "long-enough", "roles": "leader"}),
+    ("POST", "/users"): Example(
+        "admin", {"username": "formuser", "password": "long-enough", "roles": "leader"}
+    ),
     ("POST", "/users/{user_id}/roles"): Example("admin", {"roles": "checker"}),
     ("POST", "/users/{user_id}/active"): Example("admin", {"active": "0"}),
     ("POST", "/me/tokens"): Example("dev", {"name": "web", "days": "30"}, open_to_all=True),
@@ -72,10 +76,13 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("POST", "/api/datasets"): Example("provider", {"name": "new_ds", "title": "新数据集"}),
     ("PATCH", "/api/datasets/{dataset_id}"): Example("provider", {"title": "改名"}),
     ("POST", "/api/datasets/{dataset_id}/uploads"): Example("provider", files=True),
-    ("POST", "/api/datasets/{dataset_id}/uploads/{upload_id}/commit"): Example("provider", {"mode": "append"}),
+    ("POST", "/api/datasets/{dataset_id}/uploads/{upload_id}/commit"): Example(
+        "provider", {"mode": "append"}
+    ),
     ("POST", "/api/datasets/{dataset_id}/versions"): Example("provider", {"mode": "append"}, files=True),
     ("POST", "/api/datasets/{dataset_id}/rows"): Example(
-        "provider", {"rows": [{"resident_id": "R9", "age": 50}], "idempotency_key": "meta-1"}),
+        "provider", {"rows": [{"resident_id": "R9", "age": 50}], "idempotency_key": "meta-1"}
+    ),
     ("POST", "/api/datasets/{dataset_id}/compact"): Example("provider"),
     ("PUT", "/api/datasets/{dataset_id}/grade"): Example("steward", {"grade": "general_4"}),
     ("PUT", "/api/datasets/{dataset_id}/columns/{name}"): Example("steward", {"lower": 0, "upper": 110}),
@@ -89,13 +96,16 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("POST", "/datasets/{dataset_id}/columns/{name}"): Example("steward", {"lower": "0", "upper": "110"}),
     # pull connectors (the World's connector points at a closed port: a run records a failed sync)
     ("POST", "/api/datasets/{dataset_id}/connectors"): Example(
-        "provider", {"dsn": "postgresql://reader:pw@127.0.0.1:1/x", "source_table": "people", "cursor_column": "id"}),
+        "provider",
+        {"dsn": "postgresql://reader:pw@127.0.0.1:1/x", "source_table": "people", "cursor_column": "id"},
+    ),
     ("PATCH", "/api/connectors/{connector_id}"): Example("provider", {"interval_s": 900}),
     ("DELETE", "/api/connectors/{connector_id}"): Example("provider"),
     ("POST", "/api/connectors/{connector_id}/run"): Example("provider"),
     ("POST", "/datasets/{dataset_id}/connectors"): Example(
-        "provider", {"dsn": "host=127.0.0.1 port=1 user=r password=pw", "source_table": "people",
-                     "cursor_column": "id"}),
+        "provider",
+        {"dsn": "host=127.0.0.1 port=1 user=r password=pw", "source_table": "people", "cursor_column": "id"},
+    ),
     ("POST", "/connectors/{connector_id}/run"): Example("provider"),
     ("POST", "/connectors/{connector_id}/toggle"): Example("provider", {"enabled": "0"}),
     ("POST", "/connectors/{connector_id}/delete"): Example("admin"),
@@ -143,11 +153,18 @@ class World:
         with self.lab.tx() as s:
             org = ids.create_org(s, SYSTEM, name="县民政局", kind="department")
             self.users = {}
-            for name, roles in [("admin", ["admin"]), ("steward", ["steward"]), ("dev", ["developer"]),
-                                ("provider", ["provider"]),
-                                ("member", ["developer"]), ("other", ["developer"]), ("nobody", [])]:
-                self.users[name] = ids.create_user(s, SYSTEM, username=name, password=PASSWORD, display_name=name,
-                                                   roles=roles, org_id=org.id).id
+            for name, roles in [
+                ("admin", ["admin"]),
+                ("steward", ["steward"]),
+                ("dev", ["developer"]),
+                ("provider", ["provider"]),
+                ("member", ["developer"]),
+                ("other", ["developer"]),
+                ("nobody", []),
+            ]:
+                self.users[name] = ids.create_user(
+                    s, SYSTEM, username=name, password=PASSWORD, display_name=name, roles=roles, org_id=org.id
+                ).id
             dev = ids.principal_for(s, ids.get_user(s, self.users["dev"]), "system")
             project = prj.create_project(s, dev, slug="proj", title="项目")
             self.project_id = project.id
@@ -155,17 +172,34 @@ class World:
             prj.add_member(s, dev, project.id, username="member")
             datasets = []
             for name in ("d1", "d2"):
-                d = Dataset(name=name, title=name, org_id=org.id, grade="general_2", tags=[], description="",
-                            contact="", update_frequency="static", privacy_unit="none", grade_confirmed=True,
-                            grade_reason="")
+                d = Dataset(
+                    name=name,
+                    title=name,
+                    org_id=org.id,
+                    grade="general_2",
+                    tags=[],
+                    description="",
+                    contact="",
+                    update_frequency="static",
+                    privacy_unit="none",
+                    grade_confirmed=True,
+                    grade_reason="",
+                )
                 s.add(d)
                 s.flush()
                 datasets.append(d.id)
             self.dataset_id, self.dataset2_id = datasets
             prj.grant_dataset(s, SYSTEM, project.id, self.dataset_id)
-            connector = Connector(dataset_id=self.dataset_id, kind="postgresql", source_table="public.people",
-                                  dsn="postgresql://reader:pw@127.0.0.1:1/x", cursor_column="id", key_columns=[],
-                                  interval_s=300, enabled=True)
+            connector = Connector(
+                dataset_id=self.dataset_id,
+                kind="postgresql",
+                source_table="public.people",
+                dsn="postgresql://reader:pw@127.0.0.1:1/x",
+                cursor_column="id",
+                key_columns=[],
+                interval_s=300,
+                enabled=True,
+            )
             s.add(connector)
             s.flush()
             self.connector_id = connector.id
@@ -190,8 +224,9 @@ class World:
             if actor != "nobody":
                 with self.lab.tx() as s:
                     principal = ids.principal_for(s, ids.get_user(s, self.users[actor]), "session")
-                staged = self.lab.ingestion.stage_upload(principal, self.dataset_id, "more.csv",
-                                                         io.BytesIO(WORLD_CSV.encode()))
+                staged = self.lab.ingestion.stage_upload(
+                    principal, self.dataset_id, "more.csv", io.BytesIO(WORLD_CSV.encode())
+                )
                 values["upload_id"] = staged.id
         if path.endswith("/compact"):  # something to compact
             self.lab.ingestion.push(SYSTEM, self.dataset_id, [{"resident_id": "R7", "age": 7}], None)
@@ -202,7 +237,9 @@ class World:
                 values.update(module.fill(self, path, actor))
         if "{token_id}" in path:
             with self.lab.tx() as s:
-                values["token_id"] = str(ids.create_token(s, SYSTEM, user_id=self.users[actor], name="t", days=5).id)
+                values["token_id"] = str(
+                    ids.create_token(s, SYSTEM, user_id=self.users[actor], name="t", days=5).id
+                )
         return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
     def body(self, ex: Example) -> dict[str, Any] | None:
@@ -211,14 +248,26 @@ class World:
         return {k: (str(self.dataset2_id) if v == "{dataset2_id}" else v) for k, v in ex.body.items()}
 
 
-def _call(client: TestClient, method: str, path: str, body: dict[str, Any] | None, csrf: str | None,
-          files: bool = False):
+def _call(
+    client: TestClient,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    csrf: str | None,
+    files: bool = False,
+):
     if files:
         data = dict(body or {})
         if csrf:
             data["csrf_token"] = csrf
-        return client.request(method, path, data=data, files={"file": ("more.csv", WORLD_CSV.encode())},
-                              headers={"X-CSRF-Token": csrf} if csrf else {}, follow_redirects=False)
+        return client.request(
+            method,
+            path,
+            data=data,
+            files={"file": ("more.csv", WORLD_CSV.encode())},
+            headers={"X-CSRF-Token": csrf} if csrf else {},
+            follow_redirects=False,
+        )
     if path.startswith("/api/"):
         kwargs: dict[str, Any] = {"json": body} if body is not None else {}
         if csrf:
@@ -254,7 +303,9 @@ def test_route_checks_permission_and_audits(tmp_path, method, path):
     before = audit_actions(world.lab)
     anon = TestClient(app, raise_server_exceptions=False)
     resp = _call(anon, method, url, world.body(ex), None, ex.files)
-    assert resp.status_code == 401 or (resp.status_code == 303 and "/login" in resp.headers["location"]), resp.text
+    assert resp.status_code == 401 or (resp.status_code == 303 and "/login" in resp.headers["location"]), (
+        resp.text
+    )
     assert audit_actions(world.lab) == before
 
     # 2. a user with no roles: refused and audited as denied
@@ -277,8 +328,11 @@ def test_route_checks_permission_and_audits(tmp_path, method, path):
     url = world.fill(path, ex, ex.who)  # fresh ids (e.g. an upload staged for this user)
     before = len(audit_actions(world.lab))
     resp = _call(client, method, url, world.body(ex), csrf, ex.files)
-    assert resp.status_code < 400 and not _refused(resp), (resp.status_code, resp.text[:300],
-                                                           resp.cookies.get("flash"))
+    assert resp.status_code < 400 and not _refused(resp), (
+        resp.status_code,
+        resp.text[:300],
+        resp.cookies.get("flash"),
+    )
     new = [a for a in audit_actions(world.lab)[before:] if a[0] != "permission.denied"]
     assert new, f"{method} {path} succeeded without an audit event"
 
@@ -290,8 +344,9 @@ def test_cookie_requests_without_csrf_are_refused_and_audited(tmp_path):
     before = len(audit_actions(world.lab))
     resp = client.post("/api/orgs", json={"name": "无令牌", "kind": "department"})
     assert resp.status_code == 403 and "CSRF" in resp.json()["error"]["message"]
-    resp = client.post("/orgs", data={"name": "无令牌", "kind": "department", "csrf_token": "forged"},
-                       follow_redirects=False)
+    resp = client.post(
+        "/orgs", data={"name": "无令牌", "kind": "department", "csrf_token": "forged"}, follow_redirects=False
+    )
     assert resp.status_code == 403
     new = audit_actions(world.lab)[before:]
     assert new == [("permission.denied", "admin", "denied")] * 2

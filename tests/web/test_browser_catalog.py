@@ -62,7 +62,9 @@ def test_steward_sees_grade_form_and_bounds(browser, demo, artifacts):
     s.login("steward")
     s.go(f"/datasets/{demo['ids']['residents']}")
     assert s.page.locator("#grade-form").count() == 1
-    assert s.page.locator("#columns-table tr[data-column=income] input[name=upper]").input_value() == "300000.0"
+    assert (
+        s.page.locator("#columns-table tr[data-column=income] input[name=upper]").input_value() == "300000.0"
+    )
     s.page.select_option("#grade-form select[name=grade]", "general_3")
     s.page.click("#grade-form button[type=submit]")  # lowering without a reason is refused
     assert "理由" in s.page.locator(".flash-error").inner_text()
@@ -116,8 +118,10 @@ def test_the_traffic_feed_visibly_updates(browser, demo, artifacts):
     s.go(f"/datasets/{traffic}")
     assert s.page.locator("#live-rows").is_hidden()
     hour = datetime(2026, 12, 1, 8)
-    rows = [{k: (v.isoformat(sep=" ") if isinstance(v, datetime) else v) for k, v in r.items()}
-            for r in feeds.traffic_batch(1, hour, feeds.make_junctions(20261126))]
+    rows = [
+        {k: (v.isoformat(sep=" ") if isinstance(v, datetime) else v) for k, v in r.items()}
+        for r in feeds.traffic_batch(1, hour, feeds.make_junctions(20261126))
+    ]
     lab.ingestion.push(SYSTEM, traffic, rows, "browser-feed-1")
     s.page.wait_for_selector("#live-rows:not([hidden])", timeout=12_000)
     assert s.page.locator("#live-rows span").inner_text() == str(len(rows))

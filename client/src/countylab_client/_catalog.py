@@ -22,27 +22,56 @@ class CatalogAPI:
     _send: Callable[..., Any]  # provided by Client
 
     def create_dataset(
-        self, name: str, title: str, *, description: str = "", privacy_unit: str = "none",
-        privacy_unit_column: str | None = None, tags: Sequence[str] = (), key_columns: Sequence[str] = (),
-        update_frequency: str = "static", contact: str = "", org_id: int | None = None,
+        self,
+        name: str,
+        title: str,
+        *,
+        description: str = "",
+        privacy_unit: str = "none",
+        privacy_unit_column: str | None = None,
+        tags: Sequence[str] = (),
+        key_columns: Sequence[str] = (),
+        update_frequency: str = "static",
+        contact: str = "",
+        org_id: int | None = None,
     ) -> Dataset:
         """Register a dataset of your department (数据集登记)."""
-        body = {"name": name, "title": title, "description": description, "privacy_unit": privacy_unit,
-                "privacy_unit_column": privacy_unit_column, "tags": list(tags), "key_columns": list(key_columns),
-                "update_frequency": update_frequency, "contact": contact, "org_id": org_id}
+        body = {
+            "name": name,
+            "title": title,
+            "description": description,
+            "privacy_unit": privacy_unit,
+            "privacy_unit_column": privacy_unit_column,
+            "tags": list(tags),
+            "key_columns": list(key_columns),
+            "update_frequency": update_frequency,
+            "contact": contact,
+            "org_id": org_id,
+        }
         return Dataset.from_json(self._send("POST", "/api/datasets", body=body))
 
     def update_dataset(self, dataset_id: int, /, **fields: Any) -> Dataset:
-        return Dataset.from_json(self._send("PATCH", f"/api/datasets/{_id(dataset_id, 'dataset_id')}", body=fields))
+        return Dataset.from_json(
+            self._send("PATCH", f"/api/datasets/{_id(dataset_id, 'dataset_id')}", body=fields)
+        )
 
     def upload_file(
-        self, dataset_id: int, path: str | Path, /, *, mode: str = "replace", key: Sequence[str] = (), note: str = ""
+        self,
+        dataset_id: int,
+        path: str | Path,
+        /,
+        *,
+        mode: str = "replace",
+        key: Sequence[str] = (),
+        note: str = "",
     ) -> dict[str, Any]:
         """Upload a CSV/XLSX/Parquet/JSONL file as the dataset's next immutable version."""
         p = Path(path)
         result: dict[str, Any] = self._send(
-            "POST", f"/api/datasets/{_id(dataset_id, 'dataset_id')}/versions",
-            files={"file": (p.name, p.read_bytes())}, data={"mode": mode, "key": ",".join(key), "note": note},
+            "POST",
+            f"/api/datasets/{_id(dataset_id, 'dataset_id')}/versions",
+            files={"file": (p.name, p.read_bytes())},
+            data={"mode": mode, "key": ",".join(key), "note": note},
         )
         return result
 
@@ -52,21 +81,30 @@ class CatalogAPI:
 
     def set_grade(self, dataset_id: int, /, grade: str, *, reason: str = "") -> dict[str, Any]:
         """Security officer: confirm, raise or (with a reason) lower a dataset's grade."""
-        result: dict[str, Any] = self._send("PUT", f"/api/datasets/{_id(dataset_id, 'dataset_id')}/grade",
-                                            body={"grade": grade, "reason": reason})
+        result: dict[str, Any] = self._send(
+            "PUT",
+            f"/api/datasets/{_id(dataset_id, 'dataset_id')}/grade",
+            body={"grade": grade, "reason": reason},
+        )
         return result
 
     def preview(self, dataset_id: int, /, rows: int = 20) -> dict[str, Any]:
         """Rows to look at: real only for open (一般1级) data, otherwise labelled dummy rows."""
-        result: dict[str, Any] = self._send("GET", f"/api/datasets/{_id(dataset_id, 'dataset_id')}/preview",
-                                            params={"rows": str(rows)})
+        result: dict[str, Any] = self._send(
+            "GET", f"/api/datasets/{_id(dataset_id, 'dataset_id')}/preview", params={"rows": str(rows)}
+        )
         return result
 
-    def dummy_data(self, dataset_id: int, /, path: str | Path, *, rows: int = 1000, fmt: str = "csv",
-                   seed: int = 0) -> Path:
+    def dummy_data(
+        self, dataset_id: int, /, path: str | Path, *, rows: int = 1000, fmt: str = "csv", seed: int = 0
+    ) -> Path:
         """Download schema-faithful dummy data (模拟数据) to ``path``; never real rows."""
-        content: bytes = self._send("GET", f"/api/datasets/{_id(dataset_id, 'dataset_id')}/dummy",
-                                    params={"rows": str(rows), "format": fmt, "seed": str(seed)}, raw=True)
+        content: bytes = self._send(
+            "GET",
+            f"/api/datasets/{_id(dataset_id, 'dataset_id')}/dummy",
+            params={"rows": str(rows), "format": fmt, "seed": str(seed)},
+            raw=True,
+        )
         out = Path(path)
         out.write_bytes(content)
         return out

@@ -23,10 +23,10 @@ import httpx
 from ._airlock import AirlockAPI
 from ._catalog import CatalogAPI
 from ._errors import CountylabClientError, TransportError, error_from_response
-from ._jobs import JobsAPI
-from ._query import QueryAPI
 from ._frames import require_pandas
+from ._jobs import JobsAPI
 from ._models import Dataset, Project, PushResult, QueryResult, User
+from ._query import QueryAPI
 from ._version import __version__
 
 if TYPE_CHECKING:

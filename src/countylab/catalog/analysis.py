@@ -19,8 +19,13 @@ from countylab.dummy import DatasetProfile, profile_from_table
 
 SAMPLE_ROWS = 100_000
 _PII_TO_SEMANTIC = {
-    "id_number": "id_number", "mobile": "mobile", "person_name": "person_name", "address": "address",
-    "uscc": "uscc", "bank_card": "bank_card", "licence_plate": "licence_plate",
+    "id_number": "id_number",
+    "mobile": "mobile",
+    "person_name": "person_name",
+    "address": "address",
+    "uscc": "uscc",
+    "bank_card": "bank_card",
+    "licence_plate": "licence_plate",
 }
 
 
@@ -44,14 +49,24 @@ def sample_batches(paths: list[Path], limit: int = SAMPLE_ROWS) -> Iterator[pa.R
 
 
 def analyse(
-    paths: list[Path], *, name: str, privacy_unit: str, privacy_unit_column: str | None, row_count: int,
-    tags: list[str], department: str | None, semantics: dict[str, str], key_sets: dict[str, list[str]],
-    primary_key: list[str] | None, foreign_keys: dict[str, str] | None = None,
+    paths: list[Path],
+    *,
+    name: str,
+    privacy_unit: str,
+    privacy_unit_column: str | None,
+    row_count: int,
+    tags: list[str],
+    department: str | None,
+    semantics: dict[str, str],
+    key_sets: dict[str, list[str]],
+    primary_key: list[str] | None,
+    foreign_keys: dict[str, str] | None = None,
 ) -> Analysis:
     sample = pa.Table.from_batches(list(sample_batches(paths))) if paths else None
     findings = detect_table(sample) if sample is not None and sample.num_rows else []
-    proposal = propose_grade(findings, privacy_unit=privacy_unit, row_count=row_count, tags=tags,
-                             department=department)
+    proposal = propose_grade(
+        findings, privacy_unit=privacy_unit, row_count=row_count, tags=tags, department=department
+    )
     sensitive = {f.column for f in findings}
     if privacy_unit_column:
         sensitive.add(privacy_unit_column)
@@ -65,13 +80,21 @@ def analyse(
     profiles = quality_profile(paths, hidden) if paths else {}
     if sample is None:
         sample = pa.table({})
-    dummy = profile_from_table(sample, semantics=merged, public_key_sets=key_sets, sensitive_columns=sensitive,
-                               name=name, primary_key=primary_key)
+    dummy = profile_from_table(
+        sample,
+        semantics=merged,
+        public_key_sets=key_sets,
+        sensitive_columns=sensitive,
+        name=name,
+        primary_key=primary_key,
+    )
     dummy = _with_foreign_keys(dummy, foreign_keys or {}, set(key_sets))
     return Analysis(findings, proposal, profiles, dummy)
 
 
-def _with_foreign_keys(profile: DatasetProfile, foreign_keys: dict[str, str], keyed: set[str]) -> DatasetProfile:
+def _with_foreign_keys(
+    profile: DatasetProfile, foreign_keys: dict[str, str], keyed: set[str]
+) -> DatasetProfile:
     """Declared joins become foreign keys of the dummy profile, so dummy datasets join too.
 
     Columns backed by a public key set keep drawing from it (equally joinable, and realistic).
@@ -80,8 +103,17 @@ def _with_foreign_keys(profile: DatasetProfile, foreign_keys: dict[str, str], ke
     for col in profile.columns:
         target = foreign_keys.get(col.name)
         if target and col.name not in keyed and col.type in ("string", "int64"):
-            col = replace(col, semantic="foreign_key", foreign_key=target, categories=None, category_weights=None,
-                          minimum=None, maximum=None, mean=None, distribution=None)
+            col = replace(
+                col,
+                semantic="foreign_key",
+                foreign_key=target,
+                categories=None,
+                category_weights=None,
+                minimum=None,
+                maximum=None,
+                mean=None,
+                distribution=None,
+            )
         columns.append(col)
     return replace(profile, columns=columns)
 

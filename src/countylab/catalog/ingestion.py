@@ -64,8 +64,15 @@ class StagedUpload:
 
 
 class Ingestion:
-    def __init__(self, sessions: Any, warehouse: Warehouse, uploads_dir: Path, *, max_upload_bytes: int,
-                 read_sessions: Any = None) -> None:
+    def __init__(
+        self,
+        sessions: Any,
+        warehouse: Warehouse,
+        uploads_dir: Path,
+        *,
+        max_upload_bytes: int,
+        read_sessions: Any = None,
+    ) -> None:
         self.sessions = sessions
         self.read_sessions = read_sessions or sessions
         self.warehouse = warehouse
@@ -95,7 +102,9 @@ class Ingestion:
             yield
 
     # -- uploads: stage, then commit --------------------------------------------------------
-    def stage_upload(self, actor: Principal, dataset_id: int, filename: str, stream: BinaryIO) -> StagedUpload:
+    def stage_upload(
+        self, actor: Principal, dataset_id: int, filename: str, stream: BinaryIO
+    ) -> StagedUpload:
         with self._tx() as s:
             ds = catalog.get_dataset(s, dataset_id)
             catalog.authorize_write(actor, ds)
@@ -112,18 +121,39 @@ class Ingestion:
             if existing is not None:
                 check_same_columns(existing, inferred.schema)
             schema = existing or inferred.schema
-            meta = {"dataset_id": dataset_id, "user_id": actor.user_id, "filename": name, "format": fmt,
-                    "encoding": inferred.encoding, "schema": schema.to_json(), "created": time.time()}
+            meta = {
+                "dataset_id": dataset_id,
+                "user_id": actor.user_id,
+                "filename": name,
+                "format": fmt,
+                "encoding": inferred.encoding,
+                "schema": schema.to_json(),
+                "created": time.time(),
+            }
             (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
             with self._tx() as s:
-                audit.append(s, actor_id=actor.user_id, actor=actor.username, action="dataset.upload.stage",
-                             target=f"dataset:{dataset_id}",
-                             details={"upload_id": upload_id, "filename": name, "bytes": size, "format": fmt})
+                audit.append(
+                    s,
+                    actor_id=actor.user_id,
+                    actor=actor.username,
+                    action="dataset.upload.stage",
+                    target=f"dataset:{dataset_id}",
+                    details={"upload_id": upload_id, "filename": name, "bytes": size, "format": fmt},
+                )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        return StagedUpload(upload_id, dataset_id, name, fmt, inferred.encoding, schema, inferred.preview[:10], size,
-                            existing is not None)
+        return StagedUpload(
+            upload_id,
+            dataset_id,
+            name,
+            fmt,
+            inferred.encoding,
+            schema,
+            inferred.preview[:10],
+            size,
+            existing is not None,
+        )
 
     def _staged(self, actor: Principal, dataset_id: int, upload_id: str) -> tuple[Path, dict[str, Any]]:
         if not upload_id.isalnum():
@@ -138,22 +168,46 @@ class Ingestion:
         return folder / meta["filename"], meta
 
     def commit_upload(
-        self, actor: Principal, dataset_id: int, upload_id: str, *, mode: str = "replace",
-        schema_override: dict[str, str] | None = None, key: list[str] | None = None, note: str = "",
+        self,
+        actor: Principal,
+        dataset_id: int,
+        upload_id: str,
+        *,
+        mode: str = "replace",
+        schema_override: dict[str, str] | None = None,
+        key: list[str] | None = None,
+        note: str = "",
         source: str = "upload",
     ) -> DatasetVersion:
         with self._tx() as s:
             catalog.authorize_write(actor, catalog.get_dataset(s, dataset_id))
         path, meta = self._staged(actor, dataset_id, upload_id)
         try:
-            return self.ingest_file(actor, dataset_id, path, fmt=meta["format"], mode=mode,
-                                    schema_override=schema_override, key=key, note=note, source=source)
+            return self.ingest_file(
+                actor,
+                dataset_id,
+                path,
+                fmt=meta["format"],
+                mode=mode,
+                schema_override=schema_override,
+                key=key,
+                note=note,
+                source=source,
+            )
         finally:
             shutil.rmtree(path.parent, ignore_errors=True)
 
     def ingest_file(
-        self, actor: Principal, dataset_id: int, path: Path, *, fmt: str | None = None, mode: str = "replace",
-        schema_override: dict[str, str] | None = None, key: list[str] | None = None, note: str = "",
+        self,
+        actor: Principal,
+        dataset_id: int,
+        path: Path,
+        *,
+        fmt: str | None = None,
+        mode: str = "replace",
+        schema_override: dict[str, str] | None = None,
+        key: list[str] | None = None,
+        note: str = "",
         source: str = "upload",
     ) -> DatasetVersion:
         """Validate the whole file and commit it as the dataset's next version (or change nothing)."""
@@ -169,9 +223,11 @@ class Ingestion:
                 key = key or list(ds.key_columns or []) or None
             if existing is not None:
                 if schema_override:
-                    raise ValidationFailed("已有版本的数据集不能更改结构；请新建数据集",
-                                           "The schema of a dataset with versions cannot change; create a new dataset",
-                                           reason="schema_change")
+                    raise ValidationFailed(
+                        "已有版本的数据集不能更改结构；请新建数据集",
+                        "The schema of a dataset with versions cannot change; create a new dataset",
+                        reason="schema_change",
+                    )
                 schema = existing
             else:
                 schema = infer_schema(path, fmt, tmp_dir=self.warehouse.scratch_dir).schema
@@ -182,11 +238,16 @@ class Ingestion:
                 current = catalog.get_dataset(s, dataset_id).current_version
             previous = self.warehouse.files(name, current) if current else None
             self._clear_orphan(name, (current or 0) + 1)
-            batches = open_batches(path, fmt, schema, max_bytes=self.max_upload_bytes,
-                                   tmp_dir=self.warehouse.scratch_dir)
-            files = build_version(self.warehouse, name, (current or 0) + 1, previous, batches, mode, key, schema)
+            batches = open_batches(
+                path, fmt, schema, max_bytes=self.max_upload_bytes, tmp_dir=self.warehouse.scratch_dir
+            )
+            files = build_version(
+                self.warehouse, name, (current or 0) + 1, previous, batches, mode, key, schema
+            )
             try:
-                return self._record(actor, dataset_id, files, schema, mode=mode, source=source, note=note, key=key)
+                return self._record(
+                    actor, dataset_id, files, schema, mode=mode, source=source, note=note, key=key
+                )
             except BaseException:
                 shutil.rmtree(self.warehouse.version_dir(name, files.version), ignore_errors=True)
                 raise
@@ -197,14 +258,25 @@ class Ingestion:
         if not path.exists():
             return
         if time.time() - path.stat().st_mtime < ORPHAN_GRACE_S:
-            raise Conflict("该数据集有另一个上传正在提交，请稍后重试",
-                           "Another upload of this dataset is being committed; try again shortly",
-                           reason="busy")
+            raise Conflict(
+                "该数据集有另一个上传正在提交，请稍后重试",
+                "Another upload of this dataset is being committed; try again shortly",
+                reason="busy",
+            )
         shutil.rmtree(path)
 
     def _record(
-        self, actor: Principal, dataset_id: int, files: VersionFiles, schema: TableSchema, *, mode: str,
-        source: str, note: str, key: list[str] | None, analyse_data: bool = True,
+        self,
+        actor: Principal,
+        dataset_id: int,
+        files: VersionFiles,
+        schema: TableSchema,
+        *,
+        mode: str,
+        source: str,
+        note: str,
+        key: list[str] | None,
+        analyse_data: bool = True,
     ) -> DatasetVersion:
         with self._tx() as s:
             ds = catalog.get_dataset(s, dataset_id)
@@ -214,14 +286,36 @@ class Ingestion:
             all_sets = catalog.key_sets(s)
             key_sets = {c.name: list(all_sets[c.key_set].values) for c in cols if c.key_set in all_sets}
             foreign_keys = {c.name: c.joinable_to[0] for c in cols if c.joinable_to}
-        result = analyse(list(files.paths), name=facts[0], privacy_unit=facts[1], privacy_unit_column=facts[2],
-                         row_count=files.row_count, tags=facts[3], department=facts[4], semantics=semantics,
-                         key_sets=key_sets, primary_key=key, foreign_keys=foreign_keys) if analyse_data else None
+        result = (
+            analyse(
+                list(files.paths),
+                name=facts[0],
+                privacy_unit=facts[1],
+                privacy_unit_column=facts[2],
+                row_count=files.row_count,
+                tags=facts[3],
+                department=facts[4],
+                semantics=semantics,
+                key_sets=key_sets,
+                primary_key=key,
+                foreign_keys=foreign_keys,
+            )
+            if analyse_data
+            else None
+        )
         with self._tx() as s:
             ds = catalog.get_dataset(s, dataset_id)
-            version = DatasetVersion(dataset_id=ds.id, version=files.version, row_count=files.row_count,
-                                     bytes=files.bytes, mode=mode, source=source, files=dict(files.sha256),
-                                     note=note, created_by=actor.user_id)
+            version = DatasetVersion(
+                dataset_id=ds.id,
+                version=files.version,
+                row_count=files.row_count,
+                bytes=files.bytes,
+                mode=mode,
+                source=source,
+                files=dict(files.sha256),
+                note=note,
+                created_by=actor.user_id,
+            )
             s.add(version)
             ds.table_schema = schema.to_json()
             ds.current_version, ds.row_count = files.version, files.row_count
@@ -233,10 +327,14 @@ class Ingestion:
                 catalog.apply_proposal(s, ds, Grade(result.proposal.grade), result.proposal.reason_zh)
                 ds.dummy_profile = result.dummy.to_dict()
             s.flush()
-            audit.append(s, actor_id=actor.user_id, actor=actor.username, action=f"dataset.version.{source}",
-                         target=f"dataset:{ds.id}",
-                         details={"version": files.version, "rows": files.row_count, "mode": mode,
-                                  "grade": ds.grade})
+            audit.append(
+                s,
+                actor_id=actor.user_id,
+                actor=actor.username,
+                action=f"dataset.version.{source}",
+                target=f"dataset:{ds.id}",
+                details={"version": files.version, "rows": files.row_count, "mode": mode, "grade": ds.grade},
+            )
             return version
 
     def reanalyse(self, actor: Principal, dataset_id: int) -> None:
@@ -257,21 +355,40 @@ class Ingestion:
                 cols = catalog.columns(s, ds.id)
                 all_sets = catalog.key_sets(s)
                 result = analyse(
-                    paths, name=name, privacy_unit=ds.privacy_unit, privacy_unit_column=ds.privacy_unit_column,
-                    row_count=ds.row_count or 0, tags=list(ds.tags or []), department=ds.org.name,
+                    paths,
+                    name=name,
+                    privacy_unit=ds.privacy_unit,
+                    privacy_unit_column=ds.privacy_unit_column,
+                    row_count=ds.row_count or 0,
+                    tags=list(ds.tags or []),
+                    department=ds.org.name,
                     semantics={c.name: c.semantic for c in cols if c.semantic},
-                    key_sets={c.name: list(all_sets[c.key_set].values) for c in cols if c.key_set in all_sets},
-                    primary_key=key, foreign_keys={c.name: c.joinable_to[0] for c in cols if c.joinable_to},
+                    key_sets={
+                        c.name: list(all_sets[c.key_set].values) for c in cols if c.key_set in all_sets
+                    },
+                    primary_key=key,
+                    foreign_keys={c.name: c.joinable_to[0] for c in cols if c.joinable_to},
                 )
                 _sync_columns(s, ds, schema, result.findings, result.profiles)
                 catalog.apply_proposal(s, ds, Grade(result.proposal.grade), result.proposal.reason_zh)
                 ds.dummy_profile = result.dummy.to_dict()
-                audit.append(s, actor_id=actor.user_id, actor=actor.username, action="dataset.reanalyse",
-                             target=f"dataset:{ds.id}", details={"version": version})
+                audit.append(
+                    s,
+                    actor_id=actor.user_id,
+                    actor=actor.username,
+                    action="dataset.reanalyse",
+                    target=f"dataset:{ds.id}",
+                    details={"version": version},
+                )
 
     # -- pushes and compaction --------------------------------------------------------------
-    def push(self, actor: Principal, dataset_id: int, payload: list[dict[str, Any]] | bytes,
-             idempotency_key: str | None) -> tuple[bool, int]:
+    def push(
+        self,
+        actor: Principal,
+        dataset_id: int,
+        payload: list[dict[str, Any]] | bytes,
+        idempotency_key: str | None,
+    ) -> tuple[bool, int]:
         """Store one pushed micro-batch; durable and readable when this returns.  (applied, rows).
 
         Validation runs here, in the caller's thread; the group committer then writes this push
@@ -281,22 +398,33 @@ class Ingestion:
             ds = catalog.get_dataset(s, dataset_id)
             catalog.authorize_write(actor, ds)
             if not ds.table_schema:
-                raise ValidationFailed("该数据集还没有结构：请先上传一个文件或定义结构",
-                                       "This dataset has no schema yet: upload a file first",
-                                       reason="no_schema")
+                raise ValidationFailed(
+                    "该数据集还没有结构：请先上传一个文件或定义结构",
+                    "This dataset has no schema yet: upload a file first",
+                    reason="no_schema",
+                )
             schema, name = TableSchema.from_json(ds.table_schema), ds.name
             key = idempotency_key[:200] if idempotency_key else None
             if key is not None and s.get(PushKey, (dataset_id, key)) is not None:
                 return False, 0
         batches = self.push_buffer.validate(payload, schema)
         rows = sum(b.num_rows for b in batches)
-        pending = PendingPush(actor=actor, dataset_id=dataset_id, name=name, schema=schema, batches=batches,
-                              key=key or f"auto:{uuid.uuid4().hex}", explicit_key=key is not None, rows=rows)
+        pending = PendingPush(
+            actor=actor,
+            dataset_id=dataset_id,
+            name=name,
+            schema=schema,
+            batches=batches,
+            key=key or f"auto:{uuid.uuid4().hex}",
+            explicit_key=key is not None,
+            rows=rows,
+        )
         applied = self.committer.submit(pending)
         return applied, rows if applied else 0
 
-    def _fold_stream(self, actor: Principal, dataset_id: int, name: str, current: int | None,
-                     schema: TableSchema | None) -> VersionFiles | None:
+    def _fold_stream(
+        self, actor: Principal, dataset_id: int, name: str, current: int | None, schema: TableSchema | None
+    ) -> VersionFiles | None:
         """Compaction: fold pushed micro-batches into a new version (caller holds the lock)."""
         if schema is None or not self.warehouse.pending_stream(name):
             return None
@@ -306,8 +434,17 @@ class Ingestion:
         if compaction is None:
             return None
         try:
-            self._record(actor, dataset_id, compaction.version, schema, mode="compaction", source="push", note="",
-                         key=None, analyse_data=False)
+            self._record(
+                actor,
+                dataset_id,
+                compaction.version,
+                schema,
+                mode="compaction",
+                source="push",
+                note="",
+                key=None,
+                analyse_data=False,
+            )
         except BaseException:
             shutil.rmtree(self.warehouse.version_dir(name, compaction.version.version), ignore_errors=True)
             raise
@@ -351,8 +488,12 @@ class Ingestion:
         ``grace_s`` spares directories touched recently: another process may be committing them.
         """
         with self._tx() as s:
-            known = {(d.name, v.version) for v, d in s.execute(
-                select(DatasetVersion, Dataset).join(Dataset, Dataset.id == DatasetVersion.dataset_id)).all()}
+            known = {
+                (d.name, v.version)
+                for v, d in s.execute(
+                    select(DatasetVersion, Dataset).join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+                ).all()
+            }
         with self._read() as s:
             names = {d.name: d.id for d in s.execute(select(Dataset)).scalars()}
         recover_hidden(self.warehouse, self._tx, names)  # before gc, which drops hidden leftovers
@@ -381,7 +522,10 @@ def check_same_columns(expected: TableSchema, found: TableSchema) -> None:
         f"文件的列与数据集结构不一致：缺少 {missing or '无'}，多出 {extra or '无'}（顺序也须一致）",
         f"The file's columns differ from the dataset's schema: missing {missing or 'none'}, "
         f"unexpected {extra or 'none'} (order must match too)",
-        reason="schema_change", column=column, missing=missing, unexpected=extra,
+        reason="schema_change",
+        column=column,
+        missing=missing,
+        unexpected=extra,
     )
 
 
@@ -391,23 +535,41 @@ def _copy_capped(stream: BinaryIO, dest: Path, cap: int) -> int:
         while chunk := stream.read(1 << 20):
             total += len(chunk)
             if total > cap:
-                raise TooLarge(f"文件超过上限 {cap // (1 << 20)} MiB", f"File exceeds the {cap // (1 << 20)} MiB limit",
-                               reason="too_large", limit=cap)
+                raise TooLarge(
+                    f"文件超过上限 {cap // (1 << 20)} MiB",
+                    f"File exceeds the {cap // (1 << 20)} MiB limit",
+                    reason="too_large",
+                    limit=cap,
+                )
             out.write(chunk)
     if total == 0:
         raise ValidationFailed("文件是空的", "The file is empty", reason="empty")
     return total
 
 
-def _sync_columns(session: Session, ds: Dataset, schema: TableSchema, findings: list[Any],
-                  profiles: dict[str, dict[str, Any]]) -> None:
+def _sync_columns(
+    session: Session,
+    ds: Dataset,
+    schema: TableSchema,
+    findings: list[Any],
+    profiles: dict[str, dict[str, Any]],
+) -> None:
     existing = {c.name: c for c in catalog.columns(session, ds.id)}
     by_col = {f.column: f for f in findings}
     for pos, spec in enumerate(schema.columns):
         col = existing.get(spec.name)
         if col is None:
-            col = DatasetColumn(dataset_id=ds.id, position=pos, name=spec.name, type=spec.type, title="", tags=[],
-                                joinable_to=[], profile={}, sensitive=False)
+            col = DatasetColumn(
+                dataset_id=ds.id,
+                position=pos,
+                name=spec.name,
+                type=spec.type,
+                title="",
+                tags=[],
+                joinable_to=[],
+                profile={},
+                sensitive=False,
+            )
             session.add(col)
         col.position, col.type = pos, spec.type
         finding = by_col.get(spec.name)

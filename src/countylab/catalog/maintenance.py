@@ -17,8 +17,15 @@ log = logging.getLogger("countylab.catalog")
 
 
 class Maintenance:
-    def __init__(self, lab: Any, *, period_s: float = 10.0, min_files: int = 20, max_age_s: float = 120.0,
-                 gc_every_s: float = 600.0) -> None:
+    def __init__(
+        self,
+        lab: Any,
+        *,
+        period_s: float = 10.0,
+        min_files: int = 20,
+        max_age_s: float = 120.0,
+        gc_every_s: float = 600.0,
+    ) -> None:
         self.lab, self.period_s, self.min_files, self.max_age_s = lab, period_s, min_files, max_age_s
         self.gc_every_s = gc_every_s
         self._stop = threading.Event()
@@ -50,9 +57,9 @@ class Maintenance:
             if not files:
                 continue
             oldest = min(p.stat().st_mtime for p in files)
-            if len(files) >= self.min_files or now - oldest >= self.max_age_s:
-                if self.lab.ingestion.compact(SYSTEM, dataset_id) is not None:
-                    done += 1
+            due = len(files) >= self.min_files or now - oldest >= self.max_age_s
+            if due and self.lab.ingestion.compact(SYSTEM, dataset_id) is not None:
+                done += 1
         return done
 
     def _run(self) -> None:

@@ -35,7 +35,9 @@ def _profile(ds: Any) -> DatasetProfile:
     return DatasetProfile(name=ds.name, columns=cols)
 
 
-def dummy_table(lab: Any, actor: Principal, dataset_id: int, rows: int, *, seed: int = 0) -> tuple[pa.Table, str]:
+def dummy_table(
+    lab: Any, actor: Principal, dataset_id: int, rows: int, *, seed: int = 0
+) -> tuple[pa.Table, str]:
     with lab.tx() as s:
         ds = catalog.get_dataset(s, dataset_id)
         authorize(actor, Permission.dataset_read, target=f"dataset:{ds.id}")
@@ -63,8 +65,12 @@ def preview(lab: Any, actor: Principal, dataset_id: int, rows: int = 20) -> Prev
     if profile is None:
         return Preview(False, "", [], [])
     table = generate(profile, rows, seed=0)
-    return Preview(True, f"{DUMMY_LABEL_ZH} / {DUMMY_LABEL_EN}", table.column_names,
-                   [[_jsonable(v) for v in row.values()] for row in table.to_pylist()])
+    return Preview(
+        True,
+        f"{DUMMY_LABEL_ZH} / {DUMMY_LABEL_EN}",
+        table.column_names,
+        [[_jsonable(v) for v in row.values()] for row in table.to_pylist()],
+    )
 
 
 def _jsonable(v: Any) -> Any:

@@ -56,8 +56,9 @@ class PendingPush:
 
 
 class GroupCommitter:
-    def __init__(self, warehouse: Warehouse, tx: Callable[[], Any], *, max_wait_s: float = 0.0,
-                 max_rows: int = 200_000) -> None:
+    def __init__(
+        self, warehouse: Warehouse, tx: Callable[[], Any], *, max_wait_s: float = 0.0, max_rows: int = 200_000
+    ) -> None:
         self.warehouse, self.tx = warehouse, tx
         self.max_wait_s, self.max_rows = max_wait_s, max_rows
         self._queue: queue.Queue[PendingPush] = queue.Queue()
@@ -112,8 +113,13 @@ class GroupCommitter:
         accepted: list[PendingPush] = []
         seen: set[str] = set()
         with self.tx() as s:
-            existing = set(s.execute(select(PushKey.key).where(
-                PushKey.dataset_id == first.dataset_id, PushKey.key.in_([i.key for i in items]))).scalars())
+            existing = set(
+                s.execute(
+                    select(PushKey.key).where(
+                        PushKey.dataset_id == first.dataset_id, PushKey.key.in_([i.key for i in items])
+                    )
+                ).scalars()
+            )
         for item in items:
             if item.key in existing or item.key in seen:
                 item.done.set_result(None)
@@ -163,9 +169,14 @@ def _record(session: Session, items: list[PendingPush]) -> list[int]:
     if ds is not None:
         ds.data_updated_at = datetime.now(UTC)
     return [
-        audit.append(session, actor_id=item.actor.user_id, actor=item.actor.username, action="dataset.push",
-                     target=f"dataset:{dataset_id}",
-                     details={"rows": item.rows, "key": item.key if item.explicit_key else None}).id
+        audit.append(
+            session,
+            actor_id=item.actor.user_id,
+            actor=item.actor.username,
+            action="dataset.push",
+            target=f"dataset:{dataset_id}",
+            details={"rows": item.rows, "key": item.key if item.explicit_key else None},
+        ).id
         for item in items
     ]
 
@@ -184,8 +195,14 @@ def recover_hidden(warehouse: Warehouse, tx: Callable[[], Any], name_to_id: dict
             committed = False
             if keys:
                 with tx() as s:
-                    committed = s.execute(select(PushKey.key).where(
-                        PushKey.dataset_id == dataset_id, PushKey.key == keys[0])).first() is not None
+                    committed = (
+                        s.execute(
+                            select(PushKey.key).where(
+                                PushKey.dataset_id == dataset_id, PushKey.key == keys[0]
+                            )
+                        ).first()
+                        is not None
+                    )
             if committed:
                 os.rename(hidden, stream / hidden.name[1:])  # ".g-…" → "g-…"
             else:

@@ -54,54 +54,101 @@ def authorize_write(actor: Principal, ds: Dataset) -> None:
 
 def _check_fields(fields: dict[str, Any]) -> None:
     if "privacy_unit" in fields and fields["privacy_unit"] not in PRIVACY_UNITS:
-        raise ValidationFailed(f"隐私主体只能是 {'/'.join(PRIVACY_UNITS)}",
-                               f"privacy_unit must be one of {', '.join(PRIVACY_UNITS)}", field="privacy_unit")
+        raise ValidationFailed(
+            f"隐私主体只能是 {'/'.join(PRIVACY_UNITS)}",
+            f"privacy_unit must be one of {', '.join(PRIVACY_UNITS)}",
+            field="privacy_unit",
+        )
     if "update_frequency" in fields and fields["update_frequency"] not in FREQUENCIES:
-        raise ValidationFailed(f"更新频率只能是 {'/'.join(FREQUENCIES)}",
-                               f"update_frequency must be one of {', '.join(FREQUENCIES)}",
-                               field="update_frequency")
+        raise ValidationFailed(
+            f"更新频率只能是 {'/'.join(FREQUENCIES)}",
+            f"update_frequency must be one of {', '.join(FREQUENCIES)}",
+            field="update_frequency",
+        )
     if "title" in fields and not str(fields["title"]).strip():
         raise ValidationFailed("数据集名称不能为空", "A dataset needs a title", field="title")
     if "tags" in fields:
         tags = fields["tags"]
         if not isinstance(tags, list) or any(not isinstance(t, str) or len(t) > 40 for t in tags):
-            raise ValidationFailed("标签须为不超过40字的文本列表", "tags must be a list of short strings",
-                                   field="tags")
+            raise ValidationFailed(
+                "标签须为不超过40字的文本列表", "tags must be a list of short strings", field="tags"
+            )
 
 
-EDITABLE = ("title", "description", "contact", "update_frequency", "privacy_unit", "privacy_unit_column", "tags",
-            "key_columns")
+EDITABLE = (
+    "title",
+    "description",
+    "contact",
+    "update_frequency",
+    "privacy_unit",
+    "privacy_unit_column",
+    "tags",
+    "key_columns",
+)
 
 
 def create_dataset(
-    session: Session, actor: Principal, *, name: str, title: str, org_id: int | None = None,
-    description: str = "", contact: str = "", update_frequency: str = "static", privacy_unit: str = "none",
-    privacy_unit_column: str | None = None, tags: list[str] | None = None, key_columns: list[str] | None = None,
+    session: Session,
+    actor: Principal,
+    *,
+    name: str,
+    title: str,
+    org_id: int | None = None,
+    description: str = "",
+    contact: str = "",
+    update_frequency: str = "static",
+    privacy_unit: str = "none",
+    privacy_unit_column: str | None = None,
+    tags: list[str] | None = None,
+    key_columns: list[str] | None = None,
 ) -> Dataset:
     org_id = org_id if org_id is not None else actor.org_id
     authorize(actor, Permission.dataset_write, org_id=org_id, target=f"dataset:{name}")
     if not _NAME.match(name):
-        raise ValidationFailed("数据集标识须以小写字母开头，只含小写字母、数字和下划线（2–64位）",
-                               "Dataset name must start with a-z and use only a-z, 0-9 and _ (2-64 chars)",
-                               field="name")
+        raise ValidationFailed(
+            "数据集标识须以小写字母开头，只含小写字母、数字和下划线（2–64位）",
+            "Dataset name must start with a-z and use only a-z, 0-9 and _ (2-64 chars)",
+            field="name",
+        )
     if org_id is None or session.get(Org, org_id) is None:
-        raise ValidationFailed("请指定数据集所属部门", "Choose the department that owns the dataset", field="org_id")
-    fields = {"title": title, "privacy_unit": privacy_unit, "update_frequency": update_frequency,
-              "tags": tags or []}
+        raise ValidationFailed(
+            "请指定数据集所属部门", "Choose the department that owns the dataset", field="org_id"
+        )
+    fields = {
+        "title": title,
+        "privacy_unit": privacy_unit,
+        "update_frequency": update_frequency,
+        "tags": tags or [],
+    }
     _check_fields(fields)
     if session.execute(select(Dataset).where(Dataset.name == name)).scalar_one_or_none():
         raise Conflict(f"数据集标识“{name}”已存在", f"Dataset name '{name}' already exists", field="name")
     ds = Dataset(
-        name=name, title=title.strip(), description=description.strip(), org_id=org_id, contact=contact,
-        update_frequency=update_frequency, privacy_unit=privacy_unit, privacy_unit_column=privacy_unit_column,
+        name=name,
+        title=title.strip(),
+        description=description.strip(),
+        org_id=org_id,
+        contact=contact,
+        update_frequency=update_frequency,
+        privacy_unit=privacy_unit,
+        privacy_unit_column=privacy_unit_column,
         grade=Grade.general_4.value if privacy_unit == "person" else Grade.general_2.value,
-        grade_confirmed=False, grade_reason="尚未上传数据，暂按隐私主体从严分级 / provisional until data arrives",
-        tags=list(dict.fromkeys(tags or [])), key_columns=key_columns or [], created_by=actor.user_id,
+        grade_confirmed=False,
+        grade_reason="尚未上传数据，暂按隐私主体从严分级 / provisional until data arrives",
+        tags=list(dict.fromkeys(tags or [])),
+        key_columns=key_columns or [],
+        created_by=actor.user_id,
     )
     session.add(ds)
     session.flush()
-    audit.append(session, actor_id=actor.user_id, actor=actor.username, action="dataset.create",
-                 target=f"dataset:{ds.id}", details={"name": name, "title": ds.title, "org_id": org_id})
+    audit.append(
+        session,
+        actor_id=actor.user_id,
+        actor=actor.username,
+        action="dataset.create",
+        target=f"dataset:{ds.id}",
+        details={"name": name, "title": ds.title, "org_id": org_id},
+    )
     return ds
 
 
@@ -110,20 +157,31 @@ def update_dataset(session: Session, actor: Principal, dataset_id: int, **fields
     authorize_write(actor, ds)
     unknown = set(fields) - set(EDITABLE)
     if unknown:
-        raise ValidationFailed(f"不能修改这些字段：{', '.join(sorted(unknown))}",
-                               f"These fields cannot be edited: {', '.join(sorted(unknown))}")
+        raise ValidationFailed(
+            f"不能修改这些字段：{', '.join(sorted(unknown))}",
+            f"These fields cannot be edited: {', '.join(sorted(unknown))}",
+        )
     _check_fields(fields)
     if "privacy_unit_column" in fields and fields["privacy_unit_column"] and ds.table_schema:
         names = {c["name"] for c in ds.table_schema["columns"]}
         if fields["privacy_unit_column"] not in names:
-            raise ValidationFailed("隐私主体列不在数据集的列中", "The privacy unit column is not a column",
-                                   field="privacy_unit_column")
+            raise ValidationFailed(
+                "隐私主体列不在数据集的列中",
+                "The privacy unit column is not a column",
+                field="privacy_unit_column",
+            )
     changed = {k: v for k, v in fields.items() if getattr(ds, k) != v}
     for k, v in changed.items():
         setattr(ds, k, v.strip() if isinstance(v, str) else v)
     ds.updated_at = _now()
-    audit.append(session, actor_id=actor.user_id, actor=actor.username, action="dataset.update",
-                 target=f"dataset:{ds.id}", details={"fields": sorted(changed)})
+    audit.append(
+        session,
+        actor_id=actor.user_id,
+        actor=actor.username,
+        action="dataset.update",
+        target=f"dataset:{ds.id}",
+        details={"fields": sorted(changed)},
+    )
     return ds
 
 
@@ -139,16 +197,31 @@ def set_grade(session: Session, actor: Principal, dataset_id: int, grade: str, r
     except ValueError:
         raise ValidationFailed(f"未知的分级：{grade}", f"Unknown grade: {grade}", field="grade") from None
     current = Grade(ds.grade)
-    check_grade_change(current, new, actor_is_security_officer=Role.steward in actor.roles or actor.is_system,
-                       reason=reason)
+    check_grade_change(
+        current, new, actor_is_security_officer=Role.steward in actor.roles or actor.is_system, reason=reason
+    )
     kind = "confirmed" if new == current else ("raised" if new.rank > current.rank else "lowered")
     ds.grade, ds.grade_confirmed = new.value, True
     if reason.strip():
         ds.grade_reason = reason.strip()
-    session.add(GradeChange(dataset_id=ds.id, from_grade=current.value, to_grade=new.value, kind=kind,
-                            reason=reason.strip(), by_user_id=actor.user_id))
-    audit.append(session, actor_id=actor.user_id, actor=actor.username, action=f"dataset.grade.{kind}",
-                 target=f"dataset:{ds.id}", details={"from": current.value, "to": new.value, "reason": reason})
+    session.add(
+        GradeChange(
+            dataset_id=ds.id,
+            from_grade=current.value,
+            to_grade=new.value,
+            kind=kind,
+            reason=reason.strip(),
+            by_user_id=actor.user_id,
+        )
+    )
+    audit.append(
+        session,
+        actor_id=actor.user_id,
+        actor=actor.username,
+        action=f"dataset.grade.{kind}",
+        target=f"dataset:{ds.id}",
+        details={"from": current.value, "to": new.value, "reason": reason},
+    )
     return ds
 
 
@@ -162,63 +235,99 @@ def apply_proposal(session: Session, ds: Dataset, grade: Grade, reason: str) -> 
     ds.proposed_grade = grade.value
     if not ds.grade_confirmed:
         if grade != current or not ds.grade_reason:
-            session.add(GradeChange(dataset_id=ds.id, from_grade=current.value, to_grade=grade.value,
-                                    kind="proposed", reason=reason, by_user_id=None))
+            session.add(
+                GradeChange(
+                    dataset_id=ds.id,
+                    from_grade=current.value,
+                    to_grade=grade.value,
+                    kind="proposed",
+                    reason=reason,
+                    by_user_id=None,
+                )
+            )
         ds.grade, ds.grade_reason = grade.value, reason
     elif previous is not None and grade.rank > previous.rank and grade.rank > current.rank:
         ds.grade, ds.grade_reason = grade.value, reason
-        session.add(GradeChange(dataset_id=ds.id, from_grade=current.value, to_grade=grade.value, kind="raised",
-                                reason=reason, by_user_id=None))
+        session.add(
+            GradeChange(
+                dataset_id=ds.id,
+                from_grade=current.value,
+                to_grade=grade.value,
+                kind="raised",
+                reason=reason,
+                by_user_id=None,
+            )
+        )
 
 
 def grade_history(session: Session, dataset_id: int) -> list[GradeChange]:
-    return list(session.execute(
-        select(GradeChange).where(GradeChange.dataset_id == dataset_id).order_by(GradeChange.id.desc())
-    ).scalars())
+    return list(
+        session.execute(
+            select(GradeChange).where(GradeChange.dataset_id == dataset_id).order_by(GradeChange.id.desc())
+        ).scalars()
+    )
 
 
 # -- columns -----------------------------------------------------------------------------------
 
 
 def columns(session: Session, dataset_id: int) -> list[DatasetColumn]:
-    return list(session.execute(
-        select(DatasetColumn).where(DatasetColumn.dataset_id == dataset_id).order_by(DatasetColumn.position)
-    ).scalars())
+    return list(
+        session.execute(
+            select(DatasetColumn)
+            .where(DatasetColumn.dataset_id == dataset_id)
+            .order_by(DatasetColumn.position)
+        ).scalars()
+    )
 
 
 COLUMN_EDITABLE = ("title", "tags", "lower", "upper", "key_set", "joinable_to", "sensitive", "semantic")
 
 
-def set_column(session: Session, actor: Principal, dataset_id: int, name: str, **fields: Any) -> DatasetColumn:
+def set_column(
+    session: Session, actor: Principal, dataset_id: int, name: str, **fields: Any
+) -> DatasetColumn:
     """Steward-set column metadata: clamping bounds, public key set, joins, sensitivity, tags."""
     ds = get_dataset(session, dataset_id)
     authorize(actor, Permission.dataset_grade, target=f"dataset:{ds.id}")
-    col = session.execute(select(DatasetColumn).where(DatasetColumn.dataset_id == ds.id,
-                                                      DatasetColumn.name == name)).scalar_one_or_none()
+    col = session.execute(
+        select(DatasetColumn).where(DatasetColumn.dataset_id == ds.id, DatasetColumn.name == name)
+    ).scalar_one_or_none()
     if col is None:
         raise NotFound(f"列“{name}”不存在", f"Column '{name}' not found", column=name)
     unknown = set(fields) - set(COLUMN_EDITABLE)
     if unknown:
-        raise ValidationFailed(f"不能修改：{', '.join(sorted(unknown))}", f"Cannot edit: {', '.join(sorted(unknown))}")
+        raise ValidationFailed(
+            f"不能修改：{', '.join(sorted(unknown))}", f"Cannot edit: {', '.join(sorted(unknown))}"
+        )
     lower, upper = fields.get("lower", col.lower), fields.get("upper", col.upper)
     if lower is not None and upper is not None and float(lower) > float(upper):
         raise ValidationFailed("下界不能大于上界", "lower bound must not exceed upper bound", column=name)
-    if fields.get("key_set") and session.execute(
-        select(KeySet).where(KeySet.name == fields["key_set"])
-    ).scalar_one_or_none() is None:
+    if (
+        fields.get("key_set")
+        and session.execute(select(KeySet).where(KeySet.name == fields["key_set"])).scalar_one_or_none()
+        is None
+    ):
         raise NotFound(f"公开键集“{fields['key_set']}”不存在", f"Key set '{fields['key_set']}' not found")
     for k, v in fields.items():
         setattr(col, k, v)
-    audit.append(session, actor_id=actor.user_id, actor=actor.username, action="dataset.column.update",
-                 target=f"dataset:{ds.id}", details={"column": name, "fields": sorted(fields)})
+    audit.append(
+        session,
+        actor_id=actor.user_id,
+        actor=actor.username,
+        action="dataset.column.update",
+        target=f"dataset:{ds.id}",
+        details={"column": name, "fields": sorted(fields)},
+    )
     return col
 
 
 # -- key sets and lineage ----------------------------------------------------------------------
 
 
-def upsert_key_set(session: Session, actor: Principal, *, name: str, title: str, values: list[Any],
-                   source: str | None = None) -> KeySet:
+def upsert_key_set(
+    session: Session, actor: Principal, *, name: str, title: str, values: list[Any], source: str | None = None
+) -> KeySet:
     authorize(actor, Permission.dataset_grade, target=f"key_set:{name}")
     ks = session.execute(select(KeySet).where(KeySet.name == name)).scalar_one_or_none()
     if ks is None:
@@ -226,8 +335,14 @@ def upsert_key_set(session: Session, actor: Principal, *, name: str, title: str,
         session.add(ks)
     else:
         ks.title, ks.values, ks.source = title, list(values), source
-    audit.append(session, actor_id=actor.user_id, actor=actor.username, action="key_set.save",
-                 target=f"key_set:{name}", details={"values": len(values)})
+    audit.append(
+        session,
+        actor_id=actor.user_id,
+        actor=actor.username,
+        action="key_set.save",
+        target=f"key_set:{name}",
+        details={"values": len(values)},
+    )
     return ks
 
 
@@ -240,22 +355,38 @@ def add_lineage(session: Session, actor: Principal, parent_id: int, child_id: in
     authorize_write(actor, child)
     get_dataset(session, parent_id)
     session.add(Lineage(parent_id=parent_id, child_id=child_id, via=via))
-    audit.append(session, actor_id=actor.user_id, actor=actor.username, action="dataset.lineage",
-                 target=f"dataset:{child_id}", details={"parent": parent_id, "via": via})
+    audit.append(
+        session,
+        actor_id=actor.user_id,
+        actor=actor.username,
+        action="dataset.lineage",
+        target=f"dataset:{child_id}",
+        details={"parent": parent_id, "via": via},
+    )
 
 
 def lineage(session: Session, dataset_id: int) -> tuple[list[tuple[Dataset, str]], list[tuple[Dataset, str]]]:
-    ups = session.execute(select(Dataset, Lineage.via).join(Lineage, Lineage.parent_id == Dataset.id)
-                          .where(Lineage.child_id == dataset_id)).all()
-    downs = session.execute(select(Dataset, Lineage.via).join(Lineage, Lineage.child_id == Dataset.id)
-                            .where(Lineage.parent_id == dataset_id)).all()
+    ups = session.execute(
+        select(Dataset, Lineage.via)
+        .join(Lineage, Lineage.parent_id == Dataset.id)
+        .where(Lineage.child_id == dataset_id)
+    ).all()
+    downs = session.execute(
+        select(Dataset, Lineage.via)
+        .join(Lineage, Lineage.child_id == Dataset.id)
+        .where(Lineage.parent_id == dataset_id)
+    ).all()
     return [(d, v) for d, v in ups], [(d, v) for d, v in downs]
 
 
 def versions(session: Session, dataset_id: int) -> list[DatasetVersion]:
-    return list(session.execute(
-        select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id).order_by(DatasetVersion.version.desc())
-    ).scalars())
+    return list(
+        session.execute(
+            select(DatasetVersion)
+            .where(DatasetVersion.dataset_id == dataset_id)
+            .order_by(DatasetVersion.version.desc())
+        ).scalars()
+    )
 
 
 # -- search ------------------------------------------------------------------------------------
@@ -281,11 +412,21 @@ def search_datasets(session: Session, filters: Filters) -> list[Dataset]:
     if not filters.q.strip():
         return found
     cols: dict[int, list[str]] = {}
-    for c in session.execute(select(DatasetColumn).where(DatasetColumn.dataset_id.in_([d.id for d in found]))).scalars():
+    for c in session.execute(
+        select(DatasetColumn).where(DatasetColumn.dataset_id.in_([d.id for d in found]))
+    ).scalars():
         cols.setdefault(c.dataset_id, []).extend([c.name, c.title or ""])
-    docs = [catalog_search.Document(d.id, {
-        "title": f"{d.title} {d.name}", "description": d.description or "", "tags": " ".join(d.tags or []),
-        "columns": " ".join(cols.get(d.id, [])) + " " + d.org.name,
-    }) for d in found]
+    docs = [
+        catalog_search.Document(
+            d.id,
+            {
+                "title": f"{d.title} {d.name}",
+                "description": d.description or "",
+                "tags": " ".join(d.tags or []),
+                "columns": " ".join(cols.get(d.id, [])) + " " + d.org.name,
+            },
+        )
+        for d in found
+    ]
     by_id = {d.id: d for d in found}
     return [by_id[i] for i, _ in catalog_search.search(docs, filters.q)]

@@ -1,9 +1,128 @@
-"""CLI commands of this capability (registered by countylab.cli)."""
+"""``countylab release …`` and ``countylab model …``: the airlock and the model registry over the API."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from countylab.commands.remote import Token, Url, client, out
+
+release_app = typer.Typer(help="Release requests from job outboxes (出域申请).", no_args_is_help=True)
+model_app = typer.Typer(help="Model registry and in-domain predictions (模型不出域).", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this capability's commands to the main app (none yet)."""
+    app.add_typer(release_app, name="release")
+    app.add_typer(model_app, name="model")
+
+
+@release_app.command("create")
+def create(
+    job: Annotated[int, typer.Option("--job", help="Job id whose outbox holds the files.")],
+    file: Annotated[
+        list[str], typer.Option("--file", help="Outbox file (e.g. analyse/metrics.csv); repeatable.")
+    ],
+    note: Annotated[str, typer.Option(help="Context: what the files are, controls applied.")] = "",
+    title: Annotated[str, typer.Option(help="Title of the request.")] = "",
+    count_column: Annotated[
+        list[str] | None, typer.Option("--count-column", help="Count column of tables.")
+    ] = None,
+    submit: Annotated[bool, typer.Option("--submit/--draft", help="Submit right away.")] = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Create a release request from a job's outbox files."""
+    entries = [
+        {"name": f, "description": note, "controls": "", "count_columns": list(count_column or [])}
+        for f in file
+    ]
+    with client(url, token) as c:
+        r = c.create_release(job, entries, title=title, note=note, submit=submit)
+    out.print(f"[green]✔[/] release request {r.id}: {r.state}")
+
+
+@release_app.command("submit")
+def submit(
+    request_id: Annotated[int, typer.Argument(help="Release request id.")],
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Submit a draft: the automatic checks run at once."""
+    with client(url, token) as c:
+        r = c.submit_release(request_id)
+    out.print(f"release request {r.id}: {r.state} (checks: {r.checks_status})")
+
+
+@release_app.command("list")
+def list_requests(
+    scope: Annotated[str, typer.Option(help="mine, queue (checkers) or all (stewards).")] = "mine",
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """List release requests."""
+    with client(url, token) as c:
+        items = c.releases(scope)
+    table = Table("id", "title 标题", "project 项目", "grade 分级", "state 状态", "checks 检查")
+    for r in items:
+        table.add_row(str(r.id), r.title, r.project or "", r.grade, r.state, r.checks_status or "")
+    out.print(table)
+
+
+@release_app.command("download")
+def download(
+    request_id: Annotated[int, typer.Argument(help="A released request's id.")],
+    to: Annotated[Path, typer.Option(help="Folder to write the files into.")] = Path("."),
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Download every released file of a request, checking each SHA-256."""
+    import hashlib
+
+    with client(url, token) as c:
+        files = [f for f in c.released_files() if f.request_id == request_id]
+        to.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            data = c.download_release_file(f.id)
+            if hashlib.sha256(data).hexdigest() != f.released_sha256:
+                raise typer.Exit(code=1)
+            (to / Path(f.name).name).write_bytes(data)
+            out.print(f"[green]✔[/] {f.name} sha256={f.released_sha256}")
+    if not files:
+        out.print("no released files for this request / 该申请没有已出域的文件")
+
+
+@model_app.command("register")
+def register_model(
+    job: Annotated[int, typer.Option("--job", help="Job id whose outbox holds the model file.")],
+    file: Annotated[str, typer.Option("--file", help="The model file in the outbox.")],
+    name: Annotated[str, typer.Option(help="Model name.")],
+    input_: Annotated[list[str], typer.Option("--input", help="Input feature, in order; repeatable.")],
+    output: Annotated[list[str] | None, typer.Option("--output", help="Output name; repeatable.")] = None,
+    metrics_file: Annotated[int | None, typer.Option(help="Id of a released metrics file.")] = None,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Register a model with its model card (it is served in-domain after approval)."""
+    with client(url, token) as c:
+        m = c.register_model(
+            job, file, name, inputs=input_, outputs=output or ["prediction"], metrics_file_id=metrics_file
+        )
+    out.print(f"[green]✔[/] model {m.id}: {m.state}")
+
+
+@model_app.command("predict")
+def predict(
+    model_id: Annotated[int, typer.Argument(help="Model id.")],
+    rows: Annotated[str, typer.Option(help='JSON rows, e.g. "[[65, 1]]", or @file.json.')],
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Predictions of an approved model (rate-limited, audited)."""
+    text = Path(rows[1:]).read_text(encoding="utf-8") if rows.startswith("@") else rows
+    with client(url, token) as c:
+        result = c.predict(model_id, json.loads(text))
+    out.print_json(json.dumps(result, ensure_ascii=False))

@@ -55,7 +55,7 @@ class Permission(StrEnum):
     org_manage = "org.manage"
     user_manage = "user.manage"
     user_read = "user.read"
-    token_self = "token.self"
+    token_self = "token.self"  # noqa: S105 - a permission name
     # projects
     project_create = "project.create"
     project_read = "project.read"  # members, or staff with oversight
@@ -65,9 +65,23 @@ class Permission(StrEnum):
     dataset_read = "dataset.read"
     dataset_write = "dataset.write"  # providers of the owning department
     dataset_grade = "dataset.grade"  # stewards
+    # compute center (sandbox jobs)
+    job_submit = "job.submit"  # project members run code on the project's granted data
+    job_quota = "job.quota"  # stewards and admins set a project's compute quota
     # audit
     audit_read = "audit.read"
     audit_verify = "audit.verify"
+    # DP SQL gateway (privacy)
+    query_run = "query.run"  # analysts, in projects they are members of
+    query_history = "query.history"  # every project's query history (oversight)
+    budget_manage = "budget.manage"  # stewards set privacy budgets
+    # airlock and model registry
+    release_create = "release.create"  # developers of the project: request, submit, download
+    release_read = "release.read"
+    release_review = "release.review"  # checkers (and stewards as security officer)
+    model_register = "model.register"
+    model_approve = "model.approve"
+    model_predict = "model.predict"  # project members (data-product callers later)
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -82,8 +96,19 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.dataset_read: frozenset(Role),
     Permission.dataset_write: frozenset({Role.admin, Role.provider}),
     Permission.dataset_grade: frozenset({Role.steward}),
+    Permission.job_submit: frozenset({Role.admin, Role.operator, Role.developer}),
+    Permission.job_quota: frozenset({Role.admin, Role.steward}),
     Permission.audit_read: frozenset({Role.admin, Role.steward}),
     Permission.audit_verify: frozenset({Role.admin, Role.steward}),
+    Permission.query_run: frozenset({Role.developer}),
+    Permission.query_history: frozenset({Role.admin, Role.steward}),
+    Permission.budget_manage: frozenset({Role.steward}),
+    Permission.release_create: frozenset({Role.developer}),
+    Permission.release_read: frozenset({Role.developer, Role.checker, Role.steward, Role.admin}),
+    Permission.release_review: frozenset({Role.checker, Role.steward}),
+    Permission.model_register: frozenset({Role.developer}),
+    Permission.model_approve: frozenset({Role.steward, Role.checker}),
+    Permission.model_predict: frozenset(Role),  # membership (or a data-product key) decides
 }
 
 #: roles that may see every project (oversight) without being members

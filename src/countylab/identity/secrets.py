@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _HASHER = PasswordHasher()  # argon2id with the library's vetted defaults
-TOKEN_PREFIX = "clk_"
+TOKEN_PREFIX = "clk_"  # noqa: S105 - a public prefix, not a secret
 MIN_PASSWORD_LENGTH = 8
 
 

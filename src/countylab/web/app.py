@@ -28,8 +28,18 @@ _HERE = Path(__file__).parent
 
 #: every router of the app, by module under countylab.web (each area owns its own modules)
 ROUTERS = (
-    "api.identity", "api.catalog", "api.connectors", "api.query", "api.jobs", "api.airlock",
-    "ui.pages", "ui.catalog_pages", "ui.connector_pages", "ui.query_pages", "ui.job_pages", "ui.airlock_pages",
+    "api.identity",
+    "api.catalog",
+    "api.connectors",
+    "api.query",
+    "api.jobs",
+    "api.airlock",
+    "ui.pages",
+    "ui.catalog_pages",
+    "ui.connector_pages",
+    "ui.query_pages",
+    "ui.job_pages",
+    "ui.airlock_pages",
 )
 
 
@@ -72,7 +82,9 @@ class RequestContext(BaseHTTPMiddleware):
         return response
 
 
-def create_app(lab: Lab, *, demo_logins: list[dict[str, str]] | None = None, background: bool = False) -> FastAPI:
+def create_app(
+    lab: Lab, *, demo_logins: list[dict[str, str]] | None = None, background: bool = False
+) -> FastAPI:
     """The web app of ``lab``; ``background`` runs the lab's workers for the app's lifetime."""
 
     @asynccontextmanager

@@ -85,16 +85,23 @@ def install(app: FastAPI) -> None:
         for err in exc.errors():
             if err.get("type") == "json_invalid":
                 position = err.get("loc", ("body", 0))[-1]
-                problems.append({"field": "body", "reason": "json_invalid", "position": position,
-                                 "message": err.get("msg", "")})
+                problems.append(
+                    {
+                        "field": "body",
+                        "reason": "json_invalid",
+                        "position": position,
+                        "message": err.get("msg", ""),
+                    }
+                )
                 continue
             loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             problems.append({"field": loc, "reason": err.get("type", ""), "message": err.get("msg", "")})
         if problems and problems[0]["reason"] == "json_invalid":
             message = t("error.bad_json", position=problems[0]["position"])
         else:
-            message = t("error.malformed", fields=", ".join(
-                f"{p['field']} ({p['message']})" for p in problems) or "-")
+            message = t(
+                "error.malformed", fields=", ".join(f"{p['field']} ({p['message']})" for p in problems) or "-"
+            )
         if _is_api(request):
             return JSONResponse(error_body("validation_failed", message, {"problems": problems}), 422)
         return _page(request, 422, message)
@@ -122,6 +129,7 @@ def install(app: FastAPI) -> None:
 
 def _page(request: Request, status: int, message: str) -> Response:
     templates = request.app.state.templates
-    return templates.TemplateResponse(
+    response: Response = templates.TemplateResponse(
         request, "error.html", {"status": status, "message": message}, status_code=status
     )
+    return response

@@ -22,9 +22,17 @@ router = APIRouter(prefix="/api", tags=["catalog"])
 
 def dataset_summary(d: Dataset) -> dict[str, Any]:
     return {
-        "id": d.id, "name": d.name, "title": d.title, "department": d.org.name, "org_id": d.org_id,
-        "grade": d.grade, "grade_confirmed": d.grade_confirmed, "tags": list(d.tags or []),
-        "row_count": d.row_count, "current_version": d.current_version, "privacy_unit": d.privacy_unit,
+        "id": d.id,
+        "name": d.name,
+        "title": d.title,
+        "department": d.org.name,
+        "org_id": d.org_id,
+        "grade": d.grade,
+        "grade_confirmed": d.grade_confirmed,
+        "tags": list(d.tags or []),
+        "row_count": d.row_count,
+        "current_version": d.current_version,
+        "privacy_unit": d.privacy_unit,
         "update_frequency": d.update_frequency,
         "data_updated_at": d.data_updated_at.isoformat() if d.data_updated_at else None,
     }
@@ -35,24 +43,48 @@ def column_view(c: DatasetColumn) -> dict[str, Any]:
     if c.pii_kind:
         tags.append(f"pii:{c.pii_kind}")
     return {
-        "name": c.name, "type": c.type, "title": c.title, "tags": tags, "sensitive": c.sensitive,
-        "pii": {"kind": c.pii_kind, "confidence": c.pii_confidence, "sample_count": c.pii_sample_count,
-                "matched_count": c.pii_matched_count} if c.pii_kind else None,
-        "lower": c.lower, "upper": c.upper, "key_set": c.key_set, "joinable_to": list(c.joinable_to or []),
+        "name": c.name,
+        "type": c.type,
+        "title": c.title,
+        "tags": tags,
+        "sensitive": c.sensitive,
+        "pii": {
+            "kind": c.pii_kind,
+            "confidence": c.pii_confidence,
+            "sample_count": c.pii_sample_count,
+            "matched_count": c.pii_matched_count,
+        }
+        if c.pii_kind
+        else None,
+        "lower": c.lower,
+        "upper": c.upper,
+        "key_set": c.key_set,
+        "joinable_to": list(c.joinable_to or []),
         "profile": c.profile or {},
     }
 
 
 def version_view(v: DatasetVersion) -> dict[str, Any]:
-    return {"version": v.version, "row_count": v.row_count, "bytes": v.bytes, "mode": v.mode, "source": v.source,
-            "created_at": v.created_at.isoformat(), "note": v.note}
+    return {
+        "version": v.version,
+        "row_count": v.row_count,
+        "bytes": v.bytes,
+        "mode": v.mode,
+        "source": v.source,
+        "created_at": v.created_at.isoformat(),
+        "note": v.note,
+    }
 
 
 def dataset_detail(s: Any, d: Dataset) -> dict[str, Any]:
     return {
-        **dataset_summary(d), "description": d.description, "contact": d.contact,
-        "privacy_unit_column": d.privacy_unit_column, "grade_reason": d.grade_reason,
-        "proposed_grade": d.proposed_grade, "key_columns": list(d.key_columns or []),
+        **dataset_summary(d),
+        "description": d.description,
+        "contact": d.contact,
+        "privacy_unit_column": d.privacy_unit_column,
+        "grade_reason": d.grade_reason,
+        "proposed_grade": d.proposed_grade,
+        "key_columns": list(d.key_columns or []),
         "columns": [column_view(c) for c in catalog.columns(s, d.id)],
         "versions": [version_view(v) for v in catalog.versions(s, d.id)],
     }
@@ -60,7 +92,11 @@ def dataset_detail(s: Any, d: Dataset) -> dict[str, Any]:
 
 @router.get("/datasets")
 def list_datasets(
-    actor: Actor, lab: LabDep, q: str = "", department: int | None = None, grade: str | None = None,
+    actor: Actor,
+    lab: LabDep,
+    q: str = "",
+    department: int | None = None,
+    grade: str | None = None,
     tag: str | None = None,
 ) -> dict[str, Any]:
     with lab.tx() as s:
@@ -92,7 +128,9 @@ def create_dataset(body: DatasetIn, actor: Actor, lab: LabDep) -> dict[str, Any]
 def get_dataset(dataset_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         ds = catalog.get_dataset(s, dataset_id)
-        return dataset_detail(s, ds) | {"stream_rows": lab.ingestion.stream_rows(ds) if ds.current_version else 0}
+        return dataset_detail(s, ds) | {
+            "stream_rows": lab.ingestion.stream_rows(ds) if ds.current_version else 0
+        }
 
 
 class DatasetPatch(BaseModel):
@@ -114,11 +152,20 @@ def update_dataset(dataset_id: int, body: DatasetPatch, actor: Actor, lab: LabDe
 
 
 @router.post("/datasets/{dataset_id}/uploads", status_code=201)
-def stage_upload(dataset_id: int, file: Annotated[UploadFile, File()], actor: Actor, lab: LabDep) -> dict[str, Any]:
+def stage_upload(
+    dataset_id: int, file: Annotated[UploadFile, File()], actor: Actor, lab: LabDep
+) -> dict[str, Any]:
     staged = lab.ingestion.stage_upload(actor, dataset_id, file.filename or "upload", file.file)
-    return {"upload_id": staged.id, "filename": staged.filename, "format": staged.format,
-            "encoding": staged.encoding, "bytes": staged.bytes, "schema": staged.schema.to_json(),
-            "existing_schema": staged.existing_schema, "preview": staged.preview}
+    return {
+        "upload_id": staged.id,
+        "filename": staged.filename,
+        "format": staged.format,
+        "encoding": staged.encoding,
+        "bytes": staged.bytes,
+        "schema": staged.schema.to_json(),
+        "existing_schema": staged.existing_schema,
+        "preview": staged.preview,
+    }
 
 
 class CommitIn(BaseModel):
@@ -129,16 +176,30 @@ class CommitIn(BaseModel):
 
 
 @router.post("/datasets/{dataset_id}/uploads/{upload_id}/commit", status_code=201)
-def commit_upload(dataset_id: int, upload_id: str, body: CommitIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    v = lab.ingestion.commit_upload(actor, dataset_id, upload_id, mode=body.mode,
-                                    schema_override=body.schema_override, key=body.key, note=body.note)
+def commit_upload(
+    dataset_id: int, upload_id: str, body: CommitIn, actor: Actor, lab: LabDep
+) -> dict[str, Any]:
+    v = lab.ingestion.commit_upload(
+        actor,
+        dataset_id,
+        upload_id,
+        mode=body.mode,
+        schema_override=body.schema_override,
+        key=body.key,
+        note=body.note,
+    )
     return version_view(v)
 
 
 @router.post("/datasets/{dataset_id}/versions", status_code=201)
 def upload_version(
-    dataset_id: int, file: Annotated[UploadFile, File()], actor: Actor, lab: LabDep,
-    mode: Annotated[str, Form()] = "replace", key: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "",
+    dataset_id: int,
+    file: Annotated[UploadFile, File()],
+    actor: Actor,
+    lab: LabDep,
+    mode: Annotated[str, Form()] = "replace",
+    key: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
 ) -> dict[str, Any]:
     """One step: upload a file and commit it (the schema is inferred, or the dataset's own)."""
     staged = lab.ingestion.stage_upload(actor, dataset_id, file.filename or "upload", file.file)
@@ -171,11 +232,13 @@ async def push_rows(dataset_id: int, request: Request, actor: Actor, lab: LabDep
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise ValidationFailed("请求体不是合法的 JSON", "The request body is not valid JSON",
-                                   reason="bad_json") from None
+            raise ValidationFailed(
+                "请求体不是合法的 JSON", "The request body is not valid JSON", reason="bad_json"
+            ) from None
         if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
-            raise ValidationFailed("请求体须为 {\"rows\": [...]}", "The body must be {\"rows\": [...]}",
-                                   reason="bad_shape")
+            raise ValidationFailed(
+                '请求体须为 {"rows": [...]}', 'The body must be {"rows": [...]}', reason="bad_shape"
+            )
         payload = data["rows"]
         key = data.get("idempotency_key") or request.headers.get("idempotency-key")
     accepted, rows = await run_in_threadpool(lab.ingestion.push, actor, dataset_id, payload, key)
@@ -211,9 +274,19 @@ def set_grade(dataset_id: int, body: GradeIn, actor: Actor, lab: LabDep) -> dict
 @router.get("/datasets/{dataset_id}/grade-history")
 def grade_history(dataset_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        return {"items": [{"from": g.from_grade, "to": g.to_grade, "kind": g.kind, "reason": g.reason,
-                           "at": g.at.isoformat(), "by_user_id": g.by_user_id}
-                          for g in catalog.grade_history(s, dataset_id)]}
+        return {
+            "items": [
+                {
+                    "from": g.from_grade,
+                    "to": g.to_grade,
+                    "kind": g.kind,
+                    "reason": g.reason,
+                    "at": g.at.isoformat(),
+                    "by_user_id": g.by_user_id,
+                }
+                for g in catalog.grade_history(s, dataset_id)
+            ]
+        }
 
 
 class ColumnIn(BaseModel):
@@ -229,19 +302,27 @@ class ColumnIn(BaseModel):
 @router.put("/datasets/{dataset_id}/columns/{name}")
 def set_column(dataset_id: int, name: str, body: ColumnIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        return column_view(catalog.set_column(s, actor, dataset_id, name, **body.model_dump(exclude_none=True)))
+        return column_view(
+            catalog.set_column(s, actor, dataset_id, name, **body.model_dump(exclude_none=True))
+        )
 
 
 @router.get("/datasets/{dataset_id}/preview")
-def preview(dataset_id: int, actor: Actor, lab: LabDep, rows: int = Query(20, ge=1, le=200)) -> dict[str, Any]:
+def preview(
+    dataset_id: int, actor: Actor, lab: LabDep, rows: int = Query(20, ge=1, le=200)
+) -> dict[str, Any]:
     p = previews.preview(lab, actor, dataset_id, rows)
     return {"dummy": p.dummy, "label": p.label, "columns": p.columns, "rows": p.rows}
 
 
 @router.get("/datasets/{dataset_id}/dummy")
 def dummy_download(
-    dataset_id: int, actor: Actor, lab: LabDep, rows: int = Query(1000, ge=1, le=1_000_000),
-    format: str = Query("csv", pattern="^(csv|parquet)$"), seed: int = 0,
+    dataset_id: int,
+    actor: Actor,
+    lab: LabDep,
+    rows: int = Query(1000, ge=1, le=1_000_000),
+    format: str = Query("csv", pattern="^(csv|parquet)$"),
+    seed: int = 0,
 ) -> Response:
     """Dummy data (模拟数据) with the dataset's schema: free to download, never real rows."""
     table, name = previews.dummy_table(lab, actor, dataset_id, rows, seed=seed)
@@ -256,15 +337,22 @@ def dummy_download(
 
         pacsv.write_csv(table, buf)
         media = "text/csv; charset=utf-8"
-    return Response(buf.getvalue(), media_type=media,
-                    headers={"Content-Disposition": f'attachment; filename="{name}-dummy.{format}"'})
+    return Response(
+        buf.getvalue(),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}-dummy.{format}"'},
+    )
 
 
 @router.get("/key-sets")
 def list_key_sets(actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        return {"items": [{"name": k.name, "title": k.title, "source": k.source, "size": len(k.values)}
-                          for k in catalog.key_sets(s).values()]}
+        return {
+            "items": [
+                {"name": k.name, "title": k.title, "source": k.source, "size": len(k.values)}
+                for k in catalog.key_sets(s).values()
+            ]
+        }
 
 
 class KeySetIn(BaseModel):
@@ -276,5 +364,7 @@ class KeySetIn(BaseModel):
 @router.put("/key-sets/{name}")
 def save_key_set(name: str, body: KeySetIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        k = catalog.upsert_key_set(s, actor, name=name, title=body.title, values=body.values, source=body.source)
+        k = catalog.upsert_key_set(
+            s, actor, name=name, title=body.title, values=body.values, source=body.source
+        )
         return {"name": k.name, "size": len(k.values)}

@@ -25,41 +25,84 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/datasets")
 def catalog_page(
-    request: Request, actor: Actor, lab: LabDep, q: str = "", department: str = "", grade: str = "", tag: str = ""
+    request: Request,
+    actor: Actor,
+    lab: LabDep,
+    q: str = "",
+    department: str = "",
+    grade: str = "",
+    tag: str = "",
 ) -> Response:
-    filters = catalog.Filters(q=q, department=int(department) if department.isdigit() else None,
-                              grade=grade or None, tag=tag or None)
+    filters = catalog.Filters(
+        q=q,
+        department=int(department) if department.isdigit() else None,
+        grade=grade or None,
+        tag=tag or None,
+    )
     with lab.tx() as s:
         found = catalog.search_datasets(s, filters)
-        departments = list(s.execute(select(Org).where(Org.kind == "department").order_by(Org.name)).scalars())
+        departments = list(
+            s.execute(select(Org).where(Org.kind == "department").order_by(Org.name)).scalars()
+        )
         all_tags = sorted({t for d in catalog.search_datasets(s, catalog.Filters()) for t in (d.tags or [])})
-    return render(request, "catalog.html", datasets=found, q=q, department=department, grade=grade, tag=tag,
-                  departments=departments, grades=list(Grade), tags=all_tags,
-                  can_create=has_permission(actor, Permission.dataset_write))
+    return render(
+        request,
+        "catalog.html",
+        datasets=found,
+        q=q,
+        department=department,
+        grade=grade,
+        tag=tag,
+        departments=departments,
+        grades=list(Grade),
+        tags=all_tags,
+        can_create=has_permission(actor, Permission.dataset_write),
+    )
 
 
 @router.get("/datasets/new")
 def new_dataset_page(request: Request, actor: Actor, lab: LabDep) -> Response:
     with lab.tx() as s:
-        departments = list(s.execute(select(Org).where(Org.kind == "department").order_by(Org.name)).scalars())
-    return render(request, "dataset_new.html", departments=departments, frequencies=catalog.FREQUENCIES,
-                  units=catalog.PRIVACY_UNITS, is_admin=Role.admin in actor.roles)
+        departments = list(
+            s.execute(select(Org).where(Org.kind == "department").order_by(Org.name)).scalars()
+        )
+    return render(
+        request,
+        "dataset_new.html",
+        departments=departments,
+        frequencies=catalog.FREQUENCIES,
+        units=catalog.PRIVACY_UNITS,
+        is_admin=Role.admin in actor.roles,
+    )
 
 
 @router.post("/datasets")
 def create_dataset(
-    request: Request, actor: Actor, lab: LabDep, name: Annotated[str, Form()], title: Annotated[str, Form()],
-    description: Annotated[str, Form()] = "", contact: Annotated[str, Form()] = "",
-    update_frequency: Annotated[str, Form()] = "static", privacy_unit: Annotated[str, Form()] = "none",
-    privacy_unit_column: Annotated[str, Form()] = "", tags: Annotated[str, Form()] = "",
+    request: Request,
+    actor: Actor,
+    lab: LabDep,
+    name: Annotated[str, Form()],
+    title: Annotated[str, Form()],
+    description: Annotated[str, Form()] = "",
+    contact: Annotated[str, Form()] = "",
+    update_frequency: Annotated[str, Form()] = "static",
+    privacy_unit: Annotated[str, Form()] = "none",
+    privacy_unit_column: Annotated[str, Form()] = "",
+    tags: Annotated[str, Form()] = "",
     org_id: Annotated[str, Form()] = "",
 ) -> Response:
     t = translator(lang_of(request))
     try:
         with lab.tx() as s:
             ds = catalog.create_dataset(
-                s, actor, name=name.strip(), title=title, description=description, contact=contact,
-                update_frequency=update_frequency, privacy_unit=privacy_unit,
+                s,
+                actor,
+                name=name.strip(),
+                title=title,
+                description=description,
+                contact=contact,
+                update_frequency=update_frequency,
+                privacy_unit=privacy_unit,
                 privacy_unit_column=privacy_unit_column.strip() or None,
                 tags=[x.strip() for x in tags.replace("，", ",").split(",") if x.strip()],
                 org_id=int(org_id) if org_id.isdigit() else None,
@@ -88,12 +131,27 @@ def dataset_page(request: Request, dataset_id: int, actor: Actor, lab: LabDep) -
         key_sets = sorted(catalog.key_sets(s))
         stream_rows = lab.ingestion.stream_rows(ds) if ds.current_version else 0
         can_write = has_permission(actor, Permission.dataset_write) and (
-            Role.admin in actor.roles or actor.org_id == ds.org_id)
+            Role.admin in actor.roles or actor.org_id == ds.org_id
+        )
         can_grade = has_permission(actor, Permission.dataset_grade)
     preview = previews.preview(lab, actor, dataset_id, 10) if ds.table_schema else None
-    return render(request, "dataset.html", ds=ds, cols=cols, versions=versions, history=history, ups=ups,
-                  downs=downs, preview=preview, can_write=can_write, can_grade=can_grade, grades=list(Grade),
-                  modes=MODES, key_sets=key_sets, stream_rows=stream_rows)
+    return render(
+        request,
+        "dataset.html",
+        ds=ds,
+        cols=cols,
+        versions=versions,
+        history=history,
+        ups=ups,
+        downs=downs,
+        preview=preview,
+        can_write=can_write,
+        can_grade=can_grade,
+        grades=list(Grade),
+        modes=MODES,
+        key_sets=key_sets,
+        stream_rows=stream_rows,
+    )
 
 
 @router.post("/datasets/{dataset_id}/upload")
@@ -110,7 +168,9 @@ def stage_upload(
 
 
 @router.post("/datasets/{dataset_id}/upload/{upload_id}/commit")
-async def commit_upload(request: Request, dataset_id: int, upload_id: str, actor: Actor, lab: LabDep) -> Response:
+async def commit_upload(
+    request: Request, dataset_id: int, upload_id: str, actor: Actor, lab: LabDep
+) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     form = await request.form()
@@ -120,18 +180,31 @@ async def commit_upload(request: Request, dataset_id: int, upload_id: str, actor
     t = translator(lang_of(request))
     try:
         version = await run_in_threadpool(
-            lambda: lab.ingestion.commit_upload(actor, dataset_id, upload_id, mode=mode,
-                                                schema_override=overrides or None, key=key,
-                                                note=str(form.get("note", ""))))
+            lambda: lab.ingestion.commit_upload(
+                actor,
+                dataset_id,
+                upload_id,
+                mode=mode,
+                schema_override=overrides or None,
+                key=key,
+                note=str(form.get("note", "")),
+            )
+        )
     except CountylabError as exc:
         return await run_in_threadpool(_refused, request, exc, f"/datasets/{dataset_id}")
-    return flash_redirect(f"/datasets/{dataset_id}", t("flash.version_committed", version=version.version,
-                                                          rows=f"{version.row_count:,}"))
+    return flash_redirect(
+        f"/datasets/{dataset_id}",
+        t("flash.version_committed", version=version.version, rows=f"{version.row_count:,}"),
+    )
 
 
 @router.post("/datasets/{dataset_id}/grade")
 def set_grade(
-    request: Request, dataset_id: int, actor: Actor, lab: LabDep, grade: Annotated[str, Form()],
+    request: Request,
+    dataset_id: int,
+    actor: Actor,
+    lab: LabDep,
+    grade: Annotated[str, Form()],
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     def run() -> None:
@@ -143,13 +216,26 @@ def set_grade(
 
 @router.post("/datasets/{dataset_id}/columns/{name}")
 def set_column(
-    request: Request, dataset_id: int, name: str, actor: Actor, lab: LabDep,
-    lower: Annotated[str, Form()] = "", upper: Annotated[str, Form()] = "", key_set: Annotated[str, Form()] = "",
+    request: Request,
+    dataset_id: int,
+    name: str,
+    actor: Actor,
+    lab: LabDep,
+    lower: Annotated[str, Form()] = "",
+    upper: Annotated[str, Form()] = "",
+    key_set: Annotated[str, Form()] = "",
 ) -> Response:
     def run() -> None:
         with lab.tx() as s:
-            catalog.set_column(s, actor, dataset_id, name, lower=float(lower) if lower.strip() else None,
-                               upper=float(upper) if upper.strip() else None, key_set=key_set or None)
+            catalog.set_column(
+                s,
+                actor,
+                dataset_id,
+                name,
+                lower=float(lower) if lower.strip() else None,
+                upper=float(upper) if upper.strip() else None,
+                key_set=key_set or None,
+            )
 
     return form_action(request, f"/datasets/{dataset_id}#schema", run, "flash.saved")
 
@@ -158,25 +244,41 @@ def set_column(
 def edit_page(request: Request, dataset_id: int, actor: Actor, lab: LabDep) -> Response:
     with lab.tx() as s:
         ds = catalog.get_dataset(s, dataset_id)
-    return render(request, "dataset_edit.html", ds=ds, frequencies=catalog.FREQUENCIES, units=catalog.PRIVACY_UNITS)
+    return render(
+        request, "dataset_edit.html", ds=ds, frequencies=catalog.FREQUENCIES, units=catalog.PRIVACY_UNITS
+    )
 
 
 @router.post("/datasets/{dataset_id}/edit")
 def edit_dataset(
-    request: Request, dataset_id: int, actor: Actor, lab: LabDep, title: Annotated[str, Form()],
-    description: Annotated[str, Form()] = "", contact: Annotated[str, Form()] = "",
-    update_frequency: Annotated[str, Form()] = "static", tags: Annotated[str, Form()] = "",
+    request: Request,
+    dataset_id: int,
+    actor: Actor,
+    lab: LabDep,
+    title: Annotated[str, Form()],
+    description: Annotated[str, Form()] = "",
+    contact: Annotated[str, Form()] = "",
+    update_frequency: Annotated[str, Form()] = "static",
+    tags: Annotated[str, Form()] = "",
 ) -> Response:
     def run() -> None:
         with lab.tx() as s:
-            catalog.update_dataset(s, actor, dataset_id, title=title, description=description, contact=contact,
-                                   update_frequency=update_frequency,
-                                   tags=[x.strip() for x in tags.replace("，", ",").split(",") if x.strip()])
+            catalog.update_dataset(
+                s,
+                actor,
+                dataset_id,
+                title=title,
+                description=description,
+                contact=contact,
+                update_frequency=update_frequency,
+                tags=[x.strip() for x in tags.replace("，", ",").split(",") if x.strip()],
+            )
 
     return form_action(request, f"/datasets/{dataset_id}", run, "flash.saved")
 
 
 @router.get("/datasets/{dataset_id}/dummy.csv")
 def dummy_csv(dataset_id: int, actor: Actor, lab: LabDep, rows: int = 1000) -> Response:
-    return RedirectResponse(f"/api/datasets/{dataset_id}/dummy?rows={min(max(rows, 1), 100_000)}&format=csv",
-                            status_code=303)
+    return RedirectResponse(
+        f"/api/datasets/{dataset_id}/dummy?rows={min(max(rows, 1), 100_000)}&format=csv", status_code=303
+    )

@@ -11,9 +11,9 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
 from countylab.errors import CountylabError, PermissionDenied
+from countylab.i18n import translator
 from countylab.identity.access import Principal
 from countylab.identity.roles import Role
-from countylab.i18n import translator
 
 FLASH_COOKIE = "flash"
 
@@ -29,10 +29,10 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("home", "/", None),
     NavItem("catalog", "/datasets", None),
-    NavItem("blackbox", "/soon/blackbox", frozenset({Role.developer, Role.steward, Role.admin})),
-    NavItem("compute", "/soon/compute", frozenset({Role.developer, Role.admin, Role.operator})),
+    NavItem("blackbox", "/query", frozenset({Role.developer, Role.steward, Role.admin})),
+    NavItem("compute", "/jobs", frozenset({Role.developer, Role.admin, Role.operator})),
     NavItem("pipelines", "/soon/pipelines", frozenset({Role.provider, Role.developer, Role.admin}), False),
-    NavItem("airlock", "/soon/airlock", frozenset({Role.checker, Role.developer, Role.steward, Role.admin})),
+    NavItem("airlock", "/airlock", frozenset({Role.checker, Role.developer, Role.steward, Role.admin})),
     NavItem("ops", "/soon/ops", frozenset({Role.operator, Role.admin, Role.steward})),
     NavItem("showcase", "/soon/showcase", None),
     NavItem("reports", "/soon/reports", frozenset({Role.provider, Role.admin, Role.operator})),

@@ -29,7 +29,9 @@ def upgrade() -> None:
         b.add_column(sa.Column("dp_max_rows_per_unit", sa.Integer, nullable=False, server_default="1"))
         b.add_column(sa.Column("policy_overrides", sa.JSON, nullable=False, server_default="{}"))
         b.add_column(sa.Column("dummy_profile", sa.JSON, nullable=True))
-        b.add_column(sa.Column("dummy_profile_approved", sa.Boolean, nullable=False, server_default=sa.false()))
+        b.add_column(
+            sa.Column("dummy_profile_approved", sa.Boolean, nullable=False, server_default=sa.false())
+        )
     op.create_table(
         "dataset_columns",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -79,7 +81,9 @@ def upgrade() -> None:
     op.create_index("ix_dataset_versions_dataset_id", "dataset_versions", ["dataset_id"])
     op.create_table(
         "push_keys",
-        sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "dataset_id", sa.Integer, sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+        ),
         sa.Column("key", sa.String(200), primary_key=True),
         sa.Column("created_at", _TS, nullable=False),
     )
@@ -112,7 +116,9 @@ def upgrade() -> None:
     op.create_table(
         "sync_runs",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("connector_id", sa.Integer, sa.ForeignKey("connectors.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "connector_id", sa.Integer, sa.ForeignKey("connectors.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("started_at", _TS, nullable=False),
         sa.Column("finished_at", _TS, nullable=True),
         sa.Column("status", sa.String(20), nullable=False),
@@ -136,11 +142,28 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("grade_changes", "sync_runs", "connectors", "lineage", "push_keys", "dataset_versions",
-                  "key_sets", "dataset_columns"):
+    for table in (
+        "grade_changes",
+        "sync_runs",
+        "connectors",
+        "lineage",
+        "push_keys",
+        "dataset_versions",
+        "key_sets",
+        "dataset_columns",
+    ):
         op.drop_table(table)
     with op.batch_alter_table("datasets") as b:
-        for col in ("dummy_profile_approved", "dummy_profile", "policy_overrides", "dp_max_rows_per_unit",
-                    "proposed_grade", "data_updated_at", "row_count", "current_version", "key_columns",
-                    "table_schema"):
+        for col in (
+            "dummy_profile_approved",
+            "dummy_profile",
+            "policy_overrides",
+            "dp_max_rows_per_unit",
+            "proposed_grade",
+            "data_updated_at",
+            "row_count",
+            "current_version",
+            "key_columns",
+            "table_schema",
+        ):
             b.drop_column(col)
