@@ -27,10 +27,10 @@ def _ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1000, 2)
 
 
-def main() -> None:
+def measure(runs: int = RUNS) -> dict[str, object]:
+    """The figures :func:`main` prints (also imported by ``bench/sandbox.py``)."""
     if not sandbox_available():
-        print(json.dumps({"error": "bubblewrap not available"}))
-        return
+        return {"error": "bubblewrap not available"}
     python = str(Path(sys.prefix) / "bin" / "python")
     host = default_cgroup_host()
     times: dict[str, list[float]] = {"bare": [], "full": [], "no_cgroups": []}
@@ -38,7 +38,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         code = Path(tmp) / "code"
         code.mkdir()
-        for i in range(RUNS):
+        for i in range(runs):
             t0 = time.perf_counter()
             subprocess.run([python, "-c", "pass"], check=True, env={})
             times["bare"].append(time.perf_counter() - t0)
@@ -54,15 +54,19 @@ def main() -> None:
                 if variant == "full":
                     protections = result.protections
     bare = _ms(times["bare"])
-    print(json.dumps({
+    return {
         "bare_ms": bare,
         "sandboxed_ms": _ms(times["full"]),
         "sandbox_overhead_ms": round(_ms(times["full"]) - bare, 2),
         "overhead_without_cgroups_ms": round(_ms(times["no_cgroups"]) - bare, 2),
-        "runs": RUNS,
+        "runs": runs,
         "cgroups": host.version if host is not None else None,
         "protections": protections,
-    }))  # fmt: skip
+    }  # fmt: skip
+
+
+def main() -> None:
+    print(json.dumps(measure()))
 
 
 if __name__ == "__main__":

@@ -60,10 +60,13 @@ def _safe_name(name: str) -> str:
     return norm
 
 
-def _walk_folder(src: Path) -> Iterator[tuple[str, IO[bytes] | None]]:
+def _walk_folder(src: Path, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, IO[bytes] | None]]:
     root = src.resolve()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
+        if here == root:
+            dirnames[:] = [d for d in dirnames if d not in skip]
+            filenames = [f for f in filenames if f not in skip]
         dirnames.sort()  # a stable walk gives a stable digest
         for name in dirnames + sorted(filenames):
             path = here / name
@@ -104,11 +107,11 @@ def _walk_zip(src: Path) -> Iterator[tuple[str, IO[bytes] | None]]:
                 raise _refuse_link(info.filename)
 
 
-def _entries(src: Path) -> Iterator[tuple[str, IO[bytes] | None]]:
+def _entries(src: Path, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, IO[bytes] | None]]:
     if src.is_symlink():
         raise _refuse_link(src.name)
     if src.is_dir():
-        return _walk_folder(src)
+        return _walk_folder(src, skip)
     if src.is_file() and tarfile.is_tarfile(src):
         return _walk_tar(src)
     if src.is_file() and zipfile.is_zipfile(src):
@@ -120,15 +123,20 @@ def _entries(src: Path) -> Iterator[tuple[str, IO[bytes] | None]]:
     )
 
 
-def store_code(src: Path, root: Path, *, limits: CodeLimits = CodeLimits()) -> StoredCode:
-    """Copy ``src`` into a new folder under ``root``; refuse links, escapes and oversize code."""
+def store_code(
+    src: Path, root: Path, *, limits: CodeLimits = CodeLimits(), skip: frozenset[str] = frozenset()
+) -> StoredCode:
+    """Copy ``src`` into a new folder under ``root``; refuse links, escapes and oversize code.
+
+    ``skip``: top-level names of a folder to leave out (``.countylab``, the local run's dummy
+    data and outbox)."""
     dest = root / uuid.uuid4().hex
     dest.mkdir(parents=True)
     digest = hashlib.sha256()
     total = files = 0
     mb = limits.max_bytes // (1024 * 1024)
     try:
-        for name, fh in _entries(src):
+        for name, fh in _entries(src, skip):
             target = dest / name
             if fh is None:
                 target.mkdir(parents=True, exist_ok=True)

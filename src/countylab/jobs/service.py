@@ -31,13 +31,16 @@ from countylab.storage.jobs_models import Job, JobAttempt
 from countylab.storage.models import Project
 
 SPEC_FILE = "countylab.yaml"
+Approval = Callable[[Session, int, JobSpec], list[str]]
 _STAFF = frozenset({Role.admin, Role.operator})
 
 
 class JobService:
     """``code_root``: where submitted code is kept (the lab's ``data_dir/jobs/code``).
     ``datasets(session, project_id)``: names → host paths of the project's granted datasets.
-    ``notify``: called after a commit that gives the dispatcher work (wakes it at once)."""
+    ``notify``: called after a commit that gives the dispatcher work (wakes it at once).
+    ``approval(session, project_id, spec)``: the datasets of ``spec`` that may only be read by
+    approved code (重要数据); when it names any, the job is held ``pending`` until :meth:`admit`."""
 
     def __init__(
         self,
@@ -47,7 +50,9 @@ class JobService:
         default_quota: Quota = Quota(),
         code_limits: CodeLimits = CodeLimits(),
         notify: Callable[[], None] | None = None,
+        approval: Approval | None = None,
     ) -> None:
+        self.approval = approval
         self.code_root = code_root
         self.datasets = datasets
         self.default_quota = default_quota
@@ -86,7 +91,7 @@ class JobService:
         than 0 is for admins and operators.  ``hold``: leave the job ``pending`` until
         :meth:`admit` (code review before it may touch 重要数据).
         """
-        authorize(principal, Permission.project_read, project_id=project_id, target=f"project:{project_id}")
+        _authorize_run(principal, project_id, f"project:{project_id}")
         project = session.get(Project, project_id)
         if project is None:
             raise NotFound(
@@ -153,8 +158,16 @@ class JobService:
         session.add(job)
         session.flush()
         actor: dict[str, Any] = {"actor": principal.username, "actor_id": principal.user_id}
+        needs_review = self.approval(session, project_id, parsed) if self.approval is not None else []
+        hold = hold or bool(needs_review)
         record(
-            session, job, "job.submit", **actor, actions=[a.name for a in parsed.actions], priority=priority
+            session,
+            job,
+            "job.submit",
+            **actor,
+            actions=[a.name for a in parsed.actions],
+            priority=priority,
+            held_for_review=needs_review,
         )
         if not hold:
             move(session, job, JobState.queued, action="job.queue", **actor)
@@ -181,6 +194,8 @@ class JobService:
         """Queued or pending: cancelled now.  Running: the worker is asked to stop; the job turns
         ``cancelled`` when it has.  Already cancelled: nothing happens."""
         job = self._load(session, principal, job_id, lock=True)
+        if not (principal.roles & _STAFF):
+            _authorize_run(principal, job.project_id, f"job:{job_id}")
         actor: dict[str, Any] = {"actor": principal.username, "actor_id": principal.user_id}
         if job.state == JobState.running.value:
             if not job.cancel_requested:
@@ -195,6 +210,7 @@ class JobService:
     def retry(self, session: Session, principal: Principal, job_id: int) -> Job:
         """A failed, killed or lost job goes back to the queue; its next claim is a new attempt."""
         job = self._load(session, principal, job_id, lock=True)
+        _authorize_run(principal, job.project_id, f"job:{job_id}")
         if JobState(job.state) in RETRYABLE:
             quota = quota_for(session, job.project_id, self.default_quota)
             check_budget(
@@ -259,8 +275,8 @@ class JobService:
         return quota_for(session, project_id, self.default_quota)
 
     def set_quota(self, session: Session, principal: Principal, project_id: int, quota: Quota) -> None:
-        """Platform admins set a project's compute quota (算力配额)."""
-        authorize(principal, Permission.org_manage, target=f"project:{project_id}")
+        """Stewards and platform admins set a project's compute quota (算力配额)."""
+        authorize(principal, Permission.job_quota, target=f"project:{project_id}")
         if session.get(Project, project_id) is None:
             raise NotFound(
                 f"项目不存在：{project_id}", f"no such project: {project_id}", project_id=project_id
@@ -273,4 +289,19 @@ class JobService:
             action="quota.set",
             target=f"project:{project_id}",
             details=dict(quota.__dict__),
+        )
+
+
+def _authorize_run(principal: Principal, project_id: int, target: str) -> None:
+    """Running code on a project's data is for its members only: oversight roles (stewards,
+    checkers) may read a project's jobs but never run code in it, so no one both submits and
+    reviews.  The system and the console operator pass."""
+    authorize(principal, Permission.job_submit, project_id=project_id, target=target)
+    if not principal.is_system and project_id not in principal.project_ids:
+        raise PermissionDenied(
+            "只有项目成员可以在项目中运行作业",
+            "only members of the project may run jobs in it",
+            permission=Permission.job_submit.value,
+            target=target,
+            reason="project_member",
         )

@@ -1,7 +1,158 @@
-"""Routes of this area (filled in by its capability; an empty router until then)."""
+"""Pages of the compute center: my projects' jobs, submit (upload or quick form), one job."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
 
-router = APIRouter()
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from countylab.errors import CountylabError
+from countylab.i18n import translator
+from countylab.identity.access import has_permission
+from countylab.identity.roles import Permission, Role
+from countylab.jobs.center import jobs_of
+from countylab.jobs.states import RETRYABLE, JobState
+from countylab.storage.models import Project
+from countylab.web.api.jobs import form_files, job_detail, submit_job, usage_view
+from countylab.web.deps import Actor, LabDep
+from countylab.web.ui.common import flash_redirect, form_action, lang_of, render
+
+router = APIRouter(include_in_schema=False)
+
+ACTIVE = ("pending", "queued", "running")
+QUICK_SPEC = """version: 1
+actions:
+  main:
+    run: python main.py
+    datasets: []
+    outputs:
+      - {path: result.csv, kind: table}
+    resources: {cpu: 1, memory_mb: 512, time_s: 300}
+"""
+
+
+def _projects(lab: Any, actor: Any) -> list[Project]:
+    with lab.tx() as s:
+        q = select(Project).where(Project.id.in_(sorted(actor.project_ids))).order_by(Project.title)
+        return list(s.execute(q).scalars())
+
+
+@router.get("/jobs")
+def jobs_page(request: Request, actor: Actor, lab: LabDep, project: int | None = None) -> Response:
+    projects = _projects(lab, actor)
+    chosen = project if project in {p.id for p in projects} else (projects[0].id if projects else None)
+    with lab.tx() as s:
+        jobs = jobs_of(lab).list_for(s, actor)
+        titles = {p.id: p.title for p in s.execute(select(Project)).scalars()}
+        meter = usage_view(lab, s, actor, chosen) if chosen is not None else None
+    return render(
+        request,
+        "jobs_list.html",
+        jobs=jobs,
+        projects=projects,
+        chosen=chosen,
+        titles=titles,
+        meter=meter,
+        can_submit=has_permission(actor, Permission.job_submit) and bool(projects),
+        quick_spec=QUICK_SPEC,
+        refresh=any(j.state in ACTIVE for j in jobs),
+    )
+
+
+@router.post("/projects/{project_id}/jobs")
+async def submit_page(request: Request, project_id: int, actor: Actor, lab: LabDep) -> Response:
+    form = await request.form()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    found = form.get("file")
+    upload = found if isinstance(found, UploadFile) else None
+    t = translator(lang_of(request))
+    back = f"/jobs?project={project_id}"
+    try:
+        view = await run_in_threadpool(
+            submit_job,
+            lab,
+            actor,
+            project_id,
+            upload=upload,
+            files=form_files(fields),
+            name=str(fields.get("name") or "")[:200],
+            priority=0,
+            hold=False,
+        )
+    except CountylabError as exc:
+        error = exc
+
+        def fail() -> None:
+            raise error
+
+        return form_action(request, back, fail, "flash.saved")
+    return flash_redirect(f"/jobs/{view['id']}", t("jobs.submitted", id=view["id"]))
+
+
+@router.get("/jobs/{job_id}")
+def job_page(request: Request, job_id: int, actor: Actor, lab: LabDep) -> Response:
+    center = jobs_of(lab)
+    with lab.tx() as s:
+        job = job_detail(lab, s, actor, job_id)
+        project = s.get(Project, job["project_id"])
+        logs = center.log_excerpt(s, actor, job_id)
+        spec_yaml = center.service.get(s, actor, job_id).spec_yaml
+    member = job["project_id"] in actor.project_ids
+    runner = has_permission(actor, Permission.job_submit) and member
+    return render(
+        request,
+        "job_detail.html",
+        job=job,
+        project=project,
+        logs=logs,
+        steps=steps(job["state"]),
+        spec_yaml=spec_yaml,
+        refresh=job["state"] in ACTIVE,
+        can_cancel=job["state"] in ACTIVE and (runner or bool(actor.roles & {Role.admin, Role.operator})),
+        can_retry=runner and JobState(job["state"]) in RETRYABLE,
+        can_admit=job["state"] == "pending" and has_permission(actor, Permission.grant_manage),
+    )
+
+
+def steps(state: str) -> list[tuple[str, str]]:
+    """The job's path through the state machine, for the page: done, current, still ahead."""
+    path = ["pending", "queued", "running"] if state == "pending" else ["queued", "running"]
+    seq = [*path, state if state not in path else "succeeded"]
+    at = seq.index(state)
+    return [(st, "current" if i == at else "done" if i < at else "") for i, st in enumerate(seq)]
+
+
+def _change(request: Request, lab: Any, actor: Any, job_id: int, verb: str) -> RedirectResponse:
+    center = jobs_of(lab)
+    changed: list[bool] = []
+
+    def act() -> None:
+        with lab.tx() as s:
+            job = center.service.get(s, actor, job_id)
+            before = (job.state, job.cancel_requested, job.attempts)
+            getattr(center.service, verb)(s, actor, job_id)
+            changed.append((job.state, job.cancel_requested, job.attempts) != before)
+
+    response = form_action(request, f"/jobs/{job_id}", act, f"jobs.flash_{verb}")
+    if changed == [False]:
+        response.headers["X-Countylab-Outcome"] = "unchanged"
+    return response
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel_page(request: Request, job_id: int, actor: Actor, lab: LabDep) -> Response:
+    return _change(request, lab, actor, job_id, "cancel")
+
+
+@router.post("/jobs/{job_id}/retry")
+def retry_page(request: Request, job_id: int, actor: Actor, lab: LabDep) -> Response:
+    return _change(request, lab, actor, job_id, "retry")
+
+
+@router.post("/jobs/{job_id}/admit")
+def admit_page(request: Request, job_id: int, actor: Actor, lab: LabDep) -> Response:
+    return _change(request, lab, actor, job_id, "admit")

@@ -1,0 +1,26 @@
+"""A demo lab (setup_demo, size tiny) prepared once per session; each test module copies it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from countylab.bootstrap import setup_demo
+from countylab.sandbox import sandbox_available
+from tests.support import build_lab
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("demo-template")
+    lab = build_lab(root)
+    setup_demo(lab, size="tiny")
+    lab.close()
+    return root / "lab-data"
+
+
+@pytest.fixture(scope="session")
+def bwrap() -> None:
+    if not sandbox_available():
+        pytest.skip("bubblewrap cannot create user namespaces here")
