@@ -2,18 +2,30 @@
 
 Public surface: build ``TableSpec``s from the catalog, create a ``DPEngine`` over a grant's
 tables (with a ``WorkerRunner`` in the server), ``plan`` → charge ``plan.cost`` → ``execute``.
+The gateway service around it is ``countylab.privacy.gateway.QueryGateway`` (``lab.dp``).
+
+Names are imported lazily: OpenDP takes over a second to import, and every ``Lab`` imports
+``countylab.privacy.wiring`` — only a lab that actually answers a query should pay for it.
 """
 
-from countylab.privacy.engine import DPEngine
-from countylab.privacy.planner import QueryPlan
-from countylab.privacy.result import DPResult
-from countylab.privacy.sandboxed_duckdb import QueryTimeout
-from countylab.privacy.sdc import CellStats, SdcRules, cell_stats, check_frequency, check_magnitude
-from countylab.privacy.spec import ColumnKind, ColumnPolicy, EngineSettings, SandboxLimits, TableSpec
-from countylab.privacy.worker import ExactRunner, InProcessRunner, WorkerRunner
+from __future__ import annotations
 
-__all__ = [
-    "CellStats", "ColumnKind", "ColumnPolicy", "DPEngine", "DPResult", "EngineSettings", "ExactRunner",
-    "InProcessRunner", "QueryPlan", "QueryTimeout", "SandboxLimits", "SdcRules", "TableSpec", "WorkerRunner",
-    "cell_stats", "check_frequency", "check_magnitude",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DPEngine": "engine", "QueryPlan": "planner", "DPResult": "result", "QueryTimeout": "sandboxed_duckdb",
+    "CellStats": "sdc", "SdcRules": "sdc", "cell_stats": "sdc", "check_frequency": "sdc",
+    "check_magnitude": "sdc", "ColumnKind": "spec", "ColumnPolicy": "spec", "EngineSettings": "spec",
+    "SandboxLimits": "spec", "TableSpec": "spec", "ExactRunner": "worker", "InProcessRunner": "worker",
+    "WorkerRunner": "worker",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'countylab.privacy' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"countylab.privacy.{module}"), name)

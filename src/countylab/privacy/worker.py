@@ -47,7 +47,12 @@ class _ConnectionCache:
         if con is None:
             if not bounded:
                 specs = [_unbounded(s) for s in specs]
-            con = open_sandbox(specs, self.limits, self.seed)
+            try:
+                con = open_sandbox(specs, self.limits, self.seed)
+            except duckdb.Error as exc:  # e.g. the tables do not fit the memory limit
+                raise errors.UserError("数据装载失败（可能超出查询引擎的内存上限）",
+                                       "loading the tables failed (the query engine's memory limit?)",
+                                       reason=type(exc).__name__) from exc
             self.cons[key] = con
             while len(self.cons) > self.size:
                 self.cons.popitem(last=False)[1].close()
@@ -140,10 +145,16 @@ class WorkerRunner:
             conn.send((list(specs), list(sqls), bounded))
             # Materialising a new table set may take a while; the per-query watchdog runs inside.
             budget = self.limits.timeout_s * max(1, len(sqls)) + self.grace_s + 120.0
-            if not conn.poll(budget):
+            try:
+                if not conn.poll(budget):
+                    self._kill()
+                    raise QueryTimeout("查询超时，工作进程已重启", "query timed out; worker restarted")
+                reply = conn.recv()
+            except (EOFError, OSError) as exc:  # the worker died (memory limit, killed): restart it
                 self._kill()
-                raise QueryTimeout("查询超时，工作进程已重启", "query timed out; worker restarted")
-            reply = conn.recv()
+                raise errors.UserError("查询引擎进程异常退出，已重启",
+                                       "the query worker died and was restarted",
+                                       reason=type(exc).__name__) from exc
         if reply[0] == "ok":
             result: list[Rows] = reply[1]
             return result

@@ -1,7 +1,145 @@
-"""Routes of this area (filled in by its capability; an empty router until then)."""
+"""Pages of the data black box: the query console (``/query``) and every project's query history.
+
+The console works without JavaScript (the form posts here and the page shows the answer);
+``/static/query.js`` upgrades it to post to ``/api/query`` and update the page in place.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from countylab.errors import CountylabError, PermissionDenied, ValidationFailed
+from countylab.identity.access import Principal, has_permission
+from countylab.identity.roles import Permission
+from countylab.privacy import budget, history
+from countylab.privacy.gateway import QueryRequest
+from countylab.privacy.wiring import gateway_of
+from countylab.web.deps import Actor, LabDep
+from countylab.web.ui.common import flash_redirect, form_action, lang_of, render
+
+router = APIRouter(include_in_schema=False)
+
+EPSILONS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+EXAMPLE_SQL = "SELECT town_code, COUNT(*) FROM residents\nWHERE age > 80 AND lives_alone\nGROUP BY town_code"
+
+
+def _console(
+    request: Request,
+    actor: Principal,
+    lab: Any,
+    project_id: int | None,
+    *,
+    sql: str = "",
+    epsilon: float = 0.5,
+    mode: str = "dp",
+    answer: dict[str, Any] | None = None,
+) -> Response:
+    with lab.tx() as s:
+        projects = history.member_projects(s, actor)
+        ids = [p.id for p in projects]
+        pid = project_id if project_id in ids else (ids[0] if ids else None)
+        ctx: dict[str, Any] = {
+            "projects": projects,
+            "project_id": pid,
+            "tables": [],
+            "budgets": [],
+            "runs": [],
+        }
+        if pid is not None:
+            ctx["tables"] = history.console_tables(s, actor, pid, lang_of(request))
+            view = history.budget_view(s, actor, pid)
+            ctx["budgets"] = view["budgets"]
+            ctx["runs"] = history.history(s, actor, project_id=pid, mine=pid in actor.project_ids, limit=30)
+            ctx["members"] = [
+                (m.user_id, m.user.username) for p in projects if p.id == pid for m in p.members
+            ]
+    return render(
+        request,
+        "query.html",
+        **ctx,
+        sql=sql or EXAMPLE_SQL,
+        epsilon=epsilon,
+        mode=mode,
+        epsilons=EPSILONS,
+        answer=answer,
+        can_run=pid in actor.project_ids,
+        can_set_budget=has_permission(actor, Permission.budget_manage),
+        can_see_all=has_permission(actor, Permission.query_history),
+    )
+
+
+@router.get("/query")
+def console_page(request: Request, actor: Actor, lab: LabDep, project_id: int | None = None) -> Response:
+    return _console(request, actor, lab, project_id)
+
+
+@router.post("/query")
+def run_from_form(
+    request: Request,
+    actor: Actor,
+    lab: LabDep,
+    sql: Annotated[str, Form()],
+    project_id: Annotated[int, Form()],
+    epsilon: Annotated[str, Form()] = "0.5",
+    mode: Annotated[str, Form()] = "dp",
+) -> Response:
+    """Without JavaScript: run the query and show the console with the answer.
+
+    A reload posts again, which is free: the identical query gets its cached answer."""
+    try:
+        eps = float(epsilon)
+    except ValueError:
+        eps = 0.0
+    try:
+        if eps <= 0 and mode == "dp":
+            raise ValidationFailed("ε 必须是正数", "epsilon must be positive", field="epsilon")
+        answer = gateway_of(lab).run(
+            actor,
+            QueryRequest(sql=sql, project_id=project_id, epsilon=eps if mode == "dp" else None, mode=mode),
+        )
+    except CountylabError as exc:
+        if isinstance(exc, PermissionDenied):
+            lab.record_denial(actor, exc, method=request.method, path=request.url.path)
+        return flash_redirect(f"/query?project_id={project_id}", exc.message(lang_of(request)), "error")
+    return _console(request, actor, lab, project_id, sql=sql, epsilon=eps, mode=mode, answer=answer.to_json())
+
+
+@router.post("/query/budgets")
+def set_budget_from_form(
+    request: Request,
+    actor: Actor,
+    lab: LabDep,
+    project_id: Annotated[int, Form()],
+    dataset_id: Annotated[int, Form()],
+    epsilon: Annotated[str, Form()] = "",
+    delta: Annotated[str, Form()] = "",
+    user_id: Annotated[str, Form()] = "",
+) -> Response:
+    def act() -> None:
+        try:
+            eps = float(epsilon) if epsilon.strip() else None
+            dlt = float(delta) if delta.strip() else None
+        except ValueError:
+            raise ValidationFailed("请输入数字", "enter numbers", field="epsilon") from None
+        with lab.tx() as s:
+            budget.set_limit(
+                s,
+                actor,
+                project_id,
+                dataset_id,
+                epsilon=eps,
+                delta=dlt,
+                user_id=int(user_id) if user_id.isdigit() else None,
+            )
+
+    return form_action(request, f"/query?project_id={project_id}", act, "query.budget_saved")
+
+
+@router.get("/query/history")
+def all_history_page(request: Request, actor: Actor, lab: LabDep) -> Response:
+    with lab.tx() as s:
+        runs = history.history(s, actor, limit=500)
+    return render(request, "query_history.html", runs=runs)

@@ -1,0 +1,47 @@
+"""Budget race: 100 concurrent queries with budget for 10 — exactly 10 succeed, never overspent.
+
+Threads against the TestClient (each request runs in the app's thread pool, each with its own
+database transaction), on SQLite and on PostgreSQL.  The queries are all different (distinct
+WHERE constants), so the answer cache cannot serialise them.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import select
+
+from countylab.catalog import service as catalog
+from countylab.privacy import budget
+from countylab.storage.privacy_models import BudgetEntry, PrivacyBudget
+from tests.privacy_gateway.conftest import ask, client_for, project_id
+
+pytestmark = pytest.mark.slow
+
+
+def test_hundred_concurrent_queries_with_budget_for_ten(any_demo_lab):
+    lab = any_demo_lab
+    pid = project_id(lab)
+    with lab.tx() as s:
+        ds = catalog.get_by_name(s, "residents").id
+    steward, dev = client_for(lab, "steward"), client_for(lab, "developer")
+    assert steward.put(f"/api/projects/{pid}/budgets/{ds}", json={"epsilon": 1.0}).status_code == 200
+
+    def one(i: int) -> int:
+        return ask(dev, f"SELECT COUNT(*) FROM residents WHERE age > {i}", pid, 0.1).status_code
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        codes = list(pool.map(one, range(100)))
+    assert codes.count(200) == 10, codes
+    assert codes.count(429) == 90, codes
+    with lab.tx() as s:
+        rows = list(s.execute(select(PrivacyBudget).where(PrivacyBudget.dataset_id == ds)).scalars())
+        assert len(rows) == 2  # the project's ledger and the analyst's
+        for r in rows:
+            assert r.epsilon_spent == pytest.approx(1.0) and r.epsilon_spent <= 1.0 + 1e-9
+        charges = s.execute(select(BudgetEntry).where(BudgetEntry.kind == "charge")).scalars().all()
+        assert len(charges) == 20
+        assert budget.spent_within_limits(s)
+    last = ask(dev, "SELECT COUNT(*) FROM residents WHERE age > 500", pid, 0.1)
+    assert last.status_code == 429 and last.json()["error"]["details"]["epsilon_remaining"] < 1e-6

@@ -1,0 +1,62 @@
+"""``countylab query`` / ``countylab budget`` and the Python client, against a live uvicorn server."""
+
+from __future__ import annotations
+
+import pytest
+
+from countylab.cli import main
+from countylab.identity import service as ids
+from countylab.identity.access import SYSTEM
+from countylab_client import Client
+from tests.browser import live_server
+from tests.privacy_gateway.conftest import ELDERLY_SQL, project_id, user_id
+
+pytestmark = pytest.mark.slow
+
+
+def test_cli_prints_intervals_and_budgets_and_the_client_agrees(demo_lab, capsys):
+    dev_id, steward_id = user_id(demo_lab, "developer"), user_id(demo_lab, "steward")
+    with demo_lab.tx() as s:
+        dev = ids.create_token(s, SYSTEM, user_id=dev_id, name="cli", days=1).token
+        steward = ids.create_token(s, SYSTEM, user_id=steward_id, name="cli", days=1).token
+    pid = str(project_id(demo_lab))
+    with live_server(demo_lab) as url:
+        code = main(
+            ["query", ELDERLY_SQL, "--project", pid, "--epsilon", "0.5", "--url", url, "--token", dev]
+        )
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert "330729001" in out and "[" in out and "ε spent" in out and "1.5" in out
+        code = main(
+            [
+                "query",
+                "SELECT * FROM residents",
+                "--project",
+                pid,
+                "--epsilon",
+                "0.5",
+                "--url",
+                url,
+                "--token",
+                dev,
+            ]
+        )
+        err = capsys.readouterr().err
+        assert code != 0 and "SELECT *" in err
+        code = main(["budget", "show", "--project", pid, "--url", url, "--token", dev])
+        out = capsys.readouterr().out
+        assert code == 0 and "residents" in out and "1.5" in out
+
+        with Client(url, dev) as c:
+            df = c.query(ELDERLY_SQL, epsilon=0.5, project_id=int(pid))
+            assert df.attrs["cached"] is True and df.attrs["budget_remaining"] == pytest.approx(1.5)
+            assert {"count(*)_ci_low", "count(*)_ci_high"} <= set(df.columns)
+            assert len(c.query_history(int(pid), mine=True)) == 3
+            tables = {t["name"]: t for t in c.query_tables(int(pid))}
+            age = next(col for col in tables["residents"]["columns"] if col["name"] == "age")
+            assert (age["lower"], age["upper"], age["kind"]) == (0.0, 110.0, "numeric")
+        with Client(url, steward) as c:
+            ds = tables["residents"]["id"]
+            assert c.set_budget(int(pid), ds, epsilon=1.0)["epsilon_limit"] == 1.0
+            assert any(b["epsilon_limit"] == 1.0 for b in c.budget(int(pid))["budgets"])
+            assert len(c.query_history()) == 3
