@@ -20,6 +20,7 @@ test:
 check:
 	bash scripts/venv.sh dev
 	.venv/bin/ruff check src client/src tests bench
+	.venv/bin/ruff format --check src client/src tests bench
 	.venv/bin/mypy
 
 bench:

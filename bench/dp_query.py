@@ -80,8 +80,11 @@ def spec(path: Path) -> TableSpec:
 HERE = Path(__file__).resolve().parent
 BASELINES = {
     "smartnoise": (["smartnoise-sql", "duckdb", "pyarrow"], "import snsql, duckdb", "smartnoise_query.py"),
-    "opendp-polars": (["opendp[polars]", "pyarrow"], "import opendp.prelude, polars",
-                      "opendp_polars_query.py"),
+    "opendp-polars": (
+        ["opendp[polars]", "pyarrow"],
+        "import opendp.prelude, polars",
+        "opendp_polars_query.py",
+    ),
 }
 
 
@@ -97,8 +100,12 @@ def baseline_python(name: str) -> tuple[Path | None, str]:
         print(f"[dp_query] installing {' '.join(packages)} into {venv} …", file=sys.stderr)
         if not python.exists():
             subprocess.run(["python3", "-m", "venv", str(venv)], check=True, capture_output=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True,
-                       capture_output=True, timeout=900)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *packages],
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
         subprocess.run([str(python), "-c", check], check=True, capture_output=True)
         return python, ""
     except (OSError, subprocess.SubprocessError) as exc:
@@ -111,9 +118,27 @@ def run_baseline(name: str, path: Path, rows: int, runs: int) -> tuple[dict[str,
         return None, why
     script = HERE / "baselines" / BASELINES[name][2]
     extra = ["--groups", str(len(TOWNS))] if "opendp" in name else []
-    proc = subprocess.run([str(python), str(script), "--parquet", str(path), "--rows", str(rows), "--runs",
-                           str(runs), "--epsilon", str(EPSILON), "--income-max", str(INCOME_MAX),
-                           "--age-max", str(AGE_MAX), *extra], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            str(python),
+            str(script),
+            "--parquet",
+            str(path),
+            "--rows",
+            str(rows),
+            "--runs",
+            str(runs),
+            "--epsilon",
+            str(EPSILON),
+            "--income-max",
+            str(INCOME_MAX),
+            "--age-max",
+            str(AGE_MAX),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode:
         return None, f"{name} baseline failed: {proc.stderr.strip().splitlines()[-1:]}"
     out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -121,13 +146,16 @@ def run_baseline(name: str, path: Path, rows: int, runs: int) -> tuple[dict[str,
 
 
 def exact_answer(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[float, float, float]]:
-    clamped = (f"SELECT town, COUNT(*), SUM(LEAST(GREATEST(income, 0), {INCOME_MAX})), "
-               f"AVG(LEAST(GREATEST(age, 0), {AGE_MAX})) FROM residents GROUP BY town")
+    clamped = (
+        f"SELECT town, COUNT(*), SUM(LEAST(GREATEST(income, 0), {INCOME_MAX})), "
+        f"AVG(LEAST(GREATEST(age, 0), {AGE_MAX})) FROM residents GROUP BY town"
+    )
     return {r[0]: (float(r[1]), float(r[2]), float(r[3])) for r in con.execute(clamped).fetchall()}
 
 
-def mean_relative_error(answers: list[list[list[Any]]], exact: dict[str, tuple[float, float, float]]
-                        ) -> float:
+def mean_relative_error(
+    answers: list[list[list[Any]]], exact: dict[str, tuple[float, float, float]]
+) -> float:
     """Mean over runs and cells (town × COUNT/SUM/AVG) of |noisy − exact| / |exact|; missing cells count 1."""
     errors = []
     for answer in answers:
@@ -166,14 +194,21 @@ def measure_engine(path: Path, bucket: float, runs: int) -> dict[str, Any]:
         engine.execute(engine.plan(SQL, EPSILON))  # warm-up: materialise and bound once
         warm_s = time.perf_counter() - t
         dp_s = median_time(
-            lambda: answers.append([list(r) for r in engine.execute(engine.plan(SQL, EPSILON)).rows]), runs)
+            lambda: answers.append([list(r) for r in engine.execute(engine.plan(SQL, EPSILON)).rows]), runs
+        )
         plain = engine.plan(SQL, EPSILON)  # more noisy answers for the error comparison
         for _ in range(runs):
             answers.append([list(r) for r in engine.execute(plain).rows])
     finally:
         engine.close()
-    return {"raw_s": raw_s, "dp_s": dp_s, "warm_s": warm_s, "answers": answers, "exact": exact,
-            "worker_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
+    return {
+        "raw_s": raw_s,
+        "dp_s": dp_s,
+        "warm_s": warm_s,
+        "answers": answers,
+        "exact": exact,
+        "worker_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    }
 
 
 def api_latency(work: Path, path: Path, runs: int) -> tuple[float | None, str]:
@@ -196,11 +231,25 @@ def api_latency(work: Path, path: Path, runs: int) -> tuple[float | None, str]:
     lab.migrate()
     with lab.tx() as s:
         org = ids.create_org(s, SYSTEM, name="县统计局", kind="department")
-        dev = ids.create_user(s, SYSTEM, username="analyst", password="bench-password-1", display_name="分析",
-                              roles=["developer"], org_id=org.id)
+        dev = ids.create_user(
+            s,
+            SYSTEM,
+            username="analyst",
+            password="bench-password-1",
+            display_name="分析",
+            roles=["developer"],
+            org_id=org.id,
+        )
         token = ids.create_token(s, SYSTEM, user_id=dev.id, name="bench", days=1).token
-        ds_id = catalog.create_dataset(s, SYSTEM, name="residents", title="常住人口", org_id=org.id,
-                                       privacy_unit="person", privacy_unit_column="pid").id
+        ds_id = catalog.create_dataset(
+            s,
+            SYSTEM,
+            name="residents",
+            title="常住人口",
+            org_id=org.id,
+            privacy_unit="person",
+            privacy_unit_column="pid",
+        ).id
     lab.ingestion.ingest_file(SYSTEM, ds_id, path)
     with lab.tx() as s:
         catalog.upsert_key_set(s, SYSTEM, name="towns", title="乡镇", values=list(TOWNS))
@@ -221,8 +270,9 @@ def api_latency(work: Path, path: Path, runs: int) -> tuple[float | None, str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     countylab = Path(sys.executable).parent / "countylab"
-    server = subprocess.Popen([str(countylab), "serve", "--data-dir", str(data_dir), "--port", str(port)],
-                              stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(countylab), "serve", "--data-dir", str(data_dir), "--port", str(port)], stdout=subprocess.DEVNULL
+    )
     try:
         with httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, timeout=120) as http:
             for _ in range(300):
@@ -265,30 +315,42 @@ def main() -> None:
     ap.add_argument("--api-runs", type=int, default=20)
     args = ap.parse_args()
     notes: list[str] = []
-    out: dict[str, Any] = {"rows": args.rows, "epsilon_total": EPSILON, "bounds": {"income": [0, INCOME_MAX],
-                                                                                  "age": [0, AGE_MAX]}}
+    out: dict[str, Any] = {
+        "rows": args.rows,
+        "epsilon_total": EPSILON,
+        "bounds": {"income": [0, INCOME_MAX], "age": [0, AGE_MAX]},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "residents.parquet"
         generate(path, args.rows)
         ours = measure_engine(path, args.bucket, args.runs)
         raw_s, dp_s, exact = ours["raw_s"], ours["dp_s"], ours["exact"]
         our_mre = mean_relative_error(ours["answers"], exact)
-        out.update({
-            "raw_duckdb_ms": round(raw_s * 1000, 1), "dp_ms": round(dp_s * 1000, 1),
-            "dp_vs_raw_duckdb": round(dp_s / raw_s, 3), "time_bucket_ms": args.bucket * 1000,
-            "worker_warmup_s": round(ours["warm_s"], 2), "mre": round(our_mre, 6),
-            "peak_rss_mb_worker": round(ours["worker_kb"] / 1024, 1),
-        })
+        out.update(
+            {
+                "raw_duckdb_ms": round(raw_s * 1000, 1),
+                "dp_ms": round(dp_s * 1000, 1),
+                "dp_vs_raw_duckdb": round(dp_s / raw_s, 3),
+                "time_bucket_ms": args.bucket * 1000,
+                "worker_warmup_s": round(ours["warm_s"], 2),
+                "mre": round(our_mre, 6),
+                "peak_rss_mb_worker": round(ours["worker_kb"] / 1024, 1),
+            }
+        )
         if args.rows > 1_000_000:  # growth: the same measurement at 1M rows
             small = Path(tmp) / "residents-1m.parquet"
             generate(small, 1_000_000)
             base = measure_engine(small, args.bucket, args.runs)
             small.unlink()
-            out.update({"dp_ms_1m": round(base["dp_s"] * 1000, 1),
-                        "raw_duckdb_ms_1m": round(base["raw_s"] * 1000, 1),
-                        "worker_warmup_s_1m": round(base["warm_s"], 2),
-                        "dp_growth_vs_1m": round(dp_s / base["dp_s"], 2),
-                        "raw_growth_vs_1m": round(raw_s / base["raw_s"], 2)})
+            out.update(
+                {
+                    "dp_ms_1m": round(base["dp_s"] * 1000, 1),
+                    "raw_duckdb_ms_1m": round(base["raw_s"] * 1000, 1),
+                    "worker_warmup_s_1m": round(base["warm_s"], 2),
+                    "dp_growth_vs_1m": round(dp_s / base["dp_s"], 2),
+                    "raw_growth_vs_1m": round(raw_s / base["raw_s"], 2),
+                }
+            )
         for name, key in (("smartnoise", "smartnoise"), ("opendp-polars", "opendp_polars")):
             if args.no_baselines:
                 out[f"speedup_vs_{key}"] = None
@@ -299,10 +361,15 @@ def main() -> None:
                 out[f"speedup_vs_{key}"] = None
                 continue
             mre = mean_relative_error(result["answers"], exact)
-            out.update({f"{key}_ms": round(result["median_s"] * 1000, 1),
-                        f"speedup_vs_{key}": round(result["median_s"] / dp_s, 2),
-                        f"{key}_mre": round(mre, 6), f"{key}_peak_rss_mb": result.get("peak_rss_mb"),
-                        f"{key}_epsilon_total": result.get("epsilon_total")})
+            out.update(
+                {
+                    f"{key}_ms": round(result["median_s"] * 1000, 1),
+                    f"speedup_vs_{key}": round(result["median_s"] / dp_s, 2),
+                    f"{key}_mre": round(mre, 6),
+                    f"{key}_peak_rss_mb": result.get("peak_rss_mb"),
+                    f"{key}_epsilon_total": result.get("epsilon_total"),
+                }
+            )
             if name == "smartnoise":
                 out["mre_ratio_vs_smartnoise"] = round(our_mre / mre, 3)
         out.setdefault("mre_ratio_vs_smartnoise", None)

@@ -90,13 +90,19 @@ def file_ingest(work: Path, rows: int) -> dict[str, Any]:
     csv_path.unlink()
     shutil.rmtree(work / "duck")
     return {
-        "rows": rows, "csv_mb": round(size / 1e6, 1), "csv_generate_s": round(gen_s, 1),
-        "countylab_ingest_s": round(float(cl_s), 2), "countylab_child_wall_s": round(cl_wall, 2),
-        "duckdb_copy_s": round(float(dk_s), 2), "duckdb_child_wall_s": round(dk_wall, 2),
-        "countylab_rows_per_s": round(rows / float(cl_s)), "duckdb_rows_per_s": round(rows / float(dk_s)),
+        "rows": rows,
+        "csv_mb": round(size / 1e6, 1),
+        "csv_generate_s": round(gen_s, 1),
+        "countylab_ingest_s": round(float(cl_s), 2),
+        "countylab_child_wall_s": round(cl_wall, 2),
+        "duckdb_copy_s": round(float(dk_s), 2),
+        "duckdb_child_wall_s": round(dk_wall, 2),
+        "countylab_rows_per_s": round(rows / float(cl_s)),
+        "duckdb_rows_per_s": round(rows / float(dk_s)),
         "file_ingest_ratio_vs_duckdb": round(float(dk_s) / float(cl_s), 3),
         "file_ingest_ratio_vs_duckdb_wall": round(dk_wall / cl_wall, 3),
-        "peak_rss_mb": round(cl_rss, 1), "duckdb_peak_rss_mb": round(dk_rss, 1),
+        "peak_rss_mb": round(cl_rss, 1),
+        "duckdb_peak_rss_mb": round(dk_rss, 1),
     }
 
 
@@ -121,11 +127,25 @@ def _setup_lab(data_dir: Path, seed_csv: Path) -> tuple[str, int]:
     lab.migrate()
     with lab.tx() as s:
         org = ids.create_org(s, SYSTEM, name="县民政局", kind="department")
-        user = ids.create_user(s, SYSTEM, username="pusher", password="bench-password-1", display_name="推送",
-                               roles=["provider"], org_id=org.id)
+        user = ids.create_user(
+            s,
+            SYSTEM,
+            username="pusher",
+            password="bench-password-1",
+            display_name="推送",
+            roles=["provider"],
+            org_id=org.id,
+        )
         token = ids.create_token(s, SYSTEM, user_id=user.id, name="bench", days=1).token
-        ds_id = catalog.create_dataset(s, SYSTEM, name="residents_live", title="实时人口", org_id=org.id,
-                                       privacy_unit="person", privacy_unit_column="resident_id").id
+        ds_id = catalog.create_dataset(
+            s,
+            SYSTEM,
+            name="residents_live",
+            title="实时人口",
+            org_id=org.id,
+            privacy_unit="person",
+            privacy_unit_column="resident_id",
+        ).id
     lab.ingestion.ingest_file(SYSTEM, ds_id, seed_csv)
     lab.close()
     return token, ds_id
@@ -135,8 +155,18 @@ def _template(seed_csv: Path) -> pa.Table:
     return pa_csv.read_csv(seed_csv).slice(0, BATCH)
 
 
-def _client(url: str, token: str, fmt: str, template_path: str, client_no: int, deadline: float,
-            out: Any, markers: Any, sample_every: int, id_base: int) -> None:
+def _client(
+    url: str,
+    token: str,
+    fmt: str,
+    template_path: str,
+    client_no: int,
+    deadline: float,
+    out: Any,
+    markers: Any,
+    sample_every: int,
+    id_base: int,
+) -> None:
     """One pushing client: 1,000-row batches with fresh ids until ``deadline`` (monotonic)."""
     table = pa_csv.read_csv(template_path).slice(0, BATCH)
     rows = table.to_pylist()
@@ -180,8 +210,15 @@ def _client(url: str, token: str, fmt: str, template_path: str, client_no: int, 
     out.put({"batches": len(latencies), "errors": errors, "latencies": latencies})
 
 
-def _reader(lab: Any, ds_id: int, markers: Any, lags: list[float], stop: threading.Event,
-            give_up_at: list[float], polls: list[tuple[float, float, int]]) -> None:
+def _reader(
+    lab: Any,
+    ds_id: int,
+    markers: Any,
+    lags: list[float],
+    stop: threading.Event,
+    give_up_at: list[float],
+    polls: list[tuple[float, float, int]],
+) -> None:
     """Poll like a query would: current read paths, DuckDB scan, look for pending marker ids."""
     from countylab.catalog import service as catalog
 
@@ -204,8 +241,11 @@ def _reader(lab: Any, ds_id: int, markers: Any, lags: list[float], stop: threadi
                     paths = [str(p) for p in lab.ingestion.read_paths(catalog.get_dataset(s, ds_id))]
                 t1 = time.monotonic()
                 wanted = list(pending)
-                seen = con.execute("SELECT resident_id FROM read_parquet(?) WHERE resident_id IN "
-                                   "(SELECT unnest(?::BIGINT[]))", [paths, wanted]).fetchall()
+                seen = con.execute(
+                    "SELECT resident_id FROM read_parquet(?) WHERE resident_id IN "
+                    "(SELECT unnest(?::BIGINT[]))",
+                    [paths, wanted],
+                ).fetchall()
             except Exception as exc:  # noqa: BLE001 - e.g. a stream file folded away mid-scan: retry
                 polls.append((-1.0, -1.0, 0))
                 if sum(1 for p in polls if p[0] < 0) <= 3:
@@ -229,21 +269,39 @@ def _pct(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def push_run(url: str, token: str, ds_id: int, lab: Any, seed_csv: Path, fmt: str, seconds: float,
-             clients: int) -> dict[str, Any]:
+def push_run(
+    url: str, token: str, ds_id: int, lab: Any, seed_csv: Path, fmt: str, seconds: float, clients: int
+) -> dict[str, Any]:
     id_base = PUSH_ID_BASE * (1 if fmt == "json" else 10_000)  # unique resident ids across both runs
     ctx = mp.get_context("fork")
     out, markers = ctx.Queue(), ctx.Queue()
     lags: list[float] = []
     polls: list[tuple[float, float, int]] = []
     stop, give_up_at = threading.Event(), [float("inf")]
-    reader = threading.Thread(target=_reader, args=(lab, ds_id, markers, lags, stop, give_up_at, polls),
-                              daemon=True)
+    reader = threading.Thread(
+        target=_reader, args=(lab, ds_id, markers, lags, stop, give_up_at, polls), daemon=True
+    )
     reader.start()
     start = time.monotonic()
     deadline = start + seconds
-    procs = [ctx.Process(target=_client, args=(f"{url}/api/datasets/{ds_id}", token, fmt, str(seed_csv), n,
-                                               deadline, out, markers, 5, id_base)) for n in range(clients)]
+    procs = [
+        ctx.Process(
+            target=_client,
+            args=(
+                f"{url}/api/datasets/{ds_id}",
+                token,
+                fmt,
+                str(seed_csv),
+                n,
+                deadline,
+                out,
+                markers,
+                5,
+                id_base,
+            ),
+        )
+        for n in range(clients)
+    ]
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]
@@ -257,7 +315,8 @@ def push_run(url: str, token: str, ds_id: int, lab: Any, seed_csv: Path, fmt: st
     latencies = [x for r in results for x in r["latencies"]]
     return {
         f"push_rows_per_s{'' if fmt == 'json' else '_arrow'}": round(batches * BATCH / elapsed),
-        f"push_{fmt}_batches": batches, f"push_{fmt}_errors": sum(r["errors"] for r in results),
+        f"push_{fmt}_batches": batches,
+        f"push_{fmt}_errors": sum(r["errors"] for r in results),
         f"push_{fmt}_seconds": round(elapsed, 2),
         f"push_{fmt}_post_p50_ms": round(1000 * (_pct(latencies, 0.5) or 0), 1),
         f"push_{fmt}_post_p99_ms": round(1000 * (_pct(latencies, 0.99) or 0), 1),
@@ -283,8 +342,9 @@ def push_ingest(work: Path, seconds: float, clients: int, profile: Path | None) 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     countylab = Path(sys.executable).parent / "countylab"
-    server = subprocess.Popen([str(countylab), "serve", "--data-dir", str(data_dir), "--port", str(port)],
-                              stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(countylab), "serve", "--data-dir", str(data_dir), "--port", str(port)], stdout=subprocess.DEVNULL
+    )
     spy: subprocess.Popen[bytes] | None = None
     try:
         for _ in range(300):
@@ -302,16 +362,31 @@ def push_ingest(work: Path, seconds: float, clients: int, profile: Path | None) 
         reader_lab = Lab(Settings(data_dir=data_dir, secret_key="bench"))  # once, before clients fork
         for fmt in ("json", "arrow"):
             if profile is not None:
-                spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
-                                        str(server.pid), "-o", str(profile.with_suffix(f".{fmt}.txt")),
-                                        "-f", "raw", "-r", "50", "-d", str(int(seconds))])
+                spy = subprocess.Popen(
+                    [
+                        str(Path(sys.executable).parent / "py-spy"),
+                        "record",
+                        "--pid",
+                        str(server.pid),
+                        "-o",
+                        str(profile.with_suffix(f".{fmt}.txt")),
+                        "-f",
+                        "raw",
+                        "-r",
+                        "50",
+                        "-d",
+                        str(int(seconds)),
+                    ]
+                )
             result.update(push_run(url, token, ds_id, reader_lab, seed_csv, fmt, seconds, clients))
             if spy is not None:
                 spy.wait(timeout=60)
-        result["push_visibility_p50_s"] = max(result["push_json_visibility_p50_s"],
-                                              result["push_arrow_visibility_p50_s"])
-        result["push_visibility_p99_s"] = max(result["push_json_visibility_p99_s"],
-                                              result["push_arrow_visibility_p99_s"])
+        result["push_visibility_p50_s"] = max(
+            result["push_json_visibility_p50_s"], result["push_arrow_visibility_p50_s"]
+        )
+        result["push_visibility_p99_s"] = max(
+            result["push_json_visibility_p99_s"], result["push_arrow_visibility_p99_s"]
+        )
         return result
     finally:
         server.terminate()

@@ -14,11 +14,11 @@ from types import ModuleType
 
 import pytest
 import typer.main
-from tests.support import build_lab
 
 from countylab.cli import app as cli_app
 from countylab.config import Settings
 from countylab.web.app import create_app, iter_api_routes
+from tests.support import build_lab
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "reference"
@@ -64,8 +64,15 @@ def _cli_paths() -> list[str]:
 
 def test_every_cli_command_is_documented():
     paths = _cli_paths()
-    expected = {"countylab demo", "countylab serve", "countylab init", "countylab user add",
-                "countylab token create", "countylab audit verify", "countylab version"}
+    expected = {
+        "countylab demo",
+        "countylab serve",
+        "countylab init",
+        "countylab user add",
+        "countylab token create",
+        "countylab audit verify",
+        "countylab version",
+    }
     assert expected <= set(paths)
     text = read("cli.md")
     for path in paths:

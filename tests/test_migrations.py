@@ -17,11 +17,11 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
-from tests.support import build_lab
 
 import countylab.storage
 from countylab.storage import migrate
 from countylab.storage.models import Base
+from tests.support import build_lab
 
 
 def _load_every_model_module() -> None:

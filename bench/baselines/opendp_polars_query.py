@@ -26,14 +26,19 @@ def query(path: str, rows: int, groups: int, epsilon: float, income_max: float, 
         privacy_unit=dp.unit_of(contributions=1),
         privacy_loss=dp.loss_of(epsilon=epsilon),
         split_evenly_over=1,
-        margins=[dp.polars.Margin(by=[], max_length=rows),
-                 dp.polars.Margin(by=["town"], invariant="keys", max_length=rows,
-                                  max_groups=groups)],
+        margins=[
+            dp.polars.Margin(by=[], max_length=rows),
+            dp.polars.Margin(by=["town"], invariant="keys", max_length=rows, max_groups=groups),
+        ],
     )
-    return context.query().group_by("town").agg(
-        dp.len(),
-        pl.col("income").fill_null(0.0).dp.sum((0.0, income_max)),
-        pl.col("age").fill_null(0.0).dp.mean((0.0, age_max)),
+    return (
+        context.query()
+        .group_by("town")
+        .agg(
+            dp.len(),
+            pl.col("income").fill_null(0.0).dp.sum((0.0, income_max)),
+            pl.col("age").fill_null(0.0).dp.mean((0.0, age_max)),
+        )
     )
 
 
@@ -59,10 +64,20 @@ def main() -> None:
         times.append(time.perf_counter() - t)
         answers.append([[r[0], float(r[1]), float(r[2]), float(r[3])] for r in frame.rows()])
     summary = query(*settings).summarize()
-    print(json.dumps({"engine": "opendp-polars", "median_s": statistics.median(times), "times_s": times,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "epsilon_total": args.epsilon, "summary": str(summary), "answers": answers},
-                     ensure_ascii=False))
+    print(
+        json.dumps(
+            {
+                "engine": "opendp-polars",
+                "median_s": statistics.median(times),
+                "times_s": times,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "epsilon_total": args.epsilon,
+                "summary": str(summary),
+                "answers": answers,
+            },
+            ensure_ascii=False,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -59,14 +59,25 @@ class DuckDbApi:
 
 
 def metadata(rows: int, income_max: float, age_max: float) -> dict[str, Any]:
-    return {"bench": {"main": {"residents": {
-        "rows": rows, "row_privacy": False, "max_ids": 1, "sample_max_ids": False, "censor_dims": False,
-        "clamp_counts": False, "clamp_columns": True,
-        "pid": {"type": "int", "private_id": True},
-        "town": {"type": "string"},
-        "income": {"type": "float", "lower": 0.0, "upper": income_max, "nullable": False},
-        "age": {"type": "int", "lower": 0, "upper": int(age_max), "nullable": False},
-    }}}}
+    return {
+        "bench": {
+            "main": {
+                "residents": {
+                    "rows": rows,
+                    "row_privacy": False,
+                    "max_ids": 1,
+                    "sample_max_ids": False,
+                    "censor_dims": False,
+                    "clamp_counts": False,
+                    "clamp_columns": True,
+                    "pid": {"type": "int", "private_id": True},
+                    "town": {"type": "string"},
+                    "income": {"type": "float", "lower": 0.0, "upper": income_max, "nullable": False},
+                    "age": {"type": "int", "lower": 0, "upper": int(age_max), "nullable": False},
+                }
+            }
+        }
+    }
 
 
 def main() -> None:
@@ -82,12 +93,17 @@ def main() -> None:
     con.execute("SET threads=2")
     con.execute(f"CREATE VIEW residents AS SELECT * FROM read_parquet('{args.parquet}')")
     meta = metadata(args.rows, args.income_max, args.age_max)
-    probe = from_connection(DuckDbApi(con), engine="postgres", privacy=Privacy(epsilon=1.0, delta=0.0),
-                            metadata=meta)
+    probe = from_connection(
+        DuckDbApi(con), engine="postgres", privacy=Privacy(epsilon=1.0, delta=0.0), metadata=meta
+    )
     per_unit_eps, _ = probe.get_privacy_cost(SQL)
     multiplier = per_unit_eps / 1.0
-    reader = from_connection(DuckDbApi(con), engine="postgres",
-                             privacy=Privacy(epsilon=args.epsilon / multiplier, delta=0.0), metadata=meta)
+    reader = from_connection(
+        DuckDbApi(con),
+        engine="postgres",
+        privacy=Privacy(epsilon=args.epsilon / multiplier, delta=0.0),
+        metadata=meta,
+    )
     total_eps, total_delta = reader.get_privacy_cost(SQL)
     reader.execute(SQL)  # warm-up
     times, answers = [], []
@@ -96,10 +112,20 @@ def main() -> None:
         rows = reader.execute(SQL)
         times.append(time.perf_counter() - t)
         answers.append([[r[0], float(r[1]), float(r[2]), float(r[3])] for r in rows[1:]])
-    print(json.dumps({"engine": "smartnoise-sql", "median_s": statistics.median(times), "times_s": times,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "epsilon_total": total_eps, "delta_total": total_delta, "cost_multiplier": multiplier,
-                      "answers": answers}))
+    print(
+        json.dumps(
+            {
+                "engine": "smartnoise-sql",
+                "median_s": statistics.median(times),
+                "times_s": times,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "epsilon_total": total_eps,
+                "delta_total": total_delta,
+                "cost_multiplier": multiplier,
+                "answers": answers,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -81,10 +81,12 @@ def test_usage_errors_are_one_line_and_exit_2(capsys, tmp_path, argv):
 
 @pytest.mark.parametrize(
     "argv",
-    [["user", "add", "bob", "--role", "developer", "--password", "long-enough-1"],
-     ["token", "create", "admin"],
-     ["audit", "verify"],
-     ["serve", "--port", "8765"]],
+    [
+        ["user", "add", "bob", "--role", "developer", "--password", "long-enough-1"],
+        ["token", "create", "admin"],
+        ["audit", "verify"],
+        ["serve", "--port", "8765"],
+    ],
     ids=lambda a: " ".join(a[:2]),
 )
 def test_commands_on_an_uninitialised_lab_fail_with_one_line(capsys, tmp_path, argv):
@@ -103,18 +105,43 @@ def test_init_user_token_and_audit_verify_then_tampering_is_detected(capsys, tmp
     code, out, err = run(capsys, "init", "--data-dir", str(data), "--admin-password", ADMIN_PASSWORD)
     assert code == 0 and "already initialised" in " ".join(out.split())  # rich wraps at 80 columns
 
-    code, out, err = run(capsys, "user", "add", "bob", "--role", "developer", "--role", "leader",
-                         "--password", "bobs-password-1", "--display-name", "鲍勃", "--data-dir", str(data))
+    code, out, err = run(
+        capsys,
+        "user",
+        "add",
+        "bob",
+        "--role",
+        "developer",
+        "--role",
+        "leader",
+        "--password",
+        "bobs-password-1",
+        "--display-name",
+        "鲍勃",
+        "--data-dir",
+        str(data),
+    )
     assert code == 0, err
     assert "bob" in out and "developer" in out and "leader" in out
     # the same user twice is a lab error, not a crash
-    code, _out, err = run(capsys, "user", "add", "bob", "--role", "developer",
-                          "--password", "bobs-password-1", "--data-dir", str(data))
+    code, _out, err = run(
+        capsys,
+        "user",
+        "add",
+        "bob",
+        "--role",
+        "developer",
+        "--password",
+        "bobs-password-1",
+        "--data-dir",
+        str(data),
+    )
     assert code == 1
     assert_one_error_line(err)
 
-    code, out, err = run(capsys, "token", "create", "bob", "--name", "ci", "--days", "7",
-                         "--data-dir", str(data))
+    code, out, err = run(
+        capsys, "token", "create", "bob", "--name", "ci", "--days", "7", "--data-dir", str(data)
+    )
     assert code == 0, err
     token = out.strip().splitlines()[-1]
     assert token.startswith("clk_") and token not in err, "the token goes to stdout only"
@@ -187,8 +214,9 @@ def test_real_process_help_and_usage_error():
     done = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert "Usage:" in done.stdout and "demo" in done.stdout and "audit" in done.stdout
-    bad = subprocess.run([str(exe), "init", "--bogus"], capture_output=True, text=True, timeout=60,
-                         check=False)
+    bad = subprocess.run(
+        [str(exe), "init", "--bogus"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert bad.returncode == 2
     assert_one_error_line(bad.stderr)
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from tests.support import api_client, build_lab, create_user, token_for
 
 import countylab_client as cl
 from countylab.lab import Lab
 from countylab.web.app import create_app
+from tests.support import api_client, build_lab, create_user, token_for
 
 
 def serve_in_thread(lab: Lab) -> Iterator[str]:
@@ -56,12 +56,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     lab = build_lab(Path(tmp_path_factory.mktemp("client-live")))
     dev = create_user(lab, "developer", ["developer"], org="青禾康养科技有限公司", kind="enterprise")
     other = create_user(lab, "researcher", ["developer"], org="省农业科学院", kind="research")
-    pid = api_client(lab, dev).post(
-        "/api/projects", json={"slug": "elderly-care-demand", "title": "养老服务需求预测"}
-    ).json()["id"]
-    other_pid = api_client(lab, other).post(
-        "/api/projects", json={"slug": "crop-yield", "title": "农作物产量模型"}
-    ).json()["id"]
+    pid = (
+        api_client(lab, dev)
+        .post("/api/projects", json={"slug": "elderly-care-demand", "title": "养老服务需求预测"})
+        .json()["id"]
+    )
+    other_pid = (
+        api_client(lab, other)
+        .post("/api/projects", json={"slug": "crop-yield", "title": "农作物产量模型"})
+        .json()["id"]
+    )
     try:
         for url in serve_in_thread(lab):
             yield World(url, token_for(lab, dev), token_for(lab, other), pid, other_pid)

@@ -4,6 +4,12 @@ import countylab_client
 import countylab_client.testing
 
 EXPECTED = {
+    "Job",
+    "Model",
+    "ReleaseRequest",
+    "ReleasedFile",
+    "file_entry",
+    "pack_folder",
     "AuthenticationError",
     "Client",
     "ConflictError",

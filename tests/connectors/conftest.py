@@ -16,14 +16,14 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi import FastAPI
-from tests.conftest import _pg_database
-from tests.support import build_lab, create_user
 
 from countylab.catalog import service as catalog
 from countylab.identity import service as ids
 from countylab.identity.access import Principal
 from countylab.lab import Lab
 from countylab.web.app import create_app
+from tests.conftest import _pg_database
+from tests.support import build_lab, create_user
 
 SECRET = "S3cr3t-Pw-7QxZ"  # the source password: must never show up outside the connectors table
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
@@ -49,8 +49,9 @@ def make_world(lab: Lab) -> World:
     }
     world = World(lab, users, 0)
     with lab.tx() as s:
-        ds = catalog.create_dataset(s, world.principal("provider"), name="residents", title="居民名册",
-                                    privacy_unit="none")
+        ds = catalog.create_dataset(
+            s, world.principal("provider"), name="residents", title="居民名册", privacy_unit="none"
+        )
         world.dataset_id = ds.id
     return world
 
@@ -87,9 +88,12 @@ def source(source_url: str) -> Iterator[psycopg.Connection[Any]]:
         conn.execute("""CREATE TABLE public.people (
             id integer PRIMARY KEY, name text NOT NULL, score numeric(8, 2), born date,
             updated_at timestamptz NOT NULL)""")
-        conn.execute("""INSERT INTO public.people VALUES
+        conn.execute(
+            """INSERT INTO public.people VALUES
             (1, '张三', 81.5, '1950-01-02', %s), (2, '李四', 77.25, '1948-07-30', %s),
-            (3, '王五', NULL, NULL, %s)""", (T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)))
+            (3, '王五', NULL, NULL, %s)""",
+            (T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)),
+        )
         yield conn
 
 
@@ -126,12 +130,40 @@ def password_pg() -> Iterator[tuple[str, str]]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     data = folder / "data"
-    subprocess.run([*as_user, str(pgbin / "initdb"), "-N", "-D", str(data), "-U", "owner",
-                    "--auth=scram-sha-256", f"--pwfile={folder / 'pw'}", "-E", "UTF8", "--locale=C.UTF-8"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_user, str(pgbin / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
-                    f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off", "start"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            *as_user,
+            str(pgbin / "initdb"),
+            "-N",
+            "-D",
+            str(data),
+            "-U",
+            "owner",
+            "--auth=scram-sha-256",
+            f"--pwfile={folder / 'pw'}",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            str(pgbin / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(folder / "log"),
+            "-w",
+            "-o",
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         url = f"postgresql://owner@127.0.0.1:{port}/postgres"
         with psycopg.connect(with_password(url, password), autocommit=True) as conn:
@@ -139,6 +171,7 @@ def password_pg() -> Iterator[tuple[str, str]]:
             conn.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')")
         yield url, password
     finally:
-        subprocess.run([*as_user, str(pgbin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*as_user, str(pgbin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(folder, ignore_errors=True)

@@ -8,14 +8,18 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+
+from countylab.storage.models import AuditEvent
 from tests.connectors.conftest import SECRET, World, app_for, with_password
 from tests.support import audit_actions, browser_login, token_for
 
-from countylab.storage.models import AuditEvent
-
 UNREACHABLE = f"postgresql://reader:{SECRET}@127.0.0.1:1/minzheng"
-BODY = {"dsn": UNREACHABLE, "source_table": "public.people", "cursor_column": "updated_at",
-        "key_columns": ["id"]}
+BODY = {
+    "dsn": UNREACHABLE,
+    "source_table": "public.people",
+    "cursor_column": "updated_at",
+    "key_columns": ["id"],
+}
 
 
 def client(world: World, who: str | None) -> TestClient:
@@ -27,8 +31,10 @@ def client(world: World, who: str | None) -> TestClient:
 
 def all_audit_text(world: World) -> str:
     with world.lab.tx() as s:
-        return "\n".join(json.dumps([e.action, e.target, e.details], ensure_ascii=False, default=str)
-                         for e in s.execute(select(AuditEvent)).scalars())
+        return "\n".join(
+            json.dumps([e.action, e.target, e.details], ensure_ascii=False, default=str)
+            for e in s.execute(select(AuditEvent)).scalars()
+        )
 
 
 def test_only_the_departments_providers_and_admins_manage_connectors(world):
@@ -62,8 +68,12 @@ def test_only_the_departments_providers_and_admins_manage_connectors(world):
 def test_bad_settings_are_refused_with_a_reason(world):
     c = client(world, "provider")
     url = f"/api/datasets/{world.dataset_id}/connectors"
-    cases = [({"dsn": "host=db passfile=/etc/passwd"}, "dsn"), ({"source_table": "x; drop"}, "source_table"),
-             ({"cursor_column": "a b"}, "cursor_column"), ({"interval_s": 5}, "interval_s")]
+    cases = [
+        ({"dsn": "host=db passfile=/etc/passwd"}, "dsn"),
+        ({"source_table": "x; drop"}, "source_table"),
+        ({"cursor_column": "a b"}, "cursor_column"),
+        ({"interval_s": 5}, "interval_s"),
+    ]
     for patch, field in cases:
         resp = c.post(url, json={**BODY, **patch})
         assert resp.status_code == 422 and resp.json()["error"]["details"]["field"] == field, resp.text
@@ -96,8 +106,16 @@ def test_connectors_page_lists_masks_adds_and_runs(world):
     c = TestClient(app_for(world.lab), raise_server_exceptions=False)
     csrf = browser_login(c, "provider")
     page = f"/datasets/{world.dataset_id}/connectors"
-    resp = c.post(page, data={**{k: v for k, v in BODY.items() if k != "key_columns"}, "key_columns": "id",
-                              "interval_s": "600", "csrf_token": csrf}, follow_redirects=False)
+    resp = c.post(
+        page,
+        data={
+            **{k: v for k, v in BODY.items() if k != "key_columns"},
+            "key_columns": "id",
+            "interval_s": "600",
+            "csrf_token": csrf,
+        },
+        follow_redirects=False,
+    )
     assert resp.status_code == 303 and resp.headers.get("X-Countylab-Outcome") != "refused"
     html = c.get(page).text
     assert "password=***" in html and SECRET not in html and "public.people" in html
@@ -106,8 +124,12 @@ def test_connectors_page_lists_masks_adds_and_runs(world):
     assert run.status_code == 303 and run.headers["location"] == page
     html = c.get(page).text
     assert "run-failed" in html and SECRET not in html
-    assert c.post(f"/connectors/{cid}/toggle", data={"enabled": "0", "csrf_token": csrf},
-                  follow_redirects=False).status_code == 303
+    assert (
+        c.post(
+            f"/connectors/{cid}/toggle", data={"enabled": "0", "csrf_token": csrf}, follow_redirects=False
+        ).status_code
+        == 303
+    )
     gone = c.post(f"/connectors/{cid}/delete", data={"csrf_token": csrf}, follow_redirects=False)
     assert gone.status_code == 303
     assert 'data-connector="' not in c.get(page).text
@@ -123,8 +145,9 @@ def test_connectors_page_is_refused_to_other_departments(world):
 @pytest.mark.postgres
 def test_run_now_through_the_api_pulls_rows(world, source, source_url):
     c = client(world, "provider")
-    cid = c.post(f"/api/datasets/{world.dataset_id}/connectors",
-                 json={**BODY, "dsn": with_password(source_url)}).json()["id"]
+    cid = c.post(
+        f"/api/datasets/{world.dataset_id}/connectors", json={**BODY, "dsn": with_password(source_url)}
+    ).json()["id"]
     run = c.post(f"/api/connectors/{cid}/run").json()
     assert (run["status"], run["rows"], run["version"], run["error"]) == ("succeeded", 3, 1, None)
     listed = c.get(f"/api/datasets/{world.dataset_id}/connectors").json()["items"][0]

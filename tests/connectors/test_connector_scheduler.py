@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tests.connectors.conftest import make_world, with_password
-from tests.support import build_lab
 
 from countylab.connectors import service as connectors
 from countylab.connectors.scheduler import Scheduler
 from countylab.storage.catalog_models import Connector, SyncRun
+from tests.connectors.conftest import make_world, with_password
+from tests.support import build_lab
 
 pytestmark = pytest.mark.postgres
 
@@ -24,11 +24,19 @@ def test_thread_runs_a_due_connector_and_moves_its_schedule(tmp_path: Path, db_u
         provider = world.principal("provider")
         common = {"source_table": "people", "cursor_column": "updated_at"}
         with lab.tx() as s:
-            due = connectors.create_connector(s, provider, world.dataset_id, dsn=with_password(source_url),
-                                              key_columns=["id"], interval_s=600, **common).id
+            due = connectors.create_connector(
+                s,
+                provider,
+                world.dataset_id,
+                dsn=with_password(source_url),
+                key_columns=["id"],
+                interval_s=600,
+                **common,
+            ).id
             later = connectors.create_connector(s, provider, world.dataset_id, dsn=source_url, **common).id
-            paused = connectors.create_connector(s, provider, world.dataset_id, dsn=source_url, enabled=False,
-                                                 **common).id
+            paused = connectors.create_connector(
+                s, provider, world.dataset_id, dsn=source_url, enabled=False, **common
+            ).id
             s.get(Connector, due).next_run_at = datetime.now(UTC) - timedelta(seconds=5)
             s.get(Connector, later).next_run_at = datetime.now(UTC) + timedelta(hours=1)
         scheduler = Scheduler(lab, poll_s=0.05)
@@ -58,8 +66,15 @@ def test_tick_runs_each_due_connector_once_even_when_it_fails(world, source_url)
     now = datetime(2030, 1, 1, tzinfo=UTC)
     provider = world.principal("provider")
     with world.lab.tx() as s:
-        cid = connectors.create_connector(s, provider, world.dataset_id, dsn=source_url,
-                                          source_table="missing_table", cursor_column="id", interval_s=60).id
+        cid = connectors.create_connector(
+            s,
+            provider,
+            world.dataset_id,
+            dsn=source_url,
+            source_table="missing_table",
+            cursor_column="id",
+            interval_s=60,
+        ).id
         s.get(Connector, cid).next_run_at = now - timedelta(seconds=1)
     scheduler = Scheduler(world.lab, clock=lambda: now)
     [run_id] = scheduler.tick()

@@ -11,19 +11,23 @@ from typing import Any
 import duckdb
 import psycopg
 import pytest
-from tests.connectors.conftest import SECRET, T0, World, with_password
 
 from countylab.catalog import service as catalog
 from countylab.connectors import service as connectors
 from countylab.connectors.sources import decode_cursor
 from countylab.storage.catalog_models import Connector, DatasetVersion, SyncRun
+from tests.connectors.conftest import SECRET, T0, World, with_password
 
 pytestmark = pytest.mark.postgres
 
 
 def add_connector(world: World, dsn: str, **kw: Any) -> int:
-    fields: dict[str, Any] = {"source_table": "public.people", "cursor_column": "updated_at",
-                              "key_columns": ["id"], **kw}
+    fields: dict[str, Any] = {
+        "source_table": "public.people",
+        "cursor_column": "updated_at",
+        "key_columns": ["id"],
+        **kw,
+    }
     provider = world.principal("provider")
     with world.lab.tx() as s:
         return connectors.create_connector(s, provider, world.dataset_id, dsn=dsn, **fields).id
@@ -59,18 +63,28 @@ def test_first_sync_pulls_all_then_only_changed_rows_upserted_by_key(world, sour
         assert (v1.source, v1.mode, v1.row_count) == ("pull", "upsert", 3)
         ds = catalog.get_dataset(s, world.dataset_id)
         types = {c["name"]: c["type"] for c in ds.table_schema["columns"]}
-    assert types == {"id": "int64", "name": "string", "score": "float64", "born": "date",
-                     "updated_at": "timestamp"}
+    assert types == {
+        "id": "int64",
+        "name": "string",
+        "score": "float64",
+        "born": "date",
+        "updated_at": "timestamp",
+    }
     cursor = decode_cursor(state(world, cid)[2])
     assert cursor == T0 + timedelta(minutes=2) and cursor.tzinfo is not None
 
-    source.execute("UPDATE people SET name = '李四（已迁出）', updated_at = %s WHERE id = 2",
-                   (T0 + timedelta(hours=1),))
+    source.execute(
+        "UPDATE people SET name = '李四（已迁出）', updated_at = %s WHERE id = 2", (T0 + timedelta(hours=1),)
+    )
     source.execute("INSERT INTO people VALUES (4, '赵六', 90, '1960-05-05', %s)", (T0 + timedelta(hours=2),))
     second = sync(world, cid)
     assert (second.status, second.rows, second.version) == ("succeeded", 2, 2)
-    assert rows_of(world) == [(1, "张三", 81.5), (2, "李四（已迁出）", 77.25), (3, "王五", None),
-                              (4, "赵六", 90.0)]
+    assert rows_of(world) == [
+        (1, "张三", 81.5),
+        (2, "李四（已迁出）", 77.25),
+        (3, "王五", None),
+        (4, "赵六", 90.0),
+    ]
     assert decode_cursor(state(world, cid)[2]) == T0 + timedelta(hours=2)
 
     third = sync(world, cid)
@@ -96,8 +110,9 @@ def test_append_with_integer_cursor_never_splits_equal_cursor_values(world, sour
     assert got == [(1, "a"), (2, "b"), (2, "c"), (3, "d")] and modes == {"append"}
 
 
-def _assert_failed_and_unchanged(world: World, cid: int, run: SyncRun, reason: str,
-                                 before: tuple[Any, ...]) -> None:
+def _assert_failed_and_unchanged(
+    world: World, cid: int, run: SyncRun, reason: str, before: tuple[Any, ...]
+) -> None:
     assert run.status == "failed" and run.rows == 0 and run.version is None
     error = json.loads(run.error)
     assert error["reason"] == reason, error
@@ -149,8 +164,9 @@ def test_unreachable_source_and_type_mismatch_record_failed_runs(world, source, 
 @pytest.mark.slow
 def test_wrong_password_is_a_failed_run(world, password_pg):
     url, password = password_pg
-    cid = add_connector(world, with_password(url, "not-" + password), source_table="t", cursor_column="id",
-                        key_columns=[])
+    cid = add_connector(
+        world, with_password(url, "not-" + password), source_table="t", cursor_column="id", key_columns=[]
+    )
     run = sync(world, cid)
     assert run.status == "failed" and json.loads(run.error)["reason"] == "auth_failed"
     provider = world.principal("provider")

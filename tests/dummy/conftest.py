@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tests.dummy.dummy_profiles import care_profile, households_profile, residents_profile
 
 from countylab.dummy import DatasetProfile
+from tests.dummy.dummy_profiles import care_profile, households_profile, residents_profile
 
 
 @pytest.fixture

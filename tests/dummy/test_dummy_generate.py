@@ -8,11 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from tests.dummy.dummy_profiles import care_profile, households_profile, residents_profile
 
 from countylab.dummy import ColumnProfile, DatasetProfile, arrow_type, generate, generate_related, is_dummy
 from countylab.errors import TooLarge, ValidationFailed
 from countylab.identifiers import is_valid_id_number, is_valid_luhn, is_valid_uscc
+from tests.dummy.dummy_profiles import care_profile, households_profile, residents_profile
 
 
 @pytest.fixture(scope="module")

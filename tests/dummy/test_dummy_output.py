@@ -8,10 +8,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from tests.dummy.dummy_profiles import residents_profile
 
 from countylab.dummy import generate, is_dummy, write_dummy
 from countylab.errors import PermissionDenied, ValidationFailed
+from tests.dummy.dummy_profiles import residents_profile
 
 
 def test_parquet_keeps_the_dummy_marker(tmp_path: Path) -> None:

@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from tests.dummy.dummy_profiles import care_profile, households_profile, residents_profile
 
 from countylab.dummy import ColumnProfile, DatasetProfile
 from countylab.errors import ValidationFailed
+from tests.dummy.dummy_profiles import care_profile, households_profile, residents_profile
 
 
 @pytest.mark.parametrize("factory", [households_profile, residents_profile, care_profile])

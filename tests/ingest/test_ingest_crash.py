@@ -10,10 +10,10 @@ import textwrap
 from pathlib import Path
 
 import pyarrow as pa
-from tests.ingest.ingest_helpers import tree
 
 from countylab.ingest import ColumnSpec, TableSchema, build_version
 from countylab.storage.warehouse import Warehouse
+from tests.ingest.ingest_helpers import tree
 
 SCHEMA = TableSchema((ColumnSpec("id", "int64"),))
 

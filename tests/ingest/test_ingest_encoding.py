@@ -3,10 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.ingest.ingest_helpers import write
 
 from countylab.errors import ValidationFailed
 from countylab.ingest.encoding import detect_encoding, transcode_to_utf8
+from tests.ingest.ingest_helpers import write
 
 TEXT = "姓名,乡镇\n张三,城关镇\n李四,东山乡\n"
 

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from tests.ingest.ingest_helpers import tree, write
 
 from countylab.errors import Conflict, TooLarge, ValidationFailed
 from countylab.ingest import ColumnSpec, TableSchema, build_version, open_batches
 from countylab.storage.warehouse import VersionFiles, Warehouse
+from tests.ingest.ingest_helpers import tree, write
 
 SCHEMA = TableSchema((ColumnSpec("id", "int64"), ColumnSpec("town", "string"), ColumnSpec("n", "int64")))
 

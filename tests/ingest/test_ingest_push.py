@@ -6,11 +6,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from tests.ingest.ingest_helpers import tree
 
 from countylab.errors import TooLarge, ValidationFailed
 from countylab.ingest import ColumnSpec, InMemorySeenKeys, PushBuffer, TableSchema, build_version
 from countylab.storage.warehouse import Warehouse
+from tests.ingest.ingest_helpers import tree
 
 SCHEMA = TableSchema((ColumnSpec("id", "int64", nullable=False), ColumnSpec("v", "float64")))
 

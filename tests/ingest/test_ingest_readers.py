@@ -8,11 +8,11 @@ import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tests.ingest.ingest_helpers import write
 
 from countylab.errors import TooLarge, ValidationFailed
 from countylab.ingest import ColumnSpec, TableSchema, infer_schema, open_batches
 from countylab.ingest.readers import check_size
+from tests.ingest.ingest_helpers import write
 
 CSV = (
     "身份证号,姓名,出生日期,户人数,收入,参保,登记时间\n"

@@ -7,6 +7,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+
+from countylab.audit import verify
+from countylab.errors import Conflict, PermissionDenied, QuotaExceeded
+from countylab.identity.access import SYSTEM
+from countylab.jobs import JobState, LocalExecutor, Quota
+from countylab.jobs.queue import claim_next
+from countylab.lab import Lab
+from countylab.storage.jobs_models import Job, JobAttempt, UsageRecord
 from tests.jobs.jobs_helpers import (
     BIG,
     FakeRunner,
@@ -21,14 +29,6 @@ from tests.jobs.jobs_helpers import (
     wait_until,
 )
 from tests.support import audit_actions
-
-from countylab.audit import verify
-from countylab.errors import Conflict, PermissionDenied, QuotaExceeded
-from countylab.identity.access import SYSTEM
-from countylab.jobs import JobState, LocalExecutor, Quota
-from countylab.jobs.queue import claim_next
-from countylab.lab import Lab
-from countylab.storage.jobs_models import Job, JobAttempt, UsageRecord
 
 
 def _claim(lab: Lab, tmp: Path, worker: str = "w1") -> int | None:

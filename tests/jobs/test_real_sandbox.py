@@ -7,12 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.jobs.jobs_helpers import BIG, code_folder, developer, service, states, wait_until
 
 from countylab.jobs import Dispatcher, LocalExecutor, SandboxedRunner
 from countylab.lab import Lab
 from countylab.sandbox import sandbox_available
 from countylab.storage.jobs_models import JobAttempt
+from tests.jobs.jobs_helpers import BIG, code_folder, developer, service, states, wait_until
 
 needs_bwrap = pytest.mark.skipif(
     shutil.which("bwrap") is None or not sandbox_available(),

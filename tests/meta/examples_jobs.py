@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -11,23 +10,7 @@ from countylab.identity.access import SYSTEM
 from countylab.jobs.center import jobs_of
 from countylab.jobs.queue import move
 from countylab.jobs.states import JobState
-
-
-def _example_class() -> Any:
-    """The meta-test's ``Example``, from the copy of the meta-test that is importing this module
-    (pytest imports it as ``meta.test_…``; importing ``tests.meta.test_…`` here would load a
-    second copy that imports this half-initialised module again)."""
-    for module in list(sys.modules.values()):
-        if str(getattr(module, "__file__", "")).endswith("test_every_route_checks_and_audits.py") and hasattr(
-            module, "Example"
-        ):
-            return module.Example
-    from tests.meta.test_every_route_checks_and_audits import Example
-
-    return Example
-
-
-Example = _example_class()
+from tests.meta.example import Example
 
 SPEC = """version: 1
 actions:

@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-
-def _example_class() -> Any:
-    """The meta-test's ``Example`` from the copy of the meta-test importing this module (pytest
-    imports it under another name; importing ``tests.meta.test_…`` would load a second copy)."""
-    for module in list(sys.modules.values()):
-        if str(getattr(module, "__file__", "")).endswith("test_every_route_checks_and_audits.py") and hasattr(
-            module, "Example"
-        ):
-            return module.Example
-    from tests.meta.test_every_route_checks_and_audits import Example
-
-    return Example
-
-
-Example = _example_class()
+from tests.meta.example import Example
 
 EXAMPLES: dict[tuple[str, str], Any] = {
     ("POST", "/api/query"): Example(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import io
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +24,10 @@ from countylab.identity.access import SYSTEM
 from countylab.storage.catalog_models import Connector
 from countylab.storage.models import Dataset, Org
 from countylab.web.app import create_app, iter_api_routes
+from tests.meta.example import Example
 from tests.support import PASSWORD, audit_actions, browser_login, build_lab, token_for
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
-
-
-@dataclass
-class Example:
-    who: str  # which world user acts
-    body: dict[str, Any] | None = None  # JSON for /api, form data for pages
-    files: bool = False  # send a CSV file (multipart) matching the world's dataset d1
-    open_to_all: bool = False  # any logged-in user may do it (own tokens, logout, password)
-    anonymous: bool = False  # the login form itself
-    params: dict[str, str] = field(default_factory=dict)
 
 
 EXAMPLES: dict[tuple[str, str], Example] = {

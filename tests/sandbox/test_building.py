@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.sandbox.sandbox_helpers import needs_bwrap, out
 
 import countylab.sandbox as sandbox_pkg
 from countylab.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -24,6 +23,7 @@ from countylab.sandbox import (
 )
 from countylab.sandbox.bwrap import PASSWD, build_argv, check_dataset_names, python_runtime
 from countylab.sandbox.seccomp import DENIED_SYSCALLS, seccomp_bpf
+from tests.sandbox.sandbox_helpers import needs_bwrap, out
 
 
 def _spec(tmp_path: Path, **kw: object) -> SandboxSpec:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tests.sandbox.sandbox_helpers import err, needs_bwrap, out
 
 from countylab.sandbox import RunState
+from tests.sandbox.sandbox_helpers import err, needs_bwrap, out
 
 pytestmark = [pytest.mark.sandbox, needs_bwrap]
 

@@ -120,8 +120,15 @@ def test_developer_sees_own_project_not_admin_pages_and_gets_a_token_once(browse
 
 
 def test_phone_viewport_menu_toggles(browser, server, artifacts):
-    s = Session(browser, server, artifacts, viewport={"width": 390, "height": 844}, is_mobile=True,
-                has_touch=True, device_scale_factor=2)
+    s = Session(
+        browser,
+        server,
+        artifacts,
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+    )
     s.login("developer")
     toggle = s.page.locator("button.nav-toggle")
     assert toggle.is_visible()

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.support import api_client, browser_login, build_lab, create_user
 
 from countylab.i18n import catalog
 from countylab.identity.roles import Permission, Role
@@ -23,6 +22,7 @@ from countylab.lab import Lab
 from countylab.web.app import create_app
 from countylab.web.deps import SESSION_COOKIE
 from countylab.web.ui.common import NAV
+from tests.support import api_client, browser_login, build_lab, create_user
 
 STATIC = Path(__file__).resolve().parents[2] / "src" / "countylab" / "web" / "static"
 ZH, EN = catalog("zh-CN"), catalog("en")
@@ -124,9 +124,11 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     lab = build_lab(tmp_path_factory.mktemp("pages"))
     ids = {role: create_user(lab, role.value, [role.value], org=f"{role.value}-org") for role in Role}
-    pid = api_client(lab, ids[Role.developer]).post(
-        "/api/projects", json={"slug": "elderly-care-demand", "title": PROJECT_TITLE}
-    ).json()["id"]
+    pid = (
+        api_client(lab, ids[Role.developer])
+        .post("/api/projects", json={"slug": "elderly-care-demand", "title": PROJECT_TITLE})
+        .json()["id"]
+    )
     yield World(lab, pid)
     lab.close()
 
@@ -223,8 +225,13 @@ def test_language_switch_sets_the_cookie_and_only_redirects_locally(world):
 
 def test_error_pages_and_api_carry_security_headers(world):
     c = world.client(Role.admin, "en")
-    for path, status in (("/no-such-page", 404), ("/api/whoami", 200), ("/static/app.css", 200),
-                         ("/api/no-such", 404), ("/projects/99999", 404)):
+    for path, status in (
+        ("/no-such-page", 404),
+        ("/api/whoami", 200),
+        ("/static/app.css", 200),
+        ("/api/no-such", 404),
+        ("/projects/99999", 404),
+    ):
         r = c.get(path)
         assert r.status_code == status, path
         assert_security_headers(r)

@@ -5,6 +5,7 @@ Only the names in ``__all__`` are public; the ``_private`` modules may change at
 pandas is optional and imported only by methods that return DataFrames.
 """
 
+from ._airlock import Model, ReleasedFile, ReleaseRequest, file_entry
 from ._client import Client
 from ._errors import (
     AuthenticationError,
@@ -17,6 +18,7 @@ from ._errors import (
     TransportError,
     ValidationError,
 )
+from ._jobs import Job, pack_folder
 from ._models import (
     Dataset,
     DatasetColumn,
@@ -32,6 +34,12 @@ from ._models import (
 from ._version import __version__
 
 __all__ = [
+    "Job",
+    "Model",
+    "ReleaseRequest",
+    "ReleasedFile",
+    "file_entry",
+    "pack_folder",
     "AuthenticationError",
     "Client",
     "ConflictError",

@@ -23,8 +23,12 @@ log = logging.getLogger("countylab.connectors")
 
 class Scheduler:
     def __init__(
-        self, host: service.SyncHost, *, poll_s: float = 15.0,
-        source_factory: service.SourceFactory = service.postgres_source, max_rows: int = 200_000,
+        self,
+        host: service.SyncHost,
+        *,
+        poll_s: float = 15.0,
+        source_factory: service.SourceFactory = service.postgres_source,
+        max_rows: int = 200_000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.host = host
@@ -48,8 +52,14 @@ class Scheduler:
                 if not service.claim(s, connector_id, seen, now):
                     continue
             try:
-                run = service.run_sync(self.host, service.SCHEDULER, connector_id, trigger="schedule",
-                                       source_factory=self.source_factory, max_rows=self.max_rows)
+                run = service.run_sync(
+                    self.host,
+                    service.SCHEDULER,
+                    connector_id,
+                    trigger="schedule",
+                    source_factory=self.source_factory,
+                    max_rows=self.max_rows,
+                )
             except CountylabError as exc:  # deleted meanwhile, or a manual run holds it
                 log.info("connector %s skipped: %s", connector_id, exc.message_en)
                 continue

@@ -110,15 +110,18 @@ def _check(fields: dict[str, Any]) -> dict[str, Any]:
     if "key_columns" in out:
         keys = out["key_columns"] or []
         if not isinstance(keys, list):
-            raise ValidationFailed("主键列须为列名列表", "key_columns must be a list of names",
-                                   field="key_columns")
+            raise ValidationFailed(
+                "主键列须为列名列表", "key_columns must be a list of names", field="key_columns"
+            )
         out["key_columns"] = [check_identifier(str(k).strip(), "key_columns") for k in keys if str(k).strip()]
     if "interval_s" in out:
         interval = out["interval_s"]
         if not isinstance(interval, int) or not MIN_INTERVAL_S <= interval <= MAX_INTERVAL_S:
-            raise ValidationFailed(f"同步间隔须在 {MIN_INTERVAL_S} 秒到 30 天之间",
-                                   f"The interval must be between {MIN_INTERVAL_S} s and 30 days",
-                                   field="interval_s")
+            raise ValidationFailed(
+                f"同步间隔须在 {MIN_INTERVAL_S} 秒到 30 天之间",
+                f"The interval must be between {MIN_INTERVAL_S} s and 30 days",
+                field="interval_s",
+            )
     if "enabled" in out and not isinstance(out["enabled"], bool):
         raise ValidationFailed("enabled 须为真或假", "enabled must be true or false", field="enabled")
     return out
@@ -126,42 +129,81 @@ def _check(fields: dict[str, Any]) -> dict[str, Any]:
 
 def list_connectors(session: Session, actor: Principal, dataset_id: int) -> list[Connector]:
     catalog.authorize_write(actor, catalog.get_dataset(session, dataset_id))
-    return list(session.execute(
-        select(Connector).where(Connector.dataset_id == dataset_id).order_by(Connector.id)).scalars())
+    return list(
+        session.execute(
+            select(Connector).where(Connector.dataset_id == dataset_id).order_by(Connector.id)
+        ).scalars()
+    )
 
 
 def create_connector(
-    session: Session, actor: Principal, dataset_id: int, *, dsn: str, source_table: str, cursor_column: str,
-    key_columns: list[str] | None = None, interval_s: int = 300, enabled: bool = True,
+    session: Session,
+    actor: Principal,
+    dataset_id: int,
+    *,
+    dsn: str,
+    source_table: str,
+    cursor_column: str,
+    key_columns: list[str] | None = None,
+    interval_s: int = 300,
+    enabled: bool = True,
     kind: str = "postgresql",
 ) -> Connector:
     ds = catalog.get_dataset(session, dataset_id)
     catalog.authorize_write(actor, ds)
     if kind not in KINDS:
-        raise ValidationFailed(f"不支持的连接器类型：{kind}", f"Unsupported connector kind: {kind}",
-                               field="kind")
-    fields = _check({"dsn": dsn, "source_table": source_table, "cursor_column": cursor_column,
-                     "key_columns": key_columns or [], "interval_s": interval_s, "enabled": enabled})
-    c = Connector(dataset_id=ds.id, kind=kind, created_by=actor.user_id, last_cursor=None,
-                  next_run_at=_now() if enabled else None, **fields)
+        raise ValidationFailed(
+            f"不支持的连接器类型：{kind}", f"Unsupported connector kind: {kind}", field="kind"
+        )
+    fields = _check(
+        {
+            "dsn": dsn,
+            "source_table": source_table,
+            "cursor_column": cursor_column,
+            "key_columns": key_columns or [],
+            "interval_s": interval_s,
+            "enabled": enabled,
+        }
+    )
+    c = Connector(
+        dataset_id=ds.id,
+        kind=kind,
+        created_by=actor.user_id,
+        last_cursor=None,
+        next_run_at=_now() if enabled else None,
+        **fields,
+    )
     session.add(c)
     session.flush()
-    audit.append(session, actor_id=actor.user_id, actor=actor.username, action="connector.create",
-                 target=f"connector:{c.id}",
-                 details={"dataset": ds.id, "kind": kind, "source_table": c.source_table,
-                          "cursor_column": c.cursor_column, "key_columns": c.key_columns,
-                          "interval_s": c.interval_s})
+    audit.append(
+        session,
+        actor_id=actor.user_id,
+        actor=actor.username,
+        action="connector.create",
+        target=f"connector:{c.id}",
+        details={
+            "dataset": ds.id,
+            "kind": kind,
+            "source_table": c.source_table,
+            "cursor_column": c.cursor_column,
+            "key_columns": c.key_columns,
+            "interval_s": c.interval_s,
+        },
+    )
     return c
 
 
-def update_connector(session: Session, actor: Principal, connector_id: int, *, reset_cursor: bool = False,
-                     **fields: Any) -> Connector:
+def update_connector(
+    session: Session, actor: Principal, connector_id: int, *, reset_cursor: bool = False, **fields: Any
+) -> Connector:
     """Change settings; a new table or cursor column (or ``reset_cursor``) starts again from all rows."""
     c = _authorized(session, actor, connector_id)
     unknown = set(fields) - set(EDITABLE)
     if unknown:
-        raise ValidationFailed(f"不能修改这些字段：{', '.join(sorted(unknown))}",
-                               f"These fields cannot be edited: {', '.join(sorted(unknown))}")
+        raise ValidationFailed(
+            f"不能修改这些字段：{', '.join(sorted(unknown))}",
+            f"These fields cannot be edited: {', '.join(sorted(unknown))}",
+        )
     checked = _check(fields)
     changed = sorted(k for k, v in checked.items() if getattr(c, k) != v)
     for k in changed:
@@ -171,9 +213,14 @@ def update_connector(session: Session, actor: Principal, connector_id: int, *, r
         reset_cursor = True
     if "enabled" in changed:
         c.next_run_at = _now() if c.enabled else None
-    audit.append(session, actor_id=actor.user_id, actor=actor.username, action="connector.update",
-                 target=f"connector:{c.id}",
-                 details={"dataset": c.dataset_id, "fields": changed, "reset_cursor": reset_cursor})
+    audit.append(
+        session,
+        actor_id=actor.user_id,
+        actor=actor.username,
+        action="connector.update",
+        target=f"connector:{c.id}",
+        details={"dataset": c.dataset_id, "fields": changed, "reset_cursor": reset_cursor},
+    )
     return c
 
 
@@ -182,20 +229,33 @@ def delete_connector(session: Session, actor: Principal, connector_id: int) -> N
     dataset_id = c.dataset_id
     session.execute(delete(SyncRun).where(SyncRun.connector_id == c.id))
     session.delete(c)
-    audit.append(session, actor_id=actor.user_id, actor=actor.username, action="connector.delete",
-                 target=f"connector:{connector_id}", details={"dataset": dataset_id})
+    audit.append(
+        session,
+        actor_id=actor.user_id,
+        actor=actor.username,
+        action="connector.delete",
+        target=f"connector:{connector_id}",
+        details={"dataset": dataset_id},
+    )
 
 
 def runs(session: Session, actor: Principal, connector_id: int, limit: int = 50) -> list[SyncRun]:
     _authorized(session, actor, connector_id)
-    return list(session.execute(select(SyncRun).where(SyncRun.connector_id == connector_id)
-                                .order_by(SyncRun.id.desc()).limit(limit)).scalars())
+    return list(
+        session.execute(
+            select(SyncRun)
+            .where(SyncRun.connector_id == connector_id)
+            .order_by(SyncRun.id.desc())
+            .limit(limit)
+        ).scalars()
+    )
 
 
 def last_runs(session: Session, connector_ids: list[int]) -> dict[int, SyncRun]:
     found: dict[int, SyncRun] = {}
-    for r in session.execute(select(SyncRun).where(SyncRun.connector_id.in_(connector_ids))
-                             .order_by(SyncRun.id)).scalars():
+    for r in session.execute(
+        select(SyncRun).where(SyncRun.connector_id.in_(connector_ids)).order_by(SyncRun.id)
+    ).scalars():
         found[r.connector_id] = r
     return found
 
@@ -234,8 +294,11 @@ def _one_at_a_time(host: SyncHost, connector_id: int) -> Iterator[None]:
     token = (id(host.ingestion), connector_id)
     with _running_guard:
         if token in _running:
-            raise Conflict("该连接器正在同步，请稍后再试",
-                           "This connector is already syncing; try again later", reason="running")
+            raise Conflict(
+                "该连接器正在同步，请稍后再试",
+                "This connector is already syncing; try again later",
+                reason="running",
+            )
         _running.add(token)
     try:
         yield
@@ -245,8 +308,14 @@ def _one_at_a_time(host: SyncHost, connector_id: int) -> Iterator[None]:
 
 
 def run_sync(
-    host: SyncHost, actor: Principal, connector_id: int, *, trigger: str = "manual",
-    source_factory: SourceFactory = postgres_source, max_rows: int = 200_000, batch_rows: int = 10_000,
+    host: SyncHost,
+    actor: Principal,
+    connector_id: int,
+    *,
+    trigger: str = "manual",
+    source_factory: SourceFactory = postgres_source,
+    max_rows: int = 200_000,
+    batch_rows: int = 10_000,
 ) -> SyncRun:
     """Pull the rows changed since the last sync and commit them as one version (or record why not).
 
@@ -265,30 +334,53 @@ def run_sync(
                 broken: CountylabError | None = None
             except CountylabError as exc:  # e.g. a stored DSN that no longer parses
                 source, broken = None, exc
-            plan = _Plan(c.id, c.dataset_id, run.id,
-                         [col["name"] for col in ds.table_schema["columns"]] if ds.table_schema else None,
-                         c.cursor_column, list(c.key_columns or []), decode_cursor(c.last_cursor))
+            plan = _Plan(
+                c.id,
+                c.dataset_id,
+                run.id,
+                [col["name"] for col in ds.table_schema["columns"]] if ds.table_schema else None,
+                c.cursor_column,
+                list(c.key_columns or []),
+                decode_cursor(c.last_cursor),
+            )
         try:
             if broken is not None or source is None:
                 raise broken or ValidationFailed("无法建立数据源", "Cannot build the source")
             rows, version, last = _pull(host, actor, plan, source, max_rows=max_rows, batch_rows=batch_rows)
         except PermissionDenied:
-            _finish(host, actor, plan, trigger,
-                    error=("没有写入该数据集的权限", "No permission to write the dataset", "permission"))
+            _finish(
+                host,
+                actor,
+                plan,
+                trigger,
+                error=("没有写入该数据集的权限", "No permission to write the dataset", "permission"),
+            )
             raise
         except CountylabError as exc:
-            return _finish(host, actor, plan, trigger, error=(exc.message_zh, exc.message_en,
-                                                              str(exc.details.get("reason", exc.code))))
+            return _finish(
+                host,
+                actor,
+                plan,
+                trigger,
+                error=(exc.message_zh, exc.message_en, str(exc.details.get("reason", exc.code))),
+            )
         except Exception:  # noqa: BLE001 - a bug must not stop the scheduler; it is logged (no DSN in it)
             log.exception("connector %s: sync failed unexpectedly", connector_id)
-            return _finish(host, actor, plan, trigger,
-                           error=("同步时发生内部错误", "Internal error during the sync", "internal"))
-        return _finish(host, actor, plan, trigger, rows=rows, version=version, last=last,
-                       more=rows >= max_rows)
+            return _finish(
+                host,
+                actor,
+                plan,
+                trigger,
+                error=("同步时发生内部错误", "Internal error during the sync", "internal"),
+            )
+        return _finish(
+            host, actor, plan, trigger, rows=rows, version=version, last=last, more=rows >= max_rows
+        )
 
 
-def _pull(host: SyncHost, actor: Principal, plan: _Plan, source: Source, *, max_rows: int,
-          batch_rows: int) -> tuple[int, int | None, Any]:
+def _pull(
+    host: SyncHost, actor: Principal, plan: _Plan, source: Source, *, max_rows: int, batch_rows: int
+) -> tuple[int, int | None, Any]:
     columns = plan.columns if plan.columns is not None else [c.name for c in source.columns()]
     folder = Path(tempfile.mkdtemp(prefix="pull-", dir=host.ingestion.warehouse.scratch_dir))
     try:
@@ -296,8 +388,9 @@ def _pull(host: SyncHost, actor: Principal, plan: _Plan, source: Source, *, max_
         rows, last = 0, plan.after
         writer: pq.ParquetWriter | None = None
         try:
-            for chunk in source.read(columns, plan.cursor_column, plan.after, max_rows=max_rows,
-                                     batch_rows=batch_rows):
+            for chunk in source.read(
+                columns, plan.cursor_column, plan.after, max_rows=max_rows, batch_rows=batch_rows
+            ):
                 if writer is None:
                     writer = pq.ParquetWriter(path, chunk.batch.schema)
                 writer.write_batch(chunk.batch)
@@ -309,17 +402,33 @@ def _pull(host: SyncHost, actor: Principal, plan: _Plan, source: Source, *, max_
             return 0, None, plan.after
         encode_cursor(last)  # refuse an unstorable cursor before committing a version
         mode = "upsert" if plan.key_columns else "append"
-        version = host.ingestion.ingest_file(actor, plan.dataset_id, path, fmt="parquet", mode=mode,
-                                             key=plan.key_columns or None, source="pull",
-                                             note=f"connector {plan.connector_id}")
+        version = host.ingestion.ingest_file(
+            actor,
+            plan.dataset_id,
+            path,
+            fmt="parquet",
+            mode=mode,
+            key=plan.key_columns or None,
+            source="pull",
+            note=f"connector {plan.connector_id}",
+        )
         return rows, version.version, last
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _finish(host: SyncHost, actor: Principal, plan: _Plan, trigger: str, *, rows: int = 0,
-            version: int | None = None, last: Any = None, more: bool = False,
-            error: tuple[str, str, str] | None = None) -> SyncRun:
+def _finish(
+    host: SyncHost,
+    actor: Principal,
+    plan: _Plan,
+    trigger: str,
+    *,
+    rows: int = 0,
+    version: int | None = None,
+    last: Any = None,
+    more: bool = False,
+    error: tuple[str, str, str] | None = None,
+) -> SyncRun:
     with host.tx() as s:
         run = s.get(SyncRun, plan.run_id)
         c = s.get(Connector, plan.connector_id)
@@ -334,11 +443,23 @@ def _finish(host: SyncHost, actor: Principal, plan: _Plan, trigger: str, *, rows
         else:
             run.status = "failed"
             run.error = json.dumps({"zh": error[0], "en": error[1], "reason": error[2]}, ensure_ascii=False)
-        audit.append(s, actor_id=actor.user_id, actor=actor.username, action="connector.sync",
-                     target=f"connector:{plan.connector_id}", outcome="ok" if error is None else "failed",
-                     details={"dataset": plan.dataset_id, "run": plan.run_id, "trigger": trigger,
-                              "rows": rows, "version": version, "status": run.status,
-                              **({"reason": error[2]} if error else {})})
+        audit.append(
+            s,
+            actor_id=actor.user_id,
+            actor=actor.username,
+            action="connector.sync",
+            target=f"connector:{plan.connector_id}",
+            outcome="ok" if error is None else "failed",
+            details={
+                "dataset": plan.dataset_id,
+                "run": plan.run_id,
+                "trigger": trigger,
+                "rows": rows,
+                "version": version,
+                "status": run.status,
+                **({"reason": error[2]} if error else {}),
+            },
+        )
         s.flush()
         s.expunge(run)
         return run
@@ -348,10 +469,11 @@ def _finish(host: SyncHost, actor: Principal, plan: _Plan, trigger: str, *, rows
 
 
 def due_connectors(session: Session, now: datetime) -> list[tuple[int, datetime]]:
-    rows = session.execute(select(Connector.id, Connector.next_run_at)
-                           .where(Connector.enabled.is_(True), Connector.next_run_at.is_not(None),
-                                  Connector.next_run_at <= now)
-                           .order_by(Connector.next_run_at)).all()
+    rows = session.execute(
+        select(Connector.id, Connector.next_run_at)
+        .where(Connector.enabled.is_(True), Connector.next_run_at.is_not(None), Connector.next_run_at <= now)
+        .order_by(Connector.next_run_at)
+    ).all()
     return [(cid, at) for cid, at in rows if at is not None]
 
 
@@ -361,9 +483,11 @@ def claim(session: Session, connector_id: int, seen_next_run_at: datetime, now: 
     if c is None:
         return False
     result = session.execute(
-        update(Connector).where(Connector.id == connector_id, Connector.next_run_at == seen_next_run_at)
+        update(Connector)
+        .where(Connector.id == connector_id, Connector.next_run_at == seen_next_run_at)
         .values(next_run_at=now + timedelta(seconds=c.interval_s))
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)
+    )
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
@@ -372,6 +496,12 @@ def fail_interrupted(session: Session) -> int:
     stale = list(session.execute(select(SyncRun).where(SyncRun.status == "running")).scalars())
     for r in stale:
         r.status, r.finished_at = "failed", _now()
-        r.error = json.dumps({"zh": "同步被中断（服务重启）", "en": "The sync was interrupted (restart)",
-                              "reason": "interrupted"}, ensure_ascii=False)
+        r.error = json.dumps(
+            {
+                "zh": "同步被中断（服务重启）",
+                "en": "The sync was interrupted (restart)",
+                "reason": "interrupted",
+            },
+            ensure_ascii=False,
+        )
     return len(stale)

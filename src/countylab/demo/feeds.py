@@ -21,10 +21,62 @@ from countylab.demo import names
 from countylab.demo.geography import town_codes
 from countylab.demo.sampling import DateArray, FloatArray, rng_for
 
-_WEEKDAY = np.array([0.08, 0.05, 0.04, 0.04, 0.06, 0.15, 0.45, 0.95, 1.0, 0.7, 0.6, 0.62,
-                     0.65, 0.6, 0.6, 0.65, 0.8, 1.0, 0.9, 0.6, 0.45, 0.35, 0.25, 0.14])
-_WEEKEND = np.array([0.1, 0.07, 0.05, 0.04, 0.05, 0.1, 0.2, 0.4, 0.6, 0.7, 0.75, 0.75,
-                     0.7, 0.7, 0.72, 0.75, 0.78, 0.8, 0.7, 0.55, 0.45, 0.35, 0.25, 0.15])
+_WEEKDAY = np.array(
+    [
+        0.08,
+        0.05,
+        0.04,
+        0.04,
+        0.06,
+        0.15,
+        0.45,
+        0.95,
+        1.0,
+        0.7,
+        0.6,
+        0.62,
+        0.65,
+        0.6,
+        0.6,
+        0.65,
+        0.8,
+        1.0,
+        0.9,
+        0.6,
+        0.45,
+        0.35,
+        0.25,
+        0.14,
+    ]
+)
+_WEEKEND = np.array(
+    [
+        0.1,
+        0.07,
+        0.05,
+        0.04,
+        0.05,
+        0.1,
+        0.2,
+        0.4,
+        0.6,
+        0.7,
+        0.75,
+        0.75,
+        0.7,
+        0.7,
+        0.72,
+        0.75,
+        0.78,
+        0.8,
+        0.7,
+        0.55,
+        0.45,
+        0.35,
+        0.25,
+        0.15,
+    ]
+)
 _HIGHWAYS = ("G235国道", "S213省道", "S310省道", "县道X508")
 
 # HJ 633-2012 breakpoints: IAQI and concentration limits (μg/m³; PM 24-hour, NO2 and O3 1-hour)
@@ -73,14 +125,16 @@ def make_junctions(seed: int) -> list[Junction]:
             continue
         for a, b in spots:
             peak = float(np.round(base * rng.lognormal(0, 0.3), 1))
-            out.append(Junction(
-                junction_id=f"J{len(out) + 1:02d}",
-                junction_name=f"{town}{a}与{b}交叉口",
-                town_code=codes[ti],
-                peak_flow=peak,
-                capacity=float(np.round(peak * rng.uniform(1.1, 1.5), 1)),
-                free_speed=float(np.round(rng.uniform(35, 60), 1)),
-            ))
+            out.append(
+                Junction(
+                    junction_id=f"J{len(out) + 1:02d}",
+                    junction_name=f"{town}{a}与{b}交叉口",
+                    town_code=codes[ti],
+                    peak_flow=peak,
+                    capacity=float(np.round(peak * rng.uniform(1.1, 1.5), 1)),
+                    free_speed=float(np.round(rng.uniform(35, 60), 1)),
+                )
+            )
     return out[:20]
 
 
@@ -93,14 +147,19 @@ def make_stations(seed: int) -> list[Station]:
     for k, ti in enumerate(picks):
         town, kind, terrain = names.TOWNS[ti]
         urban = kind == "街道"
-        out.append(Station(
-            station_id=f"AQ{k + 1:02d}",
-            station_name=f"{town}{'空气自动监测站' if urban else '空气质量监测点'}",
-            town_code=codes[ti],
-            pm_factor=float(np.round((1.1 if urban else 0.75 if terrain == "山区" else 0.95)
-                                     * rng.lognormal(0, 0.08), 3)),
-            traffic_factor=float(np.round(1.0 if urban else 0.5, 2)),
-        ))
+        out.append(
+            Station(
+                station_id=f"AQ{k + 1:02d}",
+                station_name=f"{town}{'空气自动监测站' if urban else '空气质量监测点'}",
+                town_code=codes[ti],
+                pm_factor=float(
+                    np.round(
+                        (1.1 if urban else 0.75 if terrain == "山区" else 0.95) * rng.lognormal(0, 0.08), 3
+                    )
+                ),
+                traffic_factor=float(np.round(1.0 if urban else 0.5, 2)),
+            )
+        )
     return out
 
 
@@ -126,21 +185,26 @@ def traffic_table(rng: np.random.Generator, hours: DateArray, junctions: Sequenc
     mean = peak * _profile(hour) * rng.lognormal(0, 0.08, len(hour))
     vehicles = rng.poisson(mean).astype(np.int64)
     speed = vf * (1 - 0.55 * np.minimum(vehicles / cap, 1.2) ** 2) + rng.normal(0, 2.0, len(hour))
-    return pa.table({
-        "junction_id": pa.array([x.junction_id for x in junctions]).take(pa.array(j)),
-        "junction_name": pa.array([x.junction_name for x in junctions]).take(pa.array(j)),
-        "town_code": pa.array([x.town_code for x in junctions]).take(pa.array(j)),
-        "hour": pa.array(hour.astype("datetime64[s]"), pa.timestamp("s")),
-        "vehicles": pa.array(vehicles),
-        "avg_speed_kmh": pa.array(np.round(np.maximum(speed, 5.0), 1)),
-    })
+    return pa.table(
+        {
+            "junction_id": pa.array([x.junction_id for x in junctions]).take(pa.array(j)),
+            "junction_name": pa.array([x.junction_name for x in junctions]).take(pa.array(j)),
+            "town_code": pa.array([x.town_code for x in junctions]).take(pa.array(j)),
+            "hour": pa.array(hour.astype("datetime64[s]"), pa.timestamp("s")),
+            "vehicles": pa.array(vehicles),
+            "avg_speed_kmh": pa.array(np.round(np.maximum(speed, 5.0), 1)),
+        }
+    )
 
 
 def _weather(hours: DateArray) -> FloatArray:
     """County-wide pollution level: slow waves of 3-9 days (a fixed function of time)."""
     t = hours.astype(np.int64) / 24.0  # days since 1970
-    return np.exp(0.35 * np.sin(2 * np.pi * t / 5.3 + 0.7) + 0.25 * np.sin(2 * np.pi * t / 8.7 + 2.1)
-                  + 0.15 * np.sin(2 * np.pi * t / 2.9 + 4.0))
+    return np.exp(
+        0.35 * np.sin(2 * np.pi * t / 5.3 + 0.7)
+        + 0.25 * np.sin(2 * np.pi * t / 8.7 + 2.1)
+        + 0.15 * np.sin(2 * np.pi * t / 2.9 + 4.0)
+    )
 
 
 def _iaqi(values: FloatArray, pollutant: str) -> FloatArray:
@@ -164,17 +228,19 @@ def air_quality_table(rng: np.random.Generator, hours: DateArray, stations: Sequ
     o3 = np.maximum(25 + 120 * sun * rng.lognormal(0, 0.15, n) - 0.6 * no2, 2)
     sub = [_iaqi(pm25, "pm25"), _iaqi(pm10, "pm10"), _iaqi(no2, "no2"), _iaqi(o3, "o3")]
     aqi = np.max(np.vstack(sub), axis=0)
-    return pa.table({
-        "station_id": pa.array([x.station_id for x in stations]).take(pa.array(s)),
-        "station_name": pa.array([x.station_name for x in stations]).take(pa.array(s)),
-        "town_code": pa.array([x.town_code for x in stations]).take(pa.array(s)),
-        "hour": pa.array(hour.astype("datetime64[s]"), pa.timestamp("s")),
-        "pm25": pa.array(np.round(pm25, 1)),
-        "pm10": pa.array(np.round(pm10, 1)),
-        "no2": pa.array(np.round(no2, 1)),
-        "o3": pa.array(np.round(o3, 1)),
-        "aqi": pa.array(aqi.astype(np.int64)),
-    })
+    return pa.table(
+        {
+            "station_id": pa.array([x.station_id for x in stations]).take(pa.array(s)),
+            "station_name": pa.array([x.station_name for x in stations]).take(pa.array(s)),
+            "town_code": pa.array([x.town_code for x in stations]).take(pa.array(s)),
+            "hour": pa.array(hour.astype("datetime64[s]"), pa.timestamp("s")),
+            "pm25": pa.array(np.round(pm25, 1)),
+            "pm10": pa.array(np.round(pm10, 1)),
+            "no2": pa.array(np.round(no2, 1)),
+            "o3": pa.array(np.round(o3, 1)),
+            "aqi": pa.array(aqi.astype(np.int64)),
+        }
+    )
 
 
 def _batch_rng(rng_or_seed: np.random.Generator | int, stream: str, hour: datetime) -> np.random.Generator:
@@ -184,8 +250,9 @@ def _batch_rng(rng_or_seed: np.random.Generator | int, stream: str, hour: dateti
     return rng_for(rng_or_seed * 1_000_003 + hour_index, stream)
 
 
-def traffic_batch(rng_or_seed: np.random.Generator | int, hour: datetime,
-                  junctions: Sequence[Junction]) -> list[dict[str, Any]]:
+def traffic_batch(
+    rng_or_seed: np.random.Generator | int, hour: datetime, junctions: Sequence[Junction]
+) -> list[dict[str, Any]]:
     """The traffic rows for one hour (same columns as ``traffic_counts.csv``).
 
     With an integer seed the rows of a given hour are reproducible; pass a Generator instead
@@ -196,8 +263,9 @@ def traffic_batch(rng_or_seed: np.random.Generator | int, hour: datetime,
     return rows
 
 
-def air_quality_batch(rng_or_seed: np.random.Generator | int, hour: datetime,
-                      stations: Sequence[Station]) -> list[dict[str, Any]]:
+def air_quality_batch(
+    rng_or_seed: np.random.Generator | int, hour: datetime, stations: Sequence[Station]
+) -> list[dict[str, Any]]:
     """The air quality rows for one hour (same columns as ``air_quality.csv``)."""
     rng = _batch_rng(rng_or_seed, "air-live", hour)
     rows: list[dict[str, Any]] = air_quality_table(rng, _hours(hour, 1), stations).to_pylist()

@@ -35,8 +35,14 @@ _GBK_NOTE = "与 enterprises 内容相同，按中文版 Excel 的 GBK 编码导
 # rows at full size (residents follow from households: about 2.7 people each)
 FULL = {"households": 110_000, "enterprises": 20_000, "plots": 20_000, "care": 60_000, "days": 30}
 
-_TYPES = {pa.int64(): "int64", pa.float64(): "float64", pa.string(): "string", pa.date32(): "date",
-          pa.timestamp("s"): "timestamp", pa.bool_(): "bool"}
+_TYPES = {
+    pa.int64(): "int64",
+    pa.float64(): "float64",
+    pa.string(): "string",
+    pa.date32(): "date",
+    pa.timestamp("s"): "timestamp",
+    pa.bool_(): "bool",
+}
 
 
 def _sha256(path: Path) -> str:
@@ -51,17 +57,35 @@ def _csv_bytes(table: pa.Table) -> bytes:
 
 def _spec(m: DatasetMeta, table: pa.Table, path: Path, encoding: str) -> DatasetSpec:
     if table.column_names != [c[0] for c in m.columns]:
-        raise BugError("演示数据列与目录不一致", "demo table columns differ from the catalog",
-                       dataset=m.name, columns=table.column_names)
-    columns = [ColumnSpec(name=c, type=_TYPES[table.schema.field(c).type], title_zh=t, semantic=s)
-               for c, t, s in m.columns]
+        raise BugError(
+            "演示数据列与目录不一致",
+            "demo table columns differ from the catalog",
+            dataset=m.name,
+            columns=table.column_names,
+        )
+    columns = [
+        ColumnSpec(name=c, type=_TYPES[table.schema.field(c).type], title_zh=t, semantic=s)
+        for c, t, s in m.columns
+    ]
     return DatasetSpec(
-        name=m.name, file=path.name, format="csv", encoding=encoding,
-        title_zh=m.title_zh, title_en=m.title_en,
-        description_zh=m.description_zh, department=m.department[0], department_en=m.department[1],
-        rows=table.num_rows, sha256=_sha256(path), columns=columns, privacy_unit=m.privacy_unit,
-        privacy_unit_column=m.privacy_unit_column, suggested_grade=m.suggested_grade,
-        update_frequency=m.update_frequency, primary_key=list(m.primary_key), key_sets=list(m.key_sets),
+        name=m.name,
+        file=path.name,
+        format="csv",
+        encoding=encoding,
+        title_zh=m.title_zh,
+        title_en=m.title_en,
+        description_zh=m.description_zh,
+        department=m.department[0],
+        department_en=m.department[1],
+        rows=table.num_rows,
+        sha256=_sha256(path),
+        columns=columns,
+        privacy_unit=m.privacy_unit,
+        privacy_unit_column=m.privacy_unit_column,
+        suggested_grade=m.suggested_grade,
+        update_frequency=m.update_frequency,
+        primary_key=list(m.primary_key),
+        key_sets=list(m.key_sets),
         tags=list(m.tags),
     )
 
@@ -69,16 +93,23 @@ def _spec(m: DatasetMeta, table: pa.Table, path: Path, encoding: str) -> Dataset
 def _geo_tables(geo: Geography, residents: pa.Table) -> tuple[pa.Table, pa.Table]:
     counts = pc.value_counts(residents.column("town_code")).to_pylist() if residents.num_rows else []
     per_town = {c["values"]: c["counts"] for c in counts}
-    towns = pa.table({
-        "town_code": pa.array(geo.town_code), "town_name": pa.array(geo.town_name),
-        "type": pa.array(geo.town_type), "terrain": pa.array(geo.terrain),
-        "population": pa.array([per_town.get(c, 0) for c in geo.town_code], pa.int64()),
-    })
-    villages = pa.table({
-        "village_code": pa.array(geo.village_code), "village_name": pa.array(geo.village_name),
-        "town_code": pa.array(geo.town_code).take(pa.array(geo.village_town)),
-        "type": pa.array(geo.village_type),
-    })
+    towns = pa.table(
+        {
+            "town_code": pa.array(geo.town_code),
+            "town_name": pa.array(geo.town_name),
+            "type": pa.array(geo.town_type),
+            "terrain": pa.array(geo.terrain),
+            "population": pa.array([per_town.get(c, 0) for c in geo.town_code], pa.int64()),
+        }
+    )
+    villages = pa.table(
+        {
+            "village_code": pa.array(geo.village_code),
+            "village_name": pa.array(geo.village_name),
+            "town_code": pa.array(geo.town_code).take(pa.array(geo.village_town)),
+            "type": pa.array(geo.village_type),
+        }
+    )
     return towns, villages
 
 
@@ -93,8 +124,14 @@ def resolve_scale(size: str, scale: float | None) -> float:
     return SIZES[size]
 
 
-def generate_county(out_dir: Path, *, seed: int = 20261126, size: str = "full", scale: float | None = None,
-                    as_of: date = DEFAULT_AS_OF) -> Manifest:
+def generate_county(
+    out_dir: Path,
+    *,
+    seed: int = 20261126,
+    size: str = "full",
+    scale: float | None = None,
+    as_of: date = DEFAULT_AS_OF,
+) -> Manifest:
     """Write the demo county's seed files and ``manifest.json`` into ``out_dir`` (created)."""
     factor = resolve_scale(size, scale)
     out_dir = Path(out_dir)
@@ -116,9 +153,17 @@ def generate_county(out_dir: Path, *, seed: int = 20261126, size: str = "full", 
     traffic = feeds.traffic_table(rng_for(seed, "traffic"), hours, feeds.make_junctions(seed))
     air = feeds.air_quality_table(rng_for(seed, "air"), hours, feeds.make_stations(seed))
 
-    tables = {"towns": towns, "villages": villages, "households": households, "residents": residents,
-              "enterprises": enterprises, "farmland_plots": plots, "elderly_care_records": care,
-              "traffic_counts": traffic, "air_quality": air}
+    tables = {
+        "towns": towns,
+        "villages": villages,
+        "households": households,
+        "residents": residents,
+        "enterprises": enterprises,
+        "farmland_plots": plots,
+        "elderly_care_records": care,
+        "traffic_counts": traffic,
+        "air_quality": air,
+    }
     specs: list[DatasetSpec] = []
     for m in CATALOG:
         data = _csv_bytes(tables[m.name])
@@ -129,14 +174,26 @@ def generate_county(out_dir: Path, *, seed: int = 20261126, size: str = "full", 
             gbk_path = out_dir / "enterprises_gbk.csv"
             gbk_path.write_bytes(data.decode("utf-8").encode("gbk"))
             gbk = _spec(meta("enterprises"), enterprises, gbk_path, "gbk")
-            specs.append(replace(gbk, name="enterprises_gbk", title_zh=gbk.title_zh + "（GBK导出）",
-                                 title_en=gbk.title_en + " (GBK export)",
-                                 description_zh=gbk.description_zh + _GBK_NOTE,
-                                 tags=[*gbk.tags, "GBK"]))
-    manifest = Manifest(county_name=names.COUNTY_NAME, county_code=names.COUNTY_CODE, seed=seed,
-                        size=size if scale is None else "custom",
-                        scale=factor, as_of=as_of.isoformat(), generator_version=GENERATOR_VERSION,
-                        datasets=specs)
+            specs.append(
+                replace(
+                    gbk,
+                    name="enterprises_gbk",
+                    title_zh=gbk.title_zh + "（GBK导出）",
+                    title_en=gbk.title_en + " (GBK export)",
+                    description_zh=gbk.description_zh + _GBK_NOTE,
+                    tags=[*gbk.tags, "GBK"],
+                )
+            )
+    manifest = Manifest(
+        county_name=names.COUNTY_NAME,
+        county_code=names.COUNTY_CODE,
+        seed=seed,
+        size=size if scale is None else "custom",
+        scale=factor,
+        as_of=as_of.isoformat(),
+        generator_version=GENERATOR_VERSION,
+        datasets=specs,
+    )
     (out_dir / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
     return manifest
 

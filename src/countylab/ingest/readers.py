@@ -105,8 +105,13 @@ def _fast_text_columns(records: list[Any], names: list[str]) -> pa.RecordBatch |
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
             return None
         kind = arr.type
-        if not (pa.types.is_null(kind) or pa.types.is_string(kind) or pa.types.is_integer(kind)
-                or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+        if not (
+            pa.types.is_null(kind)
+            or pa.types.is_string(kind)
+            or pa.types.is_integer(kind)
+            or pa.types.is_floating(kind)
+            or pa.types.is_boolean(kind)
+        ):
             return None
         arrays[name] = pc.cast(arr, pa.string())
     return pa.RecordBatch.from_pydict(arrays)

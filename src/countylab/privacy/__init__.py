@@ -14,10 +14,22 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "DPEngine": "engine", "QueryPlan": "planner", "DPResult": "result", "QueryTimeout": "sandboxed_duckdb",
-    "CellStats": "sdc", "SdcRules": "sdc", "cell_stats": "sdc", "check_frequency": "sdc",
-    "check_magnitude": "sdc", "ColumnKind": "spec", "ColumnPolicy": "spec", "EngineSettings": "spec",
-    "SandboxLimits": "spec", "TableSpec": "spec", "ExactRunner": "worker", "InProcessRunner": "worker",
+    "DPEngine": "engine",
+    "QueryPlan": "planner",
+    "DPResult": "result",
+    "QueryTimeout": "sandboxed_duckdb",
+    "CellStats": "sdc",
+    "SdcRules": "sdc",
+    "cell_stats": "sdc",
+    "check_frequency": "sdc",
+    "check_magnitude": "sdc",
+    "ColumnKind": "spec",
+    "ColumnPolicy": "spec",
+    "EngineSettings": "spec",
+    "SandboxLimits": "spec",
+    "TableSpec": "spec",
+    "ExactRunner": "worker",
+    "InProcessRunner": "worker",
     "WorkerRunner": "worker",
 }
 

@@ -48,8 +48,12 @@ def padded(bucket_s: float, fn: Callable[[], T]) -> T:
 class DPEngine:
     """Differentially private SQL over a fixed set of permitted tables (one grant's datasets)."""
 
-    def __init__(self, tables: Sequence[TableSpec], settings: EngineSettings | None = None,
-                 runner: ExactRunner | None = None) -> None:
+    def __init__(
+        self,
+        tables: Sequence[TableSpec],
+        settings: EngineSettings | None = None,
+        runner: ExactRunner | None = None,
+    ) -> None:
         self.settings = settings or EngineSettings()
         self.tables = tables_by_name(tables)
         self.runner: ExactRunner = runner or InProcessRunner(self.settings.limits, self.settings.bound_seed)
@@ -93,8 +97,9 @@ class DPEngine:
         noisy = Noisy()
         keys, threshold = released_keys(plan, exact, groups, noisy, col)
         if len(keys) > self.settings.limits.max_result_rows:
-            raise TooLarge("结果行数超过上限", "result has too many rows",
-                           max_rows=self.settings.limits.max_result_rows)
+            raise TooLarge(
+                "结果行数超过上限", "result has too many rows", max_rows=self.settings.limits.max_result_rows
+            )
         add_noise(plan, keys, exact, col, hists, noisy)
         rows: Rows = []
         intervals: list[tuple[Interval, ...]] = []
@@ -112,22 +117,33 @@ class DPEngine:
             rows.append(tuple(row))
             intervals.append(tuple(ints))
         rows, intervals = _order(model, rows, intervals)
-        return DPResult([o.name for o in model.outputs], rows, intervals, plan.epsilon, plan.delta,
-                        notes=_notes(plan, threshold), fingerprint=plan.fingerprint)
+        return DPResult(
+            [o.name for o in model.outputs],
+            rows,
+            intervals,
+            plan.epsilon,
+            plan.delta,
+            notes=_notes(plan, threshold),
+            fingerprint=plan.fingerprint,
+        )
 
     # -- SDC path -----------------------------------------------------------------------------
     def _sdc(self, sql: str, rules: sdc.SdcRules) -> DPResult:
         model = parse_query(sql, self.tables, self.settings.limits.max_result_rows)
         allowed = ("count", "count_unit", "sum", "avg")
         if model.unit_sql is None or any(a.kind not in allowed for a in model.aggs):
-            raise ValidationFailed("SDC 模式只支持 COUNT、SUM、AVG 且需要隐私主体",
-                                   "SDC mode supports COUNT, SUM and AVG over data with a privacy unit",
-                                   reason="sdc")
+            raise ValidationFailed(
+                "SDC 模式只支持 COUNT、SUM、AVG 且需要隐私主体",
+                "SDC mode supports COUNT, SUM and AVG over data with a privacy unit",
+                reason="sdc",
+            )
         cols = sorted({a.column for a in model.aggs if a.column is not None})
         ng = len(model.group_sqls)
-        inner = [f'{g} AS "__g{i}"' for i, g in enumerate(model.group_sqls)] + [f'{model.unit_sql} AS "__u"',
-                                                                               'count(*) AS "__n"']
-        outer = [f'"__g{i}"' for i in range(ng)] + ['count(*)', 'sum("__n")']
+        inner = [f'{g} AS "__g{i}"' for i, g in enumerate(model.group_sqls)] + [
+            f'{model.unit_sql} AS "__u"',
+            'count(*) AS "__n"',
+        ]
+        outer = [f'"__g{i}"' for i in range(ng)] + ["count(*)", 'sum("__n")']
         top = max(2, rules.nk_n)
         for j, c in enumerate(cols):
             inner += [f'sum({c}) AS "__s{j}"', f'count({c}) AS "__c{j}"']
@@ -135,8 +151,10 @@ class DPEngine:
         where = f" WHERE {model.where_sql}" if model.where_sql else ""
         gb = ", ".join([f'"__g{i}"' for i in range(ng)] + ['"__u"'])
         gb_out = " GROUP BY " + ", ".join(f'"__g{i}"' for i in range(ng)) if ng else ""
-        q = (f"WITH u AS (SELECT {', '.join(inner)} FROM {model.from_sql}{where} GROUP BY {gb}) "
-             f"SELECT {', '.join(outer)} FROM u{gb_out}")
+        q = (
+            f"WITH u AS (SELECT {', '.join(inner)} FROM {model.from_sql}{where} GROUP BY {gb}) "
+            f"SELECT {', '.join(outer)} FROM u{gb_out}"
+        )
         exact = self.runner.run(list(model.tables), [q], bounded=False)[0]
         if len(exact) > self.settings.limits.max_result_rows:
             raise TooLarge("结果行数超过上限", "result has too many rows")
@@ -166,12 +184,20 @@ class DPEngine:
             rows.append(tuple(row))
         intervals: list[tuple[Interval, ...]] = [tuple(None for _ in model.outputs) for _ in rows]
         rows, intervals = _order(model, rows, intervals)
-        return DPResult([o.name for o in model.outputs], rows, intervals, 0.0, 0.0, suppressed,
-                        notes=["SDC: exact values; cells failing threshold/p%/dominance rules suppressed"])
+        return DPResult(
+            [o.name for o in model.outputs],
+            rows,
+            intervals,
+            0.0,
+            0.0,
+            suppressed,
+            notes=["SDC: exact values; cells failing threshold/p%/dominance rules suppressed"],
+        )
 
 
-def _order(model: QueryModel, rows: Rows, intervals: list[tuple[Interval, ...]]
-           ) -> tuple[Rows, list[tuple[Interval, ...]]]:
+def _order(
+    model: QueryModel, rows: Rows, intervals: list[tuple[Interval, ...]]
+) -> tuple[Rows, list[tuple[Interval, ...]]]:
     """ORDER BY and LIMIT applied to released values (post-processing)."""
     pairs = list(zip(rows, intervals, strict=True))
     gcols = [i for i, o in enumerate(model.outputs) if o.source == "group"]
@@ -184,16 +210,19 @@ def _order(model: QueryModel, rows: Rows, intervals: list[tuple[Interval, ...]]
 
         pairs.sort(key=sort_key, reverse=desc)
     if model.limit is not None:
-        pairs = pairs[:model.limit]
+        pairs = pairs[: model.limit]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def _notes(plan: QueryPlan, threshold: int | None) -> list[str]:
-    notes = [f"pure ε-DP (Laplace, OpenDP); ε={plan.epsilon:g} split equally over "
-             f"{len(plan.measurements)} measurement(s); "
-             f"each unit contributes ≤ {plan.model.contribution} row(s)",
-             "numeric values clamped to steward bounds; NULL numbers count as the bounds' midpoint"]
+    notes = [
+        f"pure ε-DP (Laplace, OpenDP); ε={plan.epsilon:g} split equally over "
+        f"{len(plan.measurements)} measurement(s); "
+        f"each unit contributes ≤ {plan.model.contribution} row(s)",
+        "numeric values clamped to steward bounds; NULL numbers count as the bounds' midpoint",
+    ]
     if threshold is not None:
-        notes.append(f"group keys not public: DP partition selection, threshold {threshold}, "
-                     f"δ={plan.delta:g}")
+        notes.append(
+            f"group keys not public: DP partition selection, threshold {threshold}, δ={plan.delta:g}"
+        )
     return notes

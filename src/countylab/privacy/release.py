@@ -34,8 +34,13 @@ class Noisy:
         self.hist: dict[str, list[list[int]]] = {}
 
 
-def released_keys(plan: QueryPlan, exact: dict[str, tuple[Any, ...]], groups: dict[str, tuple[Any, ...]],
-                  noisy: Noisy, col: dict[str, int]) -> tuple[list[str], int | None]:
+def released_keys(
+    plan: QueryPlan,
+    exact: dict[str, tuple[Any, ...]],
+    groups: dict[str, tuple[Any, ...]],
+    noisy: Noisy,
+    col: dict[str, int],
+) -> tuple[list[str], int | None]:
     """Keys to release: none (one row), the public key set, or DP partition selection."""
     model = plan.model
     if not model.group_sqls:
@@ -53,8 +58,14 @@ def released_keys(plan: QueryPlan, exact: dict[str, tuple[Any, ...]], groups: di
     return keys, thr
 
 
-def add_noise(plan: QueryPlan, keys: list[str], exact: dict[str, tuple[Any, ...]], col: dict[str, int],
-              hists: dict[str, dict[str, list[int]]], noisy: Noisy) -> None:
+def add_noise(
+    plan: QueryPlan,
+    keys: list[str],
+    exact: dict[str, tuple[Any, ...]],
+    col: dict[str, int],
+    hists: dict[str, dict[str, list[int]]],
+    noisy: Noisy,
+) -> None:
     for m in plan.measurements:
         if m.key in noisy.values:
             continue
@@ -62,7 +73,7 @@ def add_noise(plan: QueryPlan, keys: list[str], exact: dict[str, tuple[Any, ...]
             h = hists.get(m.key, {})
             flat = [c for k in keys for c in h.get(k, [0] * plan.bins)]
             out, scale = laplace_ints(flat, int(m.sensitivity), m.epsilon)
-            noisy.hist[m.key] = [out[i * plan.bins:(i + 1) * plan.bins] for i in range(len(keys))]
+            noisy.hist[m.key] = [out[i * plan.bins : (i + 1) * plan.bins] for i in range(len(keys))]
             noisy.scales[m.key] = scale
             continue
         vals = [exact[k][col[m.key]] if k in exact else None for k in keys]
@@ -70,8 +81,9 @@ def add_noise(plan: QueryPlan, keys: list[str], exact: dict[str, tuple[Any, ...]
             ints, scale = laplace_ints([int(v or 0) for v in vals], int(m.sensitivity), m.epsilon)
             noisy.values[m.key] = [float(v) for v in ints]
         else:
-            noisy.values[m.key], scale = laplace_floats([float(v or 0.0) for v in vals], m.sensitivity,
-                                                        m.epsilon)
+            noisy.values[m.key], scale = laplace_floats(
+                [float(v or 0.0) for v in vals], m.sensitivity, m.epsilon
+            )
         noisy.scales[m.key] = scale
 
 
@@ -117,8 +129,8 @@ def agg_cell(plan: QueryPlan, a: Agg, i: int, noisy: Noisy, confidence: float) -
     ss, var_ss = noisy.values[qm.key][i], 2.0 * noisy.scales[qm.key] ** 2
     corr = 1.0 if a.pop or n <= 1.0 else n / (n - 1.0)
     var = _clip((ss / n - (s / n) ** 2) * corr, 0.0, half * half)
-    g_ss, g_s, g_n = 1.0 / n, -2.0 * s / n ** 2, -ss / n ** 2 + 2.0 * s * s / n ** 3
-    sd = math.sqrt(g_ss ** 2 * var_ss + g_s ** 2 * var_s + g_n ** 2 * var_n) * corr
+    g_ss, g_s, g_n = 1.0 / n, -2.0 * s / n**2, -ss / n**2 + 2.0 * s * s / n**3
+    sd = math.sqrt(g_ss**2 * var_ss + g_s**2 * var_s + g_n**2 * var_n) * corr
     lo_v, hi_v = _clip(var - z * sd, 0.0, half * half), _clip(var + z * sd, 0.0, half * half)
     if a.kind == "var":
         return var, (lo_v, hi_v)

@@ -46,8 +46,10 @@ def _bounded_source(spec: TableSpec, bound_seed: int) -> str:
     order = f"hash({int(bound_seed)}, {cols})"
     if spec.privacy_unit is not None:
         part = _q(spec.privacy_unit)
-        return (f"SELECT {cols} FROM ({src}) AS s QUALIFY row_number() OVER "
-                f"(PARTITION BY {part} ORDER BY {order}) <= {spec.max_rows_per_unit}")
+        return (
+            f"SELECT {cols} FROM ({src}) AS s QUALIFY row_number() OVER "
+            f"(PARTITION BY {part} ORDER BY {order}) <= {spec.max_rows_per_unit}"
+        )
     uniques = [c for c, p in spec.columns.items() if p.unique]
     if not uniques:
         return src
@@ -55,8 +57,9 @@ def _bounded_source(spec: TableSpec, bound_seed: int) -> str:
     return f"SELECT {cols} FROM ({src}) AS s QUALIFY {quals}"
 
 
-def materialise(con: duckdb.DuckDBPyConnection, spec: TableSpec, bound_seed: int,
-                max_enum: int = 10_000) -> None:
+def materialise(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, bound_seed: int, max_enum: int = 10_000
+) -> None:
     """Copy one table into memory, bounded per unit, with clamped copies of numeric columns.
 
     Why the extras: low-cardinality text categories become ENUMs and clamping is done once
@@ -64,8 +67,12 @@ def materialise(con: duckdb.DuckDBPyConnection, spec: TableSpec, bound_seed: int
     """
     stage = _q(f"__stage_{spec.name}")
     con.execute(f"CREATE TEMP TABLE {stage} AS {_bounded_source(spec, bound_seed)}")
-    types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                             "WHERE table_name = ?", [f"__stage_{spec.name}"]).fetchall())
+    types = dict(
+        con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
+            [f"__stage_{spec.name}"],
+        ).fetchall()
+    )
     select = []
     for col, pol in spec.columns.items():
         expr = _q(col)
@@ -73,8 +80,10 @@ def materialise(con: duckdb.DuckDBPyConnection, spec: TableSpec, bound_seed: int
             distinct = con.execute(f"SELECT count(DISTINCT {expr}) FROM {stage}").fetchone()
             if distinct is not None and 0 < distinct[0] <= max_enum:
                 etype = _q(f"__enum_{spec.name}_{col}")
-                con.execute(f"CREATE TYPE {etype} AS ENUM (SELECT DISTINCT {expr} FROM {stage} "
-                            f"WHERE {expr} IS NOT NULL ORDER BY 1)")
+                con.execute(
+                    f"CREATE TYPE {etype} AS ENUM (SELECT DISTINCT {expr} FROM {stage} "
+                    f"WHERE {expr} IS NOT NULL ORDER BY 1)"
+                )
                 expr = f"CAST({expr} AS {etype})"
         select.append(f"{expr} AS {_q(col)}")
         b = pol.bounds()

@@ -317,8 +317,10 @@ def parse_query(sql: str, permitted: Mapping[str, TableSpec], max_keys: int) -> 
     where_sql = _qualify(where.this, scope).sql(dialect="duckdb") if where is not None else None
 
     items = list(tree.expressions)
-    names = [it.alias or (it.name if isinstance(it, exp.Column) else it.sql(dialect="duckdb").lower())
-             for it in items]
+    names = [
+        it.alias or (it.name if isinstance(it, exp.Column) else it.sql(dialect="duckdb").lower())
+        for it in items
+    ]
     groups: list[exp.Expression] = []
     for g in tree.args["group"].expressions if tree.args.get("group") else []:
         if (

@@ -50,9 +50,11 @@ class _ConnectionCache:
             try:
                 con = open_sandbox(specs, self.limits, self.seed)
             except duckdb.Error as exc:  # e.g. the tables do not fit the memory limit
-                raise errors.UserError("数据装载失败（可能超出查询引擎的内存上限）",
-                                       "loading the tables failed (the query engine's memory limit?)",
-                                       reason=type(exc).__name__) from exc
+                raise errors.UserError(
+                    "数据装载失败（可能超出查询引擎的内存上限）",
+                    "loading the tables failed (the query engine's memory limit?)",
+                    reason=type(exc).__name__,
+                ) from exc
             self.cons[key] = con
             while len(self.cons) > self.size:
                 self.cons.popitem(last=False)[1].close()
@@ -152,9 +154,11 @@ class WorkerRunner:
                 reply = conn.recv()
             except (EOFError, OSError) as exc:  # the worker died (memory limit, killed): restart it
                 self._kill()
-                raise errors.UserError("查询引擎进程异常退出，已重启",
-                                       "the query worker died and was restarted",
-                                       reason=type(exc).__name__) from exc
+                raise errors.UserError(
+                    "查询引擎进程异常退出，已重启",
+                    "the query worker died and was restarted",
+                    reason=type(exc).__name__,
+                ) from exc
         if reply[0] == "ok":
             result: list[Rows] = reply[1]
             return result

@@ -1,7 +1,249 @@
-"""Routes of this area (filled in by its capability; an empty router until then)."""
+"""API: the airlock (出域申请, review, released files) and the model registry (in-domain predictions).
+
+No route here returns a model's bytes: model files are registered, never released, and a file
+preview is served only for files that passed the file type check.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
 
-router = APIRouter()
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from countylab.airlock.service import FileChoice
+from countylab.airlock.wiring import airlock_of, models_of
+from countylab.serving.registry import ModelCard
+from countylab.storage.airlock_models import RegisteredModel
+from countylab.web.deps import Actor, LabDep
+
+router = APIRouter(prefix="/api", tags=["airlock"])
+
+
+class FileIn(BaseModel):
+    name: str
+    description: str = ""
+    controls: str = ""
+    count_columns: list[str] = Field(default_factory=list)
+    magnitude_columns: list[str] = Field(default_factory=list)
+    filter: str = ""
+
+    def choice(self) -> FileChoice:
+        return FileChoice(
+            self.name,
+            self.description,
+            self.controls,
+            tuple(self.count_columns),
+            tuple(self.magnitude_columns),
+            self.filter,
+        )
+
+
+class RequestIn(BaseModel):
+    job_id: int
+    title: str = ""
+    note: str = ""
+    files: list[FileIn]
+    submit: bool = False
+
+
+class ResubmitIn(BaseModel):
+    job_id: int | None = None
+    files: list[FileIn] | None = None
+
+
+class VoteIn(BaseModel):
+    choice: str
+    comment: str = ""
+    role: str | None = None
+
+
+class CommentIn(BaseModel):
+    body: str
+    file_id: int | None = None
+
+
+@router.get("/airlock/jobs/{job_id}/outbox")
+def outbox(job_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        entries = airlock_of(lab).outbox(s, actor, job_id)
+        return {"job_id": job_id, "files": [{"name": e.name, "bytes": e.size} for e in entries]}
+
+
+@router.post("/airlock/requests", status_code=201)
+def create_request(body: RequestIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        req = airlock_of(lab).create(
+            s, actor, body.job_id, [f.choice() for f in body.files], title=body.title, note=body.note
+        )
+        if body.submit:
+            airlock_of(lab).submit(s, actor, req.id)
+        return dict(airlock_of(lab).view(s, actor, req.id))
+
+
+@router.get("/airlock/requests")
+def list_requests(actor: Actor, lab: LabDep, scope: str = "mine") -> dict[str, Any]:
+    with lab.tx() as s:
+        return {"items": airlock_of(lab).list_requests(s, actor, scope)}
+
+
+@router.get("/airlock/requests/{request_id}")
+def get_request(request_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        return dict(airlock_of(lab).view(s, actor, request_id))
+
+
+@router.post("/airlock/requests/{request_id}/submit")
+def submit(request_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        airlock_of(lab).submit(s, actor, request_id)
+        return dict(airlock_of(lab).view(s, actor, request_id))
+
+
+@router.post("/airlock/requests/{request_id}/resubmit")
+def resubmit(request_id: int, body: ResubmitIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    files = [f.choice() for f in body.files] if body.files else None
+    with lab.tx() as s:
+        airlock_of(lab).resubmit(s, actor, request_id, job_id=body.job_id, files=files)
+        return dict(airlock_of(lab).view(s, actor, request_id))
+
+
+@router.post("/airlock/requests/{request_id}/withdraw")
+def withdraw(request_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        airlock_of(lab).withdraw(s, actor, request_id)
+        return dict(airlock_of(lab).view(s, actor, request_id))
+
+
+@router.post("/airlock/requests/{request_id}/votes")
+def vote(request_id: int, body: VoteIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        airlock_of(lab).vote(s, actor, request_id, body.choice, body.comment, body.role)
+        return dict(airlock_of(lab).view(s, actor, request_id))
+
+
+@router.post("/airlock/requests/{request_id}/comments", status_code=201)
+def comment(request_id: int, body: CommentIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        c = airlock_of(lab).comment(s, actor, request_id, body.body, body.file_id)
+        return {"id": c.id, "request_id": request_id, "file_id": c.file_id, "body": c.body}
+
+
+@router.get("/airlock/files/{file_id}/preview")
+def preview(file_id: int, actor: Actor, lab: LabDep) -> Response:
+    with lab.tx() as s:
+        content = airlock_of(lab).content(s, actor, file_id, "preview")
+    return _file_response(content, inline=True)
+
+
+@router.get("/airlock/released")
+def released(actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        return {"items": airlock_of(lab).released_files(s, actor)}
+
+
+@router.get("/airlock/files/{file_id}/download")
+def download(file_id: int, actor: Actor, lab: LabDep) -> Response:
+    with lab.tx() as s:
+        content = airlock_of(lab).content(s, actor, file_id, "download")
+    return _file_response(content, inline=False)
+
+
+def _file_response(content: Any, *, inline: bool) -> Response:
+    from urllib.parse import quote
+
+    disposition = "inline" if inline else "attachment"
+    return Response(
+        content.data,
+        media_type=content.media_type,
+        headers={
+            "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(content.name)}",
+            "X-Content-SHA256": content.sha256,
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+        },
+    )
+
+
+# -- models -----------------------------------------------------------------------------------
+class ModelIn(BaseModel):
+    job_id: int
+    file: str
+    name: str
+    inputs: list[str]
+    outputs: list[str] = Field(default_factory=lambda: ["prediction"])
+    description: str = ""
+    metrics_file_id: int | None = None
+
+
+class DecisionIn(BaseModel):
+    approve: bool
+    note: str = ""
+    rate_per_minute: int | None = None
+    daily_quota: int | None = None
+
+
+class PredictIn(BaseModel):
+    rows: list[Any]
+
+
+def model_view(m: RegisteredModel) -> dict[str, Any]:
+    """The model card and its state; never the stored path or the bytes."""
+    return {
+        "id": m.id,
+        "name": m.name,
+        "project_id": m.project_id,
+        "job_id": m.job_id,
+        "file": m.file_name,
+        "format": m.format,
+        "sha256": m.sha256,
+        "bytes": m.bytes,
+        "state": m.state,
+        "card": dict(m.card or {}),
+        "rate_per_minute": m.rate_per_minute,
+        "daily_quota": m.daily_quota,
+        "created_at": m.created_at.isoformat(),
+        "decided_at": m.decided_at.isoformat() if m.decided_at else None,
+        "predict_url": f"/api/models/{m.id}/predict",
+    }
+
+
+@router.post("/models", status_code=201)
+def register_model(body: ModelIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    card = ModelCard(tuple(body.inputs), tuple(body.outputs), body.description, body.metrics_file_id)
+    with lab.tx() as s:
+        return model_view(models_of(lab).register(s, actor, body.job_id, body.file, body.name, card))
+
+
+@router.get("/models")
+def list_models(actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        return {"items": [model_view(m) for m in models_of(lab).list_models(s, actor)]}
+
+
+@router.get("/models/{model_id}")
+def get_model(model_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        return model_view(models_of(lab).get(s, actor, model_id))
+
+
+@router.post("/models/{model_id}/decision")
+def decide_model(model_id: int, body: DecisionIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        m = models_of(lab).decide(
+            s,
+            actor,
+            model_id,
+            body.approve,
+            body.note,
+            rate_per_minute=body.rate_per_minute,
+            daily_quota=body.daily_quota,
+        )
+        return model_view(m)
+
+
+@router.post("/models/{model_id}/predict")
+def predict(model_id: int, body: PredictIn, request: Request, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    result: dict[str, Any] = models_of(lab).predict(lab.tx, actor, model_id, body.rows)
+    return result

@@ -16,20 +16,31 @@ router = APIRouter(prefix="/api", tags=["connectors"])
 
 
 def run_view(r: SyncRun) -> dict[str, Any]:
-    return {"id": r.id, "connector_id": r.connector_id, "status": r.status, "rows": r.rows,
-            "version": r.version,
-            "started_at": r.started_at.isoformat() if r.started_at else None,
-            "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-            "error": connectors.run_error(r)}
+    return {
+        "id": r.id,
+        "connector_id": r.connector_id,
+        "status": r.status,
+        "rows": r.rows,
+        "version": r.version,
+        "started_at": r.started_at.isoformat() if r.started_at else None,
+        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+        "error": connectors.run_error(r),
+    }
 
 
 def connector_view(c: Connector, last: SyncRun | None = None) -> dict[str, Any]:
     next_run = connectors.aware(c.next_run_at)
     return {
-        "id": c.id, "dataset_id": c.dataset_id, "kind": c.kind, "dsn": mask_dsn(c.dsn),
-        "source_table": c.source_table, "cursor_column": c.cursor_column,
+        "id": c.id,
+        "dataset_id": c.dataset_id,
+        "kind": c.kind,
+        "dsn": mask_dsn(c.dsn),
+        "source_table": c.source_table,
+        "cursor_column": c.cursor_column,
         "key_columns": list(c.key_columns or []),
-        "interval_s": c.interval_s, "enabled": c.enabled, "last_cursor": c.last_cursor,
+        "interval_s": c.interval_s,
+        "enabled": c.enabled,
+        "last_cursor": c.last_cursor,
         "next_run_at": next_run.isoformat() if next_run else None,
         "last_run": run_view(last) if last is not None else None,
     }

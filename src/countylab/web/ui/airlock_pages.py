@@ -1,7 +1,334 @@
-"""Routes of this area (filled in by its capability; an empty router until then)."""
+"""Pages of the airlock (出域审核) and the model registry (模型): request form, checker's review
+page (preview, check results, ledger warnings, blind vote), released files, models with a
+"try it" form.  Every action is a form posting to a thin route that calls one service method."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from countylab.airlock.service import FileChoice
+from countylab.airlock.wiring import airlock_of, models_of
+from countylab.errors import CountylabError, PermissionDenied, ValidationFailed
+from countylab.identity.access import has_permission
+from countylab.identity.roles import Permission
+from countylab.serving.registry import ModelCard
+from countylab.web.api.airlock import _file_response, model_view
+from countylab.web.deps import Actor, LabDep
+from countylab.web.ui.common import form_action, lang_of, render
+
+router = APIRouter(include_in_schema=False)
+PREVIEW_LINES = 60
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.replace("，", ",").split(",") if x.strip())
+
+
+@router.get("/airlock")
+def airlock_home(request: Request, actor: Actor, lab: LabDep) -> Response:
+    with lab.tx() as s:
+        mine = airlock_of(lab).list_requests(s, actor, "mine")
+        queue = (
+            airlock_of(lab).list_requests(s, actor, "queue")
+            if has_permission(actor, Permission.release_review)
+            else []
+        )
+    return render(
+        request,
+        "airlock.html",
+        mine=mine,
+        queue=queue,
+        can_create=has_permission(actor, Permission.release_create),
+    )
+
+
+@router.get("/airlock/new")
+def new_request(request: Request, actor: Actor, lab: LabDep, job_id: str = "") -> Response:
+    with lab.tx() as s:
+        jobs = airlock_of(lab).jobs_with_outbox(s, actor)
+        files = airlock_of(lab).outbox(s, actor, int(job_id)) if job_id.isdigit() else []
+    return render(request, "airlock_new.html", jobs=jobs, job_id=job_id, files=files)
+
+
+@router.post("/airlock/requests")
+async def create_request(request: Request, actor: Actor, lab: LabDep) -> Response:
+    form = await request.form()
+    job = str(form.get("job_id", ""))
+    back = f"/airlock/new?job_id={job}"
+    created: dict[str, int] = {}
+
+    def act() -> None:
+        if not job.isdigit():
+            raise ValidationFailed("请选择作业", "choose a job", reason="job")
+        choices = [
+            FileChoice(
+                str(name),
+                str(form.get(f"description_{i}", "")),
+                str(form.get(f"controls_{i}", "")),
+                _split(str(form.get(f"count_columns_{i}", ""))),
+                (),
+                str(form.get(f"filter_{i}", "")),
+            )
+            for i, name in enumerate(form.getlist("files_all"))
+            if str(name) in {str(v) for v in form.getlist("files")}
+        ]
+        with lab.tx() as s:
+            req = airlock_of(lab).create(
+                s, actor, int(job), choices, title=str(form.get("title", "")), note=str(form.get("note", ""))
+            )
+            if form.get("submit_now"):
+                airlock_of(lab).submit(s, actor, req.id)
+            created["id"] = req.id
+
+    response = form_action(request, back, act, "airlock.flash.created")
+    if "id" in created:
+        response.headers["location"] = f"/airlock/requests/{created['id']}"
+    return response
+
+
+@router.get("/airlock/requests/{request_id}")
+def request_page(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Response:
+    with lab.tx() as s:
+        view = airlock_of(lab).view(s, actor, request_id)
+        previews: dict[int, str] = {}
+        if view["viewer"]["reviewer"] and view["checks_status"] != "fail":
+            for f in view["files"]:
+                if f["kind"] in ("csv", "text", "json", "svg"):
+                    data = airlock_of(lab).content(s, actor, f["id"], "preview").data
+                    lines = data.decode("utf-8", errors="replace").splitlines()
+                    previews[f["id"]] = "\n".join(lines[:PREVIEW_LINES])
+    tables = {
+        fid: [line.split(",") for line in text.splitlines()]
+        for fid, text in previews.items()
+        if next(f for f in view["files"] if f["id"] == fid)["kind"] == "csv"
+    }
+    return render(
+        request,
+        "airlock_request.html",
+        r=view,
+        previews=previews,
+        tables=tables,
+        en=lang_of(request).startswith("en"),
+    )
+
+
+def _act(request: Request, request_id: int, fn: Any, ok: str) -> Response:
+    return form_action(request, f"/airlock/requests/{request_id}", fn, ok)
+
+
+@router.post("/airlock/requests/{request_id}/submit")
+def submit(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Response:
+    def act() -> None:
+        with lab.tx() as s:
+            airlock_of(lab).submit(s, actor, request_id)
+
+    return _act(request, request_id, act, "airlock.flash.submitted")
+
+
+@router.post("/airlock/requests/{request_id}/resubmit")
+def resubmit(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Response:
+    def act() -> None:
+        with lab.tx() as s:
+            airlock_of(lab).resubmit(s, actor, request_id)
+
+    return _act(request, request_id, act, "airlock.flash.submitted")
+
+
+@router.post("/airlock/requests/{request_id}/withdraw")
+def withdraw(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Response:
+    def act() -> None:
+        with lab.tx() as s:
+            airlock_of(lab).withdraw(s, actor, request_id)
+
+    return _act(request, request_id, act, "airlock.flash.withdrawn")
+
+
+@router.post("/airlock/requests/{request_id}/votes")
+def vote(
+    request: Request,
+    request_id: int,
+    actor: Actor,
+    lab: LabDep,
+    choice: Annotated[str, Form()],
+    comment: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "",
+) -> Response:
+    def act() -> None:
+        with lab.tx() as s:
+            airlock_of(lab).vote(s, actor, request_id, choice, comment, role or None)
+
+    return _act(request, request_id, act, "airlock.flash.voted")
+
+
+@router.post("/airlock/requests/{request_id}/comments")
+def comment(
+    request: Request,
+    request_id: int,
+    actor: Actor,
+    lab: LabDep,
+    body: Annotated[str, Form()],
+    file_id: Annotated[str, Form()] = "",
+) -> Response:
+    def act() -> None:
+        with lab.tx() as s:
+            airlock_of(lab).comment(s, actor, request_id, body, int(file_id) if file_id.isdigit() else None)
+
+    return _act(request, request_id, act, "airlock.flash.commented")
+
+
+@router.get("/airlock/released")
+def released_page(request: Request, actor: Actor, lab: LabDep) -> Response:
+    with lab.tx() as s:
+        files = airlock_of(lab).released_files(s, actor)
+    return render(request, "airlock_released.html", files=files)
+
+
+@router.get("/airlock/files/{file_id}/download")
+def download(file_id: int, actor: Actor, lab: LabDep) -> Response:
+    with lab.tx() as s:
+        content = airlock_of(lab).content(s, actor, file_id, "download")
+    return _file_response(content, inline=False)
+
+
+@router.get("/airlock/files/{file_id}/preview")
+def preview(file_id: int, actor: Actor, lab: LabDep) -> Response:
+    with lab.tx() as s:
+        content = airlock_of(lab).content(s, actor, file_id, "preview")
+    return _file_response(content, inline=True)
+
+
+# -- models -----------------------------------------------------------------------------------
+@router.get("/models")
+def models_page(request: Request, actor: Actor, lab: LabDep) -> Response:
+    with lab.tx() as s:
+        models = [model_view(m) for m in models_of(lab).list_models(s, actor)]
+        jobs = (
+            airlock_of(lab).jobs_with_outbox(s, actor)
+            if has_permission(actor, Permission.model_register)
+            else []
+        )
+    return render(
+        request,
+        "models.html",
+        models=models,
+        jobs=jobs,
+        can_register=has_permission(actor, Permission.model_register),
+    )
+
+
+@router.post("/models")
+def register_model(
+    request: Request,
+    actor: Actor,
+    lab: LabDep,
+    job_id: Annotated[str, Form()],
+    file: Annotated[str, Form()],
+    name: Annotated[str, Form()],
+    inputs: Annotated[str, Form()],
+    outputs: Annotated[str, Form()] = "prediction",
+    description: Annotated[str, Form()] = "",
+    metrics_file_id: Annotated[str, Form()] = "",
+) -> Response:
+    created: dict[str, int] = {}
+
+    def act() -> None:
+        card = ModelCard(
+            _split(inputs),
+            _split(outputs) or ("prediction",),
+            description,
+            int(metrics_file_id) if metrics_file_id.isdigit() else None,
+        )
+        if not job_id.isdigit():
+            raise ValidationFailed("请选择作业", "choose a job", reason="job")
+        with lab.tx() as s:
+            created["id"] = models_of(lab).register(s, actor, int(job_id), file.strip(), name, card).id
+
+    response = form_action(request, "/models", act, "model.flash.registered")
+    if "id" in created:
+        response.headers["location"] = f"/models/{created['id']}"
+    return response
+
+
+@router.get("/models/{model_id}")
+def model_page(request: Request, model_id: int, actor: Actor, lab: LabDep) -> Response:
+    with lab.tx() as s:
+        m = models_of(lab).get(s, actor, model_id)
+        view = model_view(m)
+        can_decide = models_of(lab)._may_decide(actor, m) and m.state == "pending"
+        can_call = models_of(lab)._caller(s, actor, m) is not None
+    return render(
+        request,
+        "model.html",
+        m=view,
+        can_decide=can_decide,
+        can_call=can_call,
+        result=None,
+        rows_json=json.dumps([[0] * len(view["card"].get("inputs", []))]),
+    )
+
+
+@router.post("/models/{model_id}/decision")
+def decide(
+    request: Request,
+    model_id: int,
+    actor: Actor,
+    lab: LabDep,
+    approve: Annotated[str, Form()],
+    note: Annotated[str, Form()] = "",
+    rate_per_minute: Annotated[str, Form()] = "",
+    daily_quota: Annotated[str, Form()] = "",
+) -> Response:
+    def act() -> None:
+        with lab.tx() as s:
+            models_of(lab).decide(
+                s,
+                actor,
+                model_id,
+                approve == "1",
+                note,
+                rate_per_minute=int(rate_per_minute) if rate_per_minute.isdigit() else None,
+                daily_quota=int(daily_quota) if daily_quota.isdigit() else None,
+            )
+
+    return form_action(request, f"/models/{model_id}", act, "model.flash.decided")
+
+
+@router.post("/models/{model_id}/predict")
+def try_model(
+    request: Request, model_id: int, actor: Actor, lab: LabDep, rows: Annotated[str, Form()]
+) -> Response:
+    result: dict[str, Any] | None = None
+    error = ""
+    try:
+        parsed = json.loads(rows)
+        if not isinstance(parsed, list):
+            raise ValidationFailed("请输入 JSON 数组", "enter a JSON array", reason="rows")
+        result = models_of(lab).predict(lab.tx, actor, model_id, parsed)
+    except ValueError:
+        error = "JSON"
+    except PermissionDenied:
+        raise  # the error handler records the denial and shows the refusal page
+    except CountylabError as exc:
+        error = exc.message(lang_of(request))
+    with lab.tx() as s:
+        m = models_of(lab).get(s, actor, model_id)
+        view = model_view(m)
+        can_decide = models_of(lab)._may_decide(actor, m) and m.state == "pending"
+    response = render(
+        request,
+        "model.html",
+        m=view,
+        can_decide=can_decide,
+        can_call=True,
+        result=result,
+        error=error,
+        rows_json=rows,
+        status_code=200 if result else 422,
+    )
+    if result is None:
+        response.headers["X-Countylab-Outcome"] = "refused"
+    return response

@@ -35,24 +35,42 @@ def connectors_page(request: Request, dataset_id: int, actor: Actor, lab: LabDep
         for c in found:
             run = last.get(c.id)
             error = connectors.run_error(run) if run is not None else None
-            rows.append({"c": c, "dsn": mask_dsn(c.dsn), "run": run,
-                         "next_run_at": connectors.aware(c.next_run_at),
-                         "error": (error["en"] if lang == "en" else error["zh"]) if error else ""})
+            rows.append(
+                {
+                    "c": c,
+                    "dsn": mask_dsn(c.dsn),
+                    "run": run,
+                    "next_run_at": connectors.aware(c.next_run_at),
+                    "error": (error["en"] if lang == "en" else error["zh"]) if error else "",
+                }
+            )
     return render(request, "connectors.html", ds=ds, rows=rows, min_interval=connectors.MIN_INTERVAL_S)
 
 
 @router.post("/datasets/{dataset_id}/connectors")
 def create_connector(
-    request: Request, dataset_id: int, actor: Actor, lab: LabDep, dsn: Annotated[str, Form()],
-    source_table: Annotated[str, Form()], cursor_column: Annotated[str, Form()],
-    key_columns: Annotated[str, Form()] = "", interval_s: Annotated[str, Form()] = "300",
+    request: Request,
+    dataset_id: int,
+    actor: Actor,
+    lab: LabDep,
+    dsn: Annotated[str, Form()],
+    source_table: Annotated[str, Form()],
+    cursor_column: Annotated[str, Form()],
+    key_columns: Annotated[str, Form()] = "",
+    interval_s: Annotated[str, Form()] = "300",
 ) -> Response:
     def run() -> None:
         with lab.tx() as s:
             connectors.create_connector(
-                s, actor, dataset_id, dsn=dsn, source_table=source_table, cursor_column=cursor_column,
+                s,
+                actor,
+                dataset_id,
+                dsn=dsn,
+                source_table=source_table,
+                cursor_column=cursor_column,
                 key_columns=[k.strip() for k in key_columns.replace("，", ",").split(",") if k.strip()],
-                interval_s=int(interval_s) if interval_s.strip().isdigit() else -1)
+                interval_s=int(interval_s) if interval_s.strip().isdigit() else -1,
+            )
 
     return form_action(request, _back(dataset_id), run, "conn.flash.created")
 
@@ -72,8 +90,10 @@ def run_now(request: Request, connector_id: int, actor: Actor, lab: LabDep) -> R
     except CountylabError as exc:  # not allowed, unknown, already running: a refusal like any form's
         return _refuse(request, back, exc)
     if run.status == "succeeded":
-        message, kind = t("conn.flash.run_ok", rows=f"{run.rows:,}",
-                          version=f"v{run.version}" if run.version else "—"), "ok"
+        message, kind = (
+            t("conn.flash.run_ok", rows=f"{run.rows:,}", version=f"v{run.version}" if run.version else "—"),
+            "ok",
+        )
     else:
         error = connectors.run_error(run) or {}
         text = error.get("en" if lang_of(request) == "en" else "zh", "")
@@ -92,8 +112,9 @@ def _refuse(request: Request, back: str, exc: CountylabError) -> Response:
 
 
 @router.post("/connectors/{connector_id}/toggle")
-def toggle(request: Request, connector_id: int, actor: Actor, lab: LabDep,
-           enabled: Annotated[str, Form()] = "") -> Response:
+def toggle(
+    request: Request, connector_id: int, actor: Actor, lab: LabDep, enabled: Annotated[str, Form()] = ""
+) -> Response:
     back = _back(dataset_id) if (dataset_id := _dataset_of(lab, connector_id)) else "/datasets"
 
     def run() -> None:

@@ -1,0 +1,115 @@
+"""The SDK and the CLI against a live server: release create/submit/list/download and
+model register/predict, over real HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import joblib
+import pytest
+from sklearn.linear_model import LinearRegression
+from typer.testing import CliRunner
+
+import countylab_client as cl
+from countylab.cli import app
+from countylab.sandbox import sandbox_available
+from tests.airlock_e2e.conftest import SAFE_TABLE, World, build_world
+from tests.browser import live_server
+from tests.support import token_for
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]]:
+    world = build_world(tmp_path_factory.mktemp("client-airlock"), grade="general_2")  # one checker
+    with live_server(world.lab) as base:
+        yield world, base
+    world.lab.close()
+
+
+def test_client_release_flow(live: tuple[World, str], tmp_path: Path) -> None:
+    world, base = live
+    job = world.make_job({"by_village.csv": SAFE_TABLE})
+    with cl.Client(base, token_for(world.lab, world.users["dev"])) as dev:
+        assert [f["name"] for f in dev.outbox(job)] == ["analyse/by_village.csv"]
+        entry = cl._airlock.file_entry(
+            "analyse/by_village.csv", description="各村人数", count_columns=["residents"]
+        )
+        r = dev.create_release(job, [entry], title="各村人数")
+        assert r.state == "draft"
+        assert dev.submit_release(r.id).state == "under_review"
+    with cl.Client(base, token_for(world.lab, world.users["checker"])) as checker:
+        assert r.id in [x.id for x in checker.releases("queue")]
+        assert checker.vote_release(r.id, "approve").state == "released"
+    with cl.Client(base, token_for(world.lab, world.users["dev"])) as dev:
+        released = [f for f in dev.released_files() if f.request_id == r.id]
+        data = dev.download_release_file(released[0].id, to=tmp_path / "t.csv")
+        assert data == SAFE_TABLE and hashlib.sha256(data).hexdigest() == released[0].released_sha256
+
+
+def test_cli_release_create_list_download(live: tuple[World, str], tmp_path: Path) -> None:
+    world, base = live
+    job = world.make_job({"by_village.csv": SAFE_TABLE})
+    dev = ["--url", base, "--token", token_for(world.lab, world.users["dev"])]
+    runner = CliRunner()
+    done = runner.invoke(
+        app,
+        [
+            "release",
+            "create",
+            "--job",
+            str(job),
+            "--file",
+            "analyse/by_village.csv",
+            "--count-column",
+            "residents",
+            "--note",
+            "各村人数",
+            "--submit",
+            *dev,
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    rid = int(done.output.split("release request ")[1].split(":")[0])
+    assert "under_review" in done.output
+    listed = runner.invoke(app, ["release", "list", *dev])
+    assert listed.exit_code == 0 and str(rid) in listed.output
+    with cl.Client(base, token_for(world.lab, world.users["checker"])) as checker:
+        checker.vote_release(rid, "approve")
+    got = runner.invoke(app, ["release", "download", str(rid), "--to", str(tmp_path), *dev])
+    assert got.exit_code == 0, got.output
+    assert (tmp_path / "by_village.csv").read_bytes() == SAFE_TABLE
+
+
+@pytest.mark.skipif(not sandbox_available(), reason="bubblewrap cannot run here")
+def test_cli_model_register_and_predict(live: tuple[World, str]) -> None:
+    world, base = live
+    buf = io.BytesIO()
+    joblib.dump(LinearRegression().fit([[60], [70], [80]], [1.0, 2.0, 3.0]), buf)
+    job = world.make_job({"model.joblib": buf.getvalue()})
+    dev = ["--url", base, "--token", token_for(world.lab, world.users["dev"])]
+    runner = CliRunner()
+    done = runner.invoke(
+        app,
+        [
+            "model",
+            "register",
+            "--job",
+            str(job),
+            "--file",
+            "analyse/model.joblib",
+            "--name",
+            "需求",
+            "--input",
+            "age",
+            *dev,
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    mid = int(done.output.split("model ")[1].split(":")[0])
+    with cl.Client(base, token_for(world.lab, world.users["steward"])) as steward:
+        assert steward.decide_model(mid, True).state == "approved"
+    got = runner.invoke(app, ["model", "predict", str(mid), "--rows", "[[65]]", *dev])
+    assert got.exit_code == 0 and "1.5" in got.output, got.output
