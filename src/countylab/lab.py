@@ -16,6 +16,7 @@ from countylab.catalog.maintenance import Maintenance
 from countylab.config import Settings
 from countylab.errors import PermissionDenied
 from countylab.identity.access import Principal
+from countylab.identity.cache import PrincipalCache
 from countylab.storage import migrate
 from countylab.storage.all_models import load_all
 from countylab.storage.db import make_engine, make_session_factory, transaction
@@ -41,6 +42,7 @@ class Lab:
         self.engine = engine or make_engine(settings.resolved_database_url)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
         self.read_sessions: sessionmaker[Session] = make_session_factory(self.engine, read_only=True)
+        self.principals = PrincipalCache()  # bearer token -> principal, a few seconds
         self.warehouse = Warehouse(settings.warehouse_dir)
         self.ingestion = Ingestion(
             self.sessions,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
@@ -92,6 +93,7 @@ def test_grants_by_steward_only_and_never_core(any_lab, make_user):
 
 def test_tokens_expired_revoked_and_deactivated_users_are_refused(any_lab, make_user):
     uid = make_user(any_lab, "dev", ["developer"])
+    any_lab.principals.ttl_s = 0.1  # the bearer-token cache's lifetime, shortened for the test
     tok = token_for(any_lab, uid)
     c = api_client(any_lab)
     ok = c.get("/api/whoami", headers={"Authorization": f"Bearer {tok}"})
@@ -101,6 +103,8 @@ def test_tokens_expired_revoked_and_deactivated_users_are_refused(any_lab, make_
         stored = s.query(ApiToken).all()
         assert all(tok not in (t.token_hash + t.prefix) for t in stored)
         s.execute(update(ApiToken).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    # an edit behind the server's back (as from another process) shows once the cache entry lapses
+    time.sleep(0.15)
     expired = c.get("/api/whoami", headers={"Authorization": f"Bearer {tok}"})
     assert expired.status_code == 401 and "令牌" in expired.json()["error"]["message"]
 

@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from countylab import __version__
 from countylab.audit.log import start_request_tracking
@@ -43,43 +43,85 @@ ROUTERS = (
 )
 
 
-class RequestContext(BaseHTTPMiddleware):
-    """Sets the language, tracks audit events, adds security headers, enforces strict audit."""
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        b"frame-ancestors 'none'; form-action 'self'",
+    ),
+]
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        lab: Lab = request.app.state.lab
-        cookie = request.cookies.get(LANG_COOKIE)
-        request.state.lang = (
-            normalise(cookie)
-            if cookie
-            else (from_accept_language(request.headers.get("accept-language")) or lab.settings.default_lang)
+
+class RequestContext:
+    """Sets the language, tracks audit events, adds security headers, enforces strict audit.
+
+    A plain ASGI middleware (no response buffering): it only looks at the response's start
+    message, which is where the strict-audit guard decides and the headers are added.
+    """
+
+    def __init__(self, app: ASGIApp, lab: Lab) -> None:
+        self.app, self.lab = app, lab
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        cookie = _cookie(headers.get(b"cookie", b"").decode("latin-1"), LANG_COOKIE)
+        accept = headers.get(b"accept-language", b"").decode("latin-1")
+        state = scope.setdefault("state", {})
+        state["lang"] = (
+            normalise(cookie) if cookie else (from_accept_language(accept) or self.lab.settings.default_lang)
         )
         events = start_request_tracking()
-        request.state.audit_events = events
-        response = await call_next(request)
-        if (
-            lab.settings.strict_audit
-            and request.method in UNSAFE
-            and response.status_code < 400
-            and not events
-            and response.headers.get("X-Countylab-Outcome") not in ("refused", "unchanged")
-        ):
-            return JSONResponse(
-                errors.error_body(
-                    "internal",
-                    f"strict audit: {request.method} {request.url.path} changed state without an audit event",
-                ),
-                500,
-            )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "frame-ancestors 'none'; form-action 'self'",
-        )
-        return response
+        state["audit_events"] = events
+        method = scope["method"]
+        swallow = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal swallow
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                raw = list(message.get("headers", []))
+                outcome = next((v for k, v in raw if k.lower() == b"x-countylab-outcome"), b"")
+                if (
+                    self.lab.settings.strict_audit
+                    and method in UNSAFE
+                    and status < 400
+                    and not events
+                    and outcome not in (b"refused", b"unchanged")
+                ):
+                    swallow = True
+                    body = JSONResponse(
+                        errors.error_body(
+                            "internal",
+                            f"strict audit: {method} {scope['path']} changed state without an audit event",
+                        ),
+                        500,
+                    )
+                    await body(scope, receive, send)
+                    return
+                if method in UNSAFE and status < 400 and not scope["path"].endswith("/rows"):
+                    self.lab.principals.clear()  # roles, memberships or tokens may have changed
+                present = {k.lower() for k, _ in raw}
+                raw += [(k, v) for k, v in _SECURITY_HEADERS if k not in present]
+                message = {**message, "headers": raw}
+            elif swallow:
+                return
+            await send(message)
+
+        await self.app(scope, receive, guarded_send)
+
+
+def _cookie(header: str, name: str) -> str | None:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
 
 
 def create_app(
@@ -112,7 +154,7 @@ def create_app(
         directory=str(_HERE / "templates"), context_processors=[pages.context_processor]
     )
     app.state.templates = templates
-    app.add_middleware(RequestContext)
+    app.add_middleware(RequestContext, lab=lab)
     errors.install(app)
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
     for module in ROUTERS:

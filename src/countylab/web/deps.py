@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from countylab.errors import NotAuthenticated, PermissionDenied
 from countylab.identity import service as ids
 from countylab.identity.access import Principal
-from countylab.identity.secrets import same
+from countylab.identity.secrets import digest, same
 from countylab.lab import Lab
 
 SESSION_COOKIE = "countylab_session"
@@ -27,11 +27,15 @@ def _resolve(request: Request) -> Principal | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         raw = header[7:].strip()
-        with lab.read() as s:
-            user = ids.resolve_token(s, raw)
-            principal = ids.principal_for(s, user, "token")
-        request.state.principal = principal
-        return principal
+        key = digest(raw)
+        cached = lab.principals.get(key)
+        if cached is None:
+            with lab.read() as s:
+                user = ids.resolve_token(s, raw)
+                cached = ids.principal_for(s, user, "token")
+            lab.principals.put(key, cached)
+        request.state.principal = cached
+        return cached
     sid = request.cookies.get(SESSION_COOKIE)
     if not sid:
         return None
