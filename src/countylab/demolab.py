@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from countylab.catalog import service as catalog
+from countylab.dummy import SEMANTICS
 from countylab.identity import service as ids
 from countylab.identity.access import SYSTEM, Principal
 from countylab.lab import Lab
@@ -53,20 +54,6 @@ BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("air_quality", "aqi"): (0, 500),
 }
 MAX_ROWS_PER_UNIT = {"elderly_care_records": 20, "farmland_plots": 10}
-_DUMMY_SEMANTICS = {
-    "id_number",
-    "mobile",
-    "person_name",
-    "address",
-    "uscc",
-    "bank_card",
-    "licence_plate",
-    "privacy_unit_id",
-    "category",
-    "measure",
-    "key",
-    "date",
-}
 
 
 def load_catalog(lab: Lab, seed_dir: Path, steward: Principal, progress: Callable[[str], None]) -> None:
@@ -129,7 +116,7 @@ def _load_one(lab: Lab, seed_dir: Path, spec: dict[str, Any], org_id: int) -> No
             if semantic.startswith("foreign_key:"):
                 col.joinable_to = [semantic.split(":", 1)[1]]
                 semantic = "category"
-            col.semantic = semantic if semantic in _DUMMY_SEMANTICS else col.semantic
+            col.semantic = semantic if semantic in SEMANTICS else col.semantic
 
 
 def _key_sets(lab: Lab, files: dict[str, dict[str, Any]], seed_dir: Path) -> None:

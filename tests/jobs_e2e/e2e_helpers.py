@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import uvicorn
 from sqlalchemy import select
 
 from countylab.catalog import preview
@@ -22,7 +18,7 @@ from countylab.jobs.center import JobsCenter, jobs_of
 from countylab.lab import Lab
 from countylab.storage.jobs_models import Job
 from countylab.storage.models import Project, User
-from countylab.web.app import create_app
+from tests.browser import live_server
 from tests.support import build_lab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,24 +95,6 @@ def job_folder(
     return folder
 
 
-@contextmanager
-def serve(lab: Lab, **app_kwargs: object) -> Iterator[str]:
+def serve(lab: Lab, **app_kwargs: object) -> AbstractContextManager[str]:
     """The lab's web app on a free local port (uvicorn in a thread), for the CLI and the browser."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(lab, **app_kwargs), log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    return live_server(lab, **app_kwargs)

@@ -18,14 +18,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import re
 import shutil
+import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,6 +40,7 @@ _VERSION_DIR = re.compile(r"^v([0-9]{1,9})$")
 MANIFEST = "_manifest.json"
 STAGING = ".staging"
 STREAM = "stream"
+T = TypeVar("T")
 FOLDED_LINGER_S = 60.0  # folded stream files stay this long for readers that listed them
 
 
@@ -85,6 +89,49 @@ def write_parquet_file(
             )
             total += batch.num_rows
     return total
+
+
+def prefetch(source: Iterable[T], depth: int = 4) -> Iterator[T]:
+    """Iterate ``source`` in a helper thread, ``depth`` items ahead, so that producing the next
+    batch (CSV parsing, casting: Arrow releases the GIL) overlaps writing this one (Parquet
+    encoding, also GIL-free).  Memory stays bounded by ``depth``; errors are re-raised here."""
+    done = object()
+    slots: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        slots.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            slots.put(_Failure(exc))
+
+    thread = threading.Thread(target=produce, name="countylab-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is done:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: BaseException
 
 
 @dataclass(frozen=True)
@@ -161,7 +208,7 @@ class Staging:
                 writer = None
 
         try:
-            for batch in batches:
+            for batch in prefetch(batches):
                 if target is None:
                     target = storage_schema(batch.schema)
                 batch = pa.RecordBatch.from_arrays(batch.columns, schema=target)
