@@ -41,7 +41,7 @@ def query(
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Run a differentially private SQL query (数据黑箱查询); prints noisy values with 95% intervals."""
+    """Run a differentially private SQL query (数据黑匣查询); prints noisy values with 95% intervals."""
     with client(url, token) as c:
         data = c.query_raw(sql, project_id=project, epsilon=epsilon, delta=delta, mode=mode)
     if as_json:

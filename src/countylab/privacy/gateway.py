@@ -1,4 +1,4 @@
-"""The DP SQL gateway (数据黑箱): members of a project ask SQL over the datasets granted to it.
+"""The DP SQL gateway (数据黑匣): members of a project ask SQL over the datasets granted to it.
 
 One query, in order (each step in its own short transaction, none held while data is read):
 

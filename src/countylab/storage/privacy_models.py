@@ -1,4 +1,4 @@
-"""ORM tables of the DP SQL gateway (数据黑箱): privacy budgets, their ledger, queries, answer cache.
+"""ORM tables of the DP SQL gateway (数据黑匣): privacy budgets, their ledger, queries, answer cache.
 
 Kept beside ``models.py`` (same ``Base``) and created by migration ``0004_privacy``.
 

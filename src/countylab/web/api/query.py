@@ -1,4 +1,4 @@
-"""API: the DP SQL gateway (数据黑箱) — queries, privacy budgets, query history."""
+"""API: the DP SQL gateway (数据黑匣) — queries, privacy budgets, query history."""
 
 from __future__ import annotations
 
