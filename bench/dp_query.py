@@ -181,6 +181,7 @@ def median_time(fn: object, runs: int = 5) -> float:
 def measure_engine(path: Path, bucket: float, runs: int) -> dict[str, Any]:
     """Raw DuckDB vs our engine on one file; our noisy answers are kept for the error comparison."""
     raw = duckdb.connect()
+    raw.execute("SET enable_progress_bar = false")
     raw.execute(f"SET threads=2; CREATE VIEW residents AS SELECT * FROM read_parquet('{path}')")
     raw.execute(SQL).fetchall()
     raw_s = median_time(lambda: raw.execute(SQL).fetchall(), runs)

@@ -90,6 +90,7 @@ def main() -> None:
     ap.add_argument("--age-max", type=float, default=110.0)
     args = ap.parse_args()
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     con.execute("SET threads=2")
     con.execute(f"CREATE VIEW residents AS SELECT * FROM read_parquet('{args.parquet}')")
     meta = metadata(args.rows, args.income_max, args.age_max)
