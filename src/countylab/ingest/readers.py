@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -91,9 +90,11 @@ def cell_text(value: Any, *, row: int, column: str) -> str | None:
     )
 
 
-def _fast_text_columns(records: list[Any], names: list[str]) -> pa.RecordBatch | None:
+def _fast_columns(records: list[Any], names: list[str]) -> pa.RecordBatch | None:
     """The common case in C: flat dicts of str/int/float/bool/None with known keys.
 
+    Columns come out typed as JSON gave them (strings, int64, double, bool); ``validate_batch``
+    then casts each to the schema type with the same rules and row numbers as text input.
     Returns None whenever anything is unusual; the row-by-row path then finds and names it.
     """
     if not all(type(r) is dict for r in records) or not set().union(*records) <= set(names):
@@ -113,13 +114,13 @@ def _fast_text_columns(records: list[Any], names: list[str]) -> pa.RecordBatch |
             or pa.types.is_boolean(kind)
         ):
             return None
-        arrays[name] = pc.cast(arr, pa.string())
+        arrays[name] = arr
     return pa.RecordBatch.from_pydict(arrays)
 
 
 def records_to_batch(records: list[dict[str, Any]], names: list[str], *, row_offset: int) -> pa.RecordBatch:
     """Dict rows (JSON Lines, pushed rows) to a string batch; unknown keys are a schema change."""
-    fast = _fast_text_columns(records, names) if records else None
+    fast = _fast_columns(records, names) if records else None
     if fast is not None:
         return fast
     wanted = set(names)
