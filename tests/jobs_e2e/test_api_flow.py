@@ -217,3 +217,16 @@ def test_cancel_retry_and_the_approved_code_hold(lab, dev, pid, tmp_path):
     assert wait_state(lab, job["id"], {"succeeded", "failed"}) == "succeeded"
     logs = dev.get(f"/api/jobs/{job['id']}/logs").json()["streams"][0]["lines"]
     assert logs == ["['part-00000.parquet']"]
+
+
+def test_cancelling_a_running_job_kills_it_at_once(lab, dev, pid, tmp_path):
+    import time
+
+    sleeper = job_folder(tmp_path, "sleeper", "import time\nprint('started', flush=True)\ntime.sleep(600)\n")
+    job = submit_folder(dev, pid, sleeper).json()
+    assert wait_state(lab, job["id"], {"running"}) == "running"
+    time.sleep(0.5)
+    started = time.monotonic()
+    assert dev.post(f"/api/jobs/{job['id']}/cancel").status_code == 200
+    assert wait_state(lab, job["id"], {"cancelled"}) == "cancelled"
+    assert time.monotonic() - started < 10  # not the action's time limit

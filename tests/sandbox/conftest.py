@@ -17,7 +17,9 @@ def run_job(tmp_path: Path) -> Runner:
     """Run a Python snippet in the sandbox with tiny limits; returns the result."""
     counter = iter(range(1000))
 
-    def run(code: str, *, datasets: dict[str, Path] | None = None, **limits: Any) -> SandboxResult:
+    def run(
+        code: str, *, datasets: dict[str, Path] | None = None, cancel: Any = None, **limits: Any
+    ) -> SandboxResult:
         n = next(counter)
         code_dir = tmp_path / f"code{n}"
         code_dir.mkdir()
@@ -31,6 +33,6 @@ def run_job(tmp_path: Path) -> Runner:
             datasets=datasets or {},
             **args,
         )
-        return run_sandboxed(spec)
+        return run_sandboxed(spec, cancel=cancel)
 
     return run

@@ -316,6 +316,29 @@ def test_job_that_never_exits_is_killed_with_its_children(run_job):
     assert _procs_with(marker) == []
 
 
+def test_cancel_kills_the_running_job_and_its_children_at_once(run_job):
+    import threading
+
+    marker = "cancelled-" + os.urandom(4).hex()
+    cancel = threading.Event()
+    threading.Timer(0.8, cancel.set).start()
+    result = run_job(
+        f"""
+        import subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1000)", {marker!r}],
+                         start_new_session=True)
+        print("started", flush=True)
+        time.sleep(1000)
+        """,
+        wall_seconds=60,
+        cancel=cancel,
+    )
+    assert result.state is RunState.CANCELLED
+    assert result.wall_s < 5  # not the 60 s wall limit
+    assert out(result).strip() == "started"
+    assert _procs_with(marker) == []
+
+
 def test_planted_log_symlink_is_not_followed(run_job, tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("untouched")

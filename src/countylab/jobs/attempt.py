@@ -201,16 +201,13 @@ def run_attempt(ticket: AttemptTicket, runner: SandboxRunner, cancel: threading.
 
 
 class SandboxedRunner:
-    """The production runner: :func:`countylab.sandbox.run_sandboxed`.
-
-    The sandbox has no cancel handle yet, so a cancel takes effect when the current action ends
-    (its result is then discarded and no further action starts); the wall-clock limit bounds it.
-    """
+    """The production runner: :func:`countylab.sandbox.run_sandboxed`; a cancel kills the running
+    action's whole process tree at once (and no further action starts)."""
 
     def run(self, spec: SandboxSpec, cancel: threading.Event) -> SandboxResult:
         from countylab.sandbox import run_sandboxed
 
-        return run_sandboxed(spec)
+        return run_sandboxed(spec, cancel=cancel)
 
 
 class UnsandboxedRunner:
@@ -219,4 +216,4 @@ class UnsandboxedRunner:
     def run(self, spec: SandboxSpec, cancel: threading.Event) -> SandboxResult:
         from countylab.sandbox import run_unsandboxed
 
-        return run_unsandboxed(spec)
+        return run_unsandboxed(spec, cancel=cancel)

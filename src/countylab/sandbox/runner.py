@@ -15,6 +15,7 @@ import os
 import secrets
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Literal
@@ -90,11 +91,15 @@ def _result(spec: SandboxSpec, outcome: Outcome, protections: dict[str, bool]) -
 
 
 def run_sandboxed(
-    spec: SandboxSpec, *, cgroups: CgroupHost | None | Literal["auto"] = "auto"
+    spec: SandboxSpec,
+    *,
+    cgroups: CgroupHost | None | Literal["auto"] = "auto",
+    cancel: threading.Event | None = None,
 ) -> SandboxResult:
     """Run ``spec.command`` in the sandbox and wait for it (at most ``spec.wall_seconds``).
 
     ``cgroups``: "auto" uses the host's detected cgroups; pass a host to choose, or None for none.
+    ``cancel``: set it from another thread to kill the run (state ``cancelled``).
     """
     binary = bw.find_bwrap()
     if binary is None:
@@ -151,7 +156,7 @@ def run_sandboxed(
             os.close(fd)
         fds = []
         release(handshake, proc, cgroup, rlimits_for(spec), timeout_s=min(30.0, spec.wall_seconds))
-        outcome = supervise(proc, spec, cgroup, started)
+        outcome = supervise(proc, spec, cgroup, started, cancel)
     finally:
         for fd in fds:
             os.close(fd)
@@ -177,7 +182,7 @@ def run_sandboxed(
     return _result(spec, outcome, protections)
 
 
-def run_unsandboxed(spec: SandboxSpec) -> SandboxResult:
+def run_unsandboxed(spec: SandboxSpec, *, cancel: threading.Event | None = None) -> SandboxResult:
     """Laptop fallback for dummy data only: a plain subprocess with rlimits and the watchdog.
 
     The job sees the host as its user does; ``COUNTYLAB_DATA``/``_OUTBOX``/``_WORK`` point at the
@@ -215,7 +220,7 @@ def run_unsandboxed(spec: SandboxSpec) -> SandboxResult:
             close_fds=True,
             preexec_fn=make_preexec(rlimits_for(spec)),
         )
-        outcome = supervise(proc, spec, None, started)
+        outcome = supervise(proc, spec, None, started, cancel)
     protections = dict.fromkeys(
         (
             "namespaces",

@@ -15,6 +15,7 @@ class RunState(enum.StrEnum):
     KILLED_TIMEOUT = "killed_timeout"  # wall-clock watchdog
     KILLED_CPU = "killed_cpu"  # RLIMIT_CPU or the cgroup CPU-time budget
     KILLED_MEMORY = "killed_memory"  # OOM killer inside the job's memory cgroup
+    CANCELLED = "cancelled"  # the caller's cancel event: the whole tree was killed
 
 
 @dataclass

@@ -20,6 +20,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from countylab.sandbox.cgroups import CgroupUsage, JobCgroup
 from countylab.sandbox.spec import RunState, SandboxSpec
 
 CPU_POLL_S = 0.1
+CANCEL_POLL_S = 0.2  # how quickly a cancelled job dies
 EXIT_GRACE_S = 0.5  # after the launcher exits, how long stray holders of the pipes get to finish
 
 
@@ -100,9 +102,16 @@ def _kill_tree(proc: subprocess.Popen[bytes], cgroup: JobCgroup | None) -> None:
 
 
 def supervise(
-    proc: subprocess.Popen[bytes], spec: SandboxSpec, cgroup: JobCgroup | None, started: float
+    proc: subprocess.Popen[bytes],
+    spec: SandboxSpec,
+    cgroup: JobCgroup | None,
+    started: float,
+    cancel: threading.Event | None = None,
 ) -> Outcome:
-    """Read output, enforce the wall clock and CPU budget, reap, and kill whatever is left."""
+    """Read output, enforce the wall clock and CPU budget, reap, and kill whatever is left.
+
+    ``cancel``: when the caller sets it, the whole tree is killed within ``CANCEL_POLL_S``.
+    """
     assert proc.stdout is not None and proc.stderr is not None
     out, err = _Capture(spec.log_limit_bytes), _Capture(spec.log_limit_bytes)
     captures = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
@@ -121,11 +130,16 @@ def supervise(
             if now >= deadline:
                 killed = RunState.KILLED_TIMEOUT
                 break
+            if cancel is not None and cancel.is_set() and exited_at is None:
+                killed = RunState.CANCELLED
+                break
             if exited_at is not None and (len(sel.get_map()) == 0 or now - exited_at > EXIT_GRACE_S):
                 break
             timeout = deadline - now
             if count_cpu:
                 timeout = min(timeout, CPU_POLL_S)
+            if cancel is not None:
+                timeout = min(timeout, CANCEL_POLL_S)
             if exited_at is not None:
                 timeout = min(timeout, EXIT_GRACE_S)
             for key, _ in sel.select(timeout):
