@@ -90,6 +90,40 @@ def _result(spec: SandboxSpec, outcome: Outcome, protections: dict[str, bool]) -
     )
 
 
+def sandbox_argv(
+    spec: SandboxSpec,
+    binary: str,
+    version: tuple[int, ...],
+    runtime: bw.Runtime,
+    handshake: Handshake,
+    fds: list[int],
+) -> list[str]:
+    """The bubblewrap command line for ``spec``; the memfds it passes are appended to ``fds``
+    (the caller closes them once the child has started).  Shared by jobs and model workers."""
+    seccomp_fd = data_fd(seccomp_bpf(), "seccomp")
+    fds.append(seccomp_fd)
+    etc_fds = {
+        name: data_fd(content, name)
+        for name, content in (("passwd", bw.PASSWD), ("group", bw.GROUP), ("hosts", bw.HOSTS))
+    }
+    fds += etc_fds.values()
+    pyvenv_fd = data_fd(runtime.pyvenv_cfg, "pyvenv") if runtime.pyvenv_cfg is not None else None
+    if pyvenv_fd is not None:
+        fds.append(pyvenv_fd)
+    return bw.build_argv(
+        spec,
+        bwrap=binary,
+        version=version,
+        seccomp_fd=seccomp_fd,
+        etc_fds=etc_fds,
+        runtime=runtime,
+        pyvenv_fd=pyvenv_fd,
+        gpu_lib_dirs=bw.host_gpu_library_dirs() if spec.gpu_devices else (),
+        block_fd=handshake.block_r,
+        status_fd=handshake.status_w,
+    )
+
+
 def run_sandboxed(
     spec: SandboxSpec,
     *,
@@ -117,28 +151,7 @@ def run_sandboxed(
     fds: list[int] = []
     handshake = Handshake.open()
     try:
-        seccomp_fd = data_fd(seccomp_bpf(), "seccomp")
-        fds.append(seccomp_fd)
-        etc_fds = {
-            name: data_fd(content, name)
-            for name, content in (("passwd", bw.PASSWD), ("group", bw.GROUP), ("hosts", bw.HOSTS))
-        }
-        fds += etc_fds.values()
-        pyvenv_fd = data_fd(runtime.pyvenv_cfg, "pyvenv") if runtime.pyvenv_cfg is not None else None
-        if pyvenv_fd is not None:
-            fds.append(pyvenv_fd)
-        argv = bw.build_argv(
-            spec,
-            bwrap=binary,
-            version=version,
-            seccomp_fd=seccomp_fd,
-            etc_fds=etc_fds,
-            runtime=runtime,
-            pyvenv_fd=pyvenv_fd,
-            gpu_lib_dirs=bw.host_gpu_library_dirs() if spec.gpu_devices else (),
-            block_fd=handshake.block_r,
-            status_fd=handshake.status_w,
-        )
+        argv = sandbox_argv(spec, binary, version, runtime, handshake, fds)
         controllers = cgroup.controllers if cgroup is not None else frozenset()
         started = time.monotonic()
         proc = subprocess.Popen(  # noqa: S603 -- argv built above, no shell

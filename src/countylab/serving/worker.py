@@ -39,8 +39,7 @@ from countylab.errors import BugError, Conflict
 from countylab.sandbox import bwrap as bw
 from countylab.sandbox.cgroups import JobCgroup
 from countylab.sandbox.confine import Handshake, release
-from countylab.sandbox.runner import default_cgroup_host
-from countylab.sandbox.seccomp import data_fd, seccomp_bpf
+from countylab.sandbox.runner import default_cgroup_host, sandbox_argv
 from countylab.sandbox.spec import SandboxSpec
 from countylab.sandbox.supervise import rlimits_for
 
@@ -126,26 +125,7 @@ class SandboxedWorker:
         fds: list[int] = []
         handshake = Handshake.open()
         try:
-            seccomp = data_fd(seccomp_bpf(), "seccomp")
-            fds.append(seccomp)
-            etc = {
-                n: data_fd(c, n) for n, c in (("passwd", bw.PASSWD), ("group", bw.GROUP), ("hosts", bw.HOSTS))
-            }
-            fds += etc.values()
-            pyvenv = data_fd(runtime.pyvenv_cfg, "pyvenv") if runtime.pyvenv_cfg is not None else None
-            if pyvenv is not None:
-                fds.append(pyvenv)
-            argv = bw.build_argv(
-                spec,
-                bwrap=binary,
-                version=version,
-                seccomp_fd=seccomp,
-                etc_fds=etc,
-                runtime=runtime,
-                pyvenv_fd=pyvenv,
-                block_fd=handshake.block_r,
-                status_fd=handshake.status_w,
-            )
+            argv = sandbox_argv(spec, binary, version, runtime, handshake, fds)
             with (self.tmp / "stderr.log").open("wb") as err:
                 self.proc = subprocess.Popen(  # noqa: S603 -- argv built by the sandbox module, no shell
                     argv,
