@@ -217,47 +217,31 @@ def api_latency(work: Path, path: Path, runs: int) -> tuple[float | None, str]:
     import httpx
 
     from countylab.catalog import service as catalog
-    from countylab.config import Settings
     from countylab.identity import projects as prj
-    from countylab.identity import service as ids
     from countylab.identity.access import SYSTEM
-    from countylab.lab import Lab
     from countylab.privacy import budget
 
     sys.path.insert(0, str(HERE))
-    from ingest import _free_port  # a helper of the sibling benchmark
+    from bench_lab import bench_lab, free_port
 
     data_dir = work / "api-lab"
-    lab = Lab(Settings(data_dir=data_dir, secret_key="bench"))
-    lab.migrate()
-    with lab.tx() as s:
-        org = ids.create_org(s, SYSTEM, name="县统计局", kind="department")
-        dev = ids.create_user(
-            s,
-            SYSTEM,
-            username="analyst",
-            password="bench-password-1",
-            display_name="分析",
-            roles=["developer"],
-            org_id=org.id,
-        )
-        token = ids.create_token(s, SYSTEM, user_id=dev.id, name="bench", days=1).token
-        ds_id = catalog.create_dataset(
-            s,
-            SYSTEM,
-            name="residents",
-            title="常住人口",
-            org_id=org.id,
-            privacy_unit="person",
-            privacy_unit_column="pid",
-        ).id
-    lab.ingestion.ingest_file(SYSTEM, ds_id, path)
+    made = bench_lab(
+        data_dir,
+        org="县统计局",
+        username="analyst",
+        role="developer",
+        dataset="residents",
+        title="常住人口",
+        unit_column="pid",
+        first_version=path,
+    )
+    lab, token, ds_id, org_id = made.lab, made.token, made.dataset_id, made.org_id
     with lab.tx() as s:
         catalog.upsert_key_set(s, SYSTEM, name="towns", title="乡镇", values=list(TOWNS))
         catalog.set_column(s, SYSTEM, ds_id, "town", key_set="towns")
         catalog.set_column(s, SYSTEM, ds_id, "income", lower=0.0, upper=INCOME_MAX)
         catalog.set_column(s, SYSTEM, ds_id, "age", lower=0.0, upper=AGE_MAX)
-        project = prj.create_project(s, SYSTEM, slug="bench", title="基准测试", org_id=org.id)
+        project = prj.create_project(s, SYSTEM, slug="bench", title="基准测试", org_id=org_id)
         project_id = project.id
         prj.add_member(s, SYSTEM, project_id, username="analyst")
         prj.grant_dataset(s, SYSTEM, project_id, ds_id)
@@ -268,7 +252,7 @@ def api_latency(work: Path, path: Path, runs: int) -> tuple[float | None, str]:
     except Exception:  # noqa: BLE001 - the grade caps the budget: spend less per query (time is the same)
         epsilon = 0.01
     lab.close()
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     countylab = Path(sys.executable).parent / "countylab"
     server = subprocess.Popen(

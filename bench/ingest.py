@@ -25,7 +25,6 @@ import multiprocessing as mp
 import os
 import queue
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.ipc as ipc
+from bench_lab import bench_lab, free_port  # noqa: E402
 from ingest_file import DUCKDB, generate, run_child  # bench/ is sys.path[0] when run as a script
 
 BATCH = 1000
@@ -109,45 +109,20 @@ def file_ingest(work: Path, rows: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ push ingest
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _setup_lab(data_dir: Path, seed_csv: Path) -> tuple[str, int]:
     """Fresh lab with a provider, its token and a dataset whose first version gives the schema."""
-    from countylab.catalog import service as catalog
-    from countylab.config import Settings
-    from countylab.identity import service as ids
-    from countylab.identity.access import SYSTEM
-    from countylab.lab import Lab
-
-    lab = Lab(Settings(data_dir=data_dir, secret_key="bench"))
-    lab.migrate()
-    with lab.tx() as s:
-        org = ids.create_org(s, SYSTEM, name="县民政局", kind="department")
-        user = ids.create_user(
-            s,
-            SYSTEM,
-            username="pusher",
-            password="bench-password-1",
-            display_name="推送",
-            roles=["provider"],
-            org_id=org.id,
-        )
-        token = ids.create_token(s, SYSTEM, user_id=user.id, name="bench", days=1).token
-        ds_id = catalog.create_dataset(
-            s,
-            SYSTEM,
-            name="residents_live",
-            title="实时人口",
-            org_id=org.id,
-            privacy_unit="person",
-            privacy_unit_column="resident_id",
-        ).id
-    lab.ingestion.ingest_file(SYSTEM, ds_id, seed_csv)
-    lab.close()
+    made = bench_lab(
+        data_dir,
+        org="县民政局",
+        username="pusher",
+        role="provider",
+        dataset="residents_live",
+        title="实时人口",
+        unit_column="resident_id",
+        first_version=seed_csv,
+    )
+    made.lab.close()
+    token, ds_id = made.token, made.dataset_id
     return token, ds_id
 
 
@@ -339,7 +314,7 @@ def push_ingest(work: Path, seconds: float, clients: int, profile: Path | None) 
     generate(seed_csv, 2 * BATCH)
     data_dir = work / "push-lab"
     token, ds_id = _setup_lab(data_dir, seed_csv)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     countylab = Path(sys.executable).parent / "countylab"
     server = subprocess.Popen(
