@@ -160,7 +160,7 @@ def list_jobs(
 
 @job_app.command("cancel")
 def cancel(job_id: JobId, url: Url = None, token: Token = None) -> None:
-    """Cancel a job (a running one stops when its current action ends)."""
+    """Cancel a job (a running one is killed at once)."""
     with client(url, token) as c:
         job = c.cancel_job(job_id)
     out.print(

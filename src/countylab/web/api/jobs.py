@@ -293,7 +293,7 @@ def _change(lab: Lab, actor: Principal, job_id: int, verb: str) -> Response:
 
 @router.post("/jobs/{job_id}/cancel")
 def cancel(job_id: int, actor: Actor, lab: LabDep) -> Response:
-    """Cancel: queued/pending jobs at once; a running job when its current action ends."""
+    """Cancel: queued/pending jobs at once; a running job is killed within a fraction of a second."""
     return _change(lab, actor, job_id, "cancel")
 
 
