@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -75,3 +76,66 @@ def audit_actions(lab: Lab) -> list[tuple[str, str, str]]:
 
     with lab.tx() as s:
         return [(e.action, e.actor, e.outcome) for e in reversed(recent(s, limit=10_000))]
+
+
+def finished_job(
+    session: Any,
+    lab: Lab,
+    *,
+    project_id: int,
+    submitted_by: int,
+    datasets: list[str],
+    action: str = "analyse",
+    state: str = "succeeded",
+    files: dict[str, bytes] | None = None,
+) -> int:
+    """A job row as the compute center leaves it after a run, with ``files`` in its outbox under
+    ``<action>/`` (airlock tests need outputs without running the sandbox)."""
+    from countylab.storage.jobs_models import Job, JobAttempt
+
+    actions = {
+        action: {
+            "run": "python a.py",
+            "needs": [],
+            "datasets": datasets,
+            "outputs": [],
+            "resources": {"cpu": 1, "memory_mb": 512, "time_s": 60, "gpu": 0},
+        }
+    }
+    job = Job(
+        project_id=project_id,
+        submitted_by=submitted_by,
+        name="analysis",
+        state=state,
+        priority=0,
+        spec={"version": 1, "actions": actions},
+        spec_yaml="",
+        code_path="/nonexistent",
+        code_sha256="0" * 64,
+        code_bytes=0,
+        cpu_seconds_reserved=0,
+        gpu_seconds_reserved=0,
+        attempts=1,
+        lost_count=0,
+        cancel_requested=False,
+        error="",
+    )
+    session.add(job)
+    session.flush()
+    outbox = lab.settings.data_dir / "jobs" / "outbox" / str(project_id) / str(job.id) / "attempt-1"
+    session.add(
+        JobAttempt(
+            job_id=job.id,
+            number=1,
+            worker_id="test",
+            state=state,
+            outbox_path=str(outbox),
+            actions=[],
+            error="",
+        )
+    )
+    for name, data in (files or {}).items():
+        path = outbox / action / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return int(job.id)

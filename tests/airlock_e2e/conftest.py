@@ -19,10 +19,9 @@ from countylab.identity import projects as prj
 from countylab.identity import service as ids
 from countylab.identity.access import SYSTEM
 from countylab.lab import Lab
-from countylab.storage.jobs_models import Job, JobAttempt
 from countylab.storage.models import Dataset
 from countylab.web.app import create_app
-from tests.support import PASSWORD, build_lab, token_for
+from tests.support import PASSWORD, build_lab, finished_job, token_for
 
 
 def id_number(n: int) -> str:
@@ -74,54 +73,15 @@ class World:
     ) -> int:
         project_id = self.project_id if project == "main" else self.other_project_id
         with self.lab.tx() as s:
-            actions = {
-                "analyse": {
-                    "run": "python a.py",
-                    "needs": [],
-                    "datasets": list(datasets),
-                    "outputs": [],
-                    "resources": {"cpu": 1, "memory_mb": 512, "time_s": 60, "gpu": 0},
-                }
-            }
-            job = Job(
+            job_id = finished_job(
+                s,
+                self.lab,
                 project_id=project_id,
                 submitted_by=self.users["dev"],
-                name="analysis",
+                datasets=list(datasets),
                 state=state,
-                priority=0,
-                spec={"version": 1, "actions": actions},
-                spec_yaml="",
-                code_path="/nonexistent",
-                code_sha256="0" * 64,
-                code_bytes=0,
-                cpu_seconds_reserved=0,
-                gpu_seconds_reserved=0,
-                attempts=1,
-                lost_count=0,
-                cancel_requested=False,
-                error="",
+                files=files,
             )
-            s.add(job)
-            s.flush()
-            outbox = (
-                self.lab.settings.data_dir / "jobs" / "outbox" / str(project_id) / str(job.id) / "attempt-1"
-            )
-            s.add(
-                JobAttempt(
-                    job_id=job.id,
-                    number=1,
-                    worker_id="test",
-                    state=state,
-                    outbox_path=str(outbox),
-                    actions=[],
-                    error="",
-                )
-            )
-            job_id = job.id
-        for name, data in files.items():
-            path = outbox / "analyse" / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
         self.jobs.append(job_id)
         return job_id
 

@@ -16,9 +16,8 @@ from countylab.airlock.service import FileChoice
 from countylab.identity import service as ids
 from countylab.identity.access import SYSTEM
 from countylab.serving.registry import ModelCard
-from countylab.storage.jobs_models import Job, JobAttempt
 from tests.meta.example import Example
-from tests.support import PASSWORD
+from tests.support import PASSWORD, finished_job
 
 TABLE = b"age_band,residents\n60-69,40\n70+,50\n"
 BROKEN = b"age_band,residents\n60-69,40,extra\n"
@@ -80,58 +79,23 @@ def setup(world: Any) -> None:
         world.users["checker"] = ids.create_user(
             s, SYSTEM, username="checker", password=PASSWORD, display_name="checker", roles=["checker"]
         ).id
-        actions = {
-            "a": {
-                "run": "python a.py",
-                "needs": [],
-                "datasets": ["d1"],
-                "outputs": [],
-                "resources": {"cpu": 1, "memory_mb": 256, "time_s": 60, "gpu": 0},
-            }
-        }
-        job = Job(
+        job_id = finished_job(
+            s,
+            lab,
             project_id=world.project_id,
             submitted_by=world.users["dev"],
-            name="meta",
-            state="succeeded",
-            priority=0,
-            spec={"version": 1, "actions": actions},
-            spec_yaml="",
-            code_path="/none",
-            code_sha256="0" * 64,
-            code_bytes=0,
-            cpu_seconds_reserved=0,
-            gpu_seconds_reserved=0,
-            attempts=1,
-            lost_count=0,
-            cancel_requested=False,
-            error="",
+            datasets=["d1"],
+            action="a",
+            files={"table.csv": TABLE, "broken.csv": BROKEN, "model.joblib": _model()},
         )
-        s.add(job)
-        s.flush()
-        outbox = lab.settings.data_dir / "jobs" / "outbox" / str(world.project_id) / str(job.id) / "attempt-1"
-        s.add(
-            JobAttempt(
-                job_id=job.id,
-                number=1,
-                worker_id="meta",
-                state="succeeded",
-                outbox_path=str(outbox),
-                actions=[],
-                error="",
-            )
-        )
-        world.values["job_id"] = str(job.id)
-    for name, data in (("table.csv", TABLE), ("broken.csv", BROKEN), ("model.joblib", _model())):
-        (outbox / "a").mkdir(parents=True, exist_ok=True)
-        (outbox / "a" / name).write_bytes(data)
+        world.values["job_id"] = str(job_id)
     with lab.tx() as s:
-        model = lab.models.register(s, SYSTEM, job.id, "a/model.joblib", "served", ModelCard(("x",)))
+        model = lab.models.register(s, SYSTEM, job_id, "a/model.joblib", "served", ModelCard(("x",)))
         lab.models.decide(s, SYSTEM, model.id, True)
         world.values["served_model_id"] = str(model.id)
     for (_method, route), ex in EXAMPLES.items():  # the World's body() fills only {dataset2_id}
         if ex.body is not None and "job_id" in ex.body:
-            ex.body["job_id"] = job.id if route.startswith("/api/") else str(job.id)
+            ex.body["job_id"] = job_id if route.startswith("/api/") else str(job_id)
 
 
 def _request(world: Any, *, broken: bool = False, submit: bool = False) -> str:
