@@ -13,7 +13,6 @@ from countylab.catalog.grading import Grade
 from countylab.errors import PermissionDenied, ValidationFailed
 from countylab.policy import (
     Action,
-    BudgetLimits,
     DatasetPolicy,
     ReviewRule,
     check_overrides,
@@ -35,16 +34,17 @@ G1, G2, G3, G4, IMP, CORE = (
     Grade.core,
 )
 
-# DESIGN.md §3, columns: download rows, SDC aggregates, DP queries, sandbox jobs (external project)
+# DESIGN.md §3, columns: download rows, DP queries, sandbox jobs (external project).  Exact
+# tables have no action of their own: they come only from sandbox jobs through the airlock.
 TABLE = {
-    G1: (True, True, True, True),
-    G2: (False, True, True, True),
-    G3: (False, False, True, True),
-    G4: (False, False, True, True),
-    IMP: (False, False, True, True),
-    CORE: (False, False, False, False),
+    G1: (True, True, True),
+    G2: (False, True, True),
+    G3: (False, True, True),
+    G4: (False, True, True),
+    IMP: (False, True, True),
+    CORE: (False, False, False),
 }
-COLUMNS = (Action.download_rows, Action.sdc_aggregate, Action.dp_query, Action.sandbox_job)
+COLUMNS = (Action.download_rows, Action.dp_query, Action.sandbox_job)
 CELLS = [(grade, action, row[i]) for grade, row in TABLE.items() for i, action in enumerate(COLUMNS)]
 
 
@@ -86,7 +86,7 @@ def test_core_data_nothing_releasable_and_closed_to_external_projects() -> None:
     # in-domain projects may run (approved) sandbox jobs on core data, but nothing else
     assert decide(CORE, Action.sandbox_job, external=False).allowed
     assert sandbox_requires_approved_code(CORE)
-    for action in (Action.download_rows, Action.sdc_aggregate, Action.dp_query):
+    for action in (Action.download_rows, Action.dp_query):
         assert not decide(CORE, action, external=False).allowed
 
 
@@ -101,11 +101,35 @@ def test_sdc_threshold_and_dominance_for_level_2() -> None:
     assert sdc_thresholds(G3) is None and sdc_thresholds(IMP) is None
 
 
+def test_no_interactive_exact_answers_on_any_grade() -> None:
+    """Option (b) of issue 9: exact tables only through jobs and the airlock, never interactively."""
+    assert "sdc_aggregate" not in {a.value for a in Action}
+    assert DatasetPolicy(deny=frozenset({"sdc_aggregate", "release"})).deny == {Action.release}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("grade", [G1, G2, G3, G4, IMP])
+def test_every_dp_grade_has_a_floor_a_daily_cap_and_a_yearly_dataset_cap(grade: Grade) -> None:
+    b = dp_budget_limits(grade)
+    assert 0 < b.min_epsilon <= b.epsilon_per_project
+    assert b.queries_per_day > 0
+    assert b.epsilon_per_year >= b.epsilon_per_project and b.delta_per_year >= b.delta
+    assert 0 < b.default_delta <= b.delta / 10  # one grouped query never takes a period's δ
+    tightened = dp_budget_limits(grade, DatasetPolicy(dp_epsilon_cap=0.5))
+    assert tightened.min_epsilon == b.min_epsilon and tightened.queries_per_day == b.queries_per_day
+
+
+def test_floors_rise_and_caps_fall_with_grade() -> None:
+    grades = (G1, G2, G3, G4, IMP)
+    floors = [dp_budget_limits(g).min_epsilon for g in grades]
+    caps = [dp_budget_limits(g).queries_per_day for g in grades]
+    assert floors == sorted(floors) and caps == sorted(caps, reverse=True)
+
+
 def test_dp_budgets_shrink_with_grade_and_core_has_none() -> None:
     eps = [dp_budget_limits(g).epsilon_per_project for g in (G1, G2, G3, G4, IMP)]
     assert eps == sorted(eps, reverse=True) and len(set(eps)) == len(eps)
     assert dp_budget_limits(IMP).epsilon_per_project <= 1.0
-    assert dp_budget_limits(CORE) == BudgetLimits(0.0, 0.0)
+    assert dp_budget_limits(CORE).epsilon_per_project == 0.0 and dp_budget_limits(CORE).delta == 0.0
     assert all(0 < dp_budget_limits(g).delta < 1e-5 for g in (G1, G2, G3, G4, IMP))
 
 
@@ -124,7 +148,7 @@ def test_deny_override_tightens_only_the_named_action() -> None:
     policy = DatasetPolicy(deny=frozenset({Action.download_rows}))
     denied = decide(G1, Action.download_rows, overrides=policy)
     assert not denied.allowed and "数据安全官" in denied.reason_zh
-    assert decide(G1, Action.sdc_aggregate, overrides=policy).allowed
+    assert decide(G1, Action.dp_query, overrides=policy).allowed
 
 
 def test_epsilon_cap_tightens_and_zero_cap_denies_dp() -> None:
@@ -147,7 +171,6 @@ def test_loosening_caps_have_no_effect_and_are_rejected_when_saved() -> None:
 
 def test_other_tightenings() -> None:
     assert sdc_thresholds(G2, DatasetPolicy(min_cell_count=20)).min_cell_count == 20  # type: ignore[union-attr]
-    assert sdc_thresholds(G2, DatasetPolicy(deny=frozenset({Action.sdc_aggregate}))) is None
     assert sandbox_requires_approved_code(G1, DatasetPolicy(require_approved_code=True))
     strict = DatasetPolicy(extra_checkers=1, require_security_officer=True)
     assert release_review(G2, strict) == ReviewRule(auto_checks=True, checkers=2, security_officer=True)
@@ -216,6 +239,8 @@ def test_markdown_table_matches_decisions(lang: str, yes: str, no: str) -> None:
     for line, grade in zip(lines[2:], sorted(Grade), strict=True):
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[0] == grade.label(lang)
-        for cell, action in zip(cells[1:5], COLUMNS, strict=True):
+        for cell, action in zip([cells[1], cells[3], cells[4]], COLUMNS, strict=True):
             assert cell.startswith(yes if decide(grade, action).allowed else no), (grade, action, cell)
+        exact = "sandbox job" if lang == "en" else "沙箱作业"
+        assert cells[2].startswith(exact if decide(grade, Action.release).allowed else no), (grade, cells[2])
     assert re.search(r"ε ≤ 1\D", text)  # 重要数据's smaller budget is visible in the docs

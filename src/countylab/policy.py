@@ -1,8 +1,15 @@
 """The one access policy: what each grade allows (DESIGN.md §3), written once as data.
 
-Every capability that touches a dataset (downloads, SDC aggregates, the DP gateway, sandbox
-jobs, external projects, the airlock) asks this module and nothing else, so the table in the
-docs (:func:`policy_table_markdown`) and the behaviour cannot drift apart.
+Every capability that touches a dataset (downloads, the DP gateway, sandbox jobs, external
+projects, the airlock) asks this module and nothing else, so the table in the docs
+(:func:`policy_table_markdown`) and the behaviour cannot drift apart.
+
+Exact tables are never answered interactively: there is no SDC mode in the query gateway (an
+exact-answer oracle leaks individuals by differencing unless every defence is perfect).  Exact
+tables come from sandbox jobs and leave through the airlock, whose cell rules for each grade
+are :func:`sdc_thresholds`; every DP query obeys the grade's :class:`BudgetLimits` (a budget
+per renewal period, a floor on ε per query, a daily query cap per analyst and a yearly cap per
+dataset across every project).
 
 A steward may *tighten* the default for one dataset with a :class:`DatasetPolicy` (deny an
 action, cap ε, raise the minimum cell count, ask for approved code or more checkers).  The
@@ -15,7 +22,7 @@ rather than trusting matters because a grade can be raised after an override was
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from countylab.catalog.grading import Grade
@@ -24,7 +31,6 @@ from countylab.errors import PermissionDenied, ValidationFailed
 
 class Action(StrEnum):
     download_rows = "download_rows"
-    sdc_aggregate = "sdc_aggregate"
     dp_query = "dp_query"
     sandbox_job = "sandbox_job"
     external_project_access = "external_project_access"
@@ -33,7 +39,6 @@ class Action(StrEnum):
 
 _ACTION_LABELS = {
     Action.download_rows: ("下载明细行", "downloading rows"),
-    Action.sdc_aggregate: ("经统计披露控制审核的聚合结果", "SDC-checked aggregates"),
     Action.dp_query: ("差分隐私查询", "differentially private queries"),
     Action.sandbox_job: ("沙箱作业", "sandbox jobs"),
     Action.external_project_access: ("外部项目访问", "access by external projects"),
@@ -50,12 +55,34 @@ class ReviewRule:
     security_officer: bool
 
 
+#: a name a steward's stored ``deny`` list may still hold from before interactive SDC was removed
+_RETIRED_ACTIONS = frozenset({"sdc_aggregate"})
+
+
 @dataclass(frozen=True)
 class BudgetLimits:
-    """Default privacy budget caps for one project on one dataset; ε = 0 means no DP queries."""
+    """Default privacy budget rules for one dataset; ε = 0 means no DP queries.
+
+    ``epsilon_per_project``/``delta`` are what one project may spend per renewal period (the
+    lab's ``dp_budget_period``); ``epsilon_per_year``/``delta_per_year`` cap what *all*
+    projects together spend on the dataset in a calendar year, because projects can collude.
+    A query must spend at least ``min_epsilon`` (a floor: near-free queries would let an
+    analyst ask thousands of yes/no questions) and an analyst may ask at most
+    ``queries_per_day`` charged queries a day.  A query that does not name δ spends
+    ``delta × default_delta_fraction``, so one grouped query never uses a period's whole δ.
+    """
 
     epsilon_per_project: float
     delta: float
+    min_epsilon: float = 0.01
+    queries_per_day: int = 500
+    epsilon_per_year: float = 0.0
+    delta_per_year: float = 0.0
+    default_delta_fraction: float = 0.02
+
+    @property
+    def default_delta(self) -> float:
+        return self.delta * self.default_delta_fraction
 
 
 @dataclass(frozen=True)
@@ -71,7 +98,7 @@ class SdcThresholds:
 @dataclass(frozen=True)
 class GradeRules:
     download_rows: bool
-    sdc: SdcThresholds | None  # None: no SDC-checked aggregates
+    sdc: SdcThresholds | None  # stricter airlock cell rules for this grade (None: the airlock's defaults)
     budget: BudgetLimits
     sandbox_job: bool
     sandbox_approved_code_only: bool
@@ -90,7 +117,7 @@ POLICY: dict[Grade, GradeRules] = {
     Grade.general_1: GradeRules(
         download_rows=True,
         sdc=_SDC,
-        budget=BudgetLimits(10.0, 1e-6),
+        budget=BudgetLimits(10.0, 1e-6, 0.01, 1000, 120.0, 1e-5),
         sandbox_job=True,
         sandbox_approved_code_only=False,
         external_projects=True,
@@ -99,7 +126,7 @@ POLICY: dict[Grade, GradeRules] = {
     Grade.general_2: GradeRules(
         download_rows=False,
         sdc=_SDC,
-        budget=BudgetLimits(5.0, 1e-6),
+        budget=BudgetLimits(5.0, 1e-6, 0.01, 500, 60.0, 1e-5),
         sandbox_job=True,
         sandbox_approved_code_only=False,
         external_projects=True,
@@ -108,7 +135,7 @@ POLICY: dict[Grade, GradeRules] = {
     Grade.general_3: GradeRules(
         download_rows=False,
         sdc=None,
-        budget=BudgetLimits(3.0, 1e-7),
+        budget=BudgetLimits(3.0, 1e-7, 0.02, 300, 30.0, 1e-6),
         sandbox_job=True,
         sandbox_approved_code_only=False,
         external_projects=True,
@@ -117,7 +144,7 @@ POLICY: dict[Grade, GradeRules] = {
     Grade.general_4: GradeRules(
         download_rows=False,
         sdc=None,
-        budget=BudgetLimits(2.0, 1e-7),
+        budget=BudgetLimits(2.0, 1e-7, 0.02, 200, 20.0, 1e-6),
         sandbox_job=True,
         sandbox_approved_code_only=False,
         external_projects=True,
@@ -126,7 +153,7 @@ POLICY: dict[Grade, GradeRules] = {
     Grade.important: GradeRules(
         download_rows=False,
         sdc=None,
-        budget=BudgetLimits(1.0, 1e-8),
+        budget=BudgetLimits(1.0, 1e-8, 0.05, 100, 8.0, 1e-7),
         sandbox_job=True,
         sandbox_approved_code_only=True,
         external_projects=True,
@@ -136,7 +163,7 @@ POLICY: dict[Grade, GradeRules] = {
     Grade.core: GradeRules(
         download_rows=False,
         sdc=None,
-        budget=BudgetLimits(0.0, 0.0),
+        budget=BudgetLimits(0.0, 0.0, 0.0, 0, 0.0, 0.0),
         sandbox_job=True,
         sandbox_approved_code_only=True,
         external_projects=False,
@@ -161,7 +188,8 @@ class DatasetPolicy:
 
     def __post_init__(self) -> None:
         try:
-            object.__setattr__(self, "deny", frozenset(Action(a) for a in self.deny))
+            deny = frozenset(Action(a) for a in self.deny if str(a) not in _RETIRED_ACTIONS)
+            object.__setattr__(self, "deny", deny)
         except ValueError as exc:
             raise ValidationFailed("未知的操作", f"unknown action: {exc}", reason="deny") from None
         for name in ("dp_epsilon_cap", "dp_delta_cap"):
@@ -214,7 +242,7 @@ def check_overrides(grade: Grade, overrides: DatasetPolicy) -> None:
 
 
 def dp_budget_limits(grade: Grade, overrides: DatasetPolicy | None = None) -> BudgetLimits:
-    """The ε/δ caps for one project on a dataset of ``grade``, after the steward's caps."""
+    """The budget rules for one project on a dataset of ``grade``, after the steward's caps."""
     base = POLICY[grade].budget
     if overrides is None:
         return base
@@ -225,16 +253,14 @@ def dp_budget_limits(grade: Grade, overrides: DatasetPolicy | None = None) -> Bu
         eps = min(eps, overrides.dp_epsilon_cap)
     if overrides.dp_delta_cap is not None:
         delta = min(delta, overrides.dp_delta_cap)
-    return BudgetLimits(eps, delta)
+    return replace(base, epsilon_per_project=eps, delta=delta)
 
 
 def sdc_thresholds(grade: Grade, overrides: DatasetPolicy | None = None) -> SdcThresholds | None:
-    """Suppression rules for SDC-checked aggregates, or None where they are not offered."""
+    """The airlock's stricter cell rules for exact tables from ``grade``, or None (its defaults)."""
     base = POLICY[grade].sdc
     if base is None or overrides is None:
         return base
-    if Action.sdc_aggregate in overrides.deny:
-        return None
     if overrides.min_cell_count is not None and overrides.min_cell_count > base.min_cell_count:
         return SdcThresholds(overrides.min_cell_count, base.dominance_n, base.dominance_k)
     return base
@@ -251,8 +277,6 @@ def _allowed_by_grade(grade: Grade, action: Action, overrides: DatasetPolicy | N
     match action:
         case Action.download_rows:
             return rules.download_rows
-        case Action.sdc_aggregate:
-            return rules.sdc is not None
         case Action.dp_query:
             return dp_budget_limits(grade, overrides).epsilon_per_project > 0
         case Action.sandbox_job:
@@ -320,7 +344,7 @@ _HEAD = {
     "zh": (
         "分级 (GB/T 43697-2024)",
         "下载明细行",
-        "SDC 审核的聚合结果",
+        "精确表格",
         "差分隐私查询",
         "沙箱作业",
         "出域审核",
@@ -328,7 +352,7 @@ _HEAD = {
     "en": (
         "grade (GB/T 43697-2024)",
         "download rows",
-        "SDC-checked aggregates",
+        "exact tables",
         "DP queries",
         "sandbox jobs",
         "release review",
@@ -340,20 +364,29 @@ def _cells(grade: Grade, en: bool) -> list[str]:
     rules = POLICY[grade]
     yes, no = ("yes", "no") if en else ("是", "否")
     sdc = rules.sdc
-    if sdc is None:
+    if rules.review is None:
         sdc_cell = no
     elif en:
-        sdc_cell = f"yes (≥{sdc.min_cell_count} per cell; top {sdc.dominance_n} ≤ {sdc.dominance_k:.0%})"
+        sdc_cell = "sandbox job + airlock"
+        if sdc is not None:
+            sdc_cell += f" (≥{sdc.min_cell_count} per cell; top {sdc.dominance_n} ≤ {sdc.dominance_k:.0%})"
     else:
-        sdc_cell = f"是（每格 ≥{sdc.min_cell_count}；前 {sdc.dominance_n} 名占比 ≤{sdc.dominance_k:.0%}）"
+        sdc_cell = "沙箱作业 + 出域审核"
+        if sdc is not None:
+            sdc_cell += f"（每格 ≥{sdc.min_cell_count}；前 {sdc.dominance_n} 名占比 ≤{sdc.dominance_k:.0%}）"
     b = rules.budget
     if b.epsilon_per_project <= 0:
         dp_cell = no
+    elif en:
+        dp_cell = (
+            f"{yes} (per project and period ε ≤ {b.epsilon_per_project:g}, δ ≤ {b.delta:g}; "
+            f"ε ≥ {b.min_epsilon:g} per query; ≤ {b.queries_per_day} queries per analyst a day; "
+            f"all projects ε ≤ {b.epsilon_per_year:g} a year)"
+        )
     else:
         dp_cell = (
-            f"{yes} (ε ≤ {b.epsilon_per_project:g}, δ ≤ {b.delta:g})"
-            if en
-            else f"是（每项目 ε ≤ {b.epsilon_per_project:g}，δ ≤ {b.delta:g}）"
+            f"是（每项目每期 ε ≤ {b.epsilon_per_project:g}，δ ≤ {b.delta:g}；每次 ε ≥ {b.min_epsilon:g}；"
+            f"每人每日 ≤ {b.queries_per_day} 次；全部项目每年 ε ≤ {b.epsilon_per_year:g}）"
         )
     if not rules.external_projects:
         box = "no (in-domain projects only, approved code)" if en else "否（仅限域内项目，且须已审批代码）"
