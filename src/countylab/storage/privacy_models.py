@@ -9,7 +9,12 @@ Kept beside ``models.py`` (same ``Base``) and created by migration ``0004_privac
 * ``budget_entries``: the ledger itself — every charge and every limit change, append-only.
 * ``query_runs``: every query asked through the gateway (answered, cached, refused, failed).
 * ``query_answers``: the released noisy answer per (project, plan fingerprint); an identical
-  repeated query gets this answer back at no cost.
+  repeated query gets this answer back at no cost.  A row whose answer is ``{"pending": true}``
+  is a claim: the query that inserted it is running and identical queries wait for it.
+
+Added by migration ``0006_dp_budgets``: each ledger row's renewal period and steward-approved
+top-ups, the dataset-wide yearly ledger (``dataset_budgets``), top-up requests
+(``budget_topups``) and the per-analyst daily query counter (``dp_daily_queries``).
 """
 
 from __future__ import annotations
@@ -49,6 +54,54 @@ class PrivacyBudget(Base):
     delta_spent: Mapped[float] = mapped_column(Float, default=0.0)
     set_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # the renewal period the spending belongs to; at period_end everything renews
+    period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # extra budget a steward approved for this period only (reset at renewal)
+    epsilon_topup: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    delta_topup: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+
+
+class DatasetBudget(Base):
+    """What every project together spent on one dataset in one calendar year (collusion cap)."""
+
+    __tablename__ = "dataset_budgets"
+    __table_args__ = (UniqueConstraint("dataset_id", "year", name="uq_dataset_budget"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    year: Mapped[int] = mapped_column(Integer)
+    epsilon_spent: Mapped[float] = mapped_column(Float, default=0.0)
+    delta_spent: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BudgetTopup(Base):
+    """A project member's request for more budget this period; the steward approves or refuses."""
+
+    __tablename__ = "budget_topups"
+    __table_args__ = (Index("ix_budget_topups_status", "status", "created_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    epsilon: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float, default=0.0)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(10))  # pending | approved | refused
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+    period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DailyQueries(Base):
+    """Charged queries per analyst and UTC day, counted by a conditional UPDATE (the daily cap)."""
+
+    __tablename__ = "dp_daily_queries"
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD (UTC)
+    queries: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class BudgetEntry(Base):
@@ -58,7 +111,7 @@ class BudgetEntry(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(Integer, default=PROJECT_WIDE)  # whose ledger (0: project)
-    kind: Mapped[str] = mapped_column(String(10))  # charge | limit
+    kind: Mapped[str] = mapped_column(String(10))  # charge | limit | topup | renew
     epsilon: Mapped[float | None] = mapped_column(Float, nullable=True)
     delta: Mapped[float | None] = mapped_column(Float, nullable=True)
     query_id: Mapped[int | None] = mapped_column(ForeignKey("query_runs.id"), nullable=True)
@@ -74,7 +127,7 @@ class QueryRun(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     username: Mapped[str] = mapped_column(String(64))
     sql: Mapped[str] = mapped_column(Text)
-    mode: Mapped[str] = mapped_column(String(10))  # dp | sdc
+    mode: Mapped[str] = mapped_column(String(10))  # dp (older rows may say sdc)
     epsilon: Mapped[float] = mapped_column(Float, default=0.0)  # asked for
     delta: Mapped[float] = mapped_column(Float, default=0.0)
     epsilon_spent: Mapped[float] = mapped_column(Float, default=0.0)
