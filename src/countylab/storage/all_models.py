@@ -13,6 +13,7 @@ MODEL_MODULES = (
     "countylab.storage.jobs_models",
     "countylab.storage.privacy_models",
     "countylab.storage.airlock_models",
+    "countylab.storage.airlock_rounds_models",
 )
 
 
