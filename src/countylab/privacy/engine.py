@@ -10,6 +10,12 @@ Typical use by the gateway::
 Timing defence: ``execute`` and ``execute_sdc`` return only at multiples of
 ``settings.time_bucket_s`` after they start (errors too), so wall time reveals at most which
 bucket a query fell in rather than how many rows matched.
+
+Outcome defence: whatever goes wrong inside ``execute`` (engine error, timeout, memory, too
+many internal groups for one transfer) surfaces as one ``QueryFailed`` with one fixed message,
+and nothing that depends on the data decides between "answer" and "error" on the normal path:
+analyst expressions are total, group caps come from metadata, and partition selection keeps at
+most ``max_result_rows`` keys by their noisy counts.  See docs/explanation/dp-guarantee.md.
 """
 
 from __future__ import annotations
@@ -24,12 +30,14 @@ from countylab.privacy import sdc
 from countylab.privacy.mechanisms import key_text
 from countylab.privacy.planner import QueryPlan, build_plan
 from countylab.privacy.release import Noisy, Rows, add_noise, agg_cell, released_keys
-from countylab.privacy.result import DPResult, Interval
+from countylab.privacy.result import DPResult, Interval, QueryFailed
 from countylab.privacy.spec import EngineSettings, TableSpec, tables_by_name
 from countylab.privacy.sqlcheck import QueryModel, parse_query
 from countylab.privacy.worker import ExactRunner, InProcessRunner
 
 T = TypeVar("T")
+
+__all__ = ["DPEngine", "QueryFailed", "padded"]
 
 
 def padded(bucket_s: float, fn: Callable[[], T]) -> T:
@@ -64,8 +72,11 @@ class DPEngine:
         return build_plan(model, epsilon, self.settings, delta)
 
     def execute(self, plan: QueryPlan) -> DPResult:
-        """Release the noisy answer of a plan whose cost has already been charged."""
-        return padded(self.settings.time_bucket_s, lambda: self._release(plan))
+        """Release the noisy answer of a plan whose cost has already been charged.
+
+        Raises only ``QueryFailed`` (one type, one message), whatever went wrong.
+        """
+        return padded(self.settings.time_bucket_s, lambda: self._release_or_fail(plan))
 
     def execute_sdc(self, sql: str, rules: sdc.SdcRules | None = None) -> DPResult:
         """Exact aggregates for SDC-eligible data; failing cells are suppressed with a reason."""
@@ -75,10 +86,45 @@ class DPEngine:
         self.runner.close()
 
     # -- DP path ------------------------------------------------------------------------------
+    def _release_or_fail(self, plan: QueryPlan) -> DPResult:
+        try:
+            return self._release(plan)
+        except Exception as exc:  # noqa: BLE001 - every failure after the charge looks the same
+            raise QueryFailed() from exc
+
+    def _run_all(self, plan: QueryPlan) -> list[Rows]:
+        """Exact rows of the main and histogram SQL; never refused for having many groups.
+
+        The runner caps one transfer at ``max_internal_groups`` rows.  A query over more groups
+        than that is read again in pages (ordered by its group columns), so the number of groups
+        in the data changes the time a query takes, never whether it is answered.
+        """
+        tables = list(plan.model.tables)
+        sqls = ([plan.main_sql] if plan.main_sql else []) + [s for _, s in plan.hist_sqls]
+        try:
+            results = self.runner.run(tables, sqls, bounded=True)
+        except TooLarge:
+            results = [self._paged(tables, sql) for sql in sqls]
+        return ([] if plan.main_sql else [[]]) + results
+
+    def _paged(self, tables: list[TableSpec], sql: str) -> Rows:
+        page = self.settings.limits.max_internal_groups
+        try:
+            return self.runner.run(tables, [sql], bounded=True)[0]
+        except TooLarge:
+            pass
+        out: Rows = []
+        while True:
+            chunk = self.runner.run(
+                tables, [f"SELECT * FROM ({sql}) ORDER BY ALL LIMIT {page} OFFSET {len(out)}"], bounded=True
+            )[0]
+            out.extend(chunk)
+            if len(chunk) < page:
+                return out
+
     def _release(self, plan: QueryPlan) -> DPResult:
         model = plan.model
-        sqls = [plan.main_sql] + [s for _, s in plan.hist_sqls]
-        results = self.runner.run(list(model.tables), sqls, bounded=True)
+        results = self._run_all(plan)
         ng = len(model.group_sqls)
         col: dict[str, int] = {}
         for m in plan.measurements:
@@ -95,11 +141,7 @@ class DPEngine:
             for r in hrows:
                 h.setdefault(key_text(r[:ng]), [0] * plan.bins)[int(r[ng])] += int(r[ng + 1])
         noisy = Noisy()
-        keys, threshold = released_keys(plan, exact, groups, noisy, col)
-        if len(keys) > self.settings.limits.max_result_rows:
-            raise TooLarge(
-                "结果行数超过上限", "result has too many rows", max_rows=self.settings.limits.max_result_rows
-            )
+        keys, threshold = released_keys(plan, exact, groups, noisy, col, self.settings.limits.max_result_rows)
         add_noise(plan, keys, exact, col, hists, noisy)
         rows: Rows = []
         intervals: list[tuple[Interval, ...]] = []

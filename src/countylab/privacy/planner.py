@@ -5,6 +5,15 @@ measurements it needs (one shared noisy count serves COUNT(*), AVG and VARIANCE 
 and, when group keys are not public, partition selection too).  δ is spent only by partition
 selection (OpenDP's Laplace-threshold measurement).  ``plan.cost`` is therefore known before
 any data is touched, so the caller can charge the budget atomically first.
+
+Contribution bounding happens on the relation that is aggregated, right before the aggregate
+(see ``bounded_relation``): every sensitivity below is a function of ``k`` and the steward's
+bounds only, never of the shape of the query's joins.
+
+Sums are exact integer sums (see ``fixedpoint``): each clamped value is rounded to a multiple
+of a power-of-two quantum chosen from the bounds, DuckDB adds the integers exactly (HUGEINT),
+and OpenDP adds integer (discrete Laplace) noise, so floating-point rounding never enters the
+quantity whose sensitivity the proof bounds.
 """
 
 from __future__ import annotations
@@ -16,22 +25,27 @@ from dataclasses import dataclass
 from typing import Literal
 
 from countylab.errors import ValidationFailed
+from countylab.privacy.fixedpoint import FixedPoint, fixed_point
 from countylab.privacy.sandboxed_duckdb import clamped_name
 from countylab.privacy.spec import EngineSettings
 from countylab.privacy.sqlcheck import QueryModel
 
 MeasKind = Literal["count", "count_unit", "sum", "sq", "hist"]
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
+REL = '"__rel"'
 
 
 @dataclass(frozen=True)
 class Measurement:
+    """One noisy release.  ``sensitivity`` is in integer units (quanta for sums)."""
+
     kind: MeasKind
     column: str | None
     bounds: tuple[float, float] | None
     centered: bool
     epsilon: float
     sensitivity: float
+    fixed: FixedPoint | None = None  # the integer encoding of sums (kind "sum" and "sq")
 
     @property
     def key(self) -> str:
@@ -45,7 +59,7 @@ class QueryPlan:
     epsilon: float
     delta: float
     select_partitions: bool
-    main_sql: str
+    main_sql: str  # "" when every measurement is a histogram (quantile-only queries)
     hist_sqls: tuple[tuple[str, str], ...]
     bins: int
     fingerprint: str
@@ -60,6 +74,71 @@ def clamped(column: str) -> str:
     """The pre-clamped hidden copy of a qualified column (see ``sandboxed_duckdb.materialise``)."""
     table, name = column.rsplit(".", 1)
     return f'{table}."{clamped_name(name.strip(chr(34)))}"'
+
+
+class Relation:
+    """The bounded relation a query aggregates, and how to name its columns.
+
+    Three shapes, all with at most ``k`` rows per privacy unit:
+
+    * no private table: the tables as they are (public data, one row = one contributor);
+    * one private table and no join: the table filtered on its ``__rank <= k`` column (rows
+      ranked per unit by a seeded hash when the table was materialised), so the query stays a
+      plain filtered aggregate;
+    * joins: an engine-written subquery over the join and the WHERE clause whose
+      ``QUALIFY row_number() OVER (PARTITION BY unit ORDER BY <seeded row hashes>) <= k``
+      keeps k rows per unit of the joined relation, and the aggregate reads that subquery.
+    """
+
+    def __init__(self, model: QueryModel) -> None:
+        self.model = model
+        self.window = model.unit_sql is not None and model.joined
+        self.columns = sorted(
+            {a.column for a in model.aggs if a.column is not None and a.kind != "count_unit"}
+        )
+
+    def group(self, i: int) -> str:
+        return f'{REL}."__g{i}"' if self.window else self.model.group_sqls[i]
+
+    def value(self, column: str) -> str:
+        """The clamped value of an aggregated column."""
+        return f'{REL}."__v{self.columns.index(column)}"' if self.window else clamped(column)
+
+    def not_null(self, column: str) -> str:
+        return f'{REL}."__n{self.columns.index(column)}"' if self.window else f"{column} IS NOT NULL"
+
+    def unit(self) -> str:
+        assert self.model.unit_sql is not None
+        return f'{REL}."__u"' if self.window else self.model.unit_sql
+
+    def source(self, extra_where: str | None = None) -> str:
+        """`` FROM … WHERE …`` of the bounded relation."""
+        m = self.model
+        if self.window:
+            where = f" WHERE {extra_where}" if extra_where else ""
+            return f" FROM {self._subquery()} AS {REL}{where}"
+        conds = [c for c in (self._rank_filter(), m.where_sql, extra_where) if c]
+        where = " WHERE " + " AND ".join(f"({c})" for c in conds) if conds else ""
+        return f" FROM {m.from_sql}{where}"
+
+    def _rank_filter(self) -> str | None:
+        m = self.model
+        if not m.private_aliases:
+            return None
+        return f'"{m.private_aliases[0]}"."__rank" <= {int(m.contribution)}'
+
+    def _subquery(self) -> str:
+        m = self.model
+        cols = [f'{g} AS "__g{i}"' for i, g in enumerate(m.group_sqls)]
+        cols.append(f'{m.unit_sql} AS "__u"')
+        for j, c in enumerate(self.columns):
+            cols += [f'{clamped(c)} AS "__v{j}"', f'({c} IS NOT NULL) AS "__n{j}"']
+        where = f" WHERE {m.where_sql}" if m.where_sql else ""
+        order = "hash(" + ", ".join(f'"{a}"."__h"' for a in m.aliases) + ")"
+        return (
+            f"(SELECT {', '.join(cols)} FROM {m.from_sql}{where} QUALIFY row_number() OVER "
+            f"(PARTITION BY {m.unit_sql} ORDER BY {order}) <= {int(m.contribution)})"
+        )
 
 
 def _needs(model: QueryModel) -> list[tuple[MeasKind, str | None, tuple[float, float] | None, bool]]:
@@ -84,46 +163,37 @@ def _needs(model: QueryModel) -> list[tuple[MeasKind, str | None, tuple[float, f
     return out
 
 
-def _sensitivity(
-    kind: MeasKind, bounds: tuple[float, float] | None, centered: bool, k: int, grouped: bool
-) -> float:
-    if kind == "count" or kind == "hist":
-        return float(k)
-    if kind == "count_unit":
-        return float(k if grouped else 1)
+def _fixed(kind: MeasKind, bounds: tuple[float, float] | None, centered: bool) -> FixedPoint | None:
+    if kind not in ("sum", "sq"):
+        return None
     assert bounds is not None
-    lo, hi = bounds
-    half = (hi - lo) / 2.0
-    if kind == "sum":
-        return k * (half if centered else max(abs(lo), abs(hi)))
-    return k * half * half
+    return fixed_point(bounds, squared=kind == "sq", centered=centered or kind == "sq")
 
 
-def _select_list(model: QueryModel, meas: list[Measurement]) -> str:
-    parts = [f'{g} AS "__g{i}"' for i, g in enumerate(model.group_sqls)]
+def _sensitivity(kind: MeasKind, fixed: FixedPoint | None, k: int, grouped: bool) -> int:
+    """L1 sensitivity in integer units: one unit adds or removes at most ``k`` rows."""
+    if kind in ("count", "hist"):
+        return k
+    if kind == "count_unit":
+        return k if grouped else 1
+    assert fixed is not None
+    return k * fixed.max_abs
+
+
+def _select_list(model: QueryModel, rel: Relation, meas: list[Measurement]) -> str:
+    parts = [f'{rel.group(i)} AS "__g{i}"' for i in range(len(model.group_sqls))]
     for i, m in enumerate(meas):
         if m.kind == "count":
             expr = "count(*)"
         elif m.kind == "count_unit":
-            expr = f"count(DISTINCT {model.unit_sql})" if model.unit_sql else "count(*)"
+            expr = f"count(DISTINCT {rel.unit()})" if model.unit_sql else "count(*)"
         elif m.kind in ("sum", "sq"):
-            assert m.column is not None and m.bounds is not None
-            mid = (m.bounds[0] + m.bounds[1]) / 2.0
-            c = clamped(m.column)
-            if m.kind == "sq":
-                expr = f"sum(({c} - {mid!r}) * ({c} - {mid!r}))"
-            else:
-                expr = f"sum({c}) - {mid!r} * count(*)" if m.centered else f"sum({c})"
+            assert m.column is not None and m.fixed is not None
+            expr = f"sum({m.fixed.row_sql(rel.value(m.column))})"
         else:
             continue
         parts.append(f'{expr} AS "__m{i}"')
     return ", ".join(parts)
-
-
-def _base(model: QueryModel, extra_where: str | None = None) -> str:
-    conds = [c for c in (model.where_sql, extra_where) if c]
-    where = " WHERE " + " AND ".join(f"({c})" for c in conds) if conds else ""
-    return f" FROM {model.from_sql}{where}"
 
 
 def fingerprint(
@@ -153,16 +223,20 @@ def build_plan(
         needs.insert(0, ("count", None, None, False))
     share = epsilon / len(needs)
     grouped = bool(model.group_sqls)
-    meas = [
-        Measurement(kind, col, b, cen, share, _sensitivity(kind, b, cen, model.contribution, grouped))
-        for kind, col, b, cen in needs
-    ]
+    meas = []
+    for kind, col, b, cen in needs:
+        fx = _fixed(kind, b, cen)
+        sens = _sensitivity(kind, fx, model.contribution, grouped)
+        meas.append(Measurement(kind, col, b, cen, share, float(sens), fx))
     d = (settings.delta if delta is None else delta) if select else 0.0
     if select and not 0.0 < d < 1e-3:
         raise ValidationFailed("δ 必须在 (0, 1e-3) 之间", "delta must be in (0, 1e-3)", reason="delta")
+    rel = Relation(model)
     groups = ", ".join(f'"__g{i}"' for i in range(len(model.group_sqls)))
     group_by = f" GROUP BY {groups}" if groups else ""
-    main_sql = f"SELECT {_select_list(model, meas)}{_base(model)}{group_by}"
+    main_sql = ""
+    if any(m.kind != "hist" for m in meas):
+        main_sql = f"SELECT {_select_list(model, rel, meas)}{rel.source()}{group_by}"
     hist_sqls = []
     nb = settings.quantile_bins
     for m in meas:
@@ -171,11 +245,11 @@ def build_plan(
         assert m.column is not None and m.bounds is not None
         lo, hi = m.bounds
         width = (hi - lo) / nb
-        cl = clamped(m.column)
-        b = f"CAST(least({nb - 1}, greatest(0, floor(({cl} - {lo!r}) / {width!r}))) AS INTEGER)"
-        gsel = "".join(f'{g} AS "__g{i}", ' for i, g in enumerate(model.group_sqls))
+        cl = rel.value(m.column)
+        binned = f"CAST(least({nb - 1}, greatest(0, floor(({cl} - {lo!r}) / {width!r}))) AS INTEGER)"
+        gsel = "".join(f'{rel.group(i)} AS "__g{i}", ' for i in range(len(model.group_sqls)))
         sql = (
-            f'SELECT {gsel}{b} AS "__b", count(*) AS "__n"{_base(model, f"{m.column} IS NOT NULL")}'
+            f'SELECT {gsel}{binned} AS "__b", count(*) AS "__n"{rel.source(rel.not_null(m.column))}'
             f' GROUP BY {groups + ", " if groups else ""}"__b"'
         )
         hist_sqls.append((m.key, sql))

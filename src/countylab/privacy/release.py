@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from countylab.privacy.fixedpoint import center_of
 from countylab.privacy.mechanisms import (
     key_text,
-    laplace_floats,
     laplace_halfwidth,
     laplace_ints,
     normal_z,
@@ -40,8 +40,12 @@ def released_keys(
     groups: dict[str, tuple[Any, ...]],
     noisy: Noisy,
     col: dict[str, int],
+    max_rows: int,
 ) -> tuple[list[str], int | None]:
-    """Keys to release: none (one row), the public key set, or DP partition selection."""
+    """Keys to release: none (one row), the public key set, or DP partition selection.
+
+    Partition selection releases at most ``max_rows`` keys: those with the largest noisy counts.
+    """
     model = plan.model
     if not model.group_sqls:
         return [key_text(())], None
@@ -52,7 +56,10 @@ def released_keys(
     m = next(x for x in plan.measurements if x.kind == "count")
     counts = {k: int(v[col[m.key]] or 0) for k, v in exact.items()}
     rel, scale, thr = threshold_counts(counts, int(m.sensitivity), m.epsilon, plan.delta)
-    keys = sorted(rel, key=lambda k: tuple((v is None, str(v)) for v in groups[k]))
+    # At most max_rows partitions, chosen by their noisy counts: post-processing, so the number
+    # of groups in the data never turns into an error or a cost.
+    top = sorted(rel, key=lambda k: (-rel[k], k))[:max_rows]
+    keys = sorted(top, key=lambda k: tuple((v is None, str(v)) for v in groups[k]))
     noisy.values[m.key] = [float(rel[k]) for k in keys]
     noisy.scales[m.key] = scale
     return keys, thr
@@ -80,10 +87,12 @@ def add_noise(
         if m.kind in ("count", "count_unit"):
             ints, scale = laplace_ints([int(v or 0) for v in vals], int(m.sensitivity), m.epsilon)
             noisy.values[m.key] = [float(v) for v in ints]
-        else:
-            noisy.values[m.key], scale = laplace_floats(
-                [float(v or 0.0) for v in vals], m.sensitivity, m.epsilon
-            )
+        else:  # exact integer sums, integer noise, then back to real units (see fixedpoint)
+            fx = m.fixed
+            assert fx is not None
+            ints, scale = laplace_ints([fx.clip_total(v) for v in vals], int(m.sensitivity), m.epsilon)
+            noisy.values[m.key] = [v * fx.unit for v in ints]
+            scale *= fx.unit
         noisy.scales[m.key] = scale
 
 
@@ -109,7 +118,7 @@ def agg_cell(plan: QueryPlan, a: Agg, i: int, noisy: Noisy, confidence: float) -
         return quantile_from_counts(edges, noisy.hist[f"hist:{a.column}"][i], a.q), None
     assert a.bounds is not None
     lo, hi = a.bounds
-    mid, half = (lo + hi) / 2.0, (hi - lo) / 2.0
+    mid, half = center_of(a.bounds), (hi - lo) / 2.0  # the centre centred sums are taken around
     sm = _meas(plan, "sum", a.column)
     s, var_s = noisy.values[sm.key][i], 2.0 * noisy.scales[sm.key] ** 2
     if a.kind == "sum":

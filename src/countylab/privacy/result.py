@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from countylab.errors import UserError
+
 Interval = tuple[float, float] | None
 
 
@@ -49,3 +51,22 @@ class DPResult:
             "notes": list(self.notes),
             "fingerprint": self.fingerprint,
         }
+
+
+class QueryFailed(UserError):
+    """Anything that went wrong while a charged query ran: one type, one fixed message.
+
+    Why one: an error raised while the data is read can depend on the data (a timeout, memory,
+    an engine error).  Its kind, message and details would then describe the rows, so every
+    such failure is reported the same way, with nothing in it that came from the data.  The
+    original exception is kept as ``__cause__`` for the server log, never for the analyst.
+    """
+
+    code = "query_failed"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "查询执行失败（已计入隐私预算）。失败原因不会显示，因为它可能与数据有关。",
+            "the query failed while it ran (the privacy budget was charged). The reason is not "
+            "shown because it could depend on the data.",
+        )

@@ -63,6 +63,17 @@ class TableSpec:
     max_rows_per_unit: int
     columns: Mapping[str, ColumnPolicy]
     version: str = ""
+    # What kind of entity the privacy unit is (person, household, enterprise …).  Two private
+    # tables may be joined only on their units, and only when both units are the same kind of
+    # entity; ``None`` means the unit column's own name (the catalog fills it in later).
+    unit_entity: str | None = None
+
+    @property
+    def entity(self) -> str | None:
+        """The entity kind of the privacy unit (``None`` for a public table)."""
+        if self.privacy_unit is None:
+            return None
+        return self.unit_entity or self.privacy_unit
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.name.lower() != self.name:

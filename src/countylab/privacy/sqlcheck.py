@@ -4,6 +4,15 @@ Why a model and not the SQL itself: the engine never runs the analyst's text.  s
 it (DuckDB dialect); every node must be on an allow-list; every table must be a permitted
 table; every column is resolved against the steward's metadata.  What survives is a
 ``QueryModel`` from which the planner writes its own SQL with bounding and clamping built in.
+
+Everything refused here is refused from the query text and the catalog metadata alone, before
+any budget is charged.  Analyst expressions come out total (``totality.make_total``).
+
+Joins: sensitivity never comes from the shape of a join any more.  The planner bounds the
+rows of each privacy unit on the relation actually aggregated, so this module only makes sure
+every row of that relation has exactly one owner: private tables join each other only on
+their privacy units, and only when the units are the same kind of entity (the rule of Tumult
+Analytics' ``join_private``); public tables join on any declared joinable column.
 """
 
 from __future__ import annotations
@@ -19,69 +28,16 @@ from sqlglot import exp
 from countylab.errors import TooLarge, ValidationFailed
 from countylab.privacy.sandboxed_duckdb import check_single_select
 from countylab.privacy.spec import ColumnKind, ColumnPolicy, TableSpec
+from countylab.privacy.totality import (
+    check_scalar,
+    check_text_limits,
+    check_tree_depth,
+    join_key,
+    make_total,
+)
 
 AggKind = Literal["count", "count_unit", "sum", "avg", "var", "stddev", "quantile"]
 
-_SCALAR_NODES: tuple[type[exp.Expression], ...] = (
-    exp.Column,
-    exp.Identifier,
-    exp.Literal,
-    exp.Boolean,
-    exp.Null,
-    exp.Paren,
-    exp.And,
-    exp.Or,
-    exp.Not,
-    exp.EQ,
-    exp.NEQ,
-    exp.GT,
-    exp.GTE,
-    exp.LT,
-    exp.LTE,
-    exp.Is,
-    exp.In,
-    exp.Between,
-    exp.Like,
-    exp.ILike,
-    exp.Add,
-    exp.Sub,
-    exp.Mul,
-    exp.Div,
-    exp.IntDiv,
-    exp.Mod,
-    exp.Neg,
-    exp.Case,
-    exp.If,
-    exp.Cast,
-    exp.TryCast,
-    exp.DataType,
-    exp.Floor,
-    exp.Ceil,
-    exp.Round,
-    exp.Abs,
-    exp.Coalesce,
-    exp.Least,
-    exp.Greatest,
-    exp.Year,
-    exp.Month,
-    exp.Day,
-    exp.Quarter,
-    exp.Extract,
-    exp.Var,
-    exp.Lower,
-    exp.Upper,
-    exp.Substring,
-    exp.Length,
-    exp.TimestampTrunc,
-    exp.DateTrunc,
-    exp.Sqrt,
-    exp.Ln,
-    exp.Log,
-    exp.Exp,
-    exp.Pow,
-    exp.Sign,
-    exp.Tuple,
-)
 _AGG_NODES: dict[type[exp.Expression], AggKind] = {
     exp.Count: "count",
     exp.Sum: "sum",
@@ -116,18 +72,32 @@ class Output:
 
 @dataclass(frozen=True)
 class QueryModel:
-    tables: tuple[TableSpec, ...]
+    """A validated query: what to aggregate, over which relation, bounded how.
+
+    ``from_sql``/``where_sql``/``group_sqls`` are engine-rendered (qualified, total).  The
+    planner bounds the rows of ``unit_sql`` to ``contribution`` on the relation ``from_sql``
+    filtered by ``where_sql``, immediately before aggregation.
+    """
+
+    tables: tuple[TableSpec, ...]  # every table the query reads, once each
     from_sql: str
     where_sql: str | None
     group_sqls: tuple[str, ...]
     public_keys: tuple[tuple[Any, ...], ...] | None  # all key tuples when every group key is public
     aggs: tuple[Agg, ...]
     outputs: tuple[Output, ...]
-    unit_sql: str | None
-    contribution: int  # most rows one privacy unit has in the joined relation
+    unit_sql: str | None  # the privacy unit every row of the joined relation belongs to
+    contribution: int  # k: rows kept per unit = the largest max_rows_per_unit of the private tables
     order_by: tuple[tuple[int, bool], ...]  # (output index, descending)
     limit: int | None
     normalized_sql: str
+    private_tables: tuple[TableSpec, ...] = ()  # charge every one of these datasets' ledgers
+    aliases: tuple[str, ...] = ()  # FROM order
+    private_aliases: tuple[str, ...] = ()
+
+    @property
+    def joined(self) -> bool:
+        return len(self.aliases) > 1
 
 
 def _refuse(zh: str, en: str, **details: Any) -> ValidationFailed:
@@ -151,8 +121,8 @@ class _Scope:
         if spec is None:
             raise _refuse("表不存在或未授权", "table not found or not granted", table=ident.name)
         alias = (node.alias or spec.name).lower()
-        if alias in self.alias:
-            raise _refuse("表别名重复", "duplicate table alias", table=alias)
+        if alias in self.alias or not alias.isidentifier() or alias.startswith("__"):
+            raise _refuse("表别名重复或无效", "duplicate or invalid table alias", table=alias)
         self.alias[alias] = spec
         return alias
 
@@ -180,10 +150,7 @@ def _qualify(node: exp.Expression, scope: _Scope) -> exp.Expression:
                 "aggregates, subqueries and * are not allowed here",
                 reason=type(sub).__name__,
             )
-        if not isinstance(sub, _SCALAR_NODES):
-            raise _refuse(
-                "不支持的 SQL 语法或函数", "unsupported SQL construct or function", reason=type(sub).__name__
-            )
+    check_scalar(node)
 
     def fix(n: exp.Expression) -> exp.Expression:
         if isinstance(n, exp.Column):
@@ -192,6 +159,10 @@ def _qualify(node: exp.Expression, scope: _Scope) -> exp.Expression:
         return n
 
     return node.copy().transform(fix)
+
+
+def _total_sql(node: exp.Expression, scope: _Scope) -> str:
+    return make_total(_qualify(node, scope)).sql(dialect="duckdb")
 
 
 def _columns_used(node: exp.Expression, scope: _Scope) -> list[tuple[TableSpec, str, ColumnPolicy]]:
@@ -206,7 +177,18 @@ def _is_unit(spec: TableSpec, name: str) -> bool:
     return spec.privacy_unit == name
 
 
-def _parse_join(join: exp.Join, scope: _Scope, private: list[tuple[str, TableSpec]]) -> tuple[str, int]:
+_PRIVATE_JOIN_ZH = (
+    "两个含个人数据的表只能按各自的隐私主体列相等连接，且主体必须是同一类实体（如都是人）："
+    "否则连接后的一行属于多个主体，无法限定每个主体的贡献。请改用计算中心的沙箱作业。"
+)
+_PRIVATE_JOIN_EN = (
+    "two tables with personal rows may be joined only on their privacy-unit columns being equal, "
+    "and only when both units are the same kind of entity (e.g. both persons): any other join gives "
+    "rows owned by several units, whose contribution cannot be bounded. Use a sandbox job instead."
+)
+
+
+def _parse_join(join: exp.Join, scope: _Scope, private: list[tuple[str, TableSpec]]) -> str:
     if join.args.get("kind") or join.side not in ("", None) or join.args.get("using"):
         raise _refuse("只支持内连接 ON a = b", "only INNER JOIN ... ON a = b is supported", reason="join")
     new_alias = scope.add(join.this)
@@ -222,28 +204,34 @@ def _parse_join(join: exp.Join, scope: _Scope, private: list[tuple[str, TableSpe
             "连接条件必须引用新连接的表", "join condition must reference the joined table", reason="join"
         )
     declared = f"{nspec.name}.{ncol}" in opol.joinable_to or f"{ospec.name}.{ocol}" in npol.joinable_to
-    if not declared:
+    if nspec.privacy_unit is not None and private:
+        same_unit = (
+            _is_unit(nspec, ncol)
+            and ospec.privacy_unit is not None
+            and _is_unit(ospec, ocol)
+            and ospec.entity == nspec.entity
+        )
+        if not same_unit:
+            raise _refuse(
+                _PRIVATE_JOIN_ZH,
+                _PRIVATE_JOIN_EN,
+                reason="private_join",
+                column=f"{ospec.name}.{ocol}={nspec.name}.{ncol}",
+            )
+    elif not declared:
         raise _refuse(
             "目录未声明这两列可连接",
             "the catalog does not declare these columns joinable",
             column=f"{ospec.name}.{ocol}={nspec.name}.{ncol}",
         )
-    factor = 1
-    if nspec.privacy_unit is None and npol.unique or ospec.privacy_unit is None and opol.unique:
-        pass
-    elif _is_unit(nspec, ncol) and _is_unit(ospec, ocol):
-        factor = nspec.max_rows_per_unit
-    else:
-        raise _refuse(
-            "该连接无法限定每个主体的贡献", "this join cannot bound each unit's contribution", reason="join"
-        )
     if nspec.privacy_unit is not None:
         private.append((new_alias, nspec))
-    cond = _qualify(on, scope).sql(dialect="duckdb")
-    return f' JOIN {nspec.name} AS "{new_alias}" ON {cond}', factor
+    left = join_key(f'"{oa}"."{ocol}"', opol, npol)
+    right = join_key(f'"{na}"."{ncol}"', npol, opol)
+    return f' JOIN {nspec.name} AS "{new_alias}" ON {left} = {right}'
 
 
-def _agg_of(node: exp.Expression, scope: _Scope, unit: tuple[str, TableSpec] | None) -> Agg:
+def _agg_of(node: exp.Expression, scope: _Scope, unit_sql: str | None) -> Agg:
     kind = _AGG_NODES[type(node)]
     arg = node.this
     if kind == "count":
@@ -254,9 +242,10 @@ def _agg_of(node: exp.Expression, scope: _Scope, unit: tuple[str, TableSpec] | N
             and len(arg.expressions) == 1
             and isinstance(arg.expressions[0], exp.Column)
         ):
-            alias, spec, name, _ = scope.resolve(arg.expressions[0])
-            if unit is not None and (alias, spec) == unit and _is_unit(spec, name):
-                return Agg("count_unit", f'"{alias}"."{name}"', None)
+            _, spec, name, _ = scope.resolve(arg.expressions[0])
+            # Every private table of the relation shares the unit (joined on it), so any of them names it.
+            if unit_sql is not None and _is_unit(spec, name):
+                return Agg("count_unit", unit_sql, None)
         raise _refuse(
             "只支持 COUNT(*) 和 COUNT(DISTINCT 隐私主体)",
             "only COUNT(*) and COUNT(DISTINCT privacy unit) are supported",
@@ -284,19 +273,28 @@ def _agg_of(node: exp.Expression, scope: _Scope, unit: tuple[str, TableSpec] | N
     return Agg(kind, f'"{alias}"."{name}"', pol.bounds(), q=q, pop=isinstance(node, _POP_AGGS))
 
 
-def parse_query(sql: str, permitted: Mapping[str, TableSpec], max_keys: int) -> QueryModel:
-    """Validate ``sql`` against the allow-list and metadata; return its bounded model."""
+def _parse_tree(sql: str) -> exp.Select:
+    check_text_limits(sql)
     check_single_select(sql)
     try:
         tree = sqlglot.parse_one(sql, dialect="duckdb")
     except sqlglot.errors.ParseError as exc:
         raise _refuse("SQL 语法错误", "SQL syntax error", reason=str(exc)[:200]) from exc
+    except RecursionError as exc:  # a backstop: check_text_limits should have refused it
+        raise _refuse("SQL 嵌套过深", "SQL is nested too deeply", reason="sql_too_deep") from exc
+    check_tree_depth(tree)
     if not isinstance(tree, exp.Select):
         raise _refuse("只允许单个 SELECT 查询", "only a single SELECT is allowed", reason=type(tree).__name__)
     allowed_args = {"expressions", "from_", "joins", "where", "group", "order", "limit"}
     extra = [k for k, v in tree.args.items() if v not in (None, [], False) and k not in allowed_args]
     if extra:
         raise _refuse("不支持的 SQL 子句", "unsupported SQL clause", reason=",".join(sorted(extra)))
+    return tree
+
+
+def parse_query(sql: str, permitted: Mapping[str, TableSpec], max_keys: int) -> QueryModel:
+    """Validate ``sql`` against the allow-list and metadata; return its bounded model."""
+    tree = _parse_tree(sql)
     scope = _Scope(permitted)
     frm = tree.args.get("from_")
     if frm is None:
@@ -305,16 +303,14 @@ def parse_query(sql: str, permitted: Mapping[str, TableSpec], max_keys: int) -> 
     bspec = scope.alias[base]
     private: list[tuple[str, TableSpec]] = [(base, bspec)] if bspec.privacy_unit else []
     from_sql = f'{bspec.name} AS "{base}"'
-    contribution = bspec.max_rows_per_unit if bspec.privacy_unit else 1
     for join in tree.args.get("joins") or []:
-        piece, factor = _parse_join(join, scope, private)
-        from_sql += piece
-        contribution *= factor
-    unit = private[0] if private else None
-    unit_sql = f'"{unit[0]}"."{unit[1].privacy_unit}"' if unit else None
+        from_sql += _parse_join(join, scope, private)
+    unit_sql = f'"{private[0][0]}"."{private[0][1].privacy_unit}"' if private else None
+    private_specs = {s.name: s for _, s in private}
+    contribution = max((s.max_rows_per_unit for s in private_specs.values()), default=1)
 
     where = tree.args.get("where")
-    where_sql = _qualify(where.this, scope).sql(dialect="duckdb") if where is not None else None
+    where_sql = _total_sql(where.this, scope) if where is not None else None
 
     items = list(tree.expressions)
     names = [
@@ -338,7 +334,8 @@ def parse_query(sql: str, permitted: Mapping[str, TableSpec], max_keys: int) -> 
         ):
             g = items[names.index(g.name)].unalias()
         groups.append(g)
-    group_sqls: list[str] = []
+    group_keys: list[str] = []  # qualified, for matching select items
+    group_sqls: list[str] = []  # qualified and total, for running
     key_sets: list[tuple[Any, ...] | None] = []
     for g in groups:
         for spec, name, pol in _columns_used(g, scope):
@@ -348,7 +345,8 @@ def parse_query(sql: str, permitted: Mapping[str, TableSpec], max_keys: int) -> 
                     "cannot GROUP BY an identifier or the privacy unit",
                     column=name,
                 )
-        group_sqls.append(_qualify(g, scope).sql(dialect="duckdb"))
+        group_keys.append(_qualify(g, scope).sql(dialect="duckdb"))
+        group_sqls.append(_total_sql(g, scope))
         key_sets.append(scope.resolve(g)[3].public_keys if isinstance(g, exp.Column) else None)
 
     aggs: list[Agg] = []
@@ -358,15 +356,15 @@ def parse_query(sql: str, permitted: Mapping[str, TableSpec], max_keys: int) -> 
         if isinstance(node, exp.Star):
             raise _refuse("不允许 SELECT *", "SELECT * is not allowed", reason="star")
         if type(node) in _AGG_NODES:
-            aggs.append(_agg_of(node, scope, unit))
+            aggs.append(_agg_of(node, scope, unit_sql))
             outputs.append(Output(name, "agg", len(aggs) - 1))
             continue
         rendered = _qualify(node, scope).sql(dialect="duckdb")
-        if rendered not in group_sqls:
+        if rendered not in group_keys:
             raise _refuse(
                 "非聚合列必须出现在 GROUP BY 中", "non-aggregate columns must be in GROUP BY", column=name
             )
-        outputs.append(Output(name, "group", group_sqls.index(rendered)))
+        outputs.append(Output(name, "group", group_keys.index(rendered)))
     if not aggs:
         raise _refuse("查询必须包含聚合", "the query must contain an aggregate", reason="no_aggregate")
 
@@ -382,8 +380,10 @@ def parse_query(sql: str, permitted: Mapping[str, TableSpec], max_keys: int) -> 
     order: list[tuple[int, bool]] = []
     for o in tree.args["order"].expressions if tree.args.get("order") else []:
         target = o.this
-        if isinstance(target, exp.Literal) and not target.is_string and 0 < int(target.this) <= len(outputs):
+        if isinstance(target, exp.Literal) and not target.is_string and target.this.isdigit():
             idx = int(target.this) - 1
+            if not 0 <= idx < len(outputs):
+                raise _refuse("ORDER BY 序号超出范围", "ORDER BY position out of range", reason="order")
         elif isinstance(target, exp.Column) and not target.table and target.name in names:
             idx = names.index(target.name)
         else:
@@ -395,8 +395,9 @@ def parse_query(sql: str, permitted: Mapping[str, TableSpec], max_keys: int) -> 
         if not isinstance(lim, exp.Literal) or lim.is_string or not lim.this.isdigit():
             raise _refuse("LIMIT 必须是整数常数", "LIMIT must be an integer constant", reason="limit")
         limit = int(lim.this)
+    tables = {s.name: s for s in scope.alias.values()}
     return QueryModel(
-        tables=tuple(scope.alias.values()),
+        tables=tuple(tables.values()),
         from_sql=from_sql,
         where_sql=where_sql,
         group_sqls=tuple(group_sqls),
@@ -408,4 +409,7 @@ def parse_query(sql: str, permitted: Mapping[str, TableSpec], max_keys: int) -> 
         order_by=tuple(order),
         limit=limit,
         normalized_sql=tree.sql(dialect="duckdb", normalize=True, identify=False),
+        private_tables=tuple(private_specs.values()),
+        aliases=tuple(scope.alias),
+        private_aliases=tuple(a for a, _ in private),
     )
