@@ -135,11 +135,6 @@ def test_sniff_never_unpickles() -> None:
 def test_checks_are_a_pluggable_list_of_modules() -> None:
     from countylab.airlock.checks import CHECKS
 
-    assert [c.name for c in CHECKS] == [
-        "file_type",
-        "table_format",
-        "table_sdc",
-        "pii_scan",
-        "leakage_scan",
-        "images",
-    ]
+    names = [c.name for c in CHECKS]
+    assert names[0] == "file_type"  # first: no other parser sees a file it refuses
+    assert {"table_format", "table_sdc", "pii_scan", "leakage_scan", "images"} <= set(names)

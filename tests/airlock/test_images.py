@@ -43,7 +43,7 @@ def test_png_metadata_is_stripped_into_a_clean_copy(make_file: MakeFile) -> None
     assert b"zhangwei" not in result.replacement and b"IEND" in result.replacement[-12:]
     assert clean.size == (40, 20)
     removed = result.details["metadata_removed"]
-    assert {"Author", "Comment", "exif"} <= set(removed)
+    assert {"iTXt:Author", "iTXt:Comment", "eXIf"} <= set(removed)
     assert any("after IEND" in r for r in removed)
 
 

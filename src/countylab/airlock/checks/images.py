@@ -1,19 +1,20 @@
-"""Rule (e): images.  PNGs are re-encoded without metadata; SVGs must be inert.
+"""Rule (e): images.  PNGs and JPEGs are released re-encoded; SVGs must be inert.
 
-* PNG: text chunks (tEXt/zTXt/iTXt), EXIF, ICC profiles and bytes after IEND can carry
-  anything (a file path, a user name, a whole CSV).  Rather than judge them, the release
-  always uses a clean copy re-encoded from the pixels by Pillow (``CheckResult.replacement``);
-  what was removed is listed for the checker.
-* PNG text drawn in the pixels: with an OCR engine the text is scanned for identifiers and
+* PNG/JPEG: text chunks (tEXt/zTXt/iTXt), EXIF/XMP, ICC profiles, bytes after IEND and the low
+  bits of the pixels can carry anything (a file path, a user name, a whole CSV).  Rather than
+  judge them, the release always uses the image the lab re-encoded from quantised pixels
+  (:mod:`countylab.airlock.render.raster`, ``CheckResult.replacement``); what was removed is
+  listed for the checker.
+* Text drawn in the pixels: with an OCR engine the text is scanned for identifiers and
   source values; without one the check warns "needs human eyes" — never a silent pass.
 * SVG: scripts, event handlers, foreignObject and external references fail (:mod:`.svg`); its
-  text nodes are scanned for identifiers here and for source values by the leakage scan.
+  text nodes are scanned for identifiers here and for source values by the leakage scan; the
+  release is the SVG the lab re-serialised (:mod:`countylab.airlock.render.svg`).
 """
 
 from __future__ import annotations
 
 import io
-import warnings
 
 from PIL import Image
 
@@ -29,45 +30,43 @@ from countylab.airlock.checks.scan import pii_in_text, report_leakage, report_pi
 from countylab.airlock.checks.sniff import file_kind, sniff_file
 from countylab.airlock.checks.svg import inspect_svg
 from countylab.airlock.leakage import scan_text
+from countylab.airlock.render import Limits, Refused
+from countylab.airlock.render.raster import render_raster
 
 name = "images"
 
 MAX_PIXELS = 40_000_000
-_BENIGN_INFO = frozenset({"dpi", "gamma", "transparency", "aspect"})
 
 
 def applies_to(file: OutputFile) -> bool:
-    return file_kind(file) in (FileKind.png, FileKind.svg)
+    return file_kind(file) in (FileKind.png, FileKind.jpeg, FileKind.svg)
 
 
 def clean_png(data: bytes) -> tuple[bytes, list[str]]:
     """The pixels of ``data`` re-encoded as a fresh PNG, and the metadata that was dropped."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        img = Image.open(io.BytesIO(data))
-        if img.width * img.height > MAX_PIXELS:
-            raise ValueError(f"{img.width}×{img.height} pixels")
-        img.load()
-    removed = [str(k) for k in img.info if k not in _BENIGN_INFO]
-    if img.getexif():
-        removed.append("exif")
-    iend = data.find(b"IEND\xaeB`\x82")  # the IEND chunk with its fixed CRC
-    if iend >= 0 and len(data) > iend + 8:
-        removed.append(f"{len(data) - iend - 8} bytes after IEND")
-    pixels: Image.Image = img
-    if pixels.mode not in ("1", "L", "LA", "RGB", "RGBA"):
-        pixels = pixels.convert("RGBA")
-    fresh = Image.frombytes(pixels.mode, pixels.size, pixels.tobytes())
-    out = io.BytesIO()
-    fresh.save(out, format="PNG")
-    return out.getvalue(), sorted(set(removed))
+    return _clean(data, "png")
 
 
-def _run_png(file: OutputFile, context: CheckContext, found: Findings) -> bytes | None:
+def _clean(data: bytes, kind: str) -> tuple[bytes, list[str]]:
+    rendering = render_raster(data, Limits(max_pixels=MAX_PIXELS), kind)
+    removed = [
+        row[1] for sec in rendering.sections if sec.kind == "facts" for row in sec.rows if row[0] != "pixels"
+    ]
+    return rendering.regenerated, sorted(set(removed))
+
+
+def _png_for_ocr(image: bytes) -> bytes:
+    with Image.open(io.BytesIO(image)) as img:
+        out = io.BytesIO()
+        img.save(out, format="PNG")
+        return out.getvalue()
+
+
+def _run_raster(file: OutputFile, context: CheckContext, found: Findings, kind: str) -> bytes | None:
     try:
-        clean, removed = clean_png(file.read())
-    except Exception as exc:  # noqa: BLE001 - an image Pillow cannot decode does not leave
-        found.add(CheckStatus.fail, f"无法解码图片：{exc}", f"the image cannot be decoded: {exc}")
+        clean, removed = _clean(file.read(), kind)
+    except Refused as exc:
+        found.add(CheckStatus.fail, f"{exc.zh}（规则 {exc.rule}）", f"{exc.en} (rule {exc.rule})")
         return None
     found.details["metadata_removed"] = removed
     if removed:
@@ -83,7 +82,7 @@ def _run_png(file: OutputFile, context: CheckContext, found: Findings) -> bytes 
             "no OCR engine: the text in this image needs human eyes",
         )
         return clean
-    text = context.ocr(clean)
+    text = context.ocr(clean if kind == "png" else _png_for_ocr(clean))
     found.details["ocr_characters"] = len(text.strip())
     report_pii(pii_in_text(text), found, "图片文字中", "in the image text: ")
     if context.source_index is not None:
@@ -107,7 +106,8 @@ def _run_svg(file: OutputFile, found: Findings) -> None:
 
 def run(file: OutputFile, context: CheckContext) -> CheckResult:
     found = Findings(name)
-    if file_kind(file) is FileKind.png:
-        return found.result(_run_png(file, context, found))
+    kind = file_kind(file)
+    if kind in (FileKind.png, FileKind.jpeg):
+        return found.result(_run_raster(file, context, found, "png" if kind is FileKind.png else "jpeg"))
     _run_svg(file, found)
     return found.result()

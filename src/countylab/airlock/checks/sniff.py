@@ -23,6 +23,7 @@ from enum import StrEnum
 from functools import lru_cache
 
 from countylab.airlock.checks.base import FileKind, OutputFile
+from countylab.airlock.render.zipguard import is_tar
 
 
 class Content(StrEnum):
@@ -30,6 +31,7 @@ class Content(StrEnum):
     json = "json"
     svg = "svg"
     png = "png"
+    jpeg = "jpeg"
     xlsx = "xlsx"
     model = "model"  # pickle, joblib, ONNX, PyTorch, safetensors, Keras/HDF5, NumPy arrays
     executable = "executable"
@@ -79,7 +81,7 @@ _MAGIC: tuple[tuple[bytes, Content, str], ...] = (
     (b"PAR1", Content.data, "Parquet"),
     (b"ARROW1", Content.data, "Arrow IPC"),
     (b"SQLite format 3\x00", Content.data, "SQLite database"),
-    (b"\xff\xd8\xff", Content.binary, "JPEG"),
+    (b"\xff\xd8\xff", Content.jpeg, "JPEG"),
     (b"GIF8", Content.binary, "GIF"),
     (b"%PDF", Content.binary, "PDF"),
     (b"\xd0\xcf\x11\xe0", Content.binary, "OLE2 (xls/doc)"),
@@ -176,6 +178,8 @@ def sniff(data: bytes) -> Sniffed:
     for magic, content, detail in _MAGIC:
         if data.startswith(magic):
             return Sniffed(content, detail)
+    if is_tar(data):  # refused by its header alone: its entries are never walked
+        return Sniffed(Content.archive, "tar archive")
     if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
         return _sniff_zip(data)
     if _looks_like_pickle(data):
@@ -217,6 +221,8 @@ SUFFIX_CONTENT: dict[str, tuple[FileKind, frozenset[Content]]] = {
     ".tsv": (FileKind.csv, frozenset({Content.csv_or_text})),
     ".xlsx": (FileKind.xlsx, frozenset({Content.xlsx})),
     ".png": (FileKind.png, frozenset({Content.png})),
+    ".jpg": (FileKind.jpeg, frozenset({Content.jpeg})),
+    ".jpeg": (FileKind.jpeg, frozenset({Content.jpeg})),
     ".svg": (FileKind.svg, frozenset({Content.svg})),
     ".txt": (FileKind.text, frozenset({Content.csv_or_text, Content.json})),
     ".log": (FileKind.text, frozenset({Content.csv_or_text, Content.json})),
