@@ -56,6 +56,7 @@ class FileKind(StrEnum):
     svg = "svg"
     text = "text"  # .txt and .log
     json = "json"
+    jpeg = "jpeg"  # .jpg and .jpeg: released re-encoded, without EXIF
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ DEFAULT_SIZE_CAPS: Mapping[FileKind, int] = {
     FileKind.svg: 5 * 2**20,
     FileKind.text: 10 * 2**20,
     FileKind.json: 10 * 2**20,
+    FileKind.jpeg: 10 * 2**20,
 }
 
 
