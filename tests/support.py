@@ -98,7 +98,8 @@ def finished_job(
             "run": "python a.py",
             "needs": [],
             "datasets": datasets,
-            "outputs": [],
+            # every file is a declared output, so release requests can select it by its path
+            "outputs": [{"path": name, "kind": _output_kind(name)} for name in files or {}],
             "resources": {"cpu": 1, "memory_mb": 512, "time_s": 60, "gpu": 0},
         }
     }
@@ -139,3 +140,8 @@ def finished_job(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return int(job.id)
+
+
+def _output_kind(name: str) -> str:
+    """The kind a countylab.yaml would declare for ``name`` (models are never released)."""
+    return "model" if name.endswith((".joblib", ".pkl", ".pickle", ".pt", ".onnx")) else "table"

@@ -17,7 +17,14 @@ def test_two_checkers_release_and_developer_downloads(world: World) -> None:
     req = resp.json()
     assert req["state"] == "under_review", req
     assert req["grade"] == "general_3" and req["checkers_needed"] == 2
-    assert [f["check_status"] for f in req["files"]] in (["pass", "pass"], ["pass", "warn"], ["warn", "pass"])
+    assert all(f["check_status"] in ("pass", "warn") for f in req["files"]), req["files"]
+    # before release the developer sees a count and their own selectors, never names or sizes
+    assert req["files_count"] == 2 and not req["details"]
+    assert [(f["name"], f["selector"]) for f in req["files"]] == [
+        (None, "analyse/by_village.csv"),
+        (None, "analyse/metrics.json"),
+    ]
+    assert not {"bytes", "sha256"} & set(req["files"][0])
     rid = req["id"]
 
     # the developer cannot download before release
@@ -65,7 +72,9 @@ def test_files_are_copied_at_request_time(world: World) -> None:
     req = dev.post("/api/airlock/requests", json=request_body(job, "by_village.csv", submit=False)).json()
     outbox = next((world.lab.settings.data_dir / "jobs" / "outbox").rglob("by_village.csv"))
     outbox.write_bytes("village,residents\n青禾村,1\n".encode())  # the job's outbox changes afterwards
-    assert req["files"][0]["sha256"] == hashlib.sha256(SAFE_TABLE).hexdigest()
+    steward_view = world.client("steward").get(f"/api/airlock/requests/{req['id']}").json()
+    assert steward_view["files"][0]["sha256"] == hashlib.sha256(SAFE_TABLE).hexdigest()
+    assert "sha256" not in req["files"][0]  # the developer never sees a hash of unreleased content
     sub = dev.post(f"/api/airlock/requests/{req['id']}/submit").json()
     assert sub["state"] == "under_review", sub  # the reviewed copy is still the safe table
 
@@ -122,6 +131,8 @@ def test_return_resubmit_then_reject_leaves_nothing_released(world: World) -> No
     assert back["state"] == "returned"
     again = dev.post(f"/api/airlock/requests/{rid}/resubmit", json={}).json()
     assert again["state"] == "under_review" and again["round"] == 2
+    assert [r["round"] for r in again["rounds"]] == [1, 2]  # the history is kept
+    fid = again["files"][0]["id"]  # a new round takes fresh copies
     # round 2: the first checker may vote again; a rejection is final
     rej = c1.post(
         f"/api/airlock/requests/{rid}/votes", json={"choice": "reject", "comment": "不予出域"}

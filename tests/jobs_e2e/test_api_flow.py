@@ -2,7 +2,8 @@
 
 One lab per module (a copy of the demo lab) with the dispatcher running.  The developer submits
 the sample project as a tar.gz; it runs on the granted datasets; outputs land in the outbox;
-the developer sees state, figures and a scanned log excerpt — never the outbox's files.
+the developer sees the fixed facts (state, the limit that stopped a job, the lab's message) —
+never the outbox's files, logs, exit codes or exact metering; stewards outside the project do.
 """
 
 from __future__ import annotations
@@ -66,7 +67,11 @@ def test_sample_project_runs_on_real_data_and_outputs_stay_in_the_outbox(lab, de
     assert wait_state(lab, job["id"], {"succeeded", "failed", "killed"}, 90) == "succeeded", dev.get(
         f"/api/jobs/{job['id']}"
     ).json()
-    detail = dev.get(f"/api/jobs/{job['id']}").json()
+    mine = dev.get(f"/api/jobs/{job['id']}").json()
+    assert mine["stopped_by"] is None and not mine["details"]
+    assert not {"exit_code", "usage", "attempt_list", "error"} & set(mine), mine  # outputs, not facts
+    steward = api_client(lab, user_id(lab, "steward"))  # oversight outside the project sees the record
+    detail = steward.get(f"/api/jobs/{job['id']}").json()
     assert detail["exit_code"] == 0 and detail["usage"]["cpu_s"] > 0 and detail["usage"]["max_rss_mb"] > 50
     [attempt] = detail["attempt_list"]
     assert attempt["actions"][0]["name"] == "train" and attempt["actions"][0]["state"] == "succeeded"
@@ -87,7 +92,9 @@ def test_sample_project_runs_on_real_data_and_outputs_stay_in_the_outbox(lab, de
     assert cells and all(int(c["residents"]) >= 10 for c in cells)
     assert "<svg" in (root / "feature_importance.svg").read_text()
 
-    logs = dev.get(f"/api/jobs/{job['id']}/logs").json()
+    mine = dev.get(f"/api/jobs/{job['id']}/logs").json()
+    assert mine["streams"] == [] and "countylab run" in mine["message"]["en"]  # logs are outputs
+    logs = steward.get(f"/api/jobs/{job['id']}/logs").json()
     stdout = next(s for s in logs["streams"] if s["stream"] == "stdout")
     assert any("test MAE" in line for line in stdout["lines"]) and stdout["withheld"] == 0
     # no route hands out outbox files: they leave only through the airlock
@@ -109,13 +116,15 @@ print('finished: 3 tables written')
 """
 
 
-def test_logs_are_scanned_before_the_developer_sees_them(lab, dev, pid, tmp_path):
+def test_logs_are_outputs_developers_never_see_them_stewards_see_a_scanned_tail(lab, dev, pid, tmp_path):
     folder = job_folder(tmp_path, "leaky", LEAKY, datasets="[residents]")
     resp = submit_folder(dev, pid, folder)
     assert resp.status_code == 201, resp.text
     job = resp.json()
     assert wait_state(lab, job["id"], {"succeeded", "failed"}) == "succeeded"
-    body = dev.get(f"/api/jobs/{job['id']}/logs")
+    mine = dev.get(f"/api/jobs/{job['id']}/logs")
+    assert mine.json()["streams"] == []
+    body = api_client(lab, user_id(lab, "steward")).get(f"/api/jobs/{job['id']}/logs")
     stdout = next(s for s in body.json()["streams"] if s["stream"] == "stdout")
     assert (
         stdout["lines"][0] == "starting the analysis" and stdout["lines"][-1] == "finished: 3 tables written"
@@ -124,9 +133,10 @@ def test_logs_are_scanned_before_the_developer_sees_them(lab, dev, pid, tmp_path
     raw = (outbox_files(lab, job["id"])[0].parents[1] / "main" / "logs" / "stdout.txt").read_text()
     secrets = [line.split()[1] for line in raw.splitlines()[1:4]]  # ID number, name, mobile
     assert len(secrets[0]) == 18 and len(secrets[2]) == 11
-    page = dev.get(f"/jobs/{job['id']}")  # the page shows the same excerpt (token auth also works for pages)
-    for secret in secrets:  # the full log in the outbox holds them; what the developer sees does not
-        assert secret not in body.text and secret not in page.text
+    page = dev.get(f"/jobs/{job['id']}")  # token auth also works for pages
+    assert "starting the analysis" not in page.text and "starting the analysis" not in mine.text
+    for secret in secrets:  # the full log in the outbox holds them; what anyone sees here does not
+        assert secret not in body.text and secret not in page.text and secret not in mine.text
 
 
 def test_bad_specs_are_refused_with_line_and_reason(dev, pid):
@@ -192,10 +202,14 @@ def test_cancel_retry_and_the_approved_code_hold(lab, dev, pid, tmp_path):
     failing = job_folder(tmp_path, "failing", "import sys\nprint('bad input')\nsys.exit(3)\n")
     job = submit_folder(dev, pid, failing).json()
     assert wait_state(lab, job["id"], {"failed", "succeeded"}) == "failed"
-    assert dev.get(f"/api/jobs/{job['id']}").json()["exit_code"] == 3
+    mine = dev.get(f"/api/jobs/{job['id']}").json()
+    assert mine["stopped_by"] == "exited_with_error" and "exit_code" not in mine
+    assert "3" not in str(mine["message"])
+    steward = api_client(lab, user_id(lab, "steward"))
+    assert steward.get(f"/api/jobs/{job['id']}").json()["exit_code"] == 3
     assert dev.post(f"/api/jobs/{job['id']}/retry").json()["state"] in ("queued", "running", "failed")
     assert wait_state(lab, job["id"], {"failed"}) == "failed"
-    detail = dev.get(f"/api/jobs/{job['id']}").json()
+    detail = steward.get(f"/api/jobs/{job['id']}").json()
     assert detail["attempts"] == 2 and [a["number"] for a in detail["attempt_list"]] == [1, 2]
 
     held = submit_folder(dev, pid, failing, hold="1").json()
@@ -212,10 +226,9 @@ def test_cancel_retry_and_the_approved_code_hold(lab, dev, pid, tmp_path):
     job = submit_folder(dev, pid, reader).json()
     assert job["state"] == "pending"
     assert dev.post(f"/api/jobs/{job['id']}/admit").status_code == 403
-    steward = api_client(lab, user_id(lab, "steward"))
     assert steward.post(f"/api/jobs/{job['id']}/admit").json()["state"] in ("queued", "running", "succeeded")
     assert wait_state(lab, job["id"], {"succeeded", "failed"}) == "succeeded"
-    logs = dev.get(f"/api/jobs/{job['id']}/logs").json()["streams"][0]["lines"]
+    logs = steward.get(f"/api/jobs/{job['id']}/logs").json()["streams"][0]["lines"]
     assert logs == ["['part-00000.parquet']"]
 
 

@@ -72,7 +72,10 @@ def pack_folder(folder: str | Path, *, max_bytes: int = MAX_CODE_BYTES) -> bytes
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A sandbox job (作业): state, timings and resource figures; never its outputs."""
+    """A sandbox job (作业) as the lab shows it before review: its state, which lab limit stopped
+    it (``stopped_by``) and the lab's own message.  ``exit_code``, ``error``, ``usage`` and
+    ``attempt_list`` are filled only for stewards, checkers and admins outside the project: for a
+    developer they are outputs of the job, released only through the airlock."""
 
     id: int
     project_id: int
@@ -82,6 +85,8 @@ class Job:
     exit_code: int | None
     error: str
     usage: Mapping[str, float] = field(default_factory=dict)
+    stopped_by: str | None = None  # memory | time | cpu_time | pids | outbox_quota | seccomp | …
+    message: Mapping[str, str] = field(default_factory=dict)  # the lab's own {"zh", "en"}
     attempt_list: tuple[Mapping[str, Any], ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -98,6 +103,8 @@ class Job:
             exit_code=_opt_int(data, "exit_code"),
             error=_str(data, "error", ""),
             usage=dict(usage) if isinstance(usage, Mapping) else {},
+            stopped_by=str(data["stopped_by"]) if data.get("stopped_by") else None,
+            message=dict(msg) if isinstance(msg := data.get("message"), Mapping) else {},
             attempt_list=tuple(a for a in attempts if isinstance(a, Mapping))
             if isinstance(attempts, list)
             else (),
@@ -151,9 +158,16 @@ class JobsAPI:
         return Job.from_json(self._send("POST", f"/api/jobs/{int(job_id)}/retry"))
 
     def job_logs(self, job_id: int, /) -> list[dict[str, Any]]:
-        """The leakage-scanned log excerpt: ``[{action, stream, lines, withheld, omitted}]``."""
+        """Logs are outputs: for a developer this is always ``[]`` (put the logs in a release
+        request, or debug with ``countylab run`` on dummy data).  Stewards, checkers and admins
+        outside the project get the leakage-scanned tail ``[{action, stream, lines, …}]``."""
         streams: list[dict[str, Any]] = self._send("GET", f"/api/jobs/{int(job_id)}/logs")["streams"]
         return streams
+
+    def job_logs_info(self, job_id: int, /) -> dict[str, Any]:
+        """The whole answer of the logs route, with the lab's explanation in ``message``."""
+        result: dict[str, Any] = self._send("GET", f"/api/jobs/{int(job_id)}/logs")
+        return result
 
     def job_usage(self, project_id: int, /) -> dict[str, Any]:
         """``{"usage": {...}, "quota": {...}, "since": ...}`` for the quota period."""

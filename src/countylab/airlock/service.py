@@ -4,12 +4,16 @@ Entry points (API, pages, CLI) call one method each, inside a transaction they o
 state change goes through :func:`countylab.airlock.states.transition` and writes an audit
 event in the same transaction.  The pieces it composes:
 
-* files are copied from the job's outbox into the airlock's own store when the request is
-  made (:mod:`.outbox`), with their SHA-256;
-* on submit the automatic checks run (:mod:`.checks`) with the grade's SDC thresholds and a
-  cached source index (:mod:`.sources`, :mod:`.context`); any failing check returns the request
-  to the developer before a human sees it; declared frequency tables are compared with the
-  cross-project ledger (:mod:`.ledger_store`) and risks are shown to checkers;
+* files are chosen by **selectors** the developer declared (:mod:`.selection`), never by
+  browsing the outbox; the lab copies them into its own store with their SHA-256
+  (:mod:`.outbox`) and the developer learns only how many were taken;
+* a request is **bound to its job**; each submission opens a new **round**
+  (:mod:`.rounds`) whose datasets, grade, review rule and checkers are computed afresh from
+  the job it names — a resubmission is a new request in all but its history;
+* the automatic checks (:mod:`.checks`) run **outside any write transaction**, in a worker
+  with time and memory limits (:mod:`.checkrun`): :meth:`AirlockService.check_pending` reads
+  what they need, commits, runs them, and records the results in a second short transaction;
+  a worker that dies or times out returns the request with the rule ``check_failed_to_run``;
 * votes, comments, previews and release live in :mod:`.release` (same class, second module).
 """
 
@@ -24,36 +28,32 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from countylab import audit
-from countylab.airlock import ledger_store
-from countylab.airlock.checks import (
-    CheckContext,
-    CheckStatus,
-    FileReport,
-    OcrEngine,
-    OutputFile,
-    TableSpec,
-    overall,
-    run_checks,
-)
+from countylab.airlock import rounds
+from countylab.airlock.checking import CheckingMixin, Runner
+from countylab.airlock.checkrun import CheckLimits, run_in_worker
+from countylab.airlock.checks import OcrEngine, library
 from countylab.airlock.checks.base import DEFAULT_SIZE_CAPS, FileKind
-from countylab.airlock.context import ReadPaths, dataset_source, job_datasets, release_policy
-from countylab.airlock.outbox import OutboxEntry, OutboxLister, copy_into_store, find_entry, list_outbox
+from countylab.airlock.context import ReadPaths, job_datasets, release_policy
+from countylab.airlock.outbox import OutboxLister, copy_into_store, list_outbox
 from countylab.airlock.release import ReleaseMixin
+from countylab.airlock.selection import Declared, check_selectors, expand
 from countylab.airlock.sources import IndexCache
 from countylab.airlock.states import ReleaseEvent, ReleaseState, transition
-from countylab.errors import NotFound, ValidationFailed
-from countylab.identity.access import Principal, authorize
+from countylab.errors import NotFound, PermissionDenied, ValidationFailed
+from countylab.identity.access import SYSTEM, Principal, authorize
 from countylab.identity.roles import Permission
 from countylab.storage.airlock_models import ReleaseComment, ReleaseFile, ReleaseRequest
 from countylab.storage.jobs_models import Job
-from countylab.storage.models import Project, utcnow
+from countylab.storage.models import utcnow
 
 MAX_FILES = 50
+_SYSTEM_ACTOR = SYSTEM
 
 
 @dataclass(frozen=True)
 class FileChoice:
-    """One outbox file the developer picks, with what they say about it."""
+    """One selector the developer writes (``*``, ``logs`` or a declared ``<action>/<path>``),
+    with what they say about the files it takes (see :mod:`.selection`)."""
 
     name: str
     description: str = ""
@@ -67,11 +67,12 @@ class FileChoice:
             "count_columns": list(self.count_columns),
             "magnitude_columns": list(self.magnitude_columns),
             "filter": self.filter,
+            "selector": self.name,
         }
 
 
 @dataclass
-class AirlockService(ReleaseMixin):
+class AirlockService(CheckingMixin, ReleaseMixin):
     store_dir: Path
     index_cache: IndexCache
     read_paths: ReadPaths
@@ -79,6 +80,8 @@ class AirlockService(ReleaseMixin):
     size_caps: Mapping[FileKind, int] = field(default_factory=lambda: dict(DEFAULT_SIZE_CAPS))
     outbox_lister: OutboxLister | None = None
     ledger_threshold: int = 10
+    check_limits: CheckLimits = field(default_factory=CheckLimits)
+    check_runner: Runner = run_in_worker
 
     def _job(self, s: Session, actor: Principal, job_id: int) -> Job:
         authorize(actor, Permission.release_create, target=f"job:{job_id}")
@@ -110,8 +113,15 @@ class AirlockService(ReleaseMixin):
         return req
 
     # -- the developer's side -----------------------------------------------------------------
-    def outbox(self, s: Session, actor: Principal, job_id: int) -> list[OutboxEntry]:
-        return list_outbox(s, self._job(s, actor, job_id), self.outbox_lister)
+    def outbox(self, s: Session, actor: Principal, job_id: int) -> dict[str, Any]:
+        """What a developer may know of a job's outbox before review: the selectors its spec
+        declares and how many files each would take.  Never names or sizes."""
+        job = self._job(s, actor, job_id)
+        declared = Declared.of(job.spec)
+        entries = list_outbox(s, job, self.outbox_lister)
+        selectors = ["*", "logs", *declared.outputs]
+        counts = {sel: len(expand(declared, entries, [sel])) for sel in selectors}
+        return {"job_id": job.id, "selectors": selectors, "counts": counts}
 
     def jobs_with_outbox(self, s: Session, actor: Principal) -> list[Job]:
         authorize(actor, Permission.release_create)
@@ -131,7 +141,7 @@ class AirlockService(ReleaseMixin):
         note: str = "",
     ) -> ReleaseRequest:
         job = self._job(s, actor, job_id)
-        entries = list_outbox(s, job, self.outbox_lister)
+        check_selectors(Declared.of(job.spec), [f.name for f in files])
         policy = release_policy(job_datasets(s, job))  # 核心数据: PermissionDenied, nothing releasable
         req = ReleaseRequest(
             project_id=job.project_id,
@@ -149,7 +159,7 @@ class AirlockService(ReleaseMixin):
         )
         s.add(req)
         s.flush()
-        self._add_files(s, req, entries, files)
+        added = self._add_files(s, req, job, files)
         audit.append(
             s,
             actor_id=actor.user_id,
@@ -160,45 +170,59 @@ class AirlockService(ReleaseMixin):
                 "job_id": job.id,
                 "project_id": job.project_id,
                 "grade": req.grade,
-                "files": [f.name for f in files],
+                "selectors": [f.name for f in files],
+                "files": rounds.file_hashes(added),
             },
         )
         return req
 
     def _add_files(
-        self, s: Session, req: ReleaseRequest, entries: list[OutboxEntry], files: Sequence[FileChoice]
-    ) -> None:
-        names = [f.name for f in files]
+        self, s: Session, req: ReleaseRequest, job: Job, files: Sequence[FileChoice]
+    ) -> list[ReleaseFile]:
         if not files:
+            raise ValidationFailed("请至少选择一项输出", "choose at least one output", reason="no_files")
+        names = [f.name for f in files]
+        if len(set(names)) != len(names):
+            raise ValidationFailed("选择重复", "a selector is repeated", reason="files")
+        declared = Declared.of(job.spec)
+        check_selectors(declared, names)  # before the outbox is looked at
+        entries = list_outbox(s, job, self.outbox_lister)
+        # Output library sidecars never leave (they hold individual contributions): they are
+        # copied beside the file they describe, for the checks only (countylab.airlock.checks.library).
+        taken = [t for t in expand(declared, entries, names) if not library.is_sidecar(t[1].name)]
+        if not taken or len(taken) > MAX_FILES:
             raise ValidationFailed(
-                "请至少选择一个输出文件", "choose at least one output file", reason="no_files"
+                f"所选输出没有文件，或超过 {MAX_FILES} 个文件",
+                f"the selection takes no file, or more than {MAX_FILES}",
+                reason="files",
             )
-        if len(files) > MAX_FILES or len(set(names)) != len(names):
-            raise ValidationFailed(
-                f"文件重复或超过 {MAX_FILES} 个", f"duplicate files or more than {MAX_FILES}", reason="files"
-            )
-        for i, choice in enumerate(files):
-            entry = find_entry(entries, choice.name)
+        added: list[ReleaseFile] = []
+        for n, (i, entry) in enumerate(taken):
+            choice = files[i]
             base = PurePosixPath(entry.name).name
-            dest = self.store_dir / "requests" / str(req.id) / f"round-{req.round}" / f"{i:02d}-{base}"
+            dest = self.store_dir / "requests" / str(req.id) / f"round-{req.round}" / f"{n:02d}-{base}"
             sha, size = copy_into_store(entry.path, dest)
-            s.add(
-                ReleaseFile(
-                    request_id=req.id,
-                    name=entry.name,
-                    description=choice.description,
-                    controls=choice.controls,
-                    spec=choice.spec(),
-                    stored_path=str(dest),
-                    sha256=sha,
-                    bytes=size,
-                    checks=[],
-                    ledger_risks=[],
-                )
+            library.copy_sidecar(entries, entry.name, dest)
+            f = ReleaseFile(
+                request_id=req.id,
+                name=entry.name,
+                description=choice.description,
+                controls=choice.controls,
+                spec=choice.spec(),
+                stored_path=str(dest),
+                sha256=sha,
+                bytes=size,
+                checks=[],
+                ledger_risks=[],
             )
+            s.add(f)
+            added.append(f)
         s.flush()
+        return added
 
     def submit(self, s: Session, actor: Principal, request_id: int) -> ReleaseRequest:
+        """Submit a draft: opens round 1.  The checks run afterwards, outside this transaction
+        (:meth:`check_pending`)."""
         req = self._member(s, actor, request_id)
         new = transition(req.state, ReleaseEvent.submit)
         if new.value == req.state:  # a repeated click: already submitted
@@ -211,7 +235,7 @@ class AirlockService(ReleaseMixin):
                 details={"unchanged": True},
             )
             return req
-        return self._submitted(s, actor, req, new, "release.submit")
+        return self._submitted(s, actor, req, new, "release.submit", previous_job=None)
 
     def resubmit(
         self,
@@ -222,7 +246,10 @@ class AirlockService(ReleaseMixin):
         job_id: int | None = None,
         files: Sequence[FileChoice] | None = None,
     ) -> ReleaseRequest:
-        """Send a returned request back, optionally with new files (from a re-run job)."""
+        """Send a returned request back as a new round: files are taken afresh from the job it
+        names (the same one by default, with the same selectors unless new ones are given), and
+        datasets, grade, review rule and checkers are recomputed from that job.  The job must be
+        of the request's own project; no vote of an earlier round counts."""
         req = self._member(s, actor, request_id)
         new = transition(req.state, ReleaseEvent.resubmit)
         if new.value == req.state:
@@ -235,151 +262,81 @@ class AirlockService(ReleaseMixin):
                 details={"unchanged": True},
             )
             return req
+        job = self._job(s, actor, job_id if job_id is not None else req.job_id)
+        if job.project_id != req.project_id:
+            raise PermissionDenied(
+                "重新提交只能使用本申请所属项目的作业",
+                "a resubmission must use a job of the request's own project",
+                permission=Permission.release_create.value,
+                target=f"release:{req.id}",
+                reason="other_project",
+            )
+        old = self.files(s, req)
+        choices = list(files) if files else rounds.previous_choices(old)
+        check_selectors(Declared.of(job.spec), [c.name for c in choices])
+        policy = release_policy(job_datasets(s, job))  # recomputed: never carried over
+        rounds.close(s, req, "returned")
+        for c in s.execute(select(ReleaseComment).where(ReleaseComment.request_id == req.id)).scalars():
+            c.file_id = None
+        for f in old:
+            s.delete(f)
+        s.flush()
+        previous_job = req.job_id
         req.round += 1
-        if files:
-            job = self._job(s, actor, job_id if job_id is not None else req.job_id)
-            if job.project_id != req.project_id:
-                raise ValidationFailed(
-                    "只能使用本项目的作业", "use a job of the same project", reason="project"
-                )
-            entries = list_outbox(s, job, self.outbox_lister)
-            for c in s.execute(select(ReleaseComment).where(ReleaseComment.request_id == req.id)).scalars():
-                c.file_id = None
-            for f in self.files(s, req):
-                s.delete(f)
-            s.flush()
-            req.job_id = job.id
-            self._add_files(s, req, entries, files)
-        return self._submitted(s, actor, req, new, "release.resubmit")
+        req.job_id = job.id
+        req.grade = policy.grade.value
+        req.checkers_needed = policy.rule.checkers
+        req.officer_needed = policy.rule.security_officer
+        req.datasets = [{"id": d.id, "name": d.name, "version": d.current_version} for d in policy.datasets]
+        req.checks_status = None
+        self._add_files(s, req, job, choices)
+        return self._submitted(s, actor, req, new, "release.resubmit", previous_job=previous_job)
 
     def withdraw(self, s: Session, actor: Principal, request_id: int) -> ReleaseRequest:
         req = self._member(s, actor, request_id)
+        before = req.state
         req.state = transition(req.state, ReleaseEvent.withdraw).value
+        if before != req.state and before != ReleaseState.draft.value:
+            rounds.close(s, req, "withdrawn")
         audit.append(
             s,
             actor_id=actor.user_id,
             actor=actor.username,
             action="release.withdraw",
             target=f"release:{req.id}",
+            details={"round": req.round},
         )
         return req
 
-    # -- automatic checks ---------------------------------------------------------------------
     def _submitted(
-        self, s: Session, actor: Principal, req: ReleaseRequest, new: ReleaseState, action: str
+        self,
+        s: Session,
+        actor: Principal,
+        req: ReleaseRequest,
+        new: ReleaseState,
+        action: str,
+        previous_job: int | None,
     ) -> ReleaseRequest:
         req.state = new.value
         req.submitted_at = utcnow()
         req.return_reason = ""
+        files = self.files(s, req)
+        rounds.open_round(s, req, actor, files)
         audit.append(
             s,
             actor_id=actor.user_id,
             actor=actor.username,
             action=action,
             target=f"release:{req.id}",
-            details={"round": req.round},
+            details={
+                "round": req.round,
+                "job_id": req.job_id,
+                "previous_job_id": previous_job,
+                "grade": req.grade,
+                "checkers_needed": req.checkers_needed,
+                "officer_needed": req.officer_needed,
+                "datasets": [d.get("id") for d in req.datasets or []],
+                "files": rounds.file_hashes(files),
+            },
         )
-        status = self.run_checks(s, req)
-        audit.append(
-            s,
-            actor_id=None,
-            actor="system",
-            action="release.checks",
-            target=f"release:{req.id}",
-            outcome="ok" if status is not CheckStatus.fail else "failed",
-            details={"status": status.value, "round": req.round},
-        )
-        if status is CheckStatus.fail:
-            req.state = transition(req.state, ReleaseEvent.return_).value
-            req.return_reason = "automatic_checks"
-            return req
-        req.state = transition(req.state, ReleaseEvent.start_review).value
-        if req.checkers_needed == 0 and not req.officer_needed:  # 一般1级: automatic checks suffice
-            self.release_now(s, req, actor)
         return req
-
-    def check_context(self, s: Session, req: ReleaseRequest, files: Sequence[ReleaseFile]) -> CheckContext:
-        job = s.get(Job, req.job_id)
-        datasets = job_datasets(s, job) if job is not None else []
-        policy = release_policy(datasets)
-        index = self.index_cache.index_for([dataset_source(s, d, self.read_paths) for d in datasets])
-        tables = {
-            f.name: TableSpec(
-                tuple((f.spec or {}).get("count_columns") or ()),
-                tuple((f.spec or {}).get("magnitude_columns") or ()),
-            )
-            for f in files
-        }
-        return CheckContext(
-            sdc=policy.sdc, tables=tables, source_index=index, ocr=self.ocr, size_caps=dict(self.size_caps)
-        )
-
-    def run_checks(self, s: Session, req: ReleaseRequest) -> CheckStatus:
-        files = self.files(s, req)
-        context = self.check_context(s, req, files)
-        reports = run_checks([OutputFile(f.name, Path(f.stored_path)) for f in files], context)
-        slug = s.get(Project, req.project_id)
-        for f, report in zip(files, reports, strict=True):
-            self._store_report(f, report)
-            if f.check_status != CheckStatus.fail.value:
-                ids = [int(d["id"]) for d in req.datasets or []]
-                f.ledger_risks = ledger_store.risks_for(
-                    s, req, f, ids, slug.slug if slug else "", self.ledger_threshold
-                )
-                if f.ledger_risks:
-                    f.checks = [*f.checks, _ledger_result(f.ledger_risks)]
-                    f.check_status = _worst(f.check_status, CheckStatus.warn)
-        status = overall(reports)
-        if any(f.ledger_risks for f in files):
-            status = max(status, CheckStatus.warn, key=lambda x: x.severity)
-        req.checks_status = status.value
-        return status
-
-    def _store_report(self, f: ReleaseFile, report: FileReport) -> None:
-        f.checks = [
-            {
-                "check": r.check,
-                "status": r.status.value,
-                "messages_zh": list(r.messages_zh),
-                "messages_en": list(r.messages_en),
-                "details": _jsonable(r.details),
-                "replacement": r.replacement is not None,
-            }
-            for r in report.results
-        ]
-        f.check_status = report.status.value
-        kinds = [r.details.get("kind") for r in report.results if r.check == "file_type"]
-        f.kind = (
-            str(kinds[0]) if kinds and kinds[0] and report.results[0].status is not CheckStatus.fail else None
-        )
-        clean = Path(f.stored_path + ".clean")
-        clean.unlink(missing_ok=True)
-        if report.replacement is not None:
-            clean.write_bytes(report.replacement)
-            clean.chmod(0o400)
-
-
-def _worst(current: str | None, other: CheckStatus) -> str:
-    now = CheckStatus(current) if current else CheckStatus.passed
-    return max(now, other, key=lambda x: x.severity).value
-
-
-def _ledger_result(risks: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "check": "ledger",
-        "status": CheckStatus.warn.value,
-        "messages_zh": [str(r["message_zh"]) for r in risks],
-        "messages_en": [str(r["message_en"]) for r in risks],
-        "details": {"risks": len(risks)},
-        "replacement": False,
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)

@@ -129,7 +129,10 @@ def _print_job(view: dict[str, object]) -> None:
 
 @job_app.command("status")
 def status(job_id: JobId, url: Url = None, token: Token = None) -> None:
-    """A job's state, timings, resource use, exit code and attempts (JSON)."""
+    """A job's state, which lab limit stopped it and the lab's message (JSON).
+
+    Exit codes, logs and exact metering are outputs: shown only to stewards, checkers and admins
+    outside the project."""
     with client(url, token) as c:
         _print_job(c.job(job_id).to_json())
 
@@ -144,17 +147,9 @@ def list_jobs(
     """Jobs of your projects, newest first."""
     with client(url, token) as c:
         items = c.jobs(project, state=state)
-    table = Table("id", "project", "name", "state 状态", "exit", "cpu s", "attempts")
+    table = Table("id", "project", "name", "state 状态", "stopped by 终止原因", "attempts")
     for j in items:
-        table.add_row(
-            str(j.id),
-            str(j.project_id),
-            j.name,
-            j.state,
-            "" if j.exit_code is None else str(j.exit_code),
-            f"{float(j.usage.get('cpu_s', 0)):.1f}",
-            str(j.attempts),
-        )
+        table.add_row(str(j.id), str(j.project_id), j.name, j.state, j.stopped_by or "", str(j.attempts))
     out.print(table)
 
 
@@ -178,10 +173,18 @@ def retry(job_id: JobId, url: Url = None, token: Token = None) -> None:
 
 @job_app.command("logs")
 def logs(job_id: JobId, url: Url = None, token: Token = None) -> None:
-    """The log excerpt that passed the leakage scan (the full logs are outputs: airlock)."""
+    """Logs are outputs: release them through the airlock, or debug with `countylab run` on dummy data."""
     with client(url, token) as c:
-        streams = c.job_logs(job_id)
-    for st in streams:
+        info = c.job_logs_info(job_id)
+    msg = info.get("message") or {}
+    out.print(f"{msg.get('zh', '')}\n{msg.get('en', '')}", markup=False, highlight=False)
+    out.print(
+        "调试 debug:  countylab run <folder> --url … (模拟数据 dummy data)\n"
+        "出域 release: countylab release create --job <id> --file logs --submit",
+        markup=False,
+        highlight=False,
+    )
+    for st in info.get("streams") or []:  # stewards, checkers and admins outside the project
         out.print(
             f"[bold]── {st['action']} · {st['stream']}[/] (withheld 已隐去 {st['withheld']}, "
             f"older lines omitted 省略 {st['omitted']})"

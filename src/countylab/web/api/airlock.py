@@ -66,20 +66,32 @@ class CommentIn(BaseModel):
 
 @router.get("/airlock/jobs/{job_id}/outbox")
 def outbox(job_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """The selectors a job's ``countylab.yaml`` declares and how many files each takes (never
+    file names or sizes: those are written by the job, and reach people only through review)."""
+    with lab.read() as s:
+        return airlock_of(lab).outbox(s, actor, job_id)
+
+
+def _checked_view(lab: Any, actor: Any, request_id: int) -> dict[str, Any]:
+    """After the submitting transaction has committed: run the automatic checks outside any
+    write transaction (a worker with time and memory limits), then read the request."""
+    airlock_of(lab).check_pending(lab.tx, request_id, read=lab.read)
     with lab.tx() as s:
-        entries = airlock_of(lab).outbox(s, actor, job_id)
-        return {"job_id": job_id, "files": [{"name": e.name, "bytes": e.size} for e in entries]}
+        return dict(airlock_of(lab).view(s, actor, request_id))
 
 
 @router.post("/airlock/requests", status_code=201)
 def create_request(body: RequestIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """Create a request from selectors (``files[].name``: ``*``, ``logs`` or an output declared in
+    countylab.yaml as ``<action>/<path>``); the lab copies the files, the developer sees a count."""
     with lab.tx() as s:
         req = airlock_of(lab).create(
             s, actor, body.job_id, [f.choice() for f in body.files], title=body.title, note=body.note
         )
         if body.submit:
             airlock_of(lab).submit(s, actor, req.id)
-        return dict(airlock_of(lab).view(s, actor, req.id))
+        request_id = req.id
+    return _checked_view(lab, actor, request_id)
 
 
 @router.get("/airlock/requests")
@@ -98,7 +110,7 @@ def get_request(request_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
 def submit(request_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         airlock_of(lab).submit(s, actor, request_id)
-        return dict(airlock_of(lab).view(s, actor, request_id))
+    return _checked_view(lab, actor, request_id)
 
 
 @router.post("/airlock/requests/{request_id}/resubmit")
@@ -106,7 +118,7 @@ def resubmit(request_id: int, body: ResubmitIn, actor: Actor, lab: LabDep) -> di
     files = [f.choice() for f in body.files] if body.files else None
     with lab.tx() as s:
         airlock_of(lab).resubmit(s, actor, request_id, job_id=body.job_id, files=files)
-        return dict(airlock_of(lab).view(s, actor, request_id))
+    return _checked_view(lab, actor, request_id)
 
 
 @router.post("/airlock/requests/{request_id}/withdraw")
@@ -172,7 +184,13 @@ class ModelIn(BaseModel):
     file: str
     name: str
     inputs: list[str]
-    outputs: list[str] = Field(default_factory=lambda: ["prediction"])
+    outputs: list[str | dict[str, Any]] = Field(
+        description="Typed outputs: 'visits:number:0..50:2', 'risk:category:low|high', or objects "
+        "{name, type: number|category, lower, upper, decimals, categories}. Free text is refused."
+    )
+    target: str | None = Field(
+        default=None, description="The training dataset's column the model predicts (memorisation tests)."
+    )
     description: str = ""
     metrics_file_id: int | None = None
 
@@ -211,7 +229,7 @@ def model_view(m: RegisteredModel) -> dict[str, Any]:
 
 @router.post("/models", status_code=201)
 def register_model(body: ModelIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    card = ModelCard(tuple(body.inputs), tuple(body.outputs), body.description, body.metrics_file_id)
+    card = ModelCard.parse(body.inputs, body.outputs, body.description, body.metrics_file_id, body.target)
     with lab.tx() as s:
         return model_view(models_of(lab).register(s, actor, body.job_id, body.file, body.name, card))
 
@@ -241,6 +259,12 @@ def decide_model(model_id: int, body: DecisionIn, actor: Actor, lab: LabDep) -> 
             daily_quota=body.daily_quota,
         )
         return model_view(m)
+
+
+@router.post("/models/{model_id}/assessment")
+def assess_model(model_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """Run the memorisation tests on the real training data; the report is stored on the card."""
+    return {"model_id": model_id, "assessment": models_of(lab).assess(lab.tx, actor, model_id)}
 
 
 @router.post("/models/{model_id}/predict")

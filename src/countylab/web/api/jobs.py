@@ -1,8 +1,9 @@
 """API: sandbox jobs (作业) — submit code, follow its state, cancel, retry, quotas and usage.
 
-Before review a developer sees a job's state, resource figures, exit codes and a log excerpt
-that passed the automatic leakage scan (:mod:`countyjobs_of(lab).logscan`) — never the outbox's
-files: those go through the airlock.
+Before review a developer sees only the fixed facts of :mod:`countylab.jobs.facts`: the state,
+which lab limit stopped the job and the lab's own message, and metering in coarse buckets.
+File names, sizes, logs, exit codes and fine metering are outputs: they go through the airlock.
+Stewards, checkers and admins outside the project see the attempt records (:func:`sees_details`).
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from countylab.errors import TooLarge, ValidationFailed
 from countylab.identity.access import Principal
+from countylab.identity.roles import Role
 from countylab.jobs import JobState, Quota
 from countylab.jobs.center import jobs_of
+from countylab.jobs.facts import coarse_seconds, message, minute, stop_reason
 from countylab.lab import Lab
 from countylab.storage.jobs_models import Job, JobAttempt
 from countylab.storage.models import utcnow
@@ -35,6 +39,7 @@ from countylab.web.deps import Actor, LabDep
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
+_DETAIL_ROLES = frozenset({Role.admin, Role.steward, Role.checker})
 ARCHIVE_MAX_BYTES = 20 * 1024 * 1024  # the stored code's own cap (CodeLimits) applies after unpacking
 
 
@@ -42,7 +47,17 @@ def _iso(ts: Any) -> str | None:
     return ts.isoformat() if ts is not None else None
 
 
+def sees_details(actor: Principal, project_id: int) -> bool:
+    """Full attempt records (exit codes, metering, errors, log excerpts) are for oversight roles
+    outside the project: stewards, checkers and admins.  A project member never sees them
+    before release, whatever other roles they hold (see :mod:`countylab.jobs.facts`)."""
+    if actor.is_system:
+        return True
+    return project_id not in actor.project_ids and bool(actor.roles & _DETAIL_ROLES)
+
+
 def attempt_view(a: JobAttempt) -> dict[str, Any]:
+    """One attempt in full: for oversight roles only (:func:`sees_details`)."""
     return {
         "number": a.number,
         "state": a.state,
@@ -58,52 +73,85 @@ def attempt_view(a: JobAttempt) -> dict[str, Any]:
     }
 
 
-def job_view(job: Job, attempts: list[JobAttempt] | None = None) -> dict[str, Any]:
+def job_view(job: Job, attempts: list[JobAttempt] | None = None, *, full: bool = False) -> dict[str, Any]:
+    """A job as its viewer may see it.  Everyone gets the fixed facts: the state, which lab
+    limit stopped it and the lab's own message, the developer's own inputs (name, spec, code
+    hash) and timestamps to the minute.  ``full`` (oversight roles) adds the attempt records."""
     latest = attempts[-1] if attempts else None
-    acts = latest.actions if latest is not None else []
+    acts = list(latest.actions or []) if latest is not None else []
+    reason = stop_reason(job.state, acts, job.error)
     view: dict[str, Any] = {
         "id": job.id,
         "project_id": job.project_id,
         "name": job.name,
         "state": job.state,
+        "stopped_by": reason.value if reason is not None else None,
+        "message": message(reason),
         "priority": job.priority,
         "submitted_by": job.submitted_by,
         "attempts": job.attempts,
         "cancel_requested": job.cancel_requested,
-        "error": job.error,
         "code_sha256": job.code_sha256,
         "code_bytes": job.code_bytes,
         "actions": list(job.spec.get("actions", {})),
         "cpu_seconds_reserved": job.cpu_seconds_reserved,
         "created_at": _iso(job.created_at),
-        "queued_at": _iso(job.queued_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        "exit_code": latest.exit_code if latest is not None else None,
-        "usage": {
-            "cpu_s": round(sum(float(a.get("cpu_s") or 0) for a in acts), 3),
-            "wall_s": round(sum(float(a.get("wall_s") or 0) for a in acts), 3),
-            "max_rss_mb": round(max((float(a.get("max_rss_mb") or 0) for a in acts), default=0.0), 1),
-        },
+        "queued_at": minute(job.queued_at),
+        "started_at": minute(job.started_at),
+        "finished_at": minute(job.finished_at),
+        "details": full,
     }
-    if attempts is not None:
-        view["attempt_list"] = [attempt_view(a) for a in attempts]
+    if full:
+        view |= {
+            "error": job.error,
+            "queued_at": _iso(job.queued_at),
+            "started_at": _iso(job.started_at),
+            "finished_at": _iso(job.finished_at),
+            "exit_code": latest.exit_code if latest is not None else None,
+            "usage": {
+                "cpu_s": round(sum(float(a.get("cpu_s") or 0) for a in acts), 3),
+                "wall_s": round(sum(float(a.get("wall_s") or 0) for a in acts), 3),
+                "max_rss_mb": round(max((float(a.get("max_rss_mb") or 0) for a in acts), default=0.0), 1),
+            },
+        }
+        if attempts is not None:
+            view["attempt_list"] = [attempt_view(a) for a in attempts]
     return view
 
 
 def job_detail(lab: Lab, s: Session, actor: Principal, job_id: int) -> dict[str, Any]:
     job = jobs_of(lab).service.get(s, actor, job_id)
-    return job_view(job, jobs_of(lab).service.attempts(s, actor, job_id))
+    return job_view(
+        job, jobs_of(lab).service.attempts(s, actor, job_id), full=sees_details(actor, job.project_id)
+    )
+
+
+def job_views(s: Session, actor: Principal, jobs: list[Job]) -> list[dict[str, Any]]:
+    """Views of many jobs with their latest attempts (one query), for lists."""
+    latest: dict[int, JobAttempt] = {}
+    if jobs:
+        q = select(JobAttempt).where(JobAttempt.job_id.in_([j.id for j in jobs]))
+        for a in s.execute(q).scalars():
+            if a.job_id not in latest or a.number > latest[a.job_id].number:
+                latest[a.job_id] = a
+    return [
+        job_view(j, [latest[j.id]] if j.id in latest else [], full=sees_details(actor, j.project_id))
+        for j in jobs
+    ]
 
 
 def usage_view(lab: Lab, s: Session, actor: Principal, project_id: int) -> dict[str, Any]:
     quota = jobs_of(lab).service.quota(s, actor, project_id)
     since = utcnow() - timedelta(days=quota.period_days)
-    used = jobs_of(lab).service.usage_for_project(s, actor, project_id, since=since)
+    used = asdict(jobs_of(lab).service.usage_for_project(s, actor, project_id, since=since))
+    if not sees_details(actor, project_id):  # metering is a channel: coarse buckets only
+        used = {k: coarse_seconds(float(v)) if k.endswith("_s") else v for k, v in used.items()}
+        used["max_rss_mb"] = None
     return {
         "project_id": project_id,
         "since": since.isoformat(),
-        "usage": asdict(used),
+        "usage": used,
+        "coarse": not sees_details(actor, project_id),
         "quota": asdict(quota),
     }
 
@@ -255,21 +303,15 @@ def list_jobs(
         found = jobs_of(lab).service.list_for_project(
             s, actor, project_id, state=wanted, limit=limit, offset=offset
         )
-        return {"items": [job_view(j) for j in found]}
+        return {"items": job_views(s, actor, found)}
 
 
 @router.get("/jobs")
 def my_jobs(actor: Actor, lab: LabDep, state: str | None = None, limit: int = 100) -> dict[str, Any]:
     """Jobs of the caller's projects (every project for oversight roles)."""
     with lab.tx() as s:
-        return {
-            "items": [
-                job_view(j)
-                for j in jobs_of(lab).list_for(
-                    s, actor, state=JobState(state) if state else None, limit=limit
-                )
-            ]
-        }
+        found = jobs_of(lab).list_for(s, actor, state=JobState(state) if state else None, limit=limit)
+        return {"items": job_views(s, actor, found)}
 
 
 @router.get("/jobs/{job_id}")
@@ -309,13 +351,27 @@ def admit(job_id: int, actor: Actor, lab: LabDep) -> Response:
     return _change(lab, actor, job_id, "admit")
 
 
+LOGS_ARE_OUTPUTS = {
+    "zh": "日志是作业的输出，和其他输出文件一样：出域前不向开发者显示。"
+    "需要日志时，把它放进出域申请（选择“日志”）由审核员审核；调试请用 countylab run 在模拟数据上运行。",
+    "en": "Logs are outputs of the job like any other file: they are not shown to developers before "
+    "release. To get them, put them in a release request (select 'logs') for a checker to review; "
+    "to debug, use countylab run on dummy data.",
+}
+
+
 @router.get("/jobs/{job_id}/logs")
 def logs(job_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    """The scanned tail of each action's stdout/stderr; lines that look like personal or source
-    data are withheld.  The full logs are outputs in the outbox (airlock)."""
+    """Logs are outputs: developers get an explanation (and how to release or debug); oversight
+    roles outside the project (stewards, checkers, admins) get the leakage-scanned tail."""
     with lab.tx() as s:
+        job = jobs_of(lab).service.get(s, actor, job_id)
+        if not sees_details(actor, job.project_id):
+            return {"job_id": job_id, "outputs": True, "message": LOGS_ARE_OUTPUTS, "streams": []}
         return {
             "job_id": job_id,
+            "outputs": True,
+            "message": LOGS_ARE_OUTPUTS,
             "scanned": True,
             "streams": [x.to_dict() for x in jobs_of(lab).log_excerpt(s, actor, job_id)],
         }

@@ -50,8 +50,8 @@ def airlock_home(request: Request, actor: Actor, lab: LabDep) -> Response:
 def new_request(request: Request, actor: Actor, lab: LabDep, job_id: str = "") -> Response:
     with lab.tx() as s:
         jobs = airlock_of(lab).jobs_with_outbox(s, actor)
-        files = airlock_of(lab).outbox(s, actor, int(job_id)) if job_id.isdigit() else []
-    return render(request, "airlock_new.html", jobs=jobs, job_id=job_id, files=files)
+        outbox = airlock_of(lab).outbox(s, actor, int(job_id)) if job_id.isdigit() else None
+    return render(request, "airlock_new.html", jobs=jobs, job_id=job_id, outbox=outbox)
 
 
 @router.post("/airlock/requests")
@@ -64,7 +64,7 @@ async def create_request(request: Request, actor: Actor, lab: LabDep) -> Respons
     def act() -> None:
         if not job.isdigit():
             raise ValidationFailed("请选择作业", "choose a job", reason="job")
-        choices = [
+        choices = [  # selectors from countylab.yaml, never outbox file names
             FileChoice(
                 str(name),
                 str(form.get(f"description_{i}", "")),
@@ -83,6 +83,7 @@ async def create_request(request: Request, actor: Actor, lab: LabDep) -> Respons
             if form.get("submit_now"):
                 airlock_of(lab).submit(s, actor, req.id)
             created["id"] = req.id
+        airlock_of(lab).check_pending(lab.tx, created["id"], read=lab.read)  # after the commit
 
     response = form_action(request, back, act, "airlock.flash.created")
     if "id" in created:
@@ -125,6 +126,7 @@ def submit(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Resp
     def act() -> None:
         with lab.tx() as s:
             airlock_of(lab).submit(s, actor, request_id)
+        airlock_of(lab).check_pending(lab.tx, request_id, read=lab.read)  # after the commit
 
     return _act(request, request_id, act, "airlock.flash.submitted")
 
@@ -134,6 +136,7 @@ def resubmit(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Re
     def act() -> None:
         with lab.tx() as s:
             airlock_of(lab).resubmit(s, actor, request_id)
+        airlock_of(lab).check_pending(lab.tx, request_id, read=lab.read)  # after the commit
 
     return _act(request, request_id, act, "airlock.flash.submitted")
 
@@ -229,18 +232,20 @@ def register_model(
     file: Annotated[str, Form()],
     name: Annotated[str, Form()],
     inputs: Annotated[str, Form()],
-    outputs: Annotated[str, Form()] = "prediction",
+    outputs: Annotated[str, Form()] = "",
+    target: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
     metrics_file_id: Annotated[str, Form()] = "",
 ) -> Response:
     created: dict[str, int] = {}
 
     def act() -> None:
-        card = ModelCard(
+        card = ModelCard.parse(
             _split(inputs),
-            _split(outputs) or ("prediction",),
+            [o for o in outputs.replace("\r", "").split("\n") if o.strip()],
             description,
             int(metrics_file_id) if metrics_file_id.isdigit() else None,
+            target,
         )
         if not job_id.isdigit():
             raise ValidationFailed("请选择作业", "choose a job", reason="job")
@@ -295,6 +300,14 @@ def decide(
             )
 
     return form_action(request, f"/models/{model_id}", act, "model.flash.decided")
+
+
+@router.post("/models/{model_id}/assessment")
+def assess(request: Request, model_id: int, actor: Actor, lab: LabDep) -> Response:
+    def act() -> None:
+        models_of(lab).assess(lab.tx, actor, model_id)
+
+    return form_action(request, f"/models/{model_id}", act, "model.flash.assessed")
 
 
 @router.post("/models/{model_id}/predict")

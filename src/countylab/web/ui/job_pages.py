@@ -1,4 +1,8 @@
-"""Pages of the compute center: my projects' jobs, submit (upload or quick form), one job."""
+"""Pages of the compute center: my projects' jobs, submit (upload or quick form), one job.
+
+A developer's pages show the fixed facts of :mod:`countylab.jobs.facts` only (state, the limit
+that stopped the job, the lab's message); oversight roles outside the project see attempts,
+metering and the scanned log tail (:func:`countylab.web.api.jobs.sees_details`)."""
 
 from __future__ import annotations
 
@@ -17,7 +21,15 @@ from countylab.identity.roles import Permission, Role
 from countylab.jobs.center import jobs_of
 from countylab.jobs.states import RETRYABLE, JobState
 from countylab.storage.models import Project
-from countylab.web.api.jobs import form_files, job_detail, submit_job, usage_view
+from countylab.web.api.jobs import (
+    LOGS_ARE_OUTPUTS,
+    form_files,
+    job_detail,
+    job_views,
+    sees_details,
+    submit_job,
+    usage_view,
+)
 from countylab.web.deps import Actor, LabDep
 from countylab.web.ui.common import flash_redirect, form_action, lang_of, render
 
@@ -46,7 +58,7 @@ def jobs_page(request: Request, actor: Actor, lab: LabDep, project: int | None =
     projects = _projects(lab, actor)
     chosen = project if project in {p.id for p in projects} else (projects[0].id if projects else None)
     with lab.tx() as s:
-        jobs = jobs_of(lab).list_for(s, actor)
+        jobs = job_views(s, actor, jobs_of(lab).list_for(s, actor))
         titles = {p.id: p.title for p in s.execute(select(Project)).scalars()}
         meter = usage_view(lab, s, actor, chosen) if chosen is not None else None
     return render(
@@ -59,7 +71,7 @@ def jobs_page(request: Request, actor: Actor, lab: LabDep, project: int | None =
         meter=meter,
         can_submit=has_permission(actor, Permission.job_submit) and bool(projects),
         quick_spec=QUICK_SPEC,
-        refresh=any(j.state in ACTIVE for j in jobs),
+        refresh=any(j["state"] in ACTIVE for j in jobs),
     )
 
 
@@ -99,7 +111,8 @@ def job_page(request: Request, job_id: int, actor: Actor, lab: LabDep) -> Respon
     with lab.tx() as s:
         job = job_detail(lab, s, actor, job_id)
         project = s.get(Project, job["project_id"])
-        logs = center.log_excerpt(s, actor, job_id)
+        full = sees_details(actor, job["project_id"])
+        logs = center.log_excerpt(s, actor, job_id) if full else []
         spec_yaml = center.service.get(s, actor, job_id).spec_yaml
     member = job["project_id"] in actor.project_ids
     runner = has_permission(actor, Permission.job_submit) and member
@@ -109,6 +122,8 @@ def job_page(request: Request, job_id: int, actor: Actor, lab: LabDep) -> Respon
         job=job,
         project=project,
         logs=logs,
+        full=full,
+        logs_note=LOGS_ARE_OUTPUTS,
         steps=steps(job["state"]),
         spec_yaml=spec_yaml,
         refresh=job["state"] in ACTIVE,
