@@ -55,6 +55,48 @@ class Settings(BaseSettings):
         default="local",
         description="Where sandbox jobs run: local worker threads, or a Ray cluster (ray start --head).",
     )
+    dp_query_workers: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Query worker processes of the DP gateway (数据黑匣); each answers one query at a time.",
+    )
+    dp_project_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        description="DP queries one project may have running at once; more are refused (429) at once.",
+    )
+    dp_rate_per_minute: int = Field(
+        default=30,
+        ge=1,
+        le=100_000,
+        description="DP queries one analyst may start per minute (token bucket); more get 429 + Retry-After.",
+    )
+    dp_wall_clock_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="One wall clock per DP query request (all its statements together), in seconds.",
+    )
+    dp_max_estimated_rows: int = Field(
+        default=2_000_000_000,
+        ge=1,
+        description="Refuse a DP query before any charge when its estimated joined rows exceed this.",
+    )
+    dp_budget_period: Literal["month", "quarter", "year"] = Field(
+        default="month",
+        description="Renewal period of project privacy budgets; what was spent renews at each boundary.",
+    )
+    dp_memory_limit: str = Field(
+        default="768MB",
+        pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|KiB|MiB|GiB)$",
+        description=(
+            "DuckDB memory limit of each DP query worker (数据黑匣), preparation included; larger "
+            "work spills into data_dir/prepared/tmp, never elsewhere."
+        ),
+    )
+    dp_threads: int = Field(default=2, ge=1, le=256, description="DuckDB threads of each DP query worker.")
 
     @field_validator("default_lang")
     @classmethod

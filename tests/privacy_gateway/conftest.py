@@ -22,6 +22,7 @@ from countylab.identity import service as ids
 from countylab.identity.access import SYSTEM, Principal
 from countylab.lab import Lab
 from countylab.privacy.gateway import QueryGateway
+from countylab.privacy.limits import GatewayConfig
 from countylab.privacy.spec import EngineSettings, SandboxLimits
 from countylab.privacy.worker import InProcessRunner
 from countylab.storage.models import Project, User
@@ -42,12 +43,18 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "lab-data"
 
 
+#: limits generous enough that semantics tests (and the 100-query budget race) never meet them
+ROOMY = GatewayConfig(project_concurrency=256, rate_per_minute=100_000, wall_clock_s=60.0)
+
+
 def fast_gateway(lab: Lab, **settings: Any) -> QueryGateway:
     """The lab's gateway with an in-process runner and no time padding (tests of semantics)."""
     es = EngineSettings(
         time_bucket_s=settings.pop("time_bucket_s", 0.0), limits=settings.pop("limits", SandboxLimits())
     )
-    gateway = QueryGateway(lab.tx, lab.ingestion, es, InProcessRunner(es.limits, es.bound_seed))
+    config = settings.pop("config", ROOMY)
+    runner = settings.pop("runner", None) or InProcessRunner(es.limits, es.bound_seed)
+    gateway = QueryGateway(lab.tx, lab.ingestion, es, runner, config)
     lab.dp = gateway
     return gateway
 

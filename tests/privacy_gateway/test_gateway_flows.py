@@ -1,4 +1,4 @@
-"""Who may ask what, budgets, SDC mode, AS OF versions, history and audit — through the API."""
+"""Who may ask what, budgets, no exact mode, AS OF versions, history and audit — through the API."""
 
 from __future__ import annotations
 
@@ -110,32 +110,26 @@ def test_exhausted_budget_refuses_with_the_remaining_amounts(demo_lab):
         assert s.query(BudgetEntry).count() == 6
 
 
-def test_sdc_mode_on_general_2_data_suppresses_small_cells_with_reasons(demo_lab):
+def test_general_2_data_gets_dp_and_there_is_no_exact_mode(demo_lab):
+    """Option (b) of issue 9: no interactive exact answers; 一般2级 data is answered with DP."""
     pid = project_id(demo_lab)
     with demo_lab.tx() as s:
         prj.grant_dataset(s, SYSTEM, pid, _dataset_id(demo_lab, "enterprises"))
     client = client_for(demo_lab, "developer")
     sql = "SELECT industry, COUNT(*), SUM(employees) FROM enterprises GROUP BY industry"
-    resp = ask(client, sql, pid, None, mode="sdc")
+    for mode in ("sdc", "exact", ""):
+        refused = ask(client, sql, pid, 0.5, mode=mode)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["details"]["field"] == "mode"
+        assert "出域" in refused.json()["error"]["message"]
+    resp = ask(client, sql, pid, 0.5)
     assert resp.status_code == 200, resp.text
     data = resp.json()
-    assert data["mode"] == "sdc" and data["epsilon_spent"] == 0 and data["intervals"] == {}
-    small = [c for c in data["suppressed"] if "threshold" in c["reasons"]]
-    assert small, "the tiny county has industries with fewer than 10 enterprises"
-    for row in data["rows"]:
-        if row[1] is not None:
-            assert row[1] >= 10
-    assert any(r[1] is None for r in data["rows"])
-    # SDC is not offered on personal data (一般4级): refused with the policy's reason
-    refused = ask(
-        client, "SELECT town_code, COUNT(*) FROM residents GROUP BY town_code", pid, None, mode="sdc"
-    )
-    assert refused.status_code == 403 and "统计披露控制" in refused.json()["error"]["message"]
-    # and DP mode works on the same 一般2级 table
-    assert ask(client, sql, pid, 0.5).status_code == 200
+    assert data["mode"] == "dp" and data["epsilon_spent"] == 0.5 and data["intervals"]
+    tables = client.get(f"/api/projects/{pid}/query-tables").json()["items"]
+    assert all("sdc_allowed" not in t for t in tables)
     with demo_lab.tx() as s:
-        events = [e for e in recent(s, action_prefix="query.run") if e.details["mode"] == "sdc"]
-    assert events and events[0].details["suppressed"] == len(data["suppressed"])
+        assert not [e for e in recent(s, action_prefix="query.run") if e.details["mode"] != "dp"]
 
 
 def test_as_of_selects_a_dataset_version(demo_lab, tmp_path):

@@ -11,6 +11,10 @@ transaction: either all of them are charged or, on any refusal, none is.
 Limits: the grade's cap (``policy.dp_budget_limits``, after the dataset's overrides) always
 applies, read at charge time so that a raised grade shrinks budgets at once; a steward may
 set a lower limit per project and per analyst (``set_limit``).  NULL means "the grade's cap".
+Each ledger row belongs to a renewal period (``ledgers.renew``); a top-up the steward approved
+(``topups``) raises the limit for the rest of that period only.  The same transaction also
+charges the dataset-wide yearly ledger (``ledgers.charge_dataset_year``), so a query is paid on
+every ledger or on none.
 """
 
 from __future__ import annotations
@@ -30,11 +34,11 @@ from countylab.errors import NotFound, QuotaExceeded, ValidationFailed
 from countylab.identity.access import Principal, authorize
 from countylab.identity.roles import Permission
 from countylab.policy import BudgetLimits, DatasetPolicy, dp_budget_limits
+from countylab.privacy import ledgers
+from countylab.privacy.ledgers import SLACK as _SLACK
+from countylab.privacy.ledgers import aware, period_bounds
 from countylab.storage.models import Dataset, Grant, Project, User, utcnow
 from countylab.storage.privacy_models import PROJECT_WIDE, BudgetEntry, PrivacyBudget
-
-#: relative slack for float sums (ten charges of 0.1 must fit a limit of 1.0)
-_SLACK = 1.0 + 1e-9
 
 
 def dataset_policy(ds: Dataset) -> DatasetPolicy | None:
@@ -68,6 +72,11 @@ class Balance:
     steward_set: bool
     grade_epsilon: float
     grade_delta: float
+    period: str = "month"
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    epsilon_topup: float = 0.0
+    delta_topup: float = 0.0
 
     @property
     def epsilon_remaining(self) -> float:
@@ -94,11 +103,35 @@ class Balance:
             "steward_set": self.steward_set,
             "grade_epsilon": self.grade_epsilon,
             "grade_delta": self.grade_delta,
+            "epsilon_topup": self.epsilon_topup,
+            "delta_topup": self.delta_topup,
+            "period": self.period,
+            "period_start": _iso(self.period_start),
+            "period_end": _iso(self.period_end),
+            "renews_at": _iso(self.period_end),
         }
 
 
-def _balance(ds: Dataset, project_id: int, row: PrivacyBudget | None, user_id: int, username: str) -> Balance:
+def _balance(
+    ds: Dataset,
+    project_id: int,
+    row: PrivacyBudget | None,
+    user_id: int,
+    username: str,
+    period: str = "month",
+    now: datetime | None = None,
+) -> Balance:
+    """A ledger as it stands now: a row whose period has ended shows the renewed budget."""
     caps = grade_limits(ds)
+    now = now or utcnow()
+    start, end = period_bounds(now, period)
+    current = row is not None and (row.period_end is None or aware(row.period_end) > now)
+    spent_e = row.epsilon_spent if row is not None and current else 0.0
+    spent_d = row.delta_spent if row is not None and current else 0.0
+    top_e = row.epsilon_topup if row is not None and current else 0.0
+    top_d = row.delta_topup if row is not None and current else 0.0
+    if row is not None and current and row.period_end is not None:
+        start, end = aware(row.period_start or start), aware(row.period_end)
     eps_lim = (
         caps.epsilon_per_project
         if row is None or row.epsilon_limit is None
@@ -111,13 +144,18 @@ def _balance(ds: Dataset, project_id: int, row: PrivacyBudget | None, user_id: i
         ds.name,
         user_id,
         username,
-        eps_lim,
-        delta_lim,
-        row.epsilon_spent if row else 0.0,
-        row.delta_spent if row else 0.0,
+        eps_lim + top_e,
+        delta_lim + top_d,
+        spent_e,
+        spent_d,
         row is not None and (row.epsilon_limit is not None or row.delta_limit is not None),
         caps.epsilon_per_project,
         caps.delta,
+        period,
+        start,
+        end,
+        top_e,
+        top_d,
     )
 
 
@@ -131,15 +169,29 @@ def _row(session: Session, project_id: int, dataset_id: int, user_id: int) -> Pr
     ).scalar_one_or_none()
 
 
-def _ensure(session: Session, project_id: int, dataset_id: int, user_id: int) -> None:
-    """Create the ledger row if missing; concurrent creators do not conflict."""
+def _ensure(session: Session, project_id: int, dataset_id: int, user_id: int, period: str = "month") -> None:
+    """Create the ledger row if missing (in the current period); concurrent creators do not conflict.
+
+    A new analyst row starts with the top-up its project row has this period, so an approved
+    top-up reaches analysts who join after the approval too."""
+    now = utcnow()
+    start, end = period_bounds(now, period)
+    top_e = top_d = 0.0
+    if user_id != PROJECT_WIDE:
+        proj = _row(session, project_id, dataset_id, PROJECT_WIDE)
+        if proj is not None and proj.period_end is not None and aware(proj.period_end) > now:
+            top_e, top_d = proj.epsilon_topup, proj.delta_topup
     values = {
         "project_id": project_id,
         "dataset_id": dataset_id,
         "user_id": user_id,
         "epsilon_spent": 0.0,
         "delta_spent": 0.0,
-        "updated_at": utcnow(),
+        "updated_at": now,
+        "period_start": start,
+        "period_end": end,
+        "epsilon_topup": top_e,
+        "delta_topup": top_d,
     }
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -152,15 +204,22 @@ def _ensure(session: Session, project_id: int, dataset_id: int, user_id: int) ->
 
 
 def balances_for(
-    session: Session, project_id: int, datasets: Sequence[Dataset], user_id: int | None = None
+    session: Session,
+    project_id: int,
+    datasets: Sequence[Dataset],
+    user_id: int | None = None,
+    period: str = "month",
 ) -> list[Balance]:
     """Project ledgers of ``datasets`` and, with ``user_id``, that analyst's ledgers too."""
     names = {u.id: u.username for u in session.execute(select(User)).scalars()} if user_id is None else {}
+    now = utcnow()
     out: list[Balance] = []
     for ds in datasets:
-        out.append(_balance(ds, project_id, _row(session, project_id, ds.id, PROJECT_WIDE), PROJECT_WIDE, ""))
+        proj = _row(session, project_id, ds.id, PROJECT_WIDE)
+        out.append(_balance(ds, project_id, proj, PROJECT_WIDE, "", period, now))
         if user_id is not None:
-            out.append(_balance(ds, project_id, _row(session, project_id, ds.id, user_id), user_id, ""))
+            mine = _row(session, project_id, ds.id, user_id)
+            out.append(_balance(ds, project_id, mine, user_id, "", period, now))
             continue
         rows = session.execute(
             select(PrivacyBudget)
@@ -171,7 +230,9 @@ def balances_for(
             )
             .order_by(PrivacyBudget.user_id)
         ).scalars()
-        out.extend(_balance(ds, project_id, r, r.user_id, names.get(r.user_id, "")) for r in rows)
+        out.extend(
+            _balance(ds, project_id, r, r.user_id, names.get(r.user_id, ""), period, now) for r in rows
+        )
     return out
 
 
@@ -187,11 +248,14 @@ def _exhausted(ds: Dataset, left: list[Balance], epsilon: float, delta: float) -
         min(proj.epsilon_remaining, mine.epsilon_remaining),
         min(proj.delta_remaining, mine.delta_remaining),
     )
+    renews = _iso(proj.period_end) or ""
     return QuotaExceeded(
         f"隐私预算不足：数据集“{ds.name}”剩余 ε={eps_left:.4g}、δ={delta_left:.3g}，"
-        f"本次查询需要 ε={epsilon:.4g}、δ={delta:.3g}。请降低 ε，或请数据安全官调整预算。",
+        f"本次查询需要 ε={epsilon:.4g}、δ={delta:.3g}。请降低 ε，等待 {renews[:10]} 预算更新，"
+        f"或申请追加预算。",
         f"Privacy budget exhausted on dataset '{ds.name}': ε={eps_left:.4g}, δ={delta_left:.3g} left, "
-        f"this query needs ε={epsilon:.4g}, δ={delta:.3g}. Lower ε or ask the security officer.",
+        f"this query needs ε={epsilon:.4g}, δ={delta:.3g}. Lower ε, wait for the renewal on "
+        f"{renews[:10]} or request a top-up.",
         reason="budget_exhausted",
         dataset=ds.name,
         epsilon_remaining=eps_left,
@@ -200,6 +264,7 @@ def _exhausted(ds: Dataset, left: list[Balance], epsilon: float, delta: float) -
         analyst_epsilon_remaining=mine.epsilon_remaining,
         epsilon_needed=epsilon,
         delta_needed=delta,
+        renews_at=renews,
     )
 
 
@@ -212,32 +277,39 @@ def charge(
     epsilon: float,
     delta: float,
     query_id: int | None,
+    period: str = "month",
 ) -> list[Balance]:
-    """Spend (ε, δ) on every ledger of ``datasets`` (project and analyst) or raise QuotaExceeded.
+    """Spend (ε, δ) on every ledger of ``datasets`` (project, analyst and the dataset's yearly
+    ledger across all projects) or raise QuotaExceeded.
 
     Runs inside the caller's transaction, which must commit before the answer is computed.
     """
     now = utcnow()
-    before = balances_for(session, project_id, datasets, user_id)  # for the refusal message
+    for ds in datasets:
+        ledgers.renew(session, project_id, ds.id, period, now)
+    before = balances_for(session, project_id, datasets, user_id, period)  # for the refusal message
     for ds in datasets:
         caps = grade_limits(ds)
         for uid in (PROJECT_WIDE, user_id):
-            _ensure(session, project_id, ds.id, uid)
+            _ensure(session, project_id, ds.id, uid, period)
             result = session.execute(
                 update(PrivacyBudget)
                 .where(
                     PrivacyBudget.project_id == project_id,
                     PrivacyBudget.dataset_id == ds.id,
                     PrivacyBudget.user_id == uid,
-                    PrivacyBudget.epsilon_spent + epsilon <= caps.epsilon_per_project * _SLACK,
-                    PrivacyBudget.delta_spent + delta <= caps.delta * _SLACK,
+                    PrivacyBudget.epsilon_spent + epsilon
+                    <= (caps.epsilon_per_project + PrivacyBudget.epsilon_topup) * _SLACK,
+                    PrivacyBudget.delta_spent + delta <= (caps.delta + PrivacyBudget.delta_topup) * _SLACK,
                     or_(
                         PrivacyBudget.epsilon_limit.is_(None),
-                        PrivacyBudget.epsilon_spent + epsilon <= PrivacyBudget.epsilon_limit * _SLACK,
+                        PrivacyBudget.epsilon_spent + epsilon
+                        <= (PrivacyBudget.epsilon_limit + PrivacyBudget.epsilon_topup) * _SLACK,
                     ),
                     or_(
                         PrivacyBudget.delta_limit.is_(None),
-                        PrivacyBudget.delta_spent + delta <= PrivacyBudget.delta_limit * _SLACK,
+                        PrivacyBudget.delta_spent + delta
+                        <= (PrivacyBudget.delta_limit + PrivacyBudget.delta_topup) * _SLACK,
                     ),
                 )
                 .values(
@@ -262,9 +334,18 @@ def charge(
                     at=now,
                 )
             )
+        ledgers.charge_dataset_year(
+            session,
+            ds,
+            epsilon=epsilon,
+            delta=delta,
+            epsilon_cap=caps.epsilon_per_year,
+            delta_cap=caps.delta_per_year,
+            now=now,
+        )
     session.flush()
     session.expire_all()
-    return balances_for(session, project_id, datasets, user_id)
+    return balances_for(session, project_id, datasets, user_id, period)
 
 
 def set_limit(
@@ -276,6 +357,7 @@ def set_limit(
     epsilon: float | None,
     delta: float | None,
     user_id: int | None = None,
+    period: str = "month",
 ) -> Balance:
     """Steward: cap a project's (or one analyst's) budget on a granted dataset, within the grade's caps."""
     authorize(actor, Permission.budget_manage, target=f"project:{project_id}")
@@ -307,7 +389,7 @@ def set_limit(
                 field=name,
                 cap=cap,
             )
-    _ensure(session, project_id, ds.id, uid)
+    _ensure(session, project_id, ds.id, uid, period)
     row = _row(session, project_id, ds.id, uid)
     assert row is not None
     row.epsilon_limit, row.delta_limit, row.set_by, row.updated_at = epsilon, delta, actor.user_id, utcnow()
@@ -332,7 +414,7 @@ def set_limit(
         details={"dataset": ds.name, "user_id": uid or None, "epsilon": epsilon, "delta": delta},
     )
     session.flush()
-    return _balance(ds, project_id, row, uid, "")
+    return _balance(ds, project_id, row, uid, "", period)
 
 
 def entries(session: Session, project_id: int, limit: int = 200) -> list[dict[str, Any]]:

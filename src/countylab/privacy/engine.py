@@ -7,7 +7,7 @@ Typical use by the gateway::
     cached = cache.get(plan.fingerprint)       # identical query ⇒ same answer, no new cost
     result = cached or engine.execute(plan)
 
-Timing defence: ``execute`` and ``execute_sdc`` return only at multiples of
+Timing defence: ``execute`` returns only at multiples of
 ``settings.time_bucket_s`` after they start (errors too), so wall time reveals at most which
 bucket a query fell in rather than how many rows matched.
 
@@ -25,8 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from countylab.errors import TooLarge, ValidationFailed
-from countylab.privacy import sdc
+from countylab.errors import TooLarge
 from countylab.privacy.mechanisms import key_text
 from countylab.privacy.planner import QueryPlan, build_plan
 from countylab.privacy.release import Noisy, Rows, add_noise, agg_cell, released_keys
@@ -77,10 +76,6 @@ class DPEngine:
         Raises only ``QueryFailed`` (one type, one message), whatever went wrong.
         """
         return padded(self.settings.time_bucket_s, lambda: self._release_or_fail(plan))
-
-    def execute_sdc(self, sql: str, rules: sdc.SdcRules | None = None) -> DPResult:
-        """Exact aggregates for SDC-eligible data; failing cells are suppressed with a reason."""
-        return padded(self.settings.time_bucket_s, lambda: self._sdc(sql, rules or sdc.SdcRules()))
 
     def close(self) -> None:
         self.runner.close()
@@ -167,73 +162,6 @@ class DPEngine:
             plan.delta,
             notes=_notes(plan, threshold),
             fingerprint=plan.fingerprint,
-        )
-
-    # -- SDC path -----------------------------------------------------------------------------
-    def _sdc(self, sql: str, rules: sdc.SdcRules) -> DPResult:
-        model = parse_query(sql, self.tables, self.settings.limits.max_result_rows)
-        allowed = ("count", "count_unit", "sum", "avg")
-        if model.unit_sql is None or any(a.kind not in allowed for a in model.aggs):
-            raise ValidationFailed(
-                "SDC 模式只支持 COUNT、SUM、AVG 且需要隐私主体",
-                "SDC mode supports COUNT, SUM and AVG over data with a privacy unit",
-                reason="sdc",
-            )
-        cols = sorted({a.column for a in model.aggs if a.column is not None})
-        ng = len(model.group_sqls)
-        inner = [f'{g} AS "__g{i}"' for i, g in enumerate(model.group_sqls)] + [
-            f'{model.unit_sql} AS "__u"',
-            'count(*) AS "__n"',
-        ]
-        outer = [f'"__g{i}"' for i in range(ng)] + ["count(*)", 'sum("__n")']
-        top = max(2, rules.nk_n)
-        for j, c in enumerate(cols):
-            inner += [f'sum({c}) AS "__s{j}"', f'count({c}) AS "__c{j}"']
-            outer += [f'sum("__s{j}")', f'sum("__c{j}")', f'sum(abs("__s{j}"))', f'max(abs("__s{j}"), {top})']
-        where = f" WHERE {model.where_sql}" if model.where_sql else ""
-        gb = ", ".join([f'"__g{i}"' for i in range(ng)] + ['"__u"'])
-        gb_out = " GROUP BY " + ", ".join(f'"__g{i}"' for i in range(ng)) if ng else ""
-        q = (
-            f"WITH u AS (SELECT {', '.join(inner)} FROM {model.from_sql}{where} GROUP BY {gb}) "
-            f"SELECT {', '.join(outer)} FROM u{gb_out}"
-        )
-        exact = self.runner.run(list(model.tables), [q], bounded=False)[0]
-        if len(exact) > self.settings.limits.max_result_rows:
-            raise TooLarge("结果行数超过上限", "result has too many rows")
-        rows: Rows = []
-        suppressed: list[dict[str, Any]] = []
-        for r in exact:
-            units, n = int(r[ng]), int(r[ng + 1] or 0)
-            row: list[Any] = []
-            for out in model.outputs:
-                if out.source == "group":
-                    row.append(r[out.index])
-                    continue
-                a = model.aggs[out.index]
-                if a.kind in ("count", "count_unit"):
-                    value: Any = n if a.kind == "count" else units
-                    reasons = sdc.check_frequency(sdc.CellStats(units, float(n)), rules)
-                else:
-                    base = ng + 2 + 4 * cols.index(a.column or "")
-                    s, cnt, tot, tops = r[base], int(r[base + 1] or 0), r[base + 2], r[base + 3]
-                    value = s if a.kind == "sum" else (s / cnt if cnt else None)
-                    stats = sdc.CellStats(units, float(tot or 0.0), tuple(float(x) for x in tops or ()))
-                    reasons = sdc.check_magnitude(stats, rules)
-                if reasons:
-                    suppressed.append({"row": list(r[:ng]), "column": out.name, "reasons": reasons})
-                    value = None
-                row.append(value)
-            rows.append(tuple(row))
-        intervals: list[tuple[Interval, ...]] = [tuple(None for _ in model.outputs) for _ in rows]
-        rows, intervals = _order(model, rows, intervals)
-        return DPResult(
-            [o.name for o in model.outputs],
-            rows,
-            intervals,
-            0.0,
-            0.0,
-            suppressed,
-            notes=["SDC: exact values; cells failing threshold/p%/dominance rules suppressed"],
         )
 
 

@@ -2,55 +2,63 @@
 
 One query, in order (each step in its own short transaction, none held while data is read):
 
-1. **prepare** — who asks (``query.run`` and project membership), which datasets are granted,
+1. **admit** — the request's parameters (``params.check_request``: finite numbers, int64
+   ids, SQL length), the analyst's rate limit and the project's concurrency limit
+   (``limits.Admission``); one wall clock starts for the whole request;
+2. **prepare** — who asks (``query.run`` and project membership), which datasets are granted,
    catalog → ``TableSpec`` (``tables.table_spec``), ``AS OF`` versions; the engine plans the
-   SQL (touching no data) and the grade policy is asked for every table the query uses;
-2. **charge** — an identical earlier query of the project returns its stored noisy answer at
-   no cost; otherwise (ε, δ) is charged on every ledger (``budget.charge``) and committed,
-   so the cost is paid *before* the answer exists and a crash afterwards cannot refund it;
-3. **execute** — exact aggregates in the worker process (no metadata credentials, watchdog,
-   memory limit, row cap), noise from OpenDP, time padded to a bucket;
-4. **release** — the answer is stored (the cache), the query logged and audited.
+   SQL (touching no data); the grade policy is asked for every table; ε and δ are checked
+   against each grade's floor and caps (``params.resolve_budget``); the cost is estimated from
+   metadata (``cost.check_cost``) and the versions are readied on a worker.  Anything failing
+   here charges nothing;
+3. **charge** — an identical earlier query of the project returns its stored answer at no cost,
+   and an identical *running* query is waited for (``answers``: single flight); otherwise the
+   fingerprint is claimed, the analyst's daily count is taken and (ε, δ) is charged on every
+   ledger of every private dataset involved (``budget.charge``) and committed, so the cost is
+   paid *before* the answer exists;
+4. **execute** — exact aggregates in a pooled worker process, noise from OpenDP;
+5. **release** — the answer is stored (the cache), the query logged and audited.
 
-Refusals are audited too (``query.refused``), in their own transaction, because the
-request's own transaction rolls back.  SDC mode (``mode="sdc"``) skips 2: exact aggregates,
-allowed only where every table's grade offers SDC-checked aggregates (一般1–2级).
+A query that fails after its charge ends ``failed`` (audited) with one answer that is the same
+for every failure, returned when the request's wall clock ends: its status, message and time
+say nothing about the rows.  Refusals are audited too (``query.refused``).  There is no SDC
+mode: exact tables come only from sandbox jobs through the airlock.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from countylab import audit
 from countylab.catalog import service as catalog
 from countylab.catalog.grading import Grade
-from countylab.errors import CountylabError, NotFound, PermissionDenied, ValidationFailed
+from countylab.errors import CountylabError, NotFound, PermissionDenied, QuotaExceeded, UserError
 from countylab.identity.access import Principal, authorize
 from countylab.identity.roles import Permission
-from countylab.policy import Action, require, sdc_thresholds
-from countylab.privacy import budget
+from countylab.policy import Action, require
+from countylab.privacy import answers, budget, ledgers, params
+from countylab.privacy.cost import TableSize, check_cost
 from countylab.privacy.engine import DPEngine
-from countylab.privacy.result import DPResult
-from countylab.privacy.sdc import SdcRules
+from countylab.privacy.limits import Admission, GatewayConfig
+from countylab.privacy.pool import WorkerPool
+from countylab.privacy.result import QueryFailed
+from countylab.privacy.runlog import finish_run, log_failure, log_refusal, released, start_run
 from countylab.privacy.spec import EngineSettings, TableSpec
-from countylab.privacy.sqlcheck import parse_query
 from countylab.privacy.tables import mentioned_names, split_as_of, table_spec
 from countylab.privacy.worker import ExactRunner, WorkerRunner
-from countylab.storage.models import Dataset, Grant, Org, Project, utcnow
-from countylab.storage.privacy_models import CachedAnswer, QueryRun
+from countylab.storage.catalog_models import DatasetVersion
+from countylab.storage.models import Dataset, Grant, Org, Project
+from countylab.storage.privacy_models import CachedAnswer
 
-MODES = ("dp", "sdc")
-MAX_SQL = 20_000
-
+MODES = ("dp",)
+MAX_SQL = params.MAX_SQL
 
 class PathSource(Protocol):
     """Where a dataset version's Parquet files are (``catalog.ingestion.Ingestion``)."""
@@ -91,7 +99,7 @@ class QueryAnswer:
             "rows": a["rows"],
             "intervals": a["intervals"],
             "notes": a["notes"],
-            "suppressed": a["suppressed"],
+            "suppressed": a.get("suppressed", []),
             "mode": self.mode,
             "cached": self.cached,
             "epsilon_spent": self.epsilon_spent,
@@ -103,36 +111,12 @@ class QueryAnswer:
         }
 
 
-def released(result: DPResult, datasets: Sequence[str]) -> dict[str, Any]:
-    """The JSON stored in the cache and sent out: intervals per noisy column, JSON-safe values."""
-    j = result.to_json()
-    intervals: dict[str, list[Any]] = {}
-    for ci, col in enumerate(j["columns"]):
-        pairs = [row[ci] for row in j["intervals"]]
-        if any(p is not None for p in pairs):
-            intervals[col] = pairs
-    safe: dict[str, Any] = json.loads(
-        json.dumps(
-            {
-                "columns": j["columns"],
-                "rows": j["rows"],
-                "intervals": intervals,
-                "notes": j["notes"],
-                "suppressed": j["suppressed"],
-                "datasets": list(datasets),
-            },
-            default=str,
-            ensure_ascii=False,
-        )
-    )
-    return safe
-
-
 @dataclass
 class _Prepared:
     external: bool
     by_name: dict[str, Dataset]
     specs: list[TableSpec]
+    versions: dict[str, int]
 
 
 class QueryGateway:
@@ -144,11 +128,16 @@ class QueryGateway:
         paths: PathSource,
         settings: EngineSettings | None = None,
         runner: ExactRunner | None = None,
+        config: GatewayConfig | None = None,
     ) -> None:
         self._tx = transaction
         self.paths = paths
         self.settings = settings or EngineSettings()
-        self.runner: ExactRunner = runner or WorkerRunner(self.settings.limits, self.settings.bound_seed)
+        self.config = config or GatewayConfig()
+        self.admission = Admission(self.config)
+        self.runner: ExactRunner = runner or WorkerPool(
+            self.config.workers, lambda: WorkerRunner(self.settings.limits, self.settings.bound_seed)
+        )
 
     def close(self) -> None:
         self.runner.close()
@@ -156,87 +145,81 @@ class QueryGateway:
     # -- the one entry point ------------------------------------------------------------------
     def run(self, actor: Principal, req: QueryRequest) -> QueryAnswer:
         try:
-            sql, as_of = split_as_of(req.sql)
-            versions = {k.lower(): int(v) for k, v in {**req.versions, **as_of}.items()}
-            with self._tx() as s:
-                prep = self._prepare(s, actor, req, sql, versions)
-                engine = DPEngine(prep.specs, self.settings, self.runner)
-                if req.mode == "sdc":
-                    rules, used = self._sdc_rules(engine, sql, prep)
-                    run = self._start(s, actor, req, _labels(used, versions), "")
-                    run_id = run.id
-                else:
-                    if req.epsilon is None:
-                        raise ValidationFailed("DP 查询需要 ε", "a DP query needs epsilon", reason="epsilon")
-                    plan = engine.plan(sql, float(req.epsilon), req.delta)
-                    used = [prep.by_name[t.name] for t in plan.model.tables]
-                    for ds in used:
-                        require(
-                            Grade(ds.grade),
-                            Action.dp_query,
-                            overrides=budget.dataset_policy(ds),
-                            external=prep.external,
-                        )
-                    hit = s.execute(
-                        select(CachedAnswer).where(
-                            CachedAnswer.project_id == req.project_id,
-                            CachedAnswer.fingerprint == plan.fingerprint,
-                        )
-                    ).scalar_one_or_none()
-                    if hit is not None:
-                        return self._cached(s, actor, req, used, _labels(used, versions), hit)
-                    run = self._start(s, actor, req, _labels(used, versions), plan.fingerprint)
-                    run_id = run.id
-                    eps, delta = plan.cost
-                    balances = budget.charge(
-                        s,
-                        project_id=req.project_id,
-                        user_id=actor.user_id or 0,
-                        datasets=used,
-                        epsilon=eps,
-                        delta=delta,
-                        query_id=run.id,
-                    )
-                    run.epsilon_spent, run.delta_spent = eps, delta
-                    audit.append(
-                        s,
-                        actor_id=actor.user_id,
-                        actor=actor.username,
-                        action="query.charge",
-                        target=f"project:{req.project_id}",
-                        details={
-                            "query_id": run.id,
-                            "epsilon": eps,
-                            "delta": delta,
-                            "datasets": run.datasets,
-                        },
-                    )
+            if req.mode not in MODES:
+                raise params.ValidationFailed(
+                    "只支持差分隐私查询（mode=dp）；精确表格请通过沙箱作业和出域审核获取",
+                    "only DP queries exist (mode=dp); exact tables come from sandbox jobs and the airlock",
+                    field="mode",
+                    reason="mode",
+                )
+            params.check_request(req.sql, req.project_id, req.epsilon, req.delta, req.versions)
+            with self.admission.admit(actor.user_id or 0, req.project_id):
+                return self._run(actor, req, time.monotonic() + self.config.wall_clock_s)
         except CountylabError as exc:
-            self._log_refusal(actor, req, exc)
+            if not getattr(exc, "_logged", False):
+                self._refused(actor, req, exc)
             raise
-        names = _labels(used, versions)
-        with self._failures(actor, req, run_id):
-            result = engine.execute_sdc(sql, rules) if req.mode == "sdc" else engine.execute(plan)
-        answer = released(result, names)
+
+    def _run(self, actor: Principal, req: QueryRequest, deadline: float) -> QueryAnswer:
+        sql, as_of = split_as_of(req.sql)
+        versions = {k.lower(): int(v) for k, v in {**req.versions, **as_of}.items()}
         with self._tx() as s:
-            if req.mode == "dp":
-                answer = self._store(s, req.project_id, plan.fingerprint, answer, run_id)
-            balances = budget.balances_for(s, req.project_id, used, actor.user_id or 0)
-            self._finish(s, actor, run_id, answer, "answered")
-        return QueryAnswer(
-            answer, req.mode, False, result.epsilon_spent, result.delta_spent, balances, run_id
-        )
+            prep = self._prepare(s, actor, req, sql, versions)
+            engine = DPEngine(prep.specs, self.settings, self.runner)
+            eps = float(req.epsilon or 0.0)
+            model_plan = engine.plan(sql, eps, None)
+            used = _involved(model_plan.model, prep.by_name)
+            rules = []
+            for ds in used:
+                overrides = budget.dataset_policy(ds)
+                require(Grade(ds.grade), Action.dp_query, overrides=overrides, external=prep.external)
+                rules.append((ds.name, budget.grade_limits(ds)))
+            eps, delta = params.resolve_budget(eps, req.delta, rules)
+            plan = engine.plan(sql, eps, delta)
+            check_cost(plan.model.from_sql, _sizes(s, used, prep.versions), self.config.max_estimated_rows)
+            daily_cap = min((r.queries_per_day for _, r in rules), default=0)
+        labels = _labels(used, prep.versions)
+        self._ready(plan.model.tables, deadline)
+        while True:  # single flight: charge once per fingerprint, others wait for the answer
+            with self._tx() as s:
+                hit = answers.lookup(s, req.project_id, plan.fingerprint)
+                if hit is not None and not answers.is_pending(hit.answer):
+                    return self._cached(s, actor, req, used, labels, hit)
+                if hit is None:
+                    run = start_run(s, actor, req, labels, plan.fingerprint)
+                    if answers.claim(s, req.project_id, plan.fingerprint, run.id):
+                        self._charge(s, actor, req, run, used, plan.cost, daily_cap)
+                        run_id = run.id
+                        break
+                    s.rollback()
+                elif answers.stale(hit, self.config.wall_clock_s * 2 + 30):
+                    answers.release_claim(s, req.project_id, plan.fingerprint, hit.query_id)
+                    continue
+            if time.monotonic() > deadline:
+                raise QuotaExceeded(
+                    "相同的查询正在运行，请稍后再试（不会重复扣费）",
+                    "An identical query is running; retry shortly (it will not be charged twice)",
+                    reason="identical_running",
+                    retry_after_s=2,
+                )
+            time.sleep(0.05)
+        try:
+            with self._deadline(deadline):
+                result = engine.execute(plan)
+            answer = released(result, labels)
+        except Exception as exc:  # noqa: BLE001 - every failure after a charge is answered alike
+            self._failed(actor, req, run_id, plan.fingerprint, exc, deadline)
+        with self._tx() as s:
+            answers.fulfil(s, req.project_id, plan.fingerprint, run_id, answer)
+            balances = budget.balances_for(s, req.project_id, used, actor.user_id or 0, self.config.period)
+            finish_run(s, actor, run_id, answer, "answered")
+        eps_spent, delta_spent = plan.cost
+        return QueryAnswer(answer, "dp", False, eps_spent, delta_spent, balances, run_id)
 
     # -- steps --------------------------------------------------------------------------------
     def _prepare(
         self, s: Session, actor: Principal, req: QueryRequest, sql: str, versions: Mapping[str, int]
     ) -> _Prepared:
-        if req.mode not in MODES:
-            raise ValidationFailed("mode 必须是 dp 或 sdc", "mode must be dp or sdc", field="mode")
-        if not req.sql.strip() or len(req.sql) > MAX_SQL:
-            raise ValidationFailed(
-                "SQL 为空或过长", "SQL is empty or too long", field="sql", max_chars=MAX_SQL
-            )
         target = f"project:{req.project_id}"
         authorize(actor, Permission.query_run, project_id=req.project_id, target=target)
         if not actor.is_system and req.project_id not in actor.project_ids:
@@ -274,59 +257,73 @@ class QueryGateway:
             raise NotFound("表不存在或未授权", "table not found or not granted", table=unknown[0])
         key_sets = {name: list(ks.values or []) for name, ks in catalog.key_sets(s).items()}
         specs = []
+        used_versions: dict[str, int] = {}
         mentioned = mentioned_names(sql)
         for ds in by_name.values():
             if ds.name not in mentioned:  # only the tables the SQL can name are materialised
                 continue
-            version = versions.get(ds.name, ds.current_version)
+            version = int(versions.get(ds.name, ds.current_version or 0))
             paths = self.paths.read_paths(ds, version)
             if not paths:
                 continue
-            specs.append(table_spec(ds, catalog.columns(s, ds.id), key_sets, paths, int(version or 0)))
-        return _Prepared(org_kind != "department", by_name, specs)
+            used_versions[ds.name] = version
+            specs.append(table_spec(ds, catalog.columns(s, ds.id), key_sets, paths, version))
+        return _Prepared(org_kind != "department", by_name, specs, used_versions)
 
-    def _sdc_rules(self, engine: DPEngine, sql: str, prep: _Prepared) -> tuple[SdcRules, list[Dataset]]:
-        model = parse_query(sql, engine.tables, self.settings.limits.max_result_rows)
-        used = [prep.by_name[t.name] for t in model.tables]
-        rules = SdcRules()
-        for ds in used:
-            grade, overrides = Grade(ds.grade), budget.dataset_policy(ds)
-            require(grade, Action.sdc_aggregate, overrides=overrides, external=prep.external)
-            thr = sdc_thresholds(grade, overrides)
-            assert thr is not None  # require() has checked
-            rules = SdcRules(
-                min_units=max(rules.min_units, thr.min_cell_count),
-                p_percent=rules.p_percent,
-                nk_n=thr.dominance_n,
-                nk_k=min(rules.nk_k, thr.dominance_k * 100.0),
-            )
-        return rules, used
+    def _ready(self, specs: Sequence[TableSpec], deadline: float) -> None:
+        """Ready the versions before the charge: a preparation failure charges nothing."""
+        prepare = getattr(self.runner, "prepare", None)
+        if not callable(prepare):
+            return
+        try:
+            with self._deadline(deadline):
+                prepare(list(specs))
+        except Exception as exc:  # noqa: BLE001 - any preparation failure is a refusal, uncharged
+            raise UserError(
+                "数据准备失败，本次查询未扣除预算。请稍后再试或联系管理员。",
+                "Preparing the data failed; nothing was charged. Retry later or ask an admin.",
+                reason="prepare_failed",
+            ) from exc
 
-    def _start(
-        self, s: Session, actor: Principal, req: QueryRequest, labels: Sequence[str], fingerprint: str
-    ) -> QueryRun:
-        run = QueryRun(
+    def _deadline(self, deadline: float) -> Any:
+        fn = getattr(self.runner, "deadline", None)
+        if callable(fn):
+            return fn(deadline)
+        from contextlib import nullcontext
+
+        return nullcontext()
+
+    def _charge(
+        self,
+        s: Session,
+        actor: Principal,
+        req: QueryRequest,
+        run: Any,
+        used: Sequence[Dataset],
+        cost: tuple[float, float],
+        daily_cap: int,
+    ) -> None:
+        eps, delta = cost
+        ledgers.count_query(s, actor.user_id or 0, daily_cap, ledgers.utcnow())
+        budget.charge(
+            s,
             project_id=req.project_id,
-            user_id=actor.user_id,
-            username=actor.username,
-            sql=req.sql,
-            mode=req.mode,
-            epsilon=float(req.epsilon or 0.0),
-            delta=float(req.delta or 0.0),
-            epsilon_spent=0.0,
-            delta_spent=0.0,
-            datasets=list(labels),
-            fingerprint=fingerprint,
-            status="running",
-            cached=False,
-            rows=0,
-            suppressed=0,
-            error="",
-            created_at=utcnow(),
+            user_id=actor.user_id or 0,
+            datasets=used,
+            epsilon=eps,
+            delta=delta,
+            query_id=run.id,
+            period=self.config.period,
         )
-        s.add(run)
-        s.flush()
-        return run
+        run.epsilon_spent, run.delta_spent = eps, delta
+        audit.append(
+            s,
+            actor_id=actor.user_id,
+            actor=actor.username,
+            action="query.charge",
+            target=f"project:{req.project_id}",
+            details={"query_id": run.id, "epsilon": eps, "delta": delta, "datasets": run.datasets},
+        )
 
     def _cached(
         self,
@@ -337,136 +334,62 @@ class QueryGateway:
         labels: Sequence[str],
         hit: CachedAnswer,
     ) -> QueryAnswer:
-        run = self._start(s, actor, req, labels, hit.fingerprint)
+        run = start_run(s, actor, req, labels, hit.fingerprint)
         run.cached = True
-        self._finish(s, actor, run.id, hit.answer, "cached")
-        balances = budget.balances_for(s, req.project_id, used, actor.user_id or 0)
-        return QueryAnswer(dict(hit.answer), req.mode, True, 0.0, 0.0, balances, run.id)
+        finish_run(s, actor, run.id, hit.answer, "cached")
+        balances = budget.balances_for(s, req.project_id, used, actor.user_id or 0, self.config.period)
+        return QueryAnswer(dict(hit.answer), "dp", True, 0.0, 0.0, balances, run.id)
 
-    def _store(
-        self, s: Session, project_id: int, fingerprint: str, answer: dict[str, Any], run_id: int
-    ) -> dict[str, Any]:
-        """Keep the first answer of a fingerprint; a concurrent identical query gets that one."""
-        values = {
-            "project_id": project_id,
-            "fingerprint": fingerprint,
-            "answer": answer,
-            "query_id": run_id,
-            "created_at": utcnow(),
-        }
-        dialect = s.get_bind().dialect.name
-        stmt: Any
-        if dialect == "postgresql":
-            stmt = postgresql.insert(CachedAnswer).values(**values).on_conflict_do_nothing()
-        else:
-            stmt = sqlite.insert(CachedAnswer).values(**values).on_conflict_do_nothing()
-        s.execute(stmt)
-        stored = s.execute(
-            select(CachedAnswer.answer).where(
-                CachedAnswer.project_id == project_id, CachedAnswer.fingerprint == fingerprint
-            )
-        ).scalar_one()
-        return dict(stored)
-
-    def _finish(
-        self, s: Session, actor: Principal, run_id: int, answer: Mapping[str, Any], status: str
+    def _failed(
+        self,
+        actor: Principal,
+        req: QueryRequest,
+        run_id: int,
+        fingerprint: str,
+        exc: BaseException,
+        deadline: float,
     ) -> None:
-        run = s.get(QueryRun, run_id)
-        assert run is not None
-        run.status, run.finished_at = status, utcnow()
-        run.rows, run.suppressed = len(answer.get("rows", [])), len(answer.get("suppressed", []))
-        audit.append(
-            s,
-            actor_id=actor.user_id,
-            actor=actor.username,
-            action="query.run",
-            target=f"project:{run.project_id}",
-            details={
-                "query_id": run.id,
-                "sql": run.sql,
-                "mode": run.mode,
-                "status": status,
-                "epsilon_spent": 0.0 if run.cached else run.epsilon_spent,
-                "delta_spent": 0.0 if run.cached else run.delta_spent,
-                "cached": run.cached,
-                "datasets": run.datasets,
-                "rows": run.rows,
-                "suppressed": run.suppressed,
-                "suppressed_cells": list(answer.get("suppressed", []))[:50],
-            },
-        )
-
-    @contextmanager
-    def _failures(self, actor: Principal, req: QueryRequest, run_id: int) -> Iterator[None]:
-        """A query that fails after its charge keeps the charge (its failure may depend on data)."""
-        try:
-            yield
-        except CountylabError as exc:
-            with self._tx() as s:
-                run = s.get(QueryRun, run_id)
-                if run is not None:
-                    run.status, run.error, run.finished_at = "failed", exc.message_en[:500], utcnow()
-                audit.append(
-                    s,
-                    actor_id=actor.user_id,
-                    actor=actor.username,
-                    action="query.failed",
-                    target=f"project:{req.project_id}",
-                    details={
-                        "query_id": run_id,
-                        "sql": req.sql[:4000],
-                        "code": exc.code,
-                        "reason": exc.message_en,
-                        "epsilon_spent": run.epsilon_spent if run else 0.0,
-                    },
-                )
-            raise
-
-    def _log_refusal(self, actor: Principal, req: QueryRequest, exc: CountylabError) -> None:
-        details = {
-            k: v for k, v in exc.details.items() if isinstance(v, str | int | float | bool) or v is None
-        }
+        """Record the failure, free the claim, wait out the wall clock, give the one failure answer."""
         with self._tx() as s:
-            project = s.get(Project, req.project_id)
-            if project is not None and actor.user_id is not None and project.id in actor.project_ids:
-                s.add(
-                    QueryRun(
-                        project_id=project.id,
-                        user_id=actor.user_id,
-                        username=actor.username,
-                        sql=req.sql[:MAX_SQL],
-                        mode=str(req.mode)[:10],
-                        epsilon=float(req.epsilon or 0.0),
-                        delta=float(req.delta or 0.0),
-                        epsilon_spent=0.0,
-                        delta_spent=0.0,
-                        datasets=[],
-                        fingerprint="",
-                        status="refused",
-                        cached=False,
-                        rows=0,
-                        suppressed=0,
-                        error=exc.message_en[:500],
-                        created_at=utcnow(),
-                        finished_at=utcnow(),
-                    )
-                )
-            audit.append(
-                s,
-                actor_id=actor.user_id,
-                actor=actor.username,
-                action="query.refused",
-                target=f"project:{req.project_id}",
-                outcome="denied",
-                details={
-                    "sql": req.sql[:4000],
-                    "mode": str(req.mode)[:10],
-                    "epsilon": req.epsilon,
-                    "code": exc.code,
-                    "reason": exc.message_en,
-                    **details,
-                },
+            answers.release_claim(s, req.project_id, fingerprint, run_id)
+            log_failure(s, actor, req, run_id, exc)
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.5))
+        failed = QueryFailed()
+        failed._logged = True  # type: ignore[attr-defined]
+        raise failed from None
+
+    def _refused(self, actor: Principal, req: QueryRequest, exc: CountylabError) -> None:
+        with self._tx() as s:
+            log_refusal(s, actor, req, exc)
+
+
+def _involved(model: Any, by_name: Mapping[str, Dataset]) -> list[Dataset]:
+    """Every dataset the query touches, private ones first among them (all are charged)."""
+    names = [t.name for t in model.tables]
+    for t in getattr(model, "private_tables", ()) or ():
+        name = t if isinstance(t, str) else t.name
+        if name not in names:
+            names.append(name)
+    return [by_name[n] for n in names if n in by_name]
+
+
+def _sizes(s: Session, used: Sequence[Dataset], versions: Mapping[str, int]) -> dict[str, TableSize]:
+    out = {}
+    for ds in used:
+        v = versions.get(ds.name, ds.current_version or 0)
+        rows = s.execute(
+            select(DatasetVersion.row_count).where(
+                DatasetVersion.dataset_id == ds.id, DatasetVersion.version == v
             )
+        ).scalar_one_or_none()
+        distinct = {
+            c.name: int((c.profile or {}).get("distinct") or 0)
+            for c in catalog.columns(s, ds.id)
+            if (c.profile or {}).get("distinct")
+        }
+        out[ds.name] = TableSize(int(rows if rows is not None else ds.row_count or 0), distinct)
+    return out
 
 
 def _labels(used: Sequence[Dataset], versions: Mapping[str, int]) -> list[str]:

@@ -20,7 +20,7 @@ from countylab.identity.roles import Permission
 from countylab.policy import Action, decide
 from countylab.privacy import budget
 from countylab.privacy.tables import column_kind
-from countylab.storage.models import Dataset, Project
+from countylab.storage.models import Dataset, Project, utcnow
 from countylab.storage.privacy_models import QueryRun
 
 
@@ -67,14 +67,28 @@ def granted(session: Session, project_id: int) -> list[Dataset]:
     return sorted((g.dataset for g in prj.project_grants(session, project_id)), key=lambda d: d.name)
 
 
-def budget_view(session: Session, actor: Principal, project_id: int) -> dict[str, Any]:
-    """Every ledger of the project (project-wide and per analyst) and its recent entries."""
+def budget_view(session: Session, actor: Principal, project_id: int, period: str = "month") -> dict[str, Any]:
+    """Every ledger of the project (project-wide and per analyst, with its renewal period), the
+    datasets' yearly ledgers across all projects, top-up requests and recent entries."""
+    from countylab.privacy import ledgers, topups
+
     project = prj.get_project(session, actor, project_id)
     datasets = granted(session, project.id)
+    years = []
+    for ds in datasets:
+        caps = budget.grade_limits(ds)
+        years.append(ledgers.dataset_year_view(session, ds, caps.epsilon_per_year, caps.delta_per_year))
+    start, end = ledgers.period_bounds(utcnow(), period)
     return {
         "project_id": project.id,
         "project": project.slug,
-        "budgets": [b.to_json() for b in budget.balances_for(session, project.id, datasets)],
+        "period": period,
+        "period_start": start.isoformat(),
+        "period_end": end.isoformat(),
+        "renews_at": end.isoformat(),
+        "budgets": [b.to_json() for b in budget.balances_for(session, project.id, datasets, period=period)],
+        "datasets_year": years,
+        "topups": topups.list_topups(session, actor, project_id=project.id),
         "entries": budget.entries(session, project.id),
     }
 
@@ -93,7 +107,6 @@ def console_tables(
     for ds in granted(session, project.id):
         grade, overrides = Grade(ds.grade), budget.dataset_policy(ds)
         dp = decide(grade, Action.dp_query, overrides=overrides, external=_external(project))
-        sdc = decide(grade, Action.sdc_aggregate, overrides=overrides, external=_external(project))
         unit = ds.privacy_unit_column if ds.privacy_unit != "none" else None
         cols = []
         for c in catalog.columns(session, ds.id):
@@ -124,8 +137,9 @@ def console_tables(
                 "current_version": ds.current_version,
                 "dp_allowed": dp.allowed,
                 "dp_reason": dp.reason(lang),
-                "sdc_allowed": sdc.allowed,
-                "sdc_reason": sdc.reason(lang),
+                "min_epsilon": budget.grade_limits(ds).min_epsilon,
+                "queries_per_day": budget.grade_limits(ds).queries_per_day,
+                "default_delta": budget.grade_limits(ds).default_delta,
                 "columns": cols,
             }
         )

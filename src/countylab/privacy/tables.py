@@ -77,6 +77,23 @@ def column_policy(
     )
 
 
+#: PII tags that name what kind of entity an identifier column identifies
+_ENTITY_OF_PII = {"id_number": "person", "uscc": "enterprise"}
+
+
+def unit_entity(ds: Dataset, unit_col: DatasetColumn | None) -> str | None:
+    """The kind of entity a dataset's privacy unit identifies (``None``: no privacy unit).
+
+    From the unit column's PII tag when it names one (a 身份证号 column identifies a person, a
+    统一社会信用代码 an enterprise); otherwise the catalog's unit kind and the unit column,
+    e.g. ``person:household_id`` — so a household key and a resident key are never taken for
+    the same entity, and two datasets share an entity only when they declare the same one."""
+    if ds.privacy_unit == "none" or unit_col is None:
+        return None
+    tagged = _ENTITY_OF_PII.get(str(unit_col.pii_kind or ""))
+    return tagged or f"{ds.privacy_unit}:{unit_col.name}"
+
+
 def table_spec(
     ds: Dataset,
     columns: Sequence[DatasetColumn],
@@ -102,6 +119,7 @@ def table_spec(
         for c in columns
         if c.name.isidentifier()
     }
+    unit_col = next((c for c in columns if c.name == unit), None)
     return TableSpec(
         name=ds.name,
         paths=tuple(str(p) for p in paths),
@@ -109,6 +127,7 @@ def table_spec(
         max_rows_per_unit=max(1, int(ds.dp_max_rows_per_unit or 1)),
         columns=policies,
         version=str(version),
+        unit_entity=unit_entity(ds, unit_col),
     )
 
 

@@ -71,7 +71,10 @@ def install(app: FastAPI) -> None:
                 lab.record_denial(principal, exc, method=request.method, path=request.url.path)
         if _is_api(request):
             details = {k: v for k, v in exc.details.items() if k != "target"}
-            return JSONResponse(error_body(exc.code, exc.message(lang), details), status_code=status)
+            resp = JSONResponse(error_body(exc.code, exc.message(lang), details), status_code=status)
+            if isinstance(details.get("retry_after_s"), int):  # rate and concurrency limits (429)
+                resp.headers["Retry-After"] = str(details["retry_after_s"])
+            return resp
         if isinstance(exc, NotAuthenticated):
             redirect = RedirectResponse(f"/login?next={request.url.path}", status_code=303)
             redirect.headers["X-Countylab-Outcome"] = "refused"

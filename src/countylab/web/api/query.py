@@ -1,32 +1,44 @@
-"""API: the DP SQL gateway (数据黑匣) — queries, privacy budgets, query history."""
+"""API: the DP SQL gateway (数据黑匣) — queries, privacy budgets, top-ups, query history.
+
+Every integer in a path, query string or body is bounded to int64 here, so an id like 2**70
+is a 422 and never reaches the database (where it would be a 5xx).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from countylab.privacy import budget, history
+from countylab.privacy import budget, history, topups
 from countylab.privacy.gateway import QueryRequest
+from countylab.privacy.params import INT64_MAX, MAX_SQL
 from countylab.privacy.wiring import gateway_of
 from countylab.web.deps import Actor, LabDep
 
 router = APIRouter(prefix="/api", tags=["query"])
 
+Id = Annotated[int, Path(ge=0, le=INT64_MAX)]
+BodyId = Annotated[int, Field(ge=0, le=INT64_MAX)]
+
+
+def _period(lab: Any) -> str:
+    return str(getattr(lab.settings, "dp_budget_period", "month"))
+
 
 class QueryIn(BaseModel):
-    sql: str = Field(max_length=20_000)
-    project_id: int
+    sql: str = Field(max_length=MAX_SQL)
+    project_id: BodyId
     epsilon: float | None = None
     delta: float | None = None
-    mode: str = "dp"  # dp | sdc
-    versions: dict[str, int] = Field(default_factory=dict)  # {"residents": 2}, like FROM residents AS OF 2
+    mode: str = Field(default="dp", max_length=10)  # only "dp": exact tables go through the airlock
+    versions: dict[Annotated[str, Field(max_length=128)], BodyId] = Field(default_factory=dict)
 
 
 @router.post("/query")
 def run_query(body: QueryIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    """Run a DP (or, on 一般1–2级 data, SDC) query; ε is charged before the answer exists."""
+    """Run a DP query; ε and δ are checked against each grade and charged before the answer exists."""
     req = QueryRequest(
         sql=body.sql,
         project_id=body.project_id,
@@ -39,44 +51,109 @@ def run_query(body: QueryIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
 
 
 @router.get("/projects/{project_id}/query-tables")
-def query_tables(project_id: int, actor: Actor, lab: LabDep, lang: str = "zh-CN") -> dict[str, Any]:
+def query_tables(project_id: Id, actor: Actor, lab: LabDep, lang: str = "zh-CN") -> dict[str, Any]:
     """Granted datasets as SQL tables: columns, steward bounds, public key sets, what the grade allows."""
     with lab.tx() as s:
         return {"items": history.console_tables(s, actor, project_id, lang)}
 
 
 @router.get("/projects/{project_id}/budget")
-def project_budget(project_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    """The project's privacy budget ledgers (project-wide and per analyst) and their history."""
+def project_budget(project_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """The project's privacy budget ledgers with their renewal period, the datasets' yearly
+    ledgers across all projects, top-up requests and the ledger history."""
     with lab.tx() as s:
-        return history.budget_view(s, actor, project_id)
+        return history.budget_view(s, actor, project_id, period=_period(lab))
 
 
 class BudgetIn(BaseModel):
     epsilon: float | None = None  # null: the grade's cap
     delta: float | None = None
-    user_id: int | None = None  # set one analyst's ledger instead of the project's
+    user_id: BodyId | None = None  # set one analyst's ledger instead of the project's
 
 
 @router.put("/projects/{project_id}/budgets/{dataset_id}")
-def set_budget(project_id: int, dataset_id: int, body: BudgetIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def set_budget(project_id: Id, dataset_id: Id, body: BudgetIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """Security officer: set a project's (or an analyst's) budget on a dataset, within the grade's caps."""
     with lab.tx() as s:
         return budget.set_limit(
-            s, actor, project_id, dataset_id, epsilon=body.epsilon, delta=body.delta, user_id=body.user_id
+            s,
+            actor,
+            project_id,
+            dataset_id,
+            epsilon=body.epsilon,
+            delta=body.delta,
+            user_id=body.user_id,
+            period=_period(lab),
         ).to_json()
+
+
+class TopupIn(BaseModel):
+    dataset_id: BodyId
+    epsilon: float
+    delta: float = 0.0
+    reason: str = Field(max_length=topups.MAX_REASON)
+
+
+@router.post("/projects/{project_id}/budget-topups")
+def request_topup(project_id: Id, body: TopupIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """A project member asks the security officer for more budget this period."""
+    with lab.tx() as s:
+        return topups.request_topup(
+            s,
+            actor,
+            project_id,
+            body.dataset_id,
+            epsilon=body.epsilon,
+            delta=body.delta,
+            reason=body.reason,
+        )
+
+
+@router.get("/projects/{project_id}/budget-topups")
+def project_topups(project_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    with lab.tx() as s:
+        return {"items": topups.list_topups(s, actor, project_id=project_id)}
+
+
+@router.get("/budget-topups")
+def all_topups(
+    actor: Actor, lab: LabDep, status: Annotated[str | None, Query(max_length=10)] = None
+) -> dict[str, Any]:
+    """Security officer: top-up requests of every project (``status=pending`` for the queue)."""
+    with lab.tx() as s:
+        return {"items": topups.list_topups(s, actor, status=status)}
+
+
+class DecisionIn(BaseModel):
+    approve: bool
+    note: str = Field(default="", max_length=topups.MAX_REASON)
+
+
+@router.post("/budget-topups/{topup_id}/decision")
+def decide_topup(topup_id: Id, body: DecisionIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """Security officer: approve (the project's ledgers grow for this period) or refuse."""
+    with lab.tx() as s:
+        return topups.decide_topup(
+            s, actor, topup_id, approve=body.approve, note=body.note, period=_period(lab)
+        )
 
 
 @router.get("/projects/{project_id}/queries")
 def project_queries(
-    project_id: int, actor: Actor, lab: LabDep, mine: bool = False, limit: int = 100
+    project_id: Id,
+    actor: Actor,
+    lab: LabDep,
+    mine: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     with lab.tx() as s:
         return {"items": history.history(s, actor, project_id=project_id, mine=mine, limit=limit)}
 
 
 @router.get("/queries")
-def all_queries(actor: Actor, lab: LabDep, limit: int = 200) -> dict[str, Any]:
+def all_queries(
+    actor: Actor, lab: LabDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+) -> dict[str, Any]:
     """Security officer / admin: the query history of every project."""
     with lab.tx() as s:
         return {"items": history.history(s, actor, limit=limit)}
