@@ -22,7 +22,10 @@ from countylab.sandbox import (
     run_unsandboxed,
 )
 from countylab.sandbox.bwrap import PASSWD, build_argv, check_dataset_names, python_runtime
-from countylab.sandbox.seccomp import DENIED_SYSCALLS, seccomp_bpf
+from countylab.sandbox.identity import SandboxIdentity
+from countylab.sandbox.runner import launch_identity
+from countylab.sandbox.seccomp import allowed_syscalls, seccomp_bpf
+from countylab.sandbox.syscalls import NEVER
 from tests.sandbox.sandbox_helpers import needs_bwrap, out
 
 
@@ -92,17 +95,21 @@ def test_argv_has_every_protection_and_only_granted_binds(tmp_path):
     assert ["--dev-bind", str(dev / "nvidia0"), "/dev/nvidia0"] == argv[
         argv.index("/dev/nvidia0") - 2 : argv.index("/dev/nvidia0") + 1
     ]
-    assert argv[argv.index("--tmpfs") - 2 : argv.index("--tmpfs")] == [
-        "--size",
-        str(256 * 1024 * 1024),
-    ]
+    tmp_at = next(i for i, a in enumerate(argv) if a == "--tmpfs" and argv[i + 1] == "/tmp")
+    assert argv[tmp_at - 2 : tmp_at] == ["--size", str(256 * 1024 * 1024)]
+    shm_at = argv.index("/dev/shm")
+    assert argv[shm_at - 3 : shm_at] == ["--size", str(64 * 1024 * 1024), "--tmpfs"]
+    assert ["--tmpfs", "/proc/sys", "--remount-ro", "/proc/sys"] == argv[
+        argv.index("/proc/sys") - 1 : argv.index("/proc/sys") + 3
+    ]  # GPU jobs get procfs, never its sysctls
     binds = [argv[i + 1] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind")]
     assert not any(b.startswith(("/home", "/etc/passwd", "/var", "/srv")) or b == "/" for b in binds)
     assert argv[argv.index("--bind") + 2] == "/outbox"
     setenvs = {argv[i + 1]: argv[i + 2] for i, a in enumerate(argv) if a == "--setenv"}
     assert setenvs["SEED"] == "1" and setenvs["HOME"] == "/tmp" and setenvs["OMP_NUM_THREADS"] == "1"
     assert argv.index("--clearenv") < argv.index("--setenv")
-    assert argv.index("--remount-ro") > argv.index("/outbox")
+    root_ro = next(i for i, a in enumerate(argv) if a == "--remount-ro" and argv[i + 1] == "/")
+    assert root_ro > argv.index("/outbox")
     assert argv[-4:] == ["--", "python", "-c", "pass"]
     old = build_argv(
         spec,
@@ -114,6 +121,29 @@ def test_argv_has_every_protection_and_only_granted_binds(tmp_path):
         dev_dir=dev,
     )
     assert "--disable-userns" not in old and "--size" not in old  # seccomp still denies user namespaces
+
+
+def test_argv_as_root_drops_to_the_dedicated_user_without_a_user_namespace(tmp_path):
+    who = SandboxIdentity(user="countylab-sandbox", uid=4321, gid=4322)
+    spec = _spec(tmp_path)
+    argv = build_argv(
+        spec, bwrap="bwrap", version=(0, 8, 0), seccomp_fd=9, etc_fds={}, runtime=python_runtime(None),
+        identity=who,
+    )  # fmt: skip
+    assert "--unshare-user" not in argv and "--unshare-all" not in argv and "--uid" not in argv
+    for flag in ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--new-session"):
+        assert flag in argv
+    caps = [argv[i + 1] for i, a in enumerate(argv) if a == "--cap-add"]
+    assert sorted(caps) == ["CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID"]
+    tail = argv[argv.index("--") + 1 :]
+    assert tail[0] == "/usr/bin/setpriv" and tail[-4:] == ["--", "python", "-c", "pass"]
+    for opt in ("--reuid=4321", "--regid=4322", "--clear-groups", "--bounding-set=-all", "--no-new-privs"):
+        assert opt in tail
+    # no procfs for CPU jobs: /proc is an empty read-only folder (no mountinfo, no /proc/sys)
+    assert "--proc" not in argv and argv[argv.index("/proc") - 1] == "--tmpfs"
+    # every parent folder bubblewrap would create 0700 is made 0755 first
+    dirs = [argv[i + 1] for i, a in enumerate(argv) if a == "--dir"]
+    assert "/usr" in dirs and "/etc" in dirs
 
 
 def test_runtime_of_a_virtualenv_moves_it_to_opt_venv():
@@ -143,9 +173,9 @@ def test_bad_dataset_names_and_env_are_refused(tmp_path):
 def test_seccomp_filter_compiles_to_bpf():
     bpf = seccomp_bpf()
     assert len(bpf) > 100 and len(bpf) % 8 == 0
-    assert {"ptrace", "mount", "unshare", "setns", "bpf", "keyctl", "perf_event_open", "userfaultfd"} <= set(
-        DENIED_SYSCALLS
-    )
+    escapes = {"ptrace", "mount", "unshare", "setns", "bpf", "keyctl", "perf_event_open", "userfaultfd"}
+    assert escapes <= NEVER and not (escapes & allowed_syscalls())
+    assert {"read", "openat", "mmap", "futex", "clone", "execve", "exit_group"} <= allowed_syscalls()
 
 
 def test_copy_code_tree_keeps_inner_links_and_refuses_escapes(tmp_path):
@@ -227,7 +257,9 @@ def test_unsandboxed_fallback_runs_with_a_clean_env(tmp_path, caplog, monkeypatc
 @needs_bwrap
 def test_sandbox_without_cgroups_reports_it(tmp_path):
     code = "import pwd, os; print(open('/etc/passwd').read() == PASSWD, pwd.getpwuid(os.getuid()).pw_name)"
-    spec = _spec(tmp_path, command=["python", "-c", code.replace("PASSWD", repr(PASSWD.decode()))])
+    who = launch_identity(_spec(tmp_path))
+    passwd = who.passwd() if who is not None else PASSWD
+    spec = _spec(tmp_path, command=["python", "-c", code.replace("PASSWD", repr(passwd.decode()))])
     result = run_sandboxed(spec, cgroups=None)
     assert result.state is RunState.SUCCEEDED
     assert out(result).strip() == "True nobody"

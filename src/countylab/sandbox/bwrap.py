@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from countylab.errors import NotFound, ValidationFailed
+from countylab.sandbox.identity import DROP_CAPS, SandboxIdentity
 from countylab.sandbox.spec import SandboxSpec
 
 SANDBOX_UID = 65534  # nobody
@@ -212,6 +213,41 @@ def check_dataset_names(datasets: dict[str, Path]) -> None:
             raise NotFound(f"找不到数据集文件：{name}", f"dataset files not found: {name}", dataset=name)
 
 
+def _parent_dirs(argv: Sequence[str]) -> list[str]:
+    """Every ancestor of a mount destination in ``argv``, shallowest first.
+
+    bubblewrap creates missing parents itself, but as root it makes them mode 0700, which the
+    unprivileged sandbox user could not cross; so they are created here with 0755 first.
+    """
+    dests: list[str] = []
+    two = {"--ro-bind", "--bind", "--dev-bind", "--ro-bind-data", "--symlink"}
+    for i, arg in enumerate(argv):
+        if arg in two and i + 2 < len(argv):
+            dests.append(argv[i + 2])
+        elif arg in {"--tmpfs", "--dir", "--proc", "--dev"} and i + 1 < len(argv):
+            dests.append(argv[i + 1])
+    parents: list[str] = []
+    for dest in dests:
+        for parent in reversed(Path(dest).parents):
+            text = str(parent)
+            if text != "/" and text not in parents:
+                parents.append(text)
+    return sorted(parents, key=lambda p: p.count("/"))
+
+
+def _proc_args(spec: SandboxSpec) -> list[str]:
+    """No procfs for CPU jobs: ``/proc`` is an empty read-only folder.
+
+    procfs is where a job would read mountinfo (the host paths behind every bind), sysctls
+    (``/proc/sys``), and a large kernel surface; the Python data stack runs without it.  GPU
+    jobs need procfs (the NVIDIA user-space driver reads ``/proc/driver/nvidia``): they get a
+    fresh one with ``/proc/sys`` replaced by an empty read-only tmpfs.
+    """
+    if spec.gpu_devices:
+        return ["--proc", "/proc", "--perms", "0555", "--tmpfs", "/proc/sys", "--remount-ro", "/proc/sys"]
+    return ["--perms", "0555", "--tmpfs", "/proc", "--remount-ro", "/proc"]
+
+
 def build_argv(
     spec: SandboxSpec,
     *,
@@ -226,46 +262,68 @@ def build_argv(
     status_fd: int | None = None,
     dev_dir: Path = Path("/dev"),
     exists: Callable[[str], bool] = lambda p: Path(p).exists(),
+    identity: SandboxIdentity | None = None,
 ) -> list[str]:
-    """The full ``bwrap ... -- command`` argv.  Pure apart from ``exists`` (injectable for tests)."""
-    argv = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
-    if supports_disable_userns(version):
-        argv.append("--disable-userns")
-    argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox"]
-    argv += ["--seccomp", str(seccomp_fd)]
+    """The full ``bwrap ... -- command`` argv.  Pure apart from ``exists`` (injectable for tests).
+
+    ``identity`` (the lab runs as root): no user namespace; bwrap keeps only the capabilities
+    ``setpriv`` needs to switch to that host uid/gid, and ``setpriv`` drops them all before the
+    job's command runs (see :mod:`countylab.sandbox.identity`).  ``None``: a user namespace
+    with uid 65534 inside, mapped to the invoking user (unprivileged labs, dummy data).
+    """
+    if identity is None:
+        argv = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+        if supports_disable_userns(version):
+            argv.append("--disable-userns")
+        argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    else:
+        argv = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+        for cap in DROP_CAPS:
+            argv += ["--cap-add", cap]
+    argv += ["--hostname", "sandbox", "--seccomp", str(seccomp_fd)]
     if block_fd is not None and status_fd is not None:  # see countylab.sandbox.confine
         argv += ["--block-fd", str(block_fd), "--json-status-fd", str(status_fd)]
+    mounts: list[str] = []
     for d in SYSTEM_DIRS:
         if exists(d):
-            argv += ["--ro-bind", d, d]
+            mounts += ["--ro-bind", d, d]
     for link in TOP_LEVEL_LINKS:
         target = Path(link).resolve()
         if target != Path(link) and exists(str(target)):
-            argv += ["--symlink", str(target), link]  # merged-/usr hosts: /lib -> /usr/lib
+            mounts += ["--symlink", str(target), link]  # merged-/usr hosts: /lib -> /usr/lib
         elif exists(link) and target == Path(link):
-            argv += ["--ro-bind", link, link]
+            mounts += ["--ro-bind", link, link]
     for src, dst in runtime.binds:
-        argv += ["--ro-bind", str(src), str(dst)]
+        mounts += ["--ro-bind", str(src), str(dst)]
     if runtime.pyvenv_cfg is not None and pyvenv_fd is not None:
-        argv += ["--ro-bind-data", str(pyvenv_fd), str(VENV_MOUNT / "pyvenv.cfg")]
+        mounts += ["--perms", "0444", "--ro-bind-data", str(pyvenv_fd), str(VENV_MOUNT / "pyvenv.cfg")]
     if exists("/etc/ld.so.cache"):
-        argv += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+        mounts += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     for name, fd in sorted(etc_fds.items()):
-        argv += ["--perms", "0444", "--ro-bind-data", str(fd), f"/etc/{name}"]
-    argv += ["--proc", "/proc", "--dev", "/dev"]
-    argv += gpu_bind_args(spec.gpu_devices, dev_dir)
+        mounts += ["--perms", "0444", "--ro-bind-data", str(fd), f"/etc/{name}"]
+    mounts += _proc_args(spec)
+    mounts += ["--dev", "/dev"]
+    if supports_tmpfs_size(version):
+        mounts += ["--perms", "1777", "--size", str(spec.dev_shm_mb * 1024 * 1024), "--tmpfs", "/dev/shm"]
+    mounts += gpu_bind_args(spec.gpu_devices, dev_dir)
     for folder in gpu_lib_dirs if spec.gpu_devices else ():
         if exists(folder):
-            argv += ["--ro-bind", folder, folder]
+            mounts += ["--ro-bind", folder, folder]
     if supports_tmpfs_size(version):
-        argv += ["--perms", "1777", "--size", str(spec.tmpfs_mb * 1024 * 1024)]
-    argv += ["--tmpfs", SANDBOX_TMP]
-    argv += ["--dir", "/data"]
+        mounts += ["--perms", "1777", "--size", str(spec.tmpfs_mb * 1024 * 1024)]
+    mounts += ["--tmpfs", SANDBOX_TMP]
+    mounts += ["--perms", "0755", "--dir", "/data"]
     for name, path in sorted(spec.datasets.items()):
-        argv += ["--ro-bind", str(path), f"/data/{name}"]
-    argv += ["--ro-bind", str(spec.code_dir), "/work", "--bind", str(spec.outbox_dir), "/outbox"]
+        mounts += ["--ro-bind", str(path), f"/data/{name}"]
+    mounts += ["--ro-bind", str(spec.code_dir), "/work", "--bind", str(spec.outbox_dir), "/outbox"]
+    for parent in _parent_dirs(mounts):
+        if parent not in ("/data", "/proc", "/dev"):
+            argv += ["--perms", "0755", "--dir", parent]
+    argv += mounts
     # The root is bwrap's own tmpfs: make it read-only so only /outbox and /tmp take writes.
     argv += ["--remount-ro", "/", "--chdir", "/work", "--clearenv"]
     for key, value in job_environment(spec, runtime.bin_dir).items():
         argv += ["--setenv", key, value]
-    return [*argv, "--", *spec.command]
+    prefix = identity.setpriv_argv() if identity is not None else []
+    return [*argv, "--", *prefix, *spec.command]

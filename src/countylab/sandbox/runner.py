@@ -1,10 +1,12 @@
 """Run one job inside the sandbox (or, on a laptop without bubblewrap, plainly with a warning).
 
 Layers, outermost first: a per-job cgroup (memory, pids, CPU) joined before the job starts; rlimits
-(address space, CPU, file size, no core dumps, open files); bubblewrap with every namespace,
-uid/gid 65534, no capabilities, no further user namespaces and an empty environment; the
-seccomp filter of :mod:`countylab.sandbox.seccomp`; and the parent's watchdog.  Each run reports
-in ``SandboxResult.protections`` which of these were really active on this host.
+(address space, CPU, file size, no core dumps, open files); bubblewrap with every namespace, no
+capabilities and an empty environment, the job running as the dedicated sandbox user
+(:mod:`countylab.sandbox.identity`: never host root, never the lab's own user); the seccomp
+allow-list of :mod:`countylab.sandbox.seccomp`; the outbox quota (:mod:`countylab.sandbox.outbox`);
+and the parent's watchdog.  Each run reports in ``SandboxResult.protections`` which of these were
+really active on this host, and in ``SandboxResult.security`` who the job ran as and what stopped it.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from pathlib import Path
 from typing import Literal
 
 from countylab.sandbox import bwrap as bw
+from countylab.sandbox import identity as ident
+from countylab.sandbox import outbox as ob
 from countylab.sandbox.cgroups import CgroupHost, JobCgroup, detect_cgroups
 from countylab.sandbox.confine import Handshake, release
 from countylab.sandbox.seccomp import data_fd, seccomp_bpf
-from countylab.sandbox.spec import SandboxResult, SandboxSpec
+from countylab.errors import CountylabError
+from countylab.sandbox.spec import RunState, SandboxResult, SandboxSpec
 from countylab.sandbox.supervise import (
     Outcome,
     classify,
@@ -40,15 +45,38 @@ log = logging.getLogger(__name__)
 
 @functools.lru_cache(maxsize=1)
 def sandbox_available() -> bool:
-    """True when bubblewrap exists and can create unprivileged user namespaces here."""
+    """True when bubblewrap works here in the mode the lab would use.
+
+    As root: bwrap builds the namespaces and ``setpriv`` drops to the sandbox user, which must
+    exist (``scripts/system-deps.sh`` creates it).  Otherwise: bwrap can create unprivileged
+    user namespaces.
+    """
     binary = bw.find_bwrap()
     if binary is None:
         return False
-    probe = [binary, "--unshare-all", "--unshare-user", "--ro-bind", "/", "/", "--", "/bin/true"]
+    if ident.launch_mode() == "drop":
+        try:
+            who = ident.sandbox_identity()
+        except CountylabError as exc:
+            log.error("%s", exc.message_en)
+            return False
+        if not ident.setpriv_available():
+            log.error("setpriv (util-linux) is missing: cannot drop jobs to the sandbox user")
+            return False
+        probe = [binary, "--unshare-pid", "--unshare-net", "--cap-drop", "ALL"]
+        probe += [arg for cap in ident.DROP_CAPS for arg in ("--cap-add", cap)]
+        probe += ["--ro-bind", "/", "/", "--", *who.setpriv_argv(), "/bin/true"]
+    else:
+        probe = [binary, "--unshare-all", "--unshare-user", "--ro-bind", "/", "/", "--", "/bin/true"]
     try:
         return subprocess.run(probe, capture_output=True, timeout=10, env={}, check=False).returncode == 0
     except OSError:
         return False
+
+
+def launch_identity(spec: SandboxSpec) -> ident.SandboxIdentity | None:
+    """The host identity the job switches to (``drop`` mode), or None (``userns`` mode)."""
+    return ident.sandbox_identity(spec.sandbox_user) if ident.launch_mode() == "drop" else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -68,14 +96,25 @@ def _job_cgroup(host: CgroupHost | None, spec: SandboxSpec) -> JobCgroup | None:
         return None
 
 
-def _result(spec: SandboxSpec, outcome: Outcome, protections: dict[str, bool]) -> SandboxResult:
+def _result(
+    spec: SandboxSpec,
+    outcome: Outcome,
+    protections: dict[str, bool],
+    security: dict[str, object] | None = None,
+    limit: str | None = None,
+) -> SandboxResult:
     usage = outcome.usage
     cpu_s = usage.cpu_seconds if usage is not None and usage.cpu_seconds is not None else outcome.rusage_cpu_s
     stdout_path, stderr_path = write_logs(spec.outbox_dir, outcome.stdout.final(), outcome.stderr.final())
     peak = usage.memory_peak_bytes if usage is not None else None
+    state = classify(outcome, spec, cpu_s)
+    if limit is not None and state in (RunState.SUCCEEDED, RunState.FAILED):
+        state = RunState.OUTBOX_QUOTA
+    record = dict(security or {})
+    record.update(seccomp_denied=state is RunState.SECCOMP_DENIED, limit=limit)
     return SandboxResult(
         exit_code=outcome.exit_code,
-        state=classify(outcome, spec, cpu_s),
+        state=state,
         wall_s=outcome.wall_s,
         cpu_s=cpu_s,
         max_rss_mb=outcome.rusage_maxrss_mb,
@@ -87,6 +126,8 @@ def _result(spec: SandboxSpec, outcome: Outcome, protections: dict[str, bool]) -
         pids_limit_hits=usage.pids_limit_hits if usage is not None else 0,
         stdout_truncated=outcome.stdout.truncated,
         stderr_truncated=outcome.stderr.truncated,
+        limit=limit,
+        security=record,
     )
 
 
@@ -99,12 +140,15 @@ def sandbox_argv(
     fds: list[int],
 ) -> list[str]:
     """The bubblewrap command line for ``spec``; the memfds it passes are appended to ``fds``
-    (the caller closes them once the child has started).  Shared by jobs and model workers."""
+    (the caller closes them once the child has started).  Shared by jobs and model workers:
+    both run as the dedicated sandbox user when the lab is root."""
+    who = launch_identity(spec)
     seccomp_fd = data_fd(seccomp_bpf(), "seccomp")
     fds.append(seccomp_fd)
+    passwd, group = (who.passwd(), who.group()) if who is not None else (bw.PASSWD, bw.GROUP)
     etc_fds = {
         name: data_fd(content, name)
-        for name, content in (("passwd", bw.PASSWD), ("group", bw.GROUP), ("hosts", bw.HOSTS))
+        for name, content in (("passwd", passwd), ("group", group), ("hosts", bw.HOSTS))
     }
     fds += etc_fds.values()
     pyvenv_fd = data_fd(runtime.pyvenv_cfg, "pyvenv") if runtime.pyvenv_cfg is not None else None
@@ -121,6 +165,7 @@ def sandbox_argv(
         gpu_lib_dirs=bw.host_gpu_library_dirs() if spec.gpu_devices else (),
         block_fd=handshake.block_r,
         status_fd=handshake.status_w,
+        identity=who,
     )
 
 
@@ -145,12 +190,20 @@ def run_sandboxed(
     version = bw.bwrap_version(binary)
     bw.check_dataset_names(spec.datasets)
     runtime = bw.python_runtime(spec.python_prefix)
+    who = launch_identity(spec)
     prepare_outbox(spec.outbox_dir)
+    mounted = False
+    if who is not None:
+        for path in spec.datasets.values():
+            ident.ensure_readable(path)
+        ob.mount_outbox(spec.outbox_dir, who, spec.outbox_mb * 1024 * 1024, spec.outbox_files)
+        mounted = True
     host = default_cgroup_host() if cgroups == "auto" else cgroups
-    cgroup = _job_cgroup(host, spec)
+    cgroup = None
     fds: list[int] = []
     handshake = Handshake.open()
     try:
+        cgroup = _job_cgroup(host, spec)
         argv = sandbox_argv(spec, binary, version, runtime, handshake, fds)
         controllers = cgroup.controllers if cgroup is not None else frozenset()
         started = time.monotonic()
@@ -177,12 +230,28 @@ def run_sandboxed(
         if cgroup is not None:
             cgroup.kill_all()
             cgroup.remove()
+        # every process of the job is dead: the outbox can be collected (and unmounted)
+        usage = ob.collect(
+            spec.outbox_dir,
+            mounted=mounted,
+            max_bytes=spec.outbox_mb * 1024 * 1024,
+            max_files=spec.outbox_files,
+        )
+    security: dict[str, object] = {
+        "mode": "drop" if who is not None else "userns",
+        "host_uid": who.uid if who is not None else os.getuid(),
+        "host_gid": who.gid if who is not None else os.getgid(),
+        "seccomp": "allow-list",
+    }
     protections = {
         "namespaces": True,
         "no_network": True,
         "uid_nobody": True,
+        "dedicated_uid": who is not None,
+        "outbox_quota": mounted,
         "cap_drop": True,
-        "disable_userns": bw.supports_disable_userns(version),
+        # drop mode has no user namespace at all, and the seccomp filter kills any attempt to make one
+        "disable_userns": who is not None or bw.supports_disable_userns(version),
         "seccomp": True,
         "empty_env": True,
         "rlimits": True,
@@ -192,7 +261,7 @@ def run_sandboxed(
         "cgroup_pids": "pids" in controllers,
         "cgroup_cpu": "cpu" in controllers,
     }
-    return _result(spec, outcome, protections)
+    return _result(spec, outcome, protections, security, usage.limit)
 
 
 def run_unsandboxed(spec: SandboxSpec, *, cancel: threading.Event | None = None) -> SandboxResult:

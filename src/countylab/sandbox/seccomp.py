@@ -1,18 +1,23 @@
-"""The seccomp filter every sandboxed job runs under, compiled with libseccomp.
+"""The seccomp filter every sandboxed job runs under: an allow-list, compiled with libseccomp.
 
 Namespaces already hide the network and the host's processes; the filter is the second wall
-that still holds if a namespace is misconfigured or a kernel bug lets a job build a new one.
-It denies (EPERM, so programs fail cleanly instead of dying) the system calls a data job never
-needs and an escape usually does: non-AF_UNIX sockets, ptrace and cross-process memory access,
-mounting, namespaces (unshare, setns, clone with namespace flags), BPF, the kernel keyring,
-perf events, userfaultfd, io_uring (which can open sockets without the socket() call), module
-loading, kexec, reboot and swap control.
+that still holds if a namespace is misconfigured or a kernel bug lets a job reach further.
+It allows only the system calls the job runtime really makes (:mod:`countylab.sandbox.syscalls`,
+traced from CPython, NumPy, pandas, pyarrow and scikit-learn by ``scripts/seccomp_trace.py``);
+**any other call kills the process** with SIGSYS, which the supervisor records as
+``seccomp_denied`` (in the job's security record and the audit log).
 
-``clone3`` passes its flags in a struct that seccomp cannot read, so it returns ENOSYS: glibc
-then falls back to ``clone``, whose flags we can check.  System calls of a foreign ABI (32-bit
-``int 0x80`` on x86-64) kill the process: libseccomp's default bad-architecture action.
+Argument checks on allowed calls:
 
-The filter is compiled once per process and exported as classic BPF for ``bwrap --seccomp``.
+- ``clone`` is allowed only without namespace flags; with any ``CLONE_NEW*`` flag it kills.
+- ``socket`` is allowed for ``AF_UNIX`` only; other families return EPERM (libraries probe the
+  network and report the error; the empty network namespace would stop them anyway).
+- ``clone3`` passes its flags in a struct that seccomp cannot read, so it returns ENOSYS and
+  glibc falls back to ``clone``.
+
+System calls of a foreign ABI (32-bit ``int 0x80`` on x86-64) kill the process: libseccomp's
+default bad-architecture action.  The filter is compiled once per process and exported as
+classic BPF for ``bwrap --seccomp``.
 """
 
 from __future__ import annotations
@@ -25,50 +30,11 @@ import socket
 
 import pyseccomp
 
+from countylab.sandbox.syscalls import ERRNO_PROBES, EXTRA, NEVER, TRACED
+
 log = logging.getLogger(__name__)
 
-#: Denied outright, whatever the arguments.
-DENIED_SYSCALLS: tuple[str, ...] = (
-    "ptrace",
-    "process_vm_readv",
-    "process_vm_writev",
-    "mount",
-    "umount2",
-    "fsopen",
-    "fsconfig",
-    "fsmount",
-    "fspick",
-    "move_mount",
-    "open_tree",
-    "mount_setattr",
-    "pivot_root",
-    "chroot",
-    "unshare",
-    "setns",
-    "bpf",
-    "keyctl",
-    "add_key",
-    "request_key",
-    "perf_event_open",
-    "userfaultfd",
-    "io_uring_setup",
-    "io_uring_enter",
-    "io_uring_register",
-    "kexec_load",
-    "kexec_file_load",
-    "init_module",
-    "finit_module",
-    "delete_module",
-    "reboot",
-    "swapon",
-    "swapoff",
-    "open_by_handle_at",
-    "name_to_handle_at",
-    "acct",
-    "quotactl",
-)
-
-#: clone() flags that would create a namespace; each is denied on its own.
+#: clone() flags that would create a namespace; each kills on its own.
 NAMESPACE_CLONE_FLAGS: tuple[int, ...] = (
     0x00020000,  # CLONE_NEWNS
     0x02000000,  # CLONE_NEWCGROUP
@@ -79,33 +45,42 @@ NAMESPACE_CLONE_FLAGS: tuple[int, ...] = (
     0x40000000,  # CLONE_NEWNET
     0x00000080,  # CLONE_NEWTIME
 )
+_NS_MASK = functools.reduce(lambda a, b: a | b, NAMESPACE_CLONE_FLAGS)
+_SPECIAL = frozenset({"clone", "clone3", "socket"})
 
 
-def _add(filt: pyseccomp.SyscallFilter, action: int, name: str, *args: pyseccomp.Arg) -> None:
-    if pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name) < 0:
-        # Not a system call on this architecture (e.g. a newer call on an old ABI): nothing to deny.
-        log.debug("seccomp: %s does not exist on this architecture", name)
-        return
-    filt.add_rule(action, name, *args)
+def allowed_syscalls() -> frozenset[str]:
+    """Every call the filter lets through (some with argument checks), never one of ``NEVER``."""
+    names = (set(TRACED) | set(EXTRA)) - set(ERRNO_PROBES)
+    clash = names & NEVER
+    if clash:  # a regenerated trace must never open these: refuse to build rather than allow
+        raise RuntimeError(f"seccomp allow-list contains never-allowed calls: {sorted(clash)}")
+    return frozenset(names | {"clone"})
+
+
+def _exists(name: str) -> bool:
+    return pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name) >= 0
 
 
 def build_filter() -> pyseccomp.SyscallFilter:
-    """Build the libseccomp filter object (default allow, listed calls denied)."""
-    deny = pyseccomp.ERRNO(errno.EPERM)
-    filt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
-    for name in DENIED_SYSCALLS:
-        _add(filt, deny, name)
-    # socket(): AF_UNIX only (Python's multiprocessing and some libraries use it locally).
-    _add(filt, deny, "socket", pyseccomp.Arg(0, pyseccomp.NE, socket.AF_UNIX))
-    for flag in NAMESPACE_CLONE_FLAGS:
-        _add(filt, deny, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
-    _add(filt, pyseccomp.ERRNO(errno.ENOSYS), "clone3")
+    """Default: kill the process.  Allowed calls listed; a few probes answer with an errno."""
+    filt = pyseccomp.SyscallFilter(pyseccomp.KILL_PROCESS)
+    for name in sorted(allowed_syscalls() - _SPECIAL):
+        if _exists(name):
+            filt.add_rule(pyseccomp.ALLOW, name)
+        else:
+            log.debug("seccomp: %s does not exist on this architecture", name)
+    filt.add_rule(pyseccomp.ALLOW, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, _NS_MASK, 0))
+    filt.add_rule(pyseccomp.ALLOW, "socket", pyseccomp.Arg(0, pyseccomp.EQ, socket.AF_UNIX))
+    filt.add_rule(pyseccomp.ERRNO(errno.EPERM), "socket", pyseccomp.Arg(0, pyseccomp.NE, socket.AF_UNIX))
+    if _exists("clone3"):
+        filt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
     return filt
 
 
 @functools.lru_cache(maxsize=1)
 def seccomp_bpf() -> bytes:
-    """The filter as classic BPF bytes, compiled once (about a millisecond) and reused."""
+    """The filter as classic BPF bytes, compiled once (a few milliseconds) and reused."""
     filt = build_filter()
     fd = os.memfd_create("countylab-seccomp-build", os.MFD_CLOEXEC)
     try:

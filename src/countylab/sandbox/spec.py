@@ -16,6 +16,8 @@ class RunState(enum.StrEnum):
     KILLED_CPU = "killed_cpu"  # RLIMIT_CPU or the cgroup CPU-time budget
     KILLED_MEMORY = "killed_memory"  # OOM killer inside the job's memory cgroup
     CANCELLED = "cancelled"  # the caller's cancel event: the whole tree was killed
+    SECCOMP_DENIED = "seccomp_denied"  # killed by SIGSYS: a system call outside the allow-list
+    OUTBOX_QUOTA = "outbox_quota"  # the outbox's byte or file quota was reached (``limit`` names it)
 
 
 @dataclass
@@ -49,6 +51,10 @@ class SandboxSpec:
     open_files: int = 256
     address_space_mb: int | None = None  # RLIMIT_AS; default: 4 × memory_mb + 1 GiB, off with GPUs
     log_limit_bytes: int = 1024 * 1024  # per stream; the rest is dropped with a marker
+    dev_shm_mb: int = 64  # /dev/shm (POSIX shared memory, multiprocessing semaphores) size cap
+    outbox_mb: int = 512  # outbox quota: total bytes (a size-capped tmpfs while running)
+    outbox_files: int = 2000  # outbox quota: files and folders (the tmpfs's inode cap)
+    sandbox_user: str = "countylab-sandbox"  # host user jobs run as when the lab is root
 
 
 @dataclass(frozen=True)
@@ -66,3 +72,7 @@ class SandboxResult:
     pids_limit_hits: int = 0
     stdout_truncated: bool = False
     stderr_truncated: bool = False
+    limit: str | None = None  # the quota that stopped the run: "outbox_bytes" | "outbox_files"
+    #: what the sandbox saw of the job's security: host uid/gid it ran as, launch mode, seccomp
+    #: denial, quota hits.  Carried into the job's record and the audit event (no job content).
+    security: dict[str, object] = field(default_factory=dict)

@@ -197,6 +197,8 @@ def classify(outcome: Outcome, spec: SandboxSpec, cpu_s: float) -> RunState:
         return outcome.killed
     if outcome.usage is not None and outcome.usage.oom_kills > 0:
         return RunState.KILLED_MEMORY
+    if outcome.exit_code == 128 + signal.SIGSYS:  # the seccomp filter's kill (SECCOMP_RET_KILL_PROCESS)
+        return RunState.SECCOMP_DENIED
     if outcome.exit_code == 128 + signal.SIGXCPU or (
         outcome.exit_code == 128 + signal.SIGKILL and cpu_s >= spec.cpu_seconds
     ):
