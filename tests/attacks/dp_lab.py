@@ -32,8 +32,8 @@ from countylab.config import Settings
 from countylab.identity import projects as prj
 from countylab.identity.access import SYSTEM
 from countylab.lab import Lab
-from tests.privacy_gateway.conftest import ask, fast_gateway
 from countylab.web.app import create_app
+from tests.privacy_gateway.conftest import ask, fast_gateway
 from tests.support import build_lab, create_user, token_for
 
 #: settings of a lab whose attacks are not about rate limits (hundreds of queries a minute)
