@@ -10,9 +10,17 @@ a disguised binary.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from countylab.airlock.checks import filetype, images, leakage_scan, pii_scan, table_format, table_sdc
+from countylab.airlock.checks import (
+    filetype,
+    images,
+    leakage_scan,
+    library,
+    pii_scan,
+    table_format,
+    table_sdc,
+)
 from countylab.airlock.checks.base import (
     Check,
     CheckContext,
@@ -24,7 +32,7 @@ from countylab.airlock.checks.base import (
     TableSpec,
 )
 
-CHECKS: list[Check] = [filetype, table_format, table_sdc, pii_scan, leakage_scan, images]
+CHECKS: list[Check] = [filetype, library, table_format, table_sdc, pii_scan, leakage_scan, images]
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,9 @@ class FileReport:
 def run_checks(
     files: Iterable[OutputFile], context: CheckContext, checks: list[Check] | None = None
 ) -> list[FileReport]:
+    files = list(files)
+    if not context.paths:  # checks that look across the request's files find them here
+        context = replace(context, paths={f.name: f.path for f in files})
     reports: list[FileReport] = []
     for file in files:
         results: list[CheckResult] = []

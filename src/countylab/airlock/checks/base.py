@@ -92,6 +92,9 @@ class TableSpec:
     count_columns: tuple[str, ...] = ()
     magnitude_columns: tuple[str, ...] = ()
     contributions: Mapping[tuple[int, str], Sequence[float]] = field(default_factory=dict)
+    # The output library's metadata sidecar (:mod:`countylab.output.sidecar`), as the job wrote
+    # it: a claim the checks verify against the file (:mod:`.declared`), never trusted to loosen.
+    sidecar: Mapping[str, Any] | None = None
 
 
 class OcrEngine(Protocol):
@@ -116,6 +119,9 @@ class CheckContext:
     source_index: SourceIndex | None = None
     ocr: OcrEngine | None = None
     size_caps: Mapping[FileKind, int] = field(default_factory=lambda: dict(DEFAULT_SIZE_CAPS))
+    # Every file of the request by OutputFile.name: checks that look across files (a chart
+    # drawn from a table, recovery of a cell from another table's total) find them here.
+    paths: Mapping[str, Path] = field(default_factory=dict)
 
     def table_spec(self, file: OutputFile) -> TableSpec:
         return self.tables.get(file.name, TableSpec())

@@ -1,10 +1,13 @@
 """Rule (c): ACRO-like disclosure rules on output tables.
 
-* threshold: every count cell (a declared count column, or an all-integer measure column of a
-  group-by table) is 0 or ≥ ``min_units``;
-* p% and (n, k) dominance on declared magnitude (sum) columns, from the per-cell unit
-  contributions the job computed; without them the table must at least carry its counts,
-  and the checker is warned that dominance was not checked;
+Roles (group keys, counts, sums, other statistics) come only from the output library's
+verified sidecar (:mod:`.declared`), never from column names.  A table without one is
+free-form (:mod:`.library`): a person reads it, and only the stricter checks below run.
+
+* threshold: every count cell and every cell's number of units is 0 or ≥ ``min_units``
+  (for a free-form table: the count columns the developer named);
+* p% and (n, k) dominance on sum cells, from the contributions the library recorded;
+* regressions: residual degrees of freedom ≥ ``min_units``;
 * zeros (warn: the checker confirms they are structural) and structural disclosure (a row or
   column where all cells but one are zero: everyone in the group shares one category);
 * suppressed cells (blank, ``*``, ``<10`` …) must not be recoverable from printed totals.
@@ -24,6 +27,7 @@ from countylab.airlock.checks.base import (
     OutputFile,
     TableSpec,
 )
+from countylab.airlock.checks.declared import Declared
 from countylab.airlock.checks.grid import (
     build_grids,
     is_suppressed,
@@ -32,59 +36,42 @@ from countylab.airlock.checks.grid import (
     recoverable_cells,
     structural_lines,
 )
+from countylab.airlock.checks.library import library_table
 from countylab.airlock.checks.sniff import file_kind
 from countylab.airlock.checks.tables import MAX_LISTED, Table, read_tables
 from countylab.privacy.sdc import SdcRules, cell_stats, check_magnitude
 
 name = "table_sdc"
 
-# Columns that hold keys or periods, not measures, even when every value is an integer.
-_LABEL_HINTS = (
-    "年",
-    "月",
-    "日",
-    "季",
-    "代码",
-    "编码",
-    "编号",
-    "序号",
-    "year",
-    "month",
-    "day",
-    "quarter",
-    "code",
-    "id",
-    "_no",
-    "rank",
-)
-
 
 def applies_to(file: OutputFile) -> bool:
     return file_kind(file) in (FileKind.csv, FileKind.xlsx)
 
 
-def _classify(table: Table, spec: TableSpec) -> tuple[list[str], list[str], list[str], list[str]]:
-    """(label columns, count columns, magnitude columns, other measure columns)."""
+def _roles(
+    table: Table, spec: TableSpec, declared: Declared | None
+) -> tuple[list[str], list[str], list[str]]:
+    """(label columns, count columns, magnitude columns).
+
+    From the output library's verified declaration when there is one.  A free-form table has
+    no roles: only the count columns the developer named are threshold-checked (that can only
+    add failures), and for recoverability the columns holding any non-number are labels and
+    the all-number ones measures (a structural reading, never a name)."""
+    if declared is not None:
+        counts = [c for c in declared.count_columns if c not in declared.group_columns]
+        return list(declared.group_columns), counts, list(declared.magnitude_columns)
     labels: list[str] = []
-    counts: list[str] = []
-    mags: list[str] = []
-    other: list[str] = []
+    measures: list[str] = []
     body = [r for r in table.rows if not any(is_total_label(v) for v in r)]
     for i, col in enumerate(table.header):
         values = [r[i] for r in body if not is_suppressed(r[i])]
-        numbers = [parse_number(v) for v in values]
-        numeric = bool(values) and all(n is not None for n in numbers)
-        if col in spec.count_columns:
-            counts.append(col)
-        elif col in spec.magnitude_columns:
-            mags.append(col)
-        elif not numeric or any(h in col.lower() for h in _LABEL_HINTS):
-            labels.append(col)
-        elif all(n is not None and n >= 0 and float(n).is_integer() for n in numbers):
-            counts.append(col)
-        else:
-            other.append(col)
-    return labels, counts, mags, other
+        numeric = bool(values) and all(parse_number(v) is not None for v in values)
+        (measures if numeric else labels).append(col)
+    return (
+        labels,
+        [c for c in measures if c in spec.count_columns or c not in spec.magnitude_columns],
+        [c for c in measures if c in spec.magnitude_columns],
+    )
 
 
 def _where(table: Table, row: int) -> str:
@@ -97,110 +84,119 @@ def _where_en(table: Table, row: int) -> str:
     return f"{sheet}line {table.lines[row]}"
 
 
-def _check_table(table: Table, spec: TableSpec, rules: SdcRules, found: Findings) -> None:
-    labels, counts, mags, other = _classify(table, spec)
-    missing = [c for c in (*spec.count_columns, *spec.magnitude_columns) if c not in table.header]
-    if missing:
-        found.add(
-            CheckStatus.warn, f"申报的列不存在：{missing}", f"declared columns not in the table: {missing}"
-        )
-    cells: list[dict[str, object]] = found.details.setdefault("cells", [])
+def _flag(found: Findings, table: Table, r: int, col: str, rule: str, zh: str, en: str) -> None:
+    found.details["cells"].append({"line": table.lines[r], "sheet": table.sheet, "column": col, "rule": rule})
+    found.add(
+        CheckStatus.fail, f"{_where(table, r)}“{col}”列{zh}", f"{_where_en(table, r)} column {col!r}: {en}"
+    )
+
+
+def _thresholds(
+    table: Table, columns: list[str], declared: Declared | None, rules: SdcRules, found: Findings
+) -> int:
+    """Flag count cells, and (for a library table) every statistic cell whose units are below
+    the threshold; return the number of zero count cells."""
     small = zeros = 0
-    for col in counts:
-        i = table.header.index(col)
-        for r, row in enumerate(table.rows):
-            n = parse_number(row[i])
-            if n is None:
+    for r, row in enumerate(table.rows):
+        for i, col in enumerate(table.header):
+            if col in columns:
+                n = parse_number(row[i])
+                if n == 0:
+                    zeros += 1
+                    continue
+            elif declared is not None and (r, col) in declared.units and row[i].strip():
+                n = declared.units[(r, col)]
+            else:
                 continue
-            if n == 0:
-                zeros += 1
-            elif n < rules.min_units:
+            if n is not None and n < rules.min_units:
                 small += 1
                 if small <= MAX_LISTED:
-                    cells.append(
-                        {"line": table.lines[r], "sheet": table.sheet, "column": col, "rule": "threshold"}
-                    )
-                    found.add(
-                        CheckStatus.fail,
-                        f"{_where(table, r)}“{col}”列的计数小于 {rules.min_units}",
-                        f"{_where_en(table, r)} column {col!r}: count below {rules.min_units}",
-                    )
+                    zh, en = f"的计数小于 {rules.min_units}", f"count below {rules.min_units}"
+                    _flag(found, table, r, col, "threshold", zh, en)
     if small > MAX_LISTED:
         found.add(
             CheckStatus.fail,
             f"另有 {small - MAX_LISTED} 个小计数单元格",
             f"{small - MAX_LISTED} more small cells",
         )
+    return zeros
+
+
+def _check_table(
+    table: Table, spec: TableSpec, declared: Declared | None, rules: SdcRules, found: Findings
+) -> None:
+    labels, counts, mags = _roles(table, spec, declared)
+    missing = [c for c in (*spec.count_columns, *spec.magnitude_columns) if c not in table.header]
+    if missing:
+        found.add(
+            CheckStatus.warn, f"申报的列不存在：{missing}", f"declared columns not in the table: {missing}"
+        )
+    checked = counts if declared is not None else [c for c in spec.count_columns if c in table.header]
+    zeros = _thresholds(table, checked, declared, rules, found)
     if zeros:
         found.add(
             CheckStatus.warn,
             f"表中有 {zeros} 个零值单元格：请审核员确认其为结构性零值",
             f"{zeros} zero cells: the checker must confirm they are structural",
         )
-    _check_magnitudes(table, spec, rules, mags, bool(counts), found)
-    if other:
-        found.add(
-            CheckStatus.warn,
-            f"无法判断的数值列 {other}：请申报为计数列或合计列，并附带计数",
-            f"numeric columns {other} are neither declared counts nor sums: declare them and add counts",
-        )
+    if declared is not None:
+        _check_magnitudes(table, declared, rules, found)
+        if declared.kind == "regression" and declared.n_obs - len(table.rows) < rules.min_units:
+            found.details["cells"].append({"sheet": table.sheet, "rule": "degrees_of_freedom"})
+            found.add(
+                CheckStatus.fail,
+                f"回归的剩余自由度小于 {rules.min_units}",
+                f"the regression's residual degrees of freedom are below {rules.min_units}",
+            )
+    elif spec.magnitude_columns and spec.contributions:
+        _check_contributions(table, spec, rules, found)
     if labels:
-        for group in (counts, mags):
-            for grid in build_grids(table, labels, group):
-                for r, c in recoverable_cells(grid):
-                    line, col = grid.where.get((r, c), (0, grid.col_labels[c]))
-                    cell = f"{grid.row_labels[r]} × {grid.col_labels[c]}"
-                    cells.append({"line": line, "sheet": table.sheet, "column": col, "rule": "recoverable"})
-                    found.add(
-                        CheckStatus.fail,
-                        f"被隐藏的单元格（{cell}）可由合计反推：需要二次隐藏",
-                        f"suppressed cell ({cell}) is recoverable from the totals: add secondary suppression",
-                    )
-                if group is counts:
-                    for kind, label in structural_lines(grid):
-                        found.add(
-                            CheckStatus.fail,
-                            f"结构性披露：{'行' if kind == 'row' else '列'}“{label}”除一个单元格外均为零",
-                            f"structural disclosure: every cell but one of {kind} {label!r} is zero",
-                        )
-                        cells.append({"sheet": table.sheet, kind: label, "rule": "structural"})
+        _check_grids(table, labels, counts, mags, declared is not None, found)
 
 
-def _check_magnitudes(
-    table: Table, spec: TableSpec, rules: SdcRules, mags: list[str], has_counts: bool, found: Findings
+def _check_grids(
+    table: Table, labels: list[str], counts: list[str], mags: list[str], structural: bool, found: Findings
 ) -> None:
     cells: list[dict[str, object]] = found.details["cells"]
-    unchecked = 0
-    for col in mags:
-        i = table.header.index(col)
-        for r, row in enumerate(table.rows):
-            if is_suppressed(row[i]):
-                continue
-            contributions = spec.contributions.get((r, col))
-            if contributions is None:
-                unchecked += 1
-                continue
-            stats = cell_stats(contributions, keep=max(2, rules.nk_n))
-            for reason in check_magnitude(stats, rules):
-                cells.append({"line": table.lines[r], "sheet": table.sheet, "column": col, "rule": reason})
+    for group in (counts, mags):
+        for grid in build_grids(table, labels, group):
+            for r, c in recoverable_cells(grid):
+                line, col = grid.where.get((r, c), (0, grid.col_labels[c]))
+                cell = f"{grid.row_labels[r]} × {grid.col_labels[c]}"
+                cells.append({"line": line, "sheet": table.sheet, "column": col, "rule": "recoverable"})
                 found.add(
                     CheckStatus.fail,
-                    f"{_where(table, r)}“{col}”列未通过 {reason} 规则",
-                    f"{_where_en(table, r)} column {col!r} fails the {reason} rule",
+                    f"被隐藏的单元格（{cell}）可由合计反推：需要二次隐藏",
+                    f"suppressed cell ({cell}) is recoverable from the totals: add secondary suppression",
                 )
-    if unchecked and not has_counts:
-        found.add(
-            CheckStatus.warn,
-            "合计表必须附带每个单元格的计数（或贡献明细）：未能检查阈值和支配性",
-            "a table of sums must come with its counts (or per-cell contributions): threshold and "
-            "dominance not checked",
-        )
-    elif unchecked:
-        found.add(
-            CheckStatus.warn,
-            f"{unchecked} 个合计单元格缺少贡献明细：未检查支配性规则",
-            f"{unchecked} sum cells came without contributions: dominance not checked",
-        )
+            if group is counts and structural:
+                for kind, label in structural_lines(grid):
+                    found.add(
+                        CheckStatus.fail,
+                        f"结构性披露：{'行' if kind == 'row' else '列'}“{label}”除一个单元格外均为零",
+                        f"structural disclosure: every cell but one of {kind} {label!r} is zero",
+                    )
+                    cells.append({"sheet": table.sheet, kind: label, "rule": "structural"})
+
+
+def _check_magnitudes(table: Table, declared: Declared, rules: SdcRules, found: Findings) -> None:
+    for (r, col), stats in sorted(declared.magnitudes.items()):
+        for reason in check_magnitude(stats, rules):
+            if reason != "threshold":  # thresholds were checked with every cell
+                _flag(found, table, r, col, reason, f"未通过 {reason} 规则", f"fails the {reason} rule")
+
+
+def _check_contributions(table: Table, spec: TableSpec, rules: SdcRules, found: Findings) -> None:
+    """Contributions handed in directly (tests, the SDC gateway): stricter only."""
+    for col in spec.magnitude_columns:
+        if col not in table.header:
+            continue
+        for r in range(len(table.rows)):
+            contributions = spec.contributions.get((r, col))
+            if contributions is None:
+                continue
+            for reason in check_magnitude(cell_stats(contributions, keep=max(2, rules.nk_n)), rules):
+                _flag(found, table, r, col, reason, f"未通过 {reason} 规则", f"fails the {reason} rule")
 
 
 def run(file: OutputFile, context: CheckContext) -> CheckResult:
@@ -216,6 +212,9 @@ def run(file: OutputFile, context: CheckContext) -> CheckResult:
         )
         return found.result()
     spec = context.table_spec(file)
+    verdict = library_table(file, context)
+    declared = verdict if isinstance(verdict, Declared) else None
+    found.details["declared"] = declared is not None
     for table in parsed.tables:
-        _check_table(table, spec, context.sdc, found)
+        _check_table(table, spec, declared, context.sdc, found)
     return found.result()
