@@ -33,13 +33,17 @@ def test_client_release_flow(live: tuple[World, str], tmp_path: Path) -> None:
     world, base = live
     job = world.make_job({"by_village.csv": SAFE_TABLE})
     with cl.Client(base, token_for(world.lab, world.users["dev"])) as dev:
-        assert [f["name"] for f in dev.outbox(job)] == ["analyse/by_village.csv"]
+        box = dev.outbox(job)  # selectors from countylab.yaml and counts, never names or sizes
+        assert box["selectors"] == ["*", "logs", "analyse/by_village.csv"] and box["counts"]["*"] == 1
+        assert "files" not in box
         entry = cl._airlock.file_entry(
             "analyse/by_village.csv", description="各村人数", count_columns=["residents"]
         )
         r = dev.create_release(job, [entry], title="各村人数")
         assert r.state == "draft"
-        assert dev.submit_release(r.id).state == "under_review"
+        submitted = dev.submit_release(r.id)
+        assert submitted.state == "under_review" and submitted.raw["files_count"] == 1
+        assert submitted.files[0]["name"] is None  # not before release
     with cl.Client(base, token_for(world.lab, world.users["checker"])) as checker:
         assert r.id in [x.id for x in checker.releases("queue")]
         assert checker.vote_release(r.id, "approve").state == "released"
@@ -104,6 +108,8 @@ def test_cli_model_register_and_predict(live: tuple[World, str]) -> None:
             "需求",
             "--input",
             "age",
+            "--output",
+            "prediction:number:0..10:1",
             *dev,
         ],
     )

@@ -126,10 +126,14 @@ def file_entry(
 class AirlockAPI:
     _send: Callable[..., Any]  # provided by Client
 
-    def outbox(self, job_id: int, /) -> list[dict[str, Any]]:
-        """Files in a job's outbox that may be put into a release request."""
-        data = self._send("GET", f"/api/airlock/jobs/{_id(job_id, 'job_id')}/outbox")
-        return list(data.get("files") or [])
+    def outbox(self, job_id: int, /) -> dict[str, Any]:
+        """What may be selected from a job's outbox: ``{"selectors": [...], "counts": {...}}``.
+
+        Selectors are ``*`` (every output but models and logs), ``logs``, and the outputs the
+        job's countylab.yaml declares (``<action>/<path>``); counts say how many files each
+        takes.  File names and sizes are written by the job and are never shown before review."""
+        data: dict[str, Any] = self._send("GET", f"/api/airlock/jobs/{_id(job_id, 'job_id')}/outbox")
+        return data
 
     def create_release(
         self,
@@ -140,7 +144,8 @@ class AirlockAPI:
         note: str = "",
         submit: bool = False,
     ) -> ReleaseRequest:
-        """Create a release request from outbox files (names, or :func:`file_entry` dicts)."""
+        """Create a release request from selectors (``"*"``, ``"logs"``, ``"<action>/<path>"`` as
+        declared in countylab.yaml, or :func:`file_entry` dicts); the lab copies the files."""
         entries = [file_entry(f) if isinstance(f, str) else dict(f) for f in files]
         body = {
             "job_id": _id(job_id, "job_id"),
@@ -215,17 +220,24 @@ class AirlockAPI:
         name: str,
         *,
         inputs: Sequence[str],
-        outputs: Sequence[str] = ("prediction",),
+        outputs: Sequence[str | Mapping[str, Any]],
+        target: str | None = None,
         description: str = "",
         metrics_file_id: int | None = None,
     ) -> Model:
-        """Register a model file from a job's outbox with its model card (it never leaves)."""
+        """Register a model file from a job's outbox with its model card (it never leaves).
+
+        ``outputs`` are typed: ``"visits:number:0..50:2"`` or ``"risk:category:low|high"`` (or
+        the same as dicts); ``target`` names the training dataset's column the model predicts,
+        which the lab's memorisation tests use before a checker may approve the model.
+        """
         body = {
             "job_id": _id(job_id, "job_id"),
             "file": file,
             "name": name,
             "inputs": list(inputs),
-            "outputs": list(outputs),
+            "outputs": [o if isinstance(o, str) else dict(o) for o in outputs],
+            "target": target,
             "description": description,
             "metrics_file_id": metrics_file_id,
         }
@@ -236,6 +248,11 @@ class AirlockAPI:
 
     def model(self, model_id: int, /) -> Model:
         return Model.from_json(self._send("GET", f"/api/models/{_id(model_id, 'model_id')}"))
+
+    def assess_model(self, model_id: int, /) -> dict[str, Any]:
+        """Run the lab's memorisation tests on a pending model (checkers and stewards)."""
+        data: dict[str, Any] = self._send("POST", f"/api/models/{_id(model_id, 'model_id')}/assessment")
+        return dict(data.get("assessment") or {})
 
     def decide_model(
         self,
