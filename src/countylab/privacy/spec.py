@@ -125,6 +125,11 @@ class SandboxLimits:
     timeout_s: float = 30.0
     max_result_rows: int = 10_000
     max_internal_groups: int = 1_000_000
+    # The lab's data directory: prepared versions live in ``<data_dir>/prepared`` and DuckDB
+    # spills only into ``<data_dir>/prepared/tmp``.  ``None`` (tests, embedded use) means a
+    # private temporary folder removed when the runner closes.
+    data_dir: str | None = None
+    prepare_timeout_s: float = 3600.0  # preparing a new version (once per version, before any charge)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,13 @@
 Why a worker process: the analyst-facing engine must hold no metadata-DB credentials and no
 handle on the rest of the lab, and a runaway query must be killable without taking the server
 down.  The worker is started with ``spawn`` (a fresh interpreter that inherits nothing but the
-arguments) and kept warm: it caches locked connections keyed by the set of table versions, so
-the Parquet files are materialised and bounded once, not on every query.
+arguments) and kept warm.  Table versions are prepared once into files of the lab's data
+directory (``prepared.py``) and shared by every worker and restart; a worker holds one locked
+connection over them at a time, so it never keeps a second copy of a version in memory.
+
+``prepare(specs)`` makes the versions ready (or raises a ``UserError``) without running any
+SQL: the gateway calls it *before* charging a budget, so a version that cannot be prepared
+(memory, disk) charges nothing.
 """
 
 from __future__ import annotations
@@ -12,106 +17,139 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
 
 from countylab import errors
-from countylab.privacy.sandboxed_duckdb import QueryTimeout, open_sandbox, run_select
+from countylab.privacy.prepared import Prepared, PreparedStore
+from countylab.privacy.sandboxed_duckdb import QueryTimeout, open_prepared, run_select
 from countylab.privacy.spec import SandboxLimits, TableSpec
 
 Rows = list[tuple[Any, ...]]
 
 
 class ExactRunner(Protocol):
-    """Runs engine-written SELECTs over the permitted tables and returns exact rows."""
+    """Runs engine-written SELECTs over the permitted tables and returns exact rows.
 
-    def run(self, specs: Sequence[TableSpec], sqls: Sequence[str], *, bounded: bool) -> list[Rows]: ...
+    ``bounded`` is accepted for compatibility and ignored: prepared tables are never truncated;
+    the engine's SQL bounds contributions on the relation it aggregates (``__rank``).
+    """
+
+    def prepare(self, specs: Sequence[TableSpec]) -> None: ...
+
+    def run(self, specs: Sequence[TableSpec], sqls: Sequence[str], *, bounded: bool = True) -> list[Rows]: ...
 
     def close(self) -> None: ...
 
 
-class _ConnectionCache:
-    """Locked connections keyed by (table versions, bounded?); least recently used evicted."""
+def sandbox_limits(settings: Any, **overrides: Any) -> SandboxLimits:
+    """``SandboxLimits`` of a lab from its ``countylab.config.Settings`` (memory, data directory)."""
+    values: dict[str, Any] = {
+        "memory_limit": settings.dp_memory_limit,
+        "threads": settings.dp_threads,
+        "data_dir": str(Path(settings.data_dir).resolve()),
+    }
+    values.update(overrides)
+    return SandboxLimits(**values)
 
-    def __init__(self, limits: SandboxLimits, bound_seed: int, size: int = 2) -> None:
-        self.limits, self.seed, self.size = limits, bound_seed, size
-        self.cons: OrderedDict[tuple[Any, ...], duckdb.DuckDBPyConnection] = OrderedDict()
 
-    def get(self, specs: Sequence[TableSpec], bounded: bool) -> duckdb.DuckDBPyConnection:
-        key = (tuple(sorted(s.digest() for s in specs)), bounded)
-        con = self.cons.get(key)
-        if con is None:
-            if not bounded:
-                specs = [_unbounded(s) for s in specs]
+class _Tables:
+    """The prepared-version store and the one locked connection currently open over it."""
+
+    def __init__(self, limits: SandboxLimits, bound_seed: int) -> None:
+        self.limits = limits
+        self.store = PreparedStore.for_limits(limits, bound_seed)
+        self.store.clean_spill()
+        self.key: tuple[tuple[str, str], ...] | None = None
+        self.con: duckdb.DuckDBPyConnection | None = None
+
+    def prepare(self, specs: Sequence[TableSpec]) -> list[Prepared]:
+        out = []
+        for spec in specs:
+            found = self.store.load(self.store.key(spec))
+            if found is None:
+                self.drop()  # free the open connection's buffers before preparing
+                try:
+                    found = self.store.get(spec)
+                except (duckdb.Error, OSError) as exc:  # memory limit, disk full, unreadable file
+                    raise errors.UserError(
+                        "数据版本准备失败（可能超出查询引擎的内存或磁盘上限）",
+                        "preparing the dataset version failed (the query engine's memory or disk limit?)",
+                        table=spec.name,
+                        reason=type(exc).__name__,
+                    ) from exc
+            out.append(found)
+        return out
+
+    def connection(self, specs: Sequence[TableSpec]) -> duckdb.DuckDBPyConnection:
+        preps = self.prepare(specs)
+        key = tuple(sorted((s.name, p.key) for s, p in zip(specs, preps, strict=True)))
+        if self.con is None or key != self.key:
+            self.drop()
             try:
-                con = open_sandbox(specs, self.limits, self.seed)
-            except duckdb.Error as exc:  # e.g. the tables do not fit the memory limit
+                self.con = open_prepared(self.store, list(zip(specs, preps, strict=True)))
+            except duckdb.Error as exc:
                 raise errors.UserError(
-                    "数据装载失败（可能超出查询引擎的内存上限）",
-                    "loading the tables failed (the query engine's memory limit?)",
-                    reason=type(exc).__name__,
+                    "数据装载失败", "opening the prepared tables failed", reason=type(exc).__name__
                 ) from exc
-            self.cons[key] = con
-            while len(self.cons) > self.size:
-                self.cons.popitem(last=False)[1].close()
-        self.cons.move_to_end(key)
-        return con
+            self.key = key
+        return self.con
 
-    def run(self, specs: Sequence[TableSpec], sqls: Sequence[str], bounded: bool) -> list[Rows]:
-        con = self.get(specs, bounded)
+    def run(self, specs: Sequence[TableSpec], sqls: Sequence[str]) -> list[Rows]:
+        con = self.connection(specs)
         lim = self.limits
         return [run_select(con, sql, lim.timeout_s, lim.max_internal_groups) for sql in sqls]
 
-
-def _unbounded(spec: TableSpec) -> TableSpec:
-    """Same table without the per-unit row cap (SDC mode releases exact cells of all rows)."""
-    return TableSpec(
-        spec.name,
-        spec.paths,
-        None,
-        1,
-        {c: p.__class__(kind=p.kind) for c, p in spec.columns.items()},
-        spec.version,
-    )
+    def drop(self) -> None:
+        if self.con is not None:
+            self.con.close()
+        self.con, self.key = None, None
 
 
 class InProcessRunner:
     """Runner in the calling process: for tests and embedded use where isolation is not needed."""
 
     def __init__(self, limits: SandboxLimits, bound_seed: int = 0) -> None:
-        self._cache = _ConnectionCache(limits, bound_seed)
+        self._tables = _Tables(limits, bound_seed)
         self._lock = threading.Lock()
 
-    def run(self, specs: Sequence[TableSpec], sqls: Sequence[str], *, bounded: bool) -> list[Rows]:
+    def prepare(self, specs: Sequence[TableSpec]) -> None:
         with self._lock:
-            return self._cache.run(specs, sqls, bounded)
+            self._tables.prepare(specs)
+
+    def run(self, specs: Sequence[TableSpec], sqls: Sequence[str], *, bounded: bool = True) -> list[Rows]:
+        with self._lock:
+            return self._tables.run(specs, sqls)
 
     def close(self) -> None:
-        for con in self._cache.cons.values():
-            con.close()
-        self._cache.cons.clear()
+        with self._lock:
+            self._tables.drop()
 
 
 def _worker_main(conn: Connection, limits: SandboxLimits, bound_seed: int) -> None:
     os.environ.clear()  # spawn copies the parent environment; drop any credentials in it
-    cache = _ConnectionCache(limits, bound_seed)
+    tables = _Tables(limits, bound_seed)
     while True:
         try:
             msg = conn.recv()
         except EOFError:
             return
         if msg is None:
+            tables.drop()
             return
         if msg == "env":  # lets tests pin that the worker holds no environment
             conn.send(("ok", dict(os.environ)))
             continue
-        specs, sqls, bounded = msg
         try:
-            conn.send(("ok", cache.run(specs, sqls, bounded)))
+            if msg[0] == "prepare":
+                tables.prepare(msg[1])
+                conn.send(("ok", None))
+            else:
+                conn.send(("ok", tables.run(msg[1], msg[2])))
         except errors.CountylabError as exc:
             conn.send(("err", type(exc).__name__, exc.message_zh, exc.message_en, exc.details))
         except Exception as exc:  # noqa: BLE001 - reported to the parent as a bug, never swallowed
@@ -141,13 +179,26 @@ class WorkerRunner:
             self._conn = parent
         return self._conn
 
-    def run(self, specs: Sequence[TableSpec], sqls: Sequence[str], *, bounded: bool) -> list[Rows]:
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id (the benchmark reads its peak memory)."""
+        return self._proc.pid if self._proc is not None and self._proc.is_alive() else None
+
+    def prepare(self, specs: Sequence[TableSpec]) -> None:
+        # Preparing a large new version takes a while (minutes at 100M rows on two cores).
+        self._call(("prepare", list(specs)), self.limits.prepare_timeout_s + self.grace_s)
+
+    def run(self, specs: Sequence[TableSpec], sqls: Sequence[str], *, bounded: bool = True) -> list[Rows]:
+        # A version not prepared yet is prepared first; the per-query watchdog runs inside.
+        budget = self.limits.timeout_s * max(1, len(sqls)) + self.grace_s + self.limits.prepare_timeout_s
+        result: list[Rows] = self._call(("run", list(specs), list(sqls)), budget)
+        return result
+
+    def _call(self, msg: tuple[Any, ...], budget: float) -> Any:
         with self._lock:
             conn = self._start()
-            conn.send((list(specs), list(sqls), bounded))
-            # Materialising a new table set may take a while; the per-query watchdog runs inside.
-            budget = self.limits.timeout_s * max(1, len(sqls)) + self.grace_s + 120.0
             try:
+                conn.send(msg)
                 if not conn.poll(budget):
                     self._kill()
                     raise QueryTimeout("查询超时，工作进程已重启", "query timed out; worker restarted")
@@ -160,8 +211,7 @@ class WorkerRunner:
                     reason=type(exc).__name__,
                 ) from exc
         if reply[0] == "ok":
-            result: list[Rows] = reply[1]
-            return result
+            return reply[1]
         _, name, zh, en, details = reply
         cls = QueryTimeout if name == "QueryTimeout" else getattr(errors, name, errors.BugError)
         raise cls(zh, en, **details)
