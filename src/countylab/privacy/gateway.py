@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from countylab import audit
 from countylab.catalog import service as catalog
 from countylab.catalog.grading import Grade
-from countylab.errors import CountylabError, NotFound, PermissionDenied, QuotaExceeded, UserError
+from countylab.errors import Conflict, CountylabError, NotFound, PermissionDenied, QuotaExceeded, UserError
 from countylab.identity.access import Principal, authorize
 from countylab.identity.roles import Permission
 from countylab.policy import Action, require
@@ -60,6 +60,7 @@ from countylab.storage.privacy_models import CachedAnswer
 MODES = ("dp",)
 MAX_SQL = params.MAX_SQL
 
+
 class PathSource(Protocol):
     """Where a dataset version's Parquet files are (``catalog.ingestion.Ingestion``)."""
 
@@ -74,6 +75,7 @@ class QueryRequest:
     delta: float | None = None
     mode: str = "dp"
     versions: Mapping[str, int] = field(default_factory=dict)
+    confirm_delta: bool = True  # the console sends False first: a query spending δ asks to confirm
 
 
 @dataclass(frozen=True)
@@ -154,13 +156,13 @@ class QueryGateway:
                 )
             params.check_request(req.sql, req.project_id, req.epsilon, req.delta, req.versions)
             with self.admission.admit(actor.user_id or 0, req.project_id):
-                return self._run(actor, req, time.monotonic() + self.config.wall_clock_s)
+                return self._run(actor, req)
         except CountylabError as exc:
             if not getattr(exc, "_logged", False):
                 self._refused(actor, req, exc)
             raise
 
-    def _run(self, actor: Principal, req: QueryRequest, deadline: float) -> QueryAnswer:
+    def _run(self, actor: Principal, req: QueryRequest) -> QueryAnswer:
         sql, as_of = split_as_of(req.sql)
         versions = {k.lower(): int(v) for k, v in {**req.versions, **as_of}.items()}
         with self._tx() as s:
@@ -178,8 +180,23 @@ class QueryGateway:
             plan = engine.plan(sql, eps, delta)
             check_cost(plan.model.from_sql, _sizes(s, used, prep.versions), self.config.max_estimated_rows)
             daily_cap = min((r.queries_per_day for _, r in rules), default=0)
+        if plan.cost[1] > 0 and not req.confirm_delta:
+            confirm = Conflict(
+                f"此查询的分组键不是公开键集，需用差分隐私分区选择，将消耗 ε={plan.cost[0]:g} 和 "
+                f"δ={plan.cost[1]:.2g}（δ 是小概率完全泄露的上限）。确认后再运行。",
+                f"This query groups by keys that are not a public key set: DP partition selection will "
+                f"spend ε={plan.cost[0]:g} and δ={plan.cost[1]:.2g} (δ bounds the chance of a full "
+                "disclosure). Confirm to run it.",
+                reason="confirm_delta",
+                epsilon=plan.cost[0],
+                delta=plan.cost[1],
+            )
+            confirm._logged = True  # type: ignore[attr-defined]  # a question, not a refusal
+            raise confirm
         labels = _labels(used, prep.versions)
-        self._ready(plan.model.tables, deadline)
+        self._ready(plan.model.tables)
+        # the wall clock of the charged part: waiting for an identical query, and execution
+        deadline = time.monotonic() + self.config.wall_clock_s
         while True:  # single flight: charge once per fingerprint, others wait for the answer
             with self._tx() as s:
                 hit = answers.lookup(s, req.project_id, plan.fingerprint)
@@ -270,14 +287,16 @@ class QueryGateway:
             specs.append(table_spec(ds, catalog.columns(s, ds.id), key_sets, paths, version))
         return _Prepared(org_kind != "department", by_name, specs, used_versions)
 
-    def _ready(self, specs: Sequence[TableSpec], deadline: float) -> None:
-        """Ready the versions before the charge: a preparation failure charges nothing."""
+    def _ready(self, specs: Sequence[TableSpec]) -> None:
+        """Ready the versions before the charge: a preparation failure charges nothing.
+
+        Preparation has its own (longer) limit in the runner: a large new version may take
+        minutes once, and cutting it at the query's wall clock would mean it never finishes."""
         prepare = getattr(self.runner, "prepare", None)
         if not callable(prepare):
             return
         try:
-            with self._deadline(deadline):
-                prepare(list(specs))
+            prepare(list(specs))
         except Exception as exc:  # noqa: BLE001 - any preparation failure is a refusal, uncharged
             raise UserError(
                 "数据准备失败，本次查询未扣除预算。请稍后再试或联系管理员。",

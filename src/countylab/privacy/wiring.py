@@ -26,8 +26,10 @@ class LazyGateway:
         with self._lock:
             if self._gateway is None:
                 from countylab.privacy.gateway import QueryGateway
+                from countylab.privacy.limits import GatewayConfig
 
-                self._gateway = QueryGateway(self._lab.tx, self._lab.ingestion)
+                config = GatewayConfig.from_settings(self._lab.settings)
+                self._gateway = QueryGateway(self._lab.tx, self._lab.ingestion, config=config)
             return self._gateway
 
     def close(self) -> None:

@@ -34,6 +34,7 @@ class QueryIn(BaseModel):
     delta: float | None = None
     mode: str = Field(default="dp", max_length=10)  # only "dp": exact tables go through the airlock
     versions: dict[Annotated[str, Field(max_length=128)], BodyId] = Field(default_factory=dict)
+    confirm_delta: bool = True  # false: a query that would spend δ answers 409 (reason confirm_delta)
 
 
 @router.post("/query")
@@ -46,6 +47,7 @@ def run_query(body: QueryIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
         delta=body.delta,
         mode=body.mode,
         versions=body.versions,
+        confirm_delta=body.confirm_delta,
     )
     return gateway_of(lab).run(actor, req).to_json()
 

@@ -92,21 +92,32 @@
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const fd = new FormData(form);
-    const mode = fd.get("mode") || "dp";
-    const body = { sql: fd.get("sql"), project_id: Number(fd.get("project_id")), mode };
-    if (mode === "dp") body.epsilon = Number(fd.get("epsilon"));
+    const body = {
+      sql: fd.get("sql"),
+      project_id: Number(fd.get("project_id")),
+      epsilon: Number(fd.get("epsilon")),
+      confirm_delta: fd.get("confirm_delta") === "1",
+    };
     const button = document.getElementById("run-query");
     button.disabled = true;
     errorBox.hidden = true;
     result.setAttribute("aria-busy", "true");
     try {
-      const resp = await fetch("/api/query", {
+      const post = () => fetch("/api/query", {
         method: "POST",
         credentials: "same-origin",
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
         body: JSON.stringify(body),
       });
-      const data = await resp.json();
+      let resp = await post();
+      let data = await resp.json();
+      // A query that would spend δ asks first: the analyst confirms, then it runs (and is charged).
+      if (resp.status === 409 && data?.error?.details?.reason === "confirm_delta") {
+        if (!window.confirm(data.error.message)) return;
+        body.confirm_delta = true;
+        resp = await post();
+        data = await resp.json();
+      }
       if (!resp.ok) {
         errorBox.textContent = data?.error?.message || resp.statusText;
         errorBox.hidden = false;

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import Response
 
 from countylab.errors import CountylabError, PermissionDenied, ValidationFailed
 from countylab.identity.access import Principal, has_permission
 from countylab.identity.roles import Permission
-from countylab.privacy import budget, history
+from countylab.privacy import budget, history, topups
 from countylab.privacy.gateway import QueryRequest
+from countylab.privacy.params import INT64_MAX
 from countylab.privacy.wiring import gateway_of
 from countylab.web.deps import Actor, LabDep
 from countylab.web.ui.common import flash_redirect, form_action, lang_of, render
@@ -34,9 +35,10 @@ def _console(
     *,
     sql: str = "",
     epsilon: float = 0.5,
-    mode: str = "dp",
     answer: dict[str, Any] | None = None,
+    confirm: dict[str, Any] | None = None,
 ) -> Response:
+    period = str(getattr(lab.settings, "dp_budget_period", "month"))
     with lab.tx() as s:
         projects = history.member_projects(s, actor)
         ids = [p.id for p in projects]
@@ -47,11 +49,17 @@ def _console(
             "tables": [],
             "budgets": [],
             "runs": [],
+            "years": [],
+            "topups": [],
+            "period_info": None,
         }
         if pid is not None:
             ctx["tables"] = history.console_tables(s, actor, pid, lang_of(request))
-            view = history.budget_view(s, actor, pid)
+            view = history.budget_view(s, actor, pid, period=period)
             ctx["budgets"] = view["budgets"]
+            ctx["years"] = view["datasets_year"]
+            ctx["topups"] = view["topups"]
+            ctx["period_info"] = {k: view[k] for k in ("period", "period_start", "period_end")}
             ctx["runs"] = history.history(s, actor, project_id=pid, mine=pid in actor.project_ids, limit=30)
             ctx["members"] = [
                 (m.user_id, m.user.username) for p in projects if p.id == pid for m in p.members
@@ -62,17 +70,23 @@ def _console(
         **ctx,
         sql=sql or EXAMPLE_SQL,
         epsilon=epsilon,
-        mode=mode,
         epsilons=EPSILONS,
         answer=answer,
+        confirm=confirm,
         can_run=pid in actor.project_ids,
         can_set_budget=has_permission(actor, Permission.budget_manage),
+        can_decide=topups.can_decide(actor),
         can_see_all=has_permission(actor, Permission.query_history),
     )
 
 
 @router.get("/query")
-def console_page(request: Request, actor: Actor, lab: LabDep, project_id: int | None = None) -> Response:
+def console_page(
+    request: Request,
+    actor: Actor,
+    lab: LabDep,
+    project_id: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
+) -> Response:
     return _console(request, actor, lab, project_id)
 
 
@@ -82,29 +96,32 @@ def run_from_form(
     actor: Actor,
     lab: LabDep,
     sql: Annotated[str, Form()],
-    project_id: Annotated[int, Form()],
+    project_id: Annotated[int, Form(ge=0, le=INT64_MAX)],
     epsilon: Annotated[str, Form()] = "0.5",
-    mode: Annotated[str, Form()] = "dp",
+    confirm_delta: Annotated[str, Form()] = "",
 ) -> Response:
     """Without JavaScript: run the query and show the console with the answer.
 
-    A reload posts again, which is free: the identical query gets its cached answer."""
+    A query that would spend δ first comes back with a confirmation step (the same form with
+    ``confirm_delta``).  A reload posts again, which is free: the identical query gets its
+    cached answer."""
     try:
         eps = float(epsilon)
     except ValueError:
-        eps = 0.0
+        eps = float("nan")
     try:
-        if eps <= 0 and mode == "dp":
-            raise ValidationFailed("ε 必须是正数", "epsilon must be positive", field="epsilon")
         answer = gateway_of(lab).run(
             actor,
-            QueryRequest(sql=sql, project_id=project_id, epsilon=eps if mode == "dp" else None, mode=mode),
+            QueryRequest(sql=sql, project_id=project_id, epsilon=eps, confirm_delta=confirm_delta == "1"),
         )
     except CountylabError as exc:
+        if exc.details.get("reason") == "confirm_delta":
+            confirm = {"message": exc.message(lang_of(request)), **exc.details}
+            return _console(request, actor, lab, project_id, sql=sql, epsilon=eps, confirm=confirm)
         if isinstance(exc, PermissionDenied):
             lab.record_denial(actor, exc, method=request.method, path=request.url.path)
         return flash_redirect(f"/query?project_id={project_id}", exc.message(lang_of(request)), "error")
-    return _console(request, actor, lab, project_id, sql=sql, epsilon=eps, mode=mode, answer=answer.to_json())
+    return _console(request, actor, lab, project_id, sql=sql, epsilon=eps, answer=answer.to_json())
 
 
 @router.post("/query/budgets")
@@ -112,8 +129,8 @@ def set_budget_from_form(
     request: Request,
     actor: Actor,
     lab: LabDep,
-    project_id: Annotated[int, Form()],
-    dataset_id: Annotated[int, Form()],
+    project_id: Annotated[int, Form(ge=0, le=INT64_MAX)],
+    dataset_id: Annotated[int, Form(ge=0, le=INT64_MAX)],
     epsilon: Annotated[str, Form()] = "",
     delta: Annotated[str, Form()] = "",
     user_id: Annotated[str, Form()] = "",
@@ -132,10 +149,62 @@ def set_budget_from_form(
                 dataset_id,
                 epsilon=eps,
                 delta=dlt,
-                user_id=int(user_id) if user_id.isdigit() else None,
+                user_id=int(user_id) if user_id.isdigit() and len(user_id) < 19 else None,
+                period=str(getattr(lab.settings, "dp_budget_period", "month")),
             )
 
     return form_action(request, f"/query?project_id={project_id}", act, "query.budget_saved")
+
+
+@router.post("/query/topups")
+def request_topup_from_form(
+    request: Request,
+    actor: Actor,
+    lab: LabDep,
+    project_id: Annotated[int, Form(ge=0, le=INT64_MAX)],
+    dataset_id: Annotated[int, Form(ge=0, le=INT64_MAX)],
+    epsilon: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form(max_length=topups.MAX_REASON)] = "",
+) -> Response:
+    """A project member asks the security officer for more budget this period."""
+
+    def act() -> None:
+        try:
+            eps = float(epsilon)
+        except ValueError:
+            raise ValidationFailed("请输入数字", "enter a number", field="epsilon") from None
+        with lab.tx() as s:
+            topups.request_topup(s, actor, project_id, dataset_id, epsilon=eps, reason=reason)
+
+    return form_action(request, f"/query?project_id={project_id}", act, "query.topup_requested")
+
+
+@router.post("/query/topups/{topup_id}/decision")
+def decide_topup_from_form(
+    request: Request,
+    actor: Actor,
+    lab: LabDep,
+    topup_id: Annotated[int, Path(ge=0, le=INT64_MAX)],
+    project_id: Annotated[int, Form(ge=0, le=INT64_MAX)],
+    decision: Annotated[str, Form()] = "",
+    note: Annotated[str, Form(max_length=topups.MAX_REASON)] = "",
+) -> Response:
+    """Security officer: approve or refuse a top-up request from the budget card."""
+
+    def act() -> None:
+        if decision not in ("approve", "refuse"):
+            raise ValidationFailed("请选择批准或拒绝", "choose approve or refuse", field="decision")
+        with lab.tx() as s:
+            topups.decide_topup(
+                s,
+                actor,
+                topup_id,
+                approve=decision == "approve",
+                note=note,
+                period=str(getattr(lab.settings, "dp_budget_period", "month")),
+            )
+
+    return form_action(request, f"/query?project_id={project_id}", act, "query.topup_decided")
 
 
 @router.get("/query/history")
