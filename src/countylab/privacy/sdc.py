@@ -1,7 +1,10 @@
-"""Statistical disclosure control rules for exact aggregates (一般2级 data and the airlock).
+"""Statistical disclosure control rules for exact tables leaving through the airlock.
 
-Pure functions over per-cell statistics of unit contributions, so the airlock can apply the
-same rules to a job's output tables.  A cell is released only when every rule passes:
+There is no interactive SDC mode any more (issue 9, option b): an exact-answer oracle leaks
+individuals by differencing unless every defence is perfect, so exact tables are computed in
+sandbox jobs and checked here — automatically — before a human checker reviews them.  Pure
+functions over per-cell statistics of unit contributions.  A cell passes only when every rule
+passes:
 
 * threshold: at least ``min_units`` distinct privacy units contribute;
 * p% rule (magnitude cells): the total minus the two largest contributions must be at least
