@@ -29,6 +29,8 @@ def _model() -> bytes:
     return buf.getvalue()
 
 
+CARD = ModelCard.parse(["x"], ["y:number:0..10"])
+
 FILE = {
     "name": "a/table.csv",
     "description": "年龄段人数",
@@ -46,8 +48,16 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("POST", "/api/airlock/requests/{request_id}/votes"): Example("checker", {"choice": "approve"}),
     ("POST", "/api/airlock/requests/{request_id}/comments"): Example("dev", {"body": "请看第二行"}),
     ("POST", "/api/models"): Example(
-        "dev", {"job_id": "{job_id}", "file": "a/model.joblib", "name": "m", "inputs": ["x"]}
+        "dev",
+        {
+            "job_id": "{job_id}",
+            "file": "a/model.joblib",
+            "name": "m",
+            "inputs": ["x"],
+            "outputs": ["y:number:0..10"],
+        },
     ),
+    ("POST", "/api/models/{model_id}/assessment"): Example("steward"),
     ("POST", "/api/models/{model_id}/decision"): Example("steward", {"approve": True}),
     ("POST", "/api/models/{model_id}/predict"): Example("dev", {"rows": [[1]]}),
     ("POST", "/airlock/requests"): Example(
@@ -66,8 +76,16 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("POST", "/airlock/requests/{request_id}/votes"): Example("checker", {"choice": "approve"}),
     ("POST", "/airlock/requests/{request_id}/comments"): Example("dev", {"body": "请看第二行"}),
     ("POST", "/models"): Example(
-        "dev", {"job_id": "{job_id}", "file": "a/model.joblib", "name": "m", "inputs": "x"}
+        "dev",
+        {
+            "job_id": "{job_id}",
+            "file": "a/model.joblib",
+            "name": "m",
+            "inputs": "x",
+            "outputs": "y:number:0..10",
+        },
     ),
+    ("POST", "/models/{model_id}/assessment"): Example("steward"),
     ("POST", "/models/{model_id}/decision"): Example("steward", {"approve": "1"}),
     ("POST", "/models/{model_id}/predict"): Example("dev", {"rows": "[[1]]"}),
 }
@@ -90,7 +108,8 @@ def setup(world: Any) -> None:
         )
         world.values["job_id"] = str(job_id)
     with lab.tx() as s:
-        model = lab.models.register(s, SYSTEM, job_id, "a/model.joblib", "served", ModelCard(("x",)))
+        model = lab.models.register(s, SYSTEM, job_id, "a/model.joblib", "served", CARD)
+        model.card = {**model.card, "assessment": {"verdict": "pass"}}  # tests ran (see test_models_api)
         lab.models.decide(s, SYSTEM, model.id, True)
         world.values["served_model_id"] = str(model.id)
     for (_method, route), ex in EXAMPLES.items():  # the World's body() fills only {dataset2_id}
@@ -125,7 +144,9 @@ def fill(world: Any, path: str, actor: str) -> dict[str, str]:
         else:
             with world.lab.tx() as s:
                 m = world.lab.models.register(
-                    s, SYSTEM, int(world.values["job_id"]), "a/model.joblib", "new", ModelCard(("x",))
+                    s, SYSTEM, int(world.values["job_id"]), "a/model.joblib", "new", CARD
                 )
+                if path.endswith("/decision"):
+                    m.card = {**m.card, "assessment": {"verdict": "pass"}}
                 values["model_id"] = str(m.id)
     return values

@@ -39,7 +39,10 @@ def attach(lab: Any) -> None:
     )
     pool = WorkerPool()
     lab.models = ModelService(
-        models_dir=Path(lab.settings.data_dir) / "models", pool=pool, outbox_lister=lister
+        models_dir=Path(lab.settings.data_dir) / "models",
+        pool=pool,
+        outbox_lister=lister,
+        read_paths=lab.ingestion.read_paths,
     )
     lab.register_background("model-workers", pool.start, pool.stop)
 

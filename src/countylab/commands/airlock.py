@@ -101,7 +101,17 @@ def register_model(
     file: Annotated[str, typer.Option("--file", help="The model file in the outbox.")],
     name: Annotated[str, typer.Option(help="Model name.")],
     input_: Annotated[list[str], typer.Option("--input", help="Input feature, in order; repeatable.")],
-    output: Annotated[list[str] | None, typer.Option("--output", help="Output name; repeatable.")] = None,
+    output: Annotated[
+        list[str],
+        typer.Option(
+            "--output",
+            help="Typed output, repeatable: NAME:number:LOW..HIGH[:DECIMALS] or NAME:category:A|B.",
+        ),
+    ],
+    target: Annotated[
+        str | None,
+        typer.Option(help="The training dataset's column the model predicts (memorisation tests)."),
+    ] = None,
     metrics_file: Annotated[int | None, typer.Option(help="Id of a released metrics file.")] = None,
     url: Url = None,
     token: Token = None,
@@ -109,9 +119,21 @@ def register_model(
     """Register a model with its model card (it is served in-domain after approval)."""
     with client(url, token) as c:
         m = c.register_model(
-            job, file, name, inputs=input_, outputs=output or ["prediction"], metrics_file_id=metrics_file
+            job, file, name, inputs=input_, outputs=output, target=target, metrics_file_id=metrics_file
         )
     out.print(f"[green]✔[/] model {m.id}: {m.state}")
+
+
+@model_app.command("assess")
+def assess_model(
+    model_id: Annotated[int, typer.Argument(help="Model id.")],
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Run the memorisation tests on the real training data (checkers and stewards)."""
+    with client(url, token) as c:
+        report = c.assess_model(model_id)
+    out.print_json(json.dumps(report, ensure_ascii=False))
 
 
 @model_app.command("predict")

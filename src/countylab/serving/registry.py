@@ -9,9 +9,15 @@ them back.
 
 Who may call a model is decided by :data:`CALLER_AUTHORIZERS`: today members of the owning
 project; data products (a later capability) add an authorizer for their API keys there.
-Each caller has a per-minute rate limit and a daily quota per model (blunting model-inversion
-and membership-inference attacks, which need many queries), and every call's inputs and
-outputs are written to the audit log.
+Each caller, and each caller's organisation, has a per-minute rate limit and a daily quota per
+model (blunting model-inversion and membership-inference attacks, which need many queries).
+
+A model is an output too (可用不可见 holds for models): its outputs are typed on the card
+(:mod:`.outputs`: numbers in a declared range, or categories from a declared set; no free text),
+every response is checked against those types and scanned, and the audit log keeps SHA-256
+digests of each call's inputs and outputs, never the values.  Before a checker may approve a
+model, the lab runs memorisation tests on the real training data (:mod:`.assess`) and shows the
+figures; a model that fails them cannot be approved.
 """
 
 from __future__ import annotations
@@ -36,14 +42,23 @@ from countylab.airlock.review import require_can_review
 from countylab.errors import Conflict, NotFound, PermissionDenied, QuotaExceeded, ValidationFailed
 from countylab.identity.access import Principal, authorize
 from countylab.identity.roles import Permission
+from countylab.serving import assess as memo
+from countylab.serving.outputs import (
+    OutputSpec,
+    card_outputs,
+    check_predictions,
+    digest,
+    parse_outputs,
+)
 from countylab.serving.worker import WorkerPool
 from countylab.storage.airlock_models import ModelCall, RegisteredModel, ReleaseFile, ReleaseRequest
 from countylab.storage.jobs_models import Job
-from countylab.storage.models import utcnow
+from countylab.storage.models import Dataset, User, utcnow
 
 SERVABLE = frozenset({"joblib", "pickle"})
 MAX_ROWS = 1000
-AUDITED_ROWS = 100
+ASSESSED = ("pass", "warn")
+ReadPaths = Callable[[Dataset], list[Path]]
 
 CallerAuthorizer = Callable[[Session, Principal, RegisteredModel], str | None]
 """Returns a caller key ("user:7") when the principal may call the model, else None."""
@@ -63,14 +78,37 @@ CALLER_AUTHORIZERS: list[CallerAuthorizer] = [project_member]
 @dataclass(frozen=True)
 class ModelCard:
     inputs: tuple[str, ...]
-    outputs: tuple[str, ...] = ("prediction",)
+    outputs: tuple[OutputSpec, ...]
     description: str = ""
     metrics_file_id: int | None = None  # a released file (JSON/CSV metrics) of the same project
+    target: str | None = None  # the training dataset's column the model predicts (for the tests)
+
+    @classmethod
+    def parse(
+        cls,
+        inputs: Sequence[str],
+        outputs: Sequence[str | dict[str, Any]],
+        description: str = "",
+        metrics_file_id: int | None = None,
+        target: str | None = None,
+    ) -> ModelCard:
+        """A card from user input; outputs must be typed (see :mod:`.outputs`)."""
+        return cls(
+            tuple(str(i).strip() for i in inputs),
+            parse_outputs(outputs),
+            description,
+            metrics_file_id,
+            (target or "").strip() or None,
+        )
 
     def validate(self) -> None:
         if not self.inputs or len(self.inputs) > 500 or any(not i.strip() for i in self.inputs):
             raise ValidationFailed(
                 "模型卡必须列出输入特征", "the model card must list the input features", reason="inputs"
+            )
+        if not self.outputs:
+            raise ValidationFailed(
+                "模型卡必须声明带类型的输出", "the model card must declare typed outputs", reason="outputs"
             )
 
 
@@ -90,8 +128,11 @@ class ModelService:
     models_dir: Path
     pool: WorkerPool
     outbox_lister: OutboxLister | None = None
+    read_paths: ReadPaths | None = None
     default_rate_per_minute: int = 30
     default_daily_quota: int = 1000
+    org_rate_factor: int = 3  # an organisation's calls per minute: this many callers' worth
+    org_daily_quota: int = 3000  # calls a day per model from one organisation, all callers
     authorizers: list[CallerAuthorizer] = field(default_factory=lambda: CALLER_AUTHORIZERS)
 
     def get(self, s: Session, actor: Principal, model_id: int) -> RegisteredModel:
@@ -146,7 +187,8 @@ class ModelService:
             bytes=0,
             card={
                 "inputs": list(card.inputs),
-                "outputs": list(card.outputs),
+                "outputs": [o.as_json() for o in card.outputs],
+                "target": card.target,
                 "description": card.description,
                 "training_data": [
                     {"name": d.name, "version": d.current_version} for d in job_datasets(s, job)
@@ -235,6 +277,21 @@ class ModelService:
                 requester_user_id=str(model.created_by),
             )
         target = "approved" if approve else "rejected"
+        report = (model.card or {}).get("assessment") or {}
+        if approve and model.state == "pending":
+            if report.get("verdict") not in ASSESSED:
+                raise Conflict(
+                    "批准前必须先运行记忆性检测且未发现记忆训练数据",
+                    "approval needs the memorisation tests to have run and passed",
+                    reason="assessment",
+                    verdict=report.get("verdict") or "not_run",
+                )
+            if report.get("verdict") == "warn" and not note.strip():
+                raise ValidationFailed(
+                    "记忆性检测有警告：批准时请写明理由",
+                    "the memorisation tests warned: give a reason to approve",
+                    reason="note",
+                )
         if model.state != "pending" and model.state != target:
             raise Conflict(
                 f"模型已{'批准' if model.state == 'approved' else '拒绝'}",
@@ -258,6 +315,7 @@ class ModelService:
                 "rate_per_minute": model.rate_per_minute,
                 "daily_quota": model.daily_quota,
                 "note": note,
+                "assessment": report.get("verdict"),
             },
         )
         if not approve:
@@ -291,6 +349,12 @@ class ModelService:
             )
         if model.state != "approved":
             raise Conflict("模型尚未批准，不能提供预测", "the model is not approved", reason="not_approved")
+        if not card_outputs(model.card or {}):
+            raise Conflict(
+                "该模型卡没有带类型的输出，不能提供预测；请重新登记",
+                "the model card declares no typed outputs, so it cannot be served; register it again",
+                reason="untyped_outputs",
+            )
         if model.format not in SERVABLE:
             raise Conflict(
                 f"暂不支持在域内运行 {model.format} 格式的模型",
@@ -323,10 +387,36 @@ class ModelService:
                 f"daily quota of {model.daily_quota} calls used",
                 reason="daily_quota",
             )
+        self._org_limits(s, actor, model, now, day)
         call = ModelCall(model_id=model.id, caller=caller, at=now, rows=len(matrix), latency_ms=0.0, ok=False)
         s.add(call)
         s.flush()
         return model, caller, call.id, matrix
+
+    def _org_limits(
+        self, s: Session, actor: Principal, model: RegisteredModel, now: datetime, day: datetime
+    ) -> None:
+        """Limits over every caller of the actor's organisation: many accounts are one attacker."""
+        if actor.org_id is None:
+            return
+        members = select(User.id).where(User.org_id == actor.org_id)
+        callers = [f"user:{uid}" for uid in s.execute(members).scalars()]
+        counted = select(func.count(ModelCall.id)).where(
+            ModelCall.model_id == model.id, ModelCall.caller.in_(callers)
+        )
+        per_minute = model.rate_per_minute * self.org_rate_factor
+        if s.execute(counted.where(ModelCall.at >= now - timedelta(minutes=1))).scalar_one() >= per_minute:
+            raise QuotaExceeded(
+                f"本单位调用过于频繁：每分钟最多 {per_minute} 次",
+                f"organisation rate limit: at most {per_minute} calls a minute",
+                reason="org_rate_limited",
+            )
+        if s.execute(counted.where(ModelCall.at >= day)).scalar_one() >= self.org_daily_quota:
+            raise QuotaExceeded(
+                f"本单位今日调用已达上限 {self.org_daily_quota} 次",
+                f"your organisation's daily quota of {self.org_daily_quota} calls is used",
+                reason="org_daily_quota",
+            )
 
     def predict(
         self,
@@ -339,12 +429,13 @@ class ModelService:
         with tx() as s:
             model, caller, call_id, matrix = self._admit(s, actor, model_id, rows)
             path = Path(model.stored_path)
-            outputs = list(model.card.get("outputs") or ["prediction"])
+            specs = card_outputs(model.card or {})
+            inputs = [str(i) for i in model.card.get("inputs") or []]
         started = time.perf_counter()
         error: Exception | None = None
         predictions: list[Any] = []
         try:
-            predictions = self.pool.predict(model_id, path, matrix)
+            predictions = check_predictions(self.pool.predict(model_id, path, matrix, inputs), specs)
         except Exception as exc:  # noqa: BLE001 - audited below, then raised
             error = exc
         latency = (time.perf_counter() - started) * 1000
@@ -361,17 +452,119 @@ class ModelService:
                 outcome="ok" if error is None else "failed",
                 details={
                     "caller": caller,
+                    "org_id": actor.org_id,
                     "rows": len(matrix),
                     "latency_ms": round(latency, 2),
-                    "inputs": matrix[:AUDITED_ROWS],
-                    "outputs": predictions[:AUDITED_ROWS],
-                    "truncated": len(matrix) > AUDITED_ROWS,
-                    "error": str(error)[:300] if error else None,
+                    "inputs_sha256": digest(matrix),
+                    "outputs_sha256": digest(predictions) if error is None else None,
+                    "error": getattr(error, "details", {}).get("reason", type(error).__name__)
+                    if error
+                    else None,
                 },
             )
         if error is not None:
             raise error
-        return {"model_id": model_id, "predictions": predictions, "outputs": outputs, "latency_ms": latency}
+        return {
+            "model_id": model_id,
+            "predictions": predictions,
+            "outputs": [o.name for o in specs],
+            "latency_ms": latency,
+        }
+
+    # -- memorisation tests ---------------------------------------------------------------------
+    def assess(
+        self, tx: Callable[[], AbstractContextManager[Session]], actor: Principal, model_id: int
+    ) -> dict[str, Any]:
+        """Run the memorisation tests on the real training data (outside any transaction) and
+        store the report on the card; only those who may decide on the model run them."""
+        with tx() as s:
+            authorize(actor, Permission.model_approve, target=f"model:{model_id}")
+            model = s.get(RegisteredModel, model_id)
+            if model is None:
+                raise NotFound(f"模型 {model_id} 不存在", f"model {model_id} not found", reason="no_model")
+            if not self._may_decide(actor, model):
+                raise PermissionDenied(
+                    "只有独立审核员或数据安全官可以检测该模型",
+                    "only an independent checker or the security officer may test this model",
+                    permission="model.approve",
+                    target=f"model:{model_id}",
+                    reason="independence",
+                )
+            if model.state != "pending":
+                raise Conflict("模型已有决定", "the model has been decided already", reason="decided")
+            card = dict(model.card or {})
+            path = Path(model.stored_path)
+            sources = self._training_sources(s, card)
+        report = self._run_assessment(model_id, path, card, sources)
+        with tx() as s:
+            model = s.execute(
+                select(RegisteredModel).where(RegisteredModel.id == model_id).with_for_update()
+            ).scalar_one()
+            model.card = {**(model.card or {}), "assessment": report}
+            audit.append(
+                s,
+                actor_id=actor.user_id,
+                actor=actor.username,
+                action="model.assess",
+                target=f"model:{model_id}",
+                details={k: v for k, v in report.items() if not isinstance(v, dict | list)},
+            )
+        return report
+
+    def _training_sources(self, s: Session, card: dict[str, Any]) -> list[tuple[str, int | None, list[Path]]]:
+        out = []
+        for entry in card.get("training_data") or []:
+            ds = s.execute(select(Dataset).where(Dataset.name == entry.get("name"))).scalar_one_or_none()
+            if ds is None or self.read_paths is None:
+                continue
+            out.append((ds.name, entry.get("version"), self.read_paths(ds)))
+        return out
+
+    def _run_assessment(
+        self,
+        model_id: int,
+        path: Path,
+        card: dict[str, Any],
+        sources: list[tuple[str, int | None, list[Path]]],
+    ) -> dict[str, Any]:
+        from countylab.serving.training import load_sample
+
+        inputs = [str(i) for i in card.get("inputs") or []]
+        target = card.get("target") or None
+        specs = card_outputs(card)
+        if not specs:
+            return memo.not_assessable("模型卡没有带类型的输出", "the model card declares no typed outputs")
+        sample = load_sample(sources, inputs, target)
+        if sample is None:
+            return memo.not_assessable(
+                "模型的输入不全是某个训练数据集的列：请把特征处理放进模型（如 scikit-learn Pipeline），"
+                "让模型直接以数据集的列为输入",
+                "the model's inputs are not all columns of one training dataset: put the feature "
+                "steps inside the model (e.g. a scikit-learn Pipeline) so it takes dataset columns",
+            )
+        decimals = specs[0].decimals if specs[0].kind == "number" else 0
+
+        def predict(rows: list[list[Any]]) -> list[Any]:
+            raw = self.pool.predict(model_id, path, rows, inputs)
+            try:
+                return check_predictions(raw, specs)
+            except Conflict:
+                raise Conflict(
+                    "检测时模型的输出不符合模型卡",
+                    "during the tests the model answered outside its card",
+                    reason="output_outside_card",
+                ) from None
+
+        try:
+            return memo.assess(sample, inputs, target, decimals, predict)
+        except Conflict as exc:
+            if (exc.details or {}).get("reason") != "output_outside_card":
+                return memo.not_assessable("模型无法在沙箱中运行", "the model could not run in the sandbox")
+            report = memo.not_assessable(exc.message_zh, exc.message_en)
+            report["verdict"] = "fail"
+            return report
+        except Exception:  # noqa: BLE001 - a model that cannot run cannot be approved
+            return memo.not_assessable("模型无法在沙箱中运行", "the model could not run in the sandbox")
 
 
 def _row(row: Any, inputs: list[str], i: int) -> list[Any]:

@@ -203,12 +203,13 @@ class SandboxedWorker:
             raise WorkerDied("garbled reply")
         return message
 
-    def call(self, rows: list[list[Any]]) -> dict[str, Any]:
+    def call(self, rows: list[list[Any]], columns: list[str] | None = None) -> dict[str, Any]:
         if not self.alive or self.proc is None or self.proc.stdin is None:
             raise WorkerDied("not running")
         self.last_used = time.monotonic()
+        message = {"rows": rows, "columns": columns}
         try:
-            self.proc.stdin.write(json.dumps({"rows": rows}, allow_nan=False).encode() + b"\n")
+            self.proc.stdin.write(json.dumps(message, allow_nan=False).encode() + b"\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
             raise WorkerDied("stdin closed") from exc
@@ -246,6 +247,13 @@ class SandboxedWorker:
 WorkerFactory = Callable[[Path], SandboxedWorker]
 
 
+def _plain_value(p: Any) -> bool:
+    """A scalar, or one row of scalars for a model with several outputs."""
+    if isinstance(p, list):
+        return len(p) <= 20 and all(isinstance(v, str | int | float | bool) or v is None for v in p)
+    return isinstance(p, str | int | float | bool) or p is None
+
+
 class WorkerPool:
     """At most one worker per model; calls to one model are serialised on its lock."""
 
@@ -268,7 +276,13 @@ class WorkerPool:
         with self._guard:
             return self._locks.setdefault(model_id, threading.Lock())
 
-    def predict(self, model_id: int, model_path: Path, rows: list[list[Any]]) -> list[Any]:
+    def predict(
+        self, model_id: int, model_path: Path, rows: list[list[Any]], columns: list[str] | None = None
+    ) -> list[Any]:
+        """The model's raw predictions (the caller types and checks them against the card).
+
+        A model's own error text is never passed on: the model chose it, so it can carry data.
+        """
         with self._lock(model_id):
             for attempt in (1, 2):
                 worker = self._workers.get(model_id)
@@ -281,7 +295,7 @@ class WorkerPool:
                     self.starts += 1
                     self._workers[model_id] = worker
                 try:
-                    reply = worker.call(rows)
+                    reply = worker.call(rows, columns)
                 except WorkerDied as exc:
                     worker.stop()
                     self._workers.pop(model_id, None)
@@ -289,11 +303,7 @@ class WorkerPool:
                         raise BugError("模型服务进程异常退出", f"the model worker died: {exc}") from exc
                     continue  # a worker that had served before: restart once
                 if not reply.get("ok"):
-                    raise Conflict(
-                        f"模型预测失败：{reply.get('error', '')}",
-                        f"the model could not predict: {reply.get('error', '')}",
-                        reason="predict_failed",
-                    )
+                    raise Conflict("模型预测失败", "the model could not predict", reason="predict_failed")
                 predictions = reply.get("predictions")
                 if not isinstance(predictions, list) or len(predictions) != len(rows):
                     raise Conflict(
@@ -301,7 +311,7 @@ class WorkerPool:
                         "the model returned the wrong number of predictions",
                         reason="predict_failed",
                     )
-                if any(not isinstance(p, str | int | float | bool) and p is not None for p in predictions):
+                if any(not _plain_value(p) for p in predictions):
                     raise Conflict(
                         "模型只能返回数值或文本预测",
                         "a model may return plain values only",

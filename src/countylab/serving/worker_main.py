@@ -1,7 +1,8 @@
 """The prediction worker: runs INSIDE the sandbox, one process per model, stdlib + joblib only.
 
 Protocol (JSON lines): after loading the model it writes ``{"ready": true}`` (or
-``{"ok": false, "error": …}`` and exits); then for each input line ``{"rows": [[…], …]}`` it
+``{"ok": false, "error": …}`` and exits); then for each input line ``{"rows": [[…], …],
+"columns": [names]}`` it
 writes ``{"ok": true, "predictions": […]}`` or ``{"ok": false, "error": …}``.
 
 Before the model is unpickled, file descriptor 1 is moved aside and replaced by stderr, so
@@ -38,6 +39,18 @@ def _plain(values: Any) -> list[Any]:
     return [v.item() if hasattr(v, "item") else v for v in values]
 
 
+def _frame(model: Any, request: dict[str, Any]) -> Any:
+    """The rows as the model expects them: a pandas DataFrame with the card's input names when
+    the model was fitted on named columns (a scikit-learn Pipeline with a ColumnTransformer, say),
+    else the plain list of rows."""
+    rows, columns = request["rows"], request.get("columns")
+    if columns and getattr(model, "feature_names_in_", None) is not None:
+        import pandas as pd
+
+        return pd.DataFrame(rows, columns=columns)
+    return rows
+
+
 def main(argv: list[str]) -> int:
     emit = _emitter()
     try:
@@ -54,8 +67,8 @@ def main(argv: list[str]) -> int:
         try:
             if len(line) > MAX_LINE:
                 raise ValueError("request too large")
-            rows = json.loads(line)["rows"]
-            emit({"ok": True, "predictions": _plain(model.predict(rows))})
+            request = json.loads(line)
+            emit({"ok": True, "predictions": _plain(model.predict(_frame(model, request)))})
         except Exception as exc:  # noqa: BLE001 - one bad request must not end the worker
             emit({"ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]})
     return 0
