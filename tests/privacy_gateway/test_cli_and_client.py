@@ -60,3 +60,44 @@ def test_cli_prints_intervals_and_budgets_and_the_client_agrees(demo_lab, capsys
             assert c.set_budget(int(pid), ds, epsilon=1.0)["epsilon_limit"] == 1.0
             assert any(b["epsilon_limit"] == 1.0 for b in c.budget(int(pid))["budgets"])
             assert len(c.query_history()) == 3
+        # a top-up: the member asks on the command line, the steward decides, the budget grows
+        ds_arg = str(tables["residents"]["id"])
+        code = main(
+            [
+                "budget",
+                "topup",
+                "-p",
+                pid,
+                "-d",
+                ds_arg,
+                "--epsilon",
+                "0.5",
+                "--reason",
+                "第二期",
+                "--url",
+                url,
+                "--token",
+                dev,
+            ]
+        )
+        out = capsys.readouterr().out
+        assert code == 0 and "pending" in out, out
+        with Client(url, steward) as c:
+            pending = c.topups(status="pending")
+            assert [t["reason"] for t in pending] == ["第二期"]
+        code = main(
+            ["budget", "decide", str(pending[0]["id"]), "--approve", "--url", url, "--token", steward]
+        )
+        assert code == 0 and "approved" in capsys.readouterr().out
+        code = main(["budget", "decide", str(pending[0]["id"]), "--refuse", "--url", url, "--token", steward])
+        assert code != 0  # decided once, never again
+        capsys.readouterr()
+        with Client(url, dev) as c:
+            view = c.budget(int(pid))
+            proj = next(b for b in view["budgets"] if b["scope"] == "project" and b["dataset"] == "residents")
+            assert proj["epsilon_topup"] == 0.5 and proj["epsilon_limit"] == pytest.approx(1.5)
+            assert proj["renews_at"] == view["renews_at"] and view["period"] == "month"
+            assert c.topups(int(pid))[0]["status"] == "approved"
+        code = main(["budget", "show", "--project", pid, "--url", url, "--token", dev])
+        out = capsys.readouterr().out
+        assert code == 0 and "renews" in out and "all projects" in out

@@ -1,17 +1,16 @@
 """Client methods of the data black box (DP queries, budgets).
 
 A mixin of :class:`countylab_client.Client`: methods reach the server through ``self._send``.
-``Client.query``/``query_result`` (DP mode) live in ``_client.py``; this adds SDC mode, AS OF
-versions, budgets and query history.  No method here retries a query: each answered query may
-spend privacy budget.
+``Client.query``/``query_result`` live in ``_client.py``; this adds δ, AS OF versions, budgets
+(with their renewal period), top-up requests and query history.  There is no exact (SDC) mode:
+exact tables come from sandbox jobs through the airlock.  No method here retries a query: each
+answered query may spend privacy budget.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
-
-from ._models import QueryResult
 
 
 def _pid(value: object) -> int:
@@ -30,15 +29,19 @@ class QueryAPI:
         project_id: int,
         epsilon: float | None = None,
         delta: float | None = None,
-        mode: str = "dp",
         versions: Mapping[str, int] | None = None,
+        confirm_delta: bool = True,
     ) -> dict[str, Any]:
-        """Any gateway query; returns the server's JSON (``budget`` ledgers, ``suppressed`` cells…)."""
+        """Any gateway query; returns the server's JSON (``budget`` ledgers with their period…).
+
+        ``delta`` defaults to a small fraction of the grade's δ cap; with ``confirm_delta=False``
+        a query that would spend δ is not run (409, ``reason: confirm_delta``) so you can ask first.
+        """
         body: dict[str, Any] = {
             "sql": sql,
             "project_id": _pid(project_id),
-            "mode": mode,
             "versions": dict(versions or {}),
+            "confirm_delta": bool(confirm_delta),
         }
         if epsilon is not None:
             body["epsilon"] = float(epsilon)
@@ -46,10 +49,6 @@ class QueryAPI:
             body["delta"] = float(delta)
         result: dict[str, Any] = self._send("POST", "/api/query", body=body)
         return result
-
-    def query_sdc(self, sql: str, *, project_id: int) -> QueryResult:
-        """Exact aggregates on 一般1–2级 data; cells failing the SDC rules come back as None."""
-        return QueryResult.from_json(self.query_raw(sql, project_id=project_id, mode="sdc"))
 
     def budget(self, project_id: int) -> dict[str, Any]:
         """The project's privacy budgets: ``budgets`` (per dataset, project and analysts) and ``entries``."""
@@ -70,6 +69,40 @@ class QueryAPI:
             "PUT",
             f"/api/projects/{_pid(project_id)}/budgets/{int(dataset_id)}",
             body={"epsilon": epsilon, "delta": delta, "user_id": user_id},
+        )
+        return result
+
+    def request_topup(
+        self, project_id: int, dataset_id: int, *, epsilon: float, reason: str, delta: float = 0.0
+    ) -> dict[str, Any]:
+        """Ask the security officer for more budget on a dataset, for the current period only."""
+        result: dict[str, Any] = self._send(
+            "POST",
+            f"/api/projects/{_pid(project_id)}/budget-topups",
+            body={
+                "dataset_id": int(dataset_id),
+                "epsilon": float(epsilon),
+                "delta": float(delta),
+                "reason": reason,
+            },
+        )
+        return result
+
+    def topups(self, project_id: int | None = None, *, status: str | None = None) -> list[dict[str, Any]]:
+        """Top-up requests of a project, or (security officer) of every project."""
+        if project_id is None:
+            params = {"status": status} if status else None
+            data = self._send("GET", "/api/budget-topups", params=params)
+        else:
+            data = self._send("GET", f"/api/projects/{_pid(project_id)}/budget-topups")
+        return list(data["items"])
+
+    def decide_topup(self, topup_id: int, *, approve: bool, note: str = "") -> dict[str, Any]:
+        """Security officer: approve (the project's budget grows this period) or refuse a request."""
+        result: dict[str, Any] = self._send(
+            "POST",
+            f"/api/budget-topups/{int(topup_id)}/decision",
+            body={"approve": bool(approve), "note": note},
         )
         return result
 

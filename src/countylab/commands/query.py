@@ -32,18 +32,16 @@ def query(
         float | None, typer.Option("--epsilon", "-e", help="Privacy budget ε this query spends.")
     ] = None,
     delta: Annotated[
-        float | None, typer.Option(help="δ for DP partition selection (default: the lab's).")
+        float | None,
+        typer.Option(help="δ for DP partition selection (default: a small fraction of the grade's δ cap)."),
     ] = None,
-    mode: Annotated[
-        str, typer.Option(help="dp (noisy, spends ε) or sdc (exact, 一般1–2级 data only).")
-    ] = "dp",
     as_json: Annotated[bool, typer.Option("--json", help="Print the server's JSON answer.")] = False,
     url: Url = None,
     token: Token = None,
 ) -> None:
     """Run a differentially private SQL query (数据黑匣查询); prints noisy values with 95% intervals."""
     with client(url, token) as c:
-        data = c.query_raw(sql, project_id=project, epsilon=epsilon, delta=delta, mode=mode)
+        data = c.query_raw(sql, project_id=project, epsilon=epsilon, delta=delta)
     if as_json:
         out.print_json(json.dumps(data, ensure_ascii=False, default=str))
         return
@@ -60,11 +58,11 @@ def query(
     spent = (
         "cached, no cost 缓存答案，未扣预算"
         if data.get("cached")
-        else f"ε spent 本次消耗 {data['epsilon_spent']:g}"
+        else f"ε spent 本次消耗 {data['epsilon_spent']:g}, δ {data['delta_spent']:.2g}"
     )
-    out.print(f"{spent}; ε remaining 剩余 {data['budget_remaining']:.4g}")
-    for cell in data.get("suppressed") or []:
-        out.print(f"[yellow]suppressed 抑制[/] {cell['row']} {cell['column']}: {', '.join(cell['reasons'])}")
+    renews = next((b.get("renews_at") for b in data.get("budget") or [] if b.get("renews_at")), None)
+    tail = f"; renews 更新于 {renews[:10]}" if renews else ""
+    out.print(f"{spent}; ε remaining 剩余 {data['budget_remaining']:.4g}{tail}")
     for note in data.get("notes") or []:
         out.print(f"[dim]{note}[/]")
 
@@ -78,6 +76,10 @@ def show(
     """Show a project's privacy budgets per dataset (project-wide and per analyst)."""
     with client(url, token) as c:
         data = c.budget(project)
+    out.print(
+        f"period 周期: {data.get('period', '')} {data.get('period_start', '')[:10]} – "
+        f"{data.get('period_end', '')[:10]} (renews 更新于 {data.get('renews_at', '')[:10]})"
+    )
     table = Table(
         "dataset 数据集", "scope 范围", "ε limit 上限", "ε spent 已用", "ε left 剩余", "δ left 剩余"
     )
@@ -92,6 +94,70 @@ def show(
             f"{b['delta_remaining']:.3g}",
         )
     out.print(table)
+    years = Table("dataset 数据集", "year 年度", "ε all projects 全部项目上限", "ε spent 已用", "ε left 剩余")
+    for y in data.get("datasets_year") or []:
+        years.add_row(
+            y["dataset"],
+            str(y["year"]),
+            f"{y['epsilon_limit']:g}",
+            f"{y['epsilon_spent']:.4g}",
+            f"{y['epsilon_remaining']:.4g}",
+        )
+    out.print(years)
+
+
+@budget_app.command("topup")
+def topup(
+    project: Annotated[int, typer.Option("--project", "-p", help="Project id.")],
+    dataset: Annotated[int, typer.Option("--dataset", "-d", help="Dataset id.")],
+    epsilon: Annotated[float, typer.Option(help="Extra ε asked for, this period only.")],
+    reason: Annotated[str, typer.Option(help="Why the project needs it (the steward reads this).")],
+    delta: Annotated[float, typer.Option(help="Extra δ asked for.")] = 0.0,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Project member: request a privacy budget top-up (追加预算申请) for this period."""
+    with client(url, token) as c:
+        t = c.request_topup(project, dataset, epsilon=epsilon, delta=delta, reason=reason)
+    out.print(f"[green]✔[/] top-up #{t['id']} {t['dataset']}: ε +{t['epsilon']:g} — {t['status']}")
+
+
+@budget_app.command("topups")
+def list_topups(
+    project: Annotated[int | None, typer.Option("--project", "-p", help="Project id (default: all).")] = None,
+    pending: Annotated[bool, typer.Option(help="Only pending requests (all projects).")] = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """List top-up requests: of one project, or (security officer) of every project."""
+    with client(url, token) as c:
+        items = c.topups(project, status="pending" if pending and project is None else None)
+    table = Table("id", "project 项目", "dataset 数据集", "ε", "by 申请人", "reason 理由", "status 状态")
+    for t in items:
+        table.add_row(
+            str(t["id"]),
+            t["project"],
+            t["dataset"],
+            f"{t['epsilon']:g}",
+            t["username"],
+            t["reason"],
+            t["status"],
+        )
+    out.print(table)
+
+
+@budget_app.command("decide")
+def decide(
+    topup_id: Annotated[int, typer.Argument(help="Top-up request id.")],
+    approve: Annotated[bool, typer.Option("--approve/--refuse", help="Approve or refuse.")],
+    note: Annotated[str, typer.Option(help="A note for the project.")] = "",
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Security officer: approve or refuse a top-up request (批准/拒绝追加预算)."""
+    with client(url, token) as c:
+        t = c.decide_topup(topup_id, approve=approve, note=note)
+    out.print(f"[green]✔[/] top-up #{t['id']}: {t['status']}")
 
 
 @budget_app.command("set")
