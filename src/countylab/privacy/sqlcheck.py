@@ -50,6 +50,7 @@ _AGG_NODES: dict[type[exp.Expression], AggKind] = {
     exp.Median: "quantile",
     exp.Quantile: "quantile",
     exp.PercentileCont: "quantile",
+    exp.PercentileDisc: "quantile",
 }
 _POP_AGGS = (exp.VariancePop, exp.StddevPop)
 
@@ -273,6 +274,25 @@ def _agg_of(node: exp.Expression, scope: _Scope, unit_sql: str | None) -> Agg:
     return Agg(kind, f'"{alias}"."{name}"', pol.bounds(), q=q, pop=isinstance(node, _POP_AGGS))
 
 
+def _within_group(node: exp.Expression) -> exp.Expression:
+    """``percentile_cont(q) WITHIN GROUP (ORDER BY col)`` → ``percentile_cont(col, q)``."""
+    if not isinstance(node, exp.WithinGroup):
+        return node
+    inner, order = node.this, node.expression
+    keys = order.expressions if isinstance(order, exp.Order) else []
+    if (
+        not isinstance(inner, exp.PercentileCont | exp.PercentileDisc)
+        or len(keys) != 1
+        or keys[0].args.get("desc")
+    ):
+        raise _refuse(
+            "只支持 percentile_cont(q) WITHIN GROUP (ORDER BY 列)",
+            "only percentile_cont(q) WITHIN GROUP (ORDER BY column) is supported",
+            reason="within_group",
+        )
+    return type(inner)(this=keys[0].this, expression=inner.this)
+
+
 def _parse_tree(sql: str) -> exp.Select:
     check_text_limits(sql)
     check_single_select(sql)
@@ -352,7 +372,7 @@ def parse_query(sql: str, permitted: Mapping[str, TableSpec], max_keys: int) -> 
     aggs: list[Agg] = []
     outputs: list[Output] = []
     for it, name in zip(items, names, strict=True):
-        node = it.unalias()
+        node = _within_group(it.unalias())
         if isinstance(node, exp.Star):
             raise _refuse("不允许 SELECT *", "SELECT * is not allowed", reason="star")
         if type(node) in _AGG_NODES:

@@ -1,0 +1,129 @@
+"""Sums the proof covers: clamped values as integers, summed exactly, integer noise.
+
+Invariants (Hypothesis): every row's integer lies within the bound the sensitivity is computed
+from; the integer sum does not depend on the order of the rows (a float sum does); decoding
+recovers the real sum to within half a quantum per row; removing one unit's k rows moves the
+integer sum by at most the sensitivity.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import duckdb
+import pandas as pd
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from countylab.privacy.engine import DPEngine
+from countylab.privacy.fixedpoint import SQ_BITS, SUM_BITS, center_of, fixed_point
+from countylab.privacy.mechanisms import laplace_ints
+
+magnitudes = st.sampled_from([1e-3, 1.0, 100.0, 2e5, 1e9, 1e15])
+
+
+@st.composite
+def bounds_and_values(draw: st.DrawFn) -> tuple[tuple[float, float], list[float]]:
+    scale = draw(magnitudes)
+    lo = draw(st.floats(-2.0, 1.0)) * scale
+    hi = lo + draw(st.floats(1e-3, 3.0)) * scale
+    assume(lo < hi)
+    inner = st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+    values = draw(st.lists(st.one_of(inner, st.sampled_from([lo, hi])), min_size=1, max_size=60))
+    return (lo, hi), values
+
+
+def _row_ints(sql_of: str, values: list[float]) -> list[int]:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v (c DOUBLE)")
+    con.executemany("INSERT INTO v VALUES (?)", [[x] for x in values])
+    return [int(r[0]) for r in con.execute(f"SELECT {sql_of} FROM v").fetchall()]
+
+
+@settings(max_examples=80, deadline=None)
+@given(bv=bounds_and_values(), kind=st.sampled_from(["plain", "centred", "squared"]))
+def test_every_row_integer_is_within_the_bound_the_sensitivity_uses(
+    bv: tuple[tuple[float, float], list[float]], kind: str
+) -> None:
+    bounds, values = bv
+    fx = fixed_point(bounds, squared=kind == "squared", centered=kind != "plain")
+    assert math.frexp(fx.quantum)[0] == 0.5  # a power of two: v / q is exact
+    bits = SQ_BITS if kind == "squared" else SUM_BITS
+    assert fx.max_abs <= (2 ** (bits + 1) + 2) ** (2 if kind == "squared" else 1)
+    ints = _row_ints(fx.row_sql("c"), values)
+    assert all(abs(i) <= fx.max_abs for i in ints)
+    if kind != "squared":  # decoding is accurate to half a quantum per row
+        real = sum(values) - (fx.center * len(values))
+        assert (
+            abs(fx.decode(sum(ints)) - real) <= len(values) * fx.quantum / 2 * (1 + 1e-9) + abs(real) * 1e-12
+        )
+
+
+@settings(max_examples=30, deadline=None)
+@given(bv=bounds_and_values(), seed=st.integers(0, 2**32))
+def test_the_integer_sum_does_not_depend_on_row_order(
+    bv: tuple[tuple[float, float], list[float]], seed: int
+) -> None:
+    bounds, values = bv
+    fx = fixed_point(bounds, squared=False, centered=True)
+    shuffled = values[:]
+    random.Random(seed).shuffle(shuffled)
+    assert sum(_row_ints(fx.row_sql("c"), values)) == sum(_row_ints(fx.row_sql("c"), shuffled))
+
+
+def test_float_sums_do_depend_on_row_order_which_is_why_they_are_not_used() -> None:
+    values = [1e16, 1.0, -1e16, 1.0] * 50
+    assert sum(values) != sum(sorted(values))  # the same multiset, two different float sums
+    fx = fixed_point((-1e16, 1e16), squared=False, centered=False)
+    ints = _row_ints(fx.row_sql("c"), values)
+    assert sum(ints) == sum(_row_ints(fx.row_sql("c"), sorted(values)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(bv=bounds_and_values(), k=st.integers(1, 5), data=st.data())
+def test_removing_one_units_rows_moves_the_sum_by_at_most_the_sensitivity(
+    bv: tuple[tuple[float, float], list[float]], k: int, data: st.DataObject
+) -> None:
+    bounds, values = bv
+    unit_rows = data.draw(st.lists(st.sampled_from(values), min_size=1, max_size=k))
+    for kind in ("plain", "centred", "squared"):
+        fx = fixed_point(bounds, squared=kind == "squared", centered=kind != "plain")
+        with_ = sum(_row_ints(fx.row_sql("c"), values + unit_rows))
+        without = sum(_row_ints(fx.row_sql("c"), values))
+        assert abs(with_ - without) <= k * fx.max_abs
+
+
+def test_center_is_on_both_quanta_grids() -> None:
+    for b in [(0.0, 200_000.0), (-3.7, 12.1), (1e6, 1e6 + 1), (-1e-3, 0.0)]:
+        c = center_of(b)
+        for squared in (False, True):
+            fx = fixed_point(b, squared=squared, centered=True)
+            assert fx.center == c and fx.center_units * fx.quantum == c
+
+
+def test_integer_noise_is_integer_and_scaled_back(engine: DPEngine, residents_df: pd.DataFrame) -> None:
+    plan = engine.plan("SELECT sum(income) AS s FROM residents", 1.0)
+    (m,) = plan.measurements
+    assert m.fixed is not None and m.sensitivity == m.fixed.max_abs  # k = 1
+    noisy, scale = laplace_ints([0] * 200, int(m.sensitivity), m.epsilon)
+    assert all(isinstance(v, int) for v in noisy) and scale >= m.sensitivity / m.epsilon
+    values = [engine.execute(plan).rows[0][0] for _ in range(5)]
+    for v in values:  # every release is a multiple of the quantum
+        assert (v / m.fixed.quantum) == pytest.approx(round(v / m.fixed.quantum), abs=1e-6)
+    ref = residents_df.income.clip(0, 200_000).sum()
+    assert abs(sum(values) / len(values) - ref) < 10 * scale * m.fixed.quantum
+
+
+def test_sums_means_and_variance_match_the_reference(engine: DPEngine, residents_df: pd.DataFrame) -> None:
+    res = engine.execute(
+        engine.plan(
+            "SELECT sum(age) AS s, avg(age) AS a, var_pop(age) AS v FROM residents WHERE age < 50", 100.0
+        )
+    )
+    sub = residents_df[residents_df.age < 50].age
+    s, a, v = res.rows[0]
+    assert s == pytest.approx(sub.sum(), abs=50)
+    assert a == pytest.approx(sub.mean(), abs=0.1)
+    assert v == pytest.approx(sub.var(ddof=0), rel=0.01)
