@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from countylab import audit
 from countylab.airlock import ledger_store
+from countylab.airlock.render import Rendering
 from countylab.airlock.render.store import preview_rendering, store_regenerated
 from countylab.airlock.review import (
     Outcome,
@@ -56,6 +57,7 @@ class FileContent:
     data: bytes
     sha256: str
     media_type: str
+    rendering: Rendering | None = None  # a preview's complete, paged content
 
 
 def rule_of(req: ReleaseRequest) -> ReviewRule:
@@ -308,6 +310,7 @@ class ReleaseMixin:
                     reason="not_released",
                     state=req.state,
                 )
+            rendering = None
             data = Path(f.released_path).read_bytes()
             sha = f.released_sha256 or ""
         audit.append(
@@ -319,7 +322,11 @@ class ReleaseMixin:
             details={"request_id": req.id, "sha256": sha},
         )
         return FileContent(
-            PurePosixPath(f.name).name, data, sha, MEDIA_TYPES.get(f.kind or "", "application/octet-stream")
+            PurePosixPath(f.name).name,
+            data,
+            sha,
+            MEDIA_TYPES.get(f.kind or "", "application/octet-stream"),
+            rendering,
         )
 
     # -- reading ------------------------------------------------------------------------------

@@ -149,6 +149,17 @@ def preview(file_id: int, actor: Actor, lab: LabDep) -> Response:
     return _file_response(content, inline=True)
 
 
+@router.get("/airlock/files/{file_id}/preview/pages")
+def preview_page(file_id: int, actor: Actor, lab: LabDep, page: int = 1) -> dict[str, Any]:
+    """One page of a file's complete preview (what will be released, and what will not)."""
+    from countylab.airlock.render.pages import page_view
+
+    with lab.tx() as s:
+        content = airlock_of(lab).content(s, actor, file_id, "preview")
+    assert content.rendering is not None
+    return {"file_id": file_id, "name": content.name, **page_view(content.rendering, page)}
+
+
 @router.get("/airlock/released")
 def released(actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:

@@ -21,7 +21,6 @@ from countylab.web.deps import Actor, LabDep
 from countylab.web.ui.common import form_action, lang_of, render
 
 router = APIRouter(include_in_schema=False)
-PREVIEW_LINES = 60
 
 
 def _split(text: str) -> tuple[str, ...]:
@@ -96,25 +95,35 @@ def request_page(request: Request, request_id: int, actor: Actor, lab: LabDep) -
     with lab.tx() as s:
         view = airlock_of(lab).view(s, actor, request_id)
         previews: dict[int, str] = {}
+        tables: dict[int, list[list[str]]] = {}
+        full_previews: dict[int, int] = {}  # file id -> pages of its complete preview
         if view["viewer"]["reviewer"] and view["checks_status"] != "fail":
             for f in view["files"]:
-                if f["kind"] in ("csv", "text", "json", "svg"):
-                    data = airlock_of(lab).content(s, actor, f["id"], "preview").data
-                    lines = data.decode("utf-8", errors="replace").splitlines()
-                    previews[f["id"]] = "\n".join(lines[:PREVIEW_LINES])
-    tables = {
-        fid: [line.split(",") for line in text.splitlines()]
-        for fid, text in previews.items()
-        if next(f for f in view["files"] if f["id"] == fid)["kind"] == "csv"
-    }
+                if f["kind"] is None:
+                    continue
+                first = first_page(airlock_of(lab).content(s, actor, f["id"], "preview"))
+                full_previews[f["id"]] = first["page_count"]
+                rows = [r["cells"] for r in first["section"]["rows"]]
+                if first["section"]["kind"] == "table":
+                    tables[f["id"]] = rows
+                elif first["section"]["kind"] in ("text", "source"):
+                    previews[f["id"]] = "\n".join(r[0] for r in rows)
     return render(
         request,
         "airlock_request.html",
         r=view,
         previews=previews,
         tables=tables,
+        full_previews=full_previews,
         en=lang_of(request).startswith("en"),
     )
+
+
+def first_page(content: Any) -> dict[str, Any]:
+    """Page 1 of a file's complete preview, shown inline; the rest is one link away."""
+    from countylab.airlock.render.pages import page_view
+
+    return page_view(content.rendering, 1)
 
 
 def _act(request: Request, request_id: int, fn: Any, ok: str) -> Response:
@@ -202,6 +211,25 @@ def preview(file_id: int, actor: Actor, lab: LabDep) -> Response:
     with lab.tx() as s:
         content = airlock_of(lab).content(s, actor, file_id, "preview")
     return _file_response(content, inline=True)
+
+
+@router.get("/airlock/files/{file_id}/view")
+def preview_page(request: Request, file_id: int, actor: Actor, lab: LabDep, page: int = 1) -> Response:
+    """The complete, paged preview of one file: every sheet, row, line, comment and property."""
+    from countylab.airlock.render.pages import page_view
+
+    with lab.tx() as s:
+        content = airlock_of(lab).content(s, actor, file_id, "preview")
+    assert content.rendering is not None
+    view = page_view(content.rendering, page)
+    return render(
+        request,
+        "airlock_preview.html",
+        p=view,
+        file_id=file_id,
+        name=content.name,
+        en=lang_of(request).startswith("en"),
+    )
 
 
 # -- models -----------------------------------------------------------------------------------
