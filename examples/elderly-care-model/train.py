@@ -4,10 +4,18 @@ Reads the residents register and the home-care service records of the county, tr
 random-forest regressor that predicts each older resident's number of service visits from
 age, living alone, gender, income and town, and writes to the outbox:
 
-- metrics.json          test-set error and sizes (no rows)
-- metrics_table.csv     an aggregate table: age band x living alone, only cells with >= 10 residents
-- feature_importance.svg  (and .png when matplotlib is installed)
-- model.joblib          the fitted model; it stays in the lab for the model registry
+- metrics.json            test-set error and sizes (no rows)
+- metrics_table.csv       residents, mean visits and mean prediction per age band x living alone
+- visits_by_age.csv       residents and mean visits per age band
+- visits_by_age.svg       a bar chart drawn from visits_by_age.csv
+- feature_importance.csv  the model's feature importances (with the training size)
+- feature_importance.svg  a bar chart drawn from feature_importance.csv
+- model.joblib            the fitted model; it stays in the lab for the model registry
+
+Every releasable file is written by the lab's output library (countylab.output), which puts a
+metadata sidecar next to it: the airlock then knows which column is a count and how many
+residents stand behind each cell, and checks the tables automatically.  A file written any
+other way is free-form: a checker has to read it whole.
 
 Paths are the sandbox's: /data/<dataset>/*.parquet and /outbox.  Without the sandbox
 (``countylab run`` on a machine with no bubblewrap) COUNTYLAB_DATA / COUNTYLAB_OUTBOX say where.
@@ -16,9 +24,7 @@ Never print rows or identifiers: logs are outputs and are checked like any other
 
 from __future__ import annotations
 
-import json
 import os
-from html import escape
 from pathlib import Path
 
 import joblib
@@ -27,6 +33,8 @@ import pandas as pd
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import train_test_split
+
+from countylab.output import Outputs
 
 DATA = Path(os.environ.get("COUNTYLAB_DATA", "/data"))
 OUTBOX = Path(os.environ.get("COUNTYLAB_OUTBOX", "/outbox"))
@@ -61,43 +69,6 @@ def age_band(age: pd.Series) -> pd.Series:
     return pd.cut(age, [0, 60, 70, 80, 200], right=False, labels=["<60", "60-69", "70-79", "80+"]).astype(str)
 
 
-def write_svg(names: list[str], values: list[float], path: Path) -> None:
-    """A horizontal bar chart written by hand (no plotting library needed)."""
-    bar_h, left, width = 22, 170, 360
-    top = max(values) if values and max(values) > 0 else 1.0
-    rows = []
-    for i, (name, v) in enumerate(zip(names, values, strict=True)):
-        y = 40 + i * bar_h
-        w = width * v / top
-        rows.append(
-            f'<text x="{left - 8}" y="{y + 15}" text-anchor="end" font-size="12">{escape(name)}</text>'
-            f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{bar_h - 6}" fill="#2f6fb0"/>'
-            f'<text x="{left + w + 6:.1f}" y="{y + 15}" font-size="11">{v:.3f}</text>'
-        )
-    height = 60 + bar_h * len(names)
-    path.write_text(
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 80}" height="{height}" '
-        f'font-family="sans-serif"><text x="10" y="22" font-size="15">Feature importance</text>'
-        + "".join(rows) + "</svg>\n",
-        encoding="utf-8",
-    )
-
-
-def maybe_png(names: list[str], values: list[float], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1))
-    ax.barh(names[::-1], values[::-1], color="#2f6fb0")
-    ax.set_title("Feature importance")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-
-
 def main() -> None:
     residents = read("residents")
     records = read("elderly_care_records")
@@ -108,18 +79,18 @@ def main() -> None:
     model = RandomForestRegressor(n_estimators=60, max_depth=8, min_samples_leaf=10, random_state=SEED, n_jobs=1)
     model.fit(x_train, y_train)
     predicted = model.predict(x_test)
-    metrics = {
-        "model": "RandomForestRegressor",
-        "target": "service visits per resident",
-        "n_train": int(len(x_train)),
-        "n_test": int(len(x_test)),
-        "mae": round(float(mean_absolute_error(y_test, predicted)), 4),
-        "r2": round(float(r2_score(y_test, predicted)) if len(y_test) > 1 else 0.0, 4),
-        "features": list(x.columns),
-    }
-    OUTBOX.mkdir(parents=True, exist_ok=True)
-    (OUTBOX / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
-    print(f"test MAE {metrics['mae']}, R2 {metrics['r2']}")
+    out = Outputs(OUTBOX)
+    out.metrics(
+        "metrics.json",
+        {
+            "n_train": len(x_train),
+            "n_test": len(x_test),
+            "mae": float(mean_absolute_error(y_test, predicted)),
+            "r2": float(r2_score(y_test, predicted)) if len(y_test) > 1 else 0.0,
+        },
+        n_obs=len(x_test),
+    )
+    print(f"test MAE {mean_absolute_error(y_test, predicted):.4f}")
 
     table = pd.DataFrame({
         "age_band": age_band(x["age"]),
@@ -127,18 +98,23 @@ def main() -> None:
         "visits": y,
         "predicted": model.predict(x),
     })
-    cells = table.groupby(["age_band", "lives_alone"], observed=True).agg(
-        residents=("visits", "size"), mean_visits=("visits", "mean"), mean_predicted=("predicted", "mean")
-    ).reset_index()
-    kept = cells[cells["residents"] >= MIN_CELL].round(3)
-    kept.to_csv(OUTBOX / "metrics_table.csv", index=False)
-    print(f"aggregate table: {len(kept)} cells kept, {len(cells) - len(kept)} suppressed (< {MIN_CELL})")
+    # Groups under the threshold are left out before tabulating (the airlock would refuse
+    # them), and every other table is made from the same rows, so no total gives them away.
+    sizes = table.groupby(["age_band", "lives_alone"], observed=True)["visits"].transform("size")
+    kept = table[sizes >= MIN_CELL]
+    groups = ["age_band", "lives_alone"]
+    out.pivot_table("metrics_table.csv", kept, groups, ["visits", "predicted"], count_column="residents")
+    out.pivot_table("visits_by_age.csv", kept, "age_band", "visits", count_column="residents")
+    out.bar_chart("visits_by_age.svg", "visits_by_age.csv", label="age_band", value="mean_visits",
+                  title="Mean service visits by age band")
+    print(f"aggregate tables written: {len(out.written)} outputs so far")
 
     order = np.argsort(model.feature_importances_)[::-1][:12]
-    names = [str(x.columns[i]) for i in order]
-    values = [float(model.feature_importances_[i]) for i in order]
-    write_svg(names, values, OUTBOX / "feature_importance.svg")
-    maybe_png(names, values, OUTBOX / "feature_importance.png")
+    importances = {str(x.columns[i]): float(model.feature_importances_[i]) for i in order}
+    out.model_summary("feature_importance.csv", importances, n_obs=len(x_train), label="feature",
+                      value="importance")
+    out.bar_chart("feature_importance.svg", "feature_importance.csv", label="feature", value="importance",
+                  title="Feature importance")
     joblib.dump(model, OUTBOX / "model.joblib")
     print("model saved to the outbox (it stays in the lab)")
 

@@ -35,6 +35,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from countylab.airlock.normalise import (
+    cjk_pieces,
+    foldable_pattern,
+    identifier_forms,
+    neighbours,
+    skeleton,
+    strip_format,
+    value_forms,
+)
+
+NORMALISATION = "2"  # bump when normalise() or the skeleton forms change: cached indexes are rebuilt
 U64 = npt.NDArray[np.uint64]
 _NULL = "\x00"
 _SEP = "\x1f"
@@ -55,7 +66,7 @@ def normalise(value: object) -> str | None:
             return None
         if value.is_integer():
             value = int(value)
-    text = unicodedata.normalize("NFKC", str(value)).strip().lstrip("'").strip().lower()
+    text = unicodedata.normalize("NFKC", strip_format(str(value))).strip().lstrip("'").strip().lower()
     if _DIGITS_WITH_SEPARATORS.match(text):
         text = re.sub(r"[\s\-]", "", text)
         if text.startswith("+86") and len(text) == 14:
@@ -78,7 +89,7 @@ def normalise_array(array: pa.Array) -> pa.Array:
         array = pc.cast(array, pa.string())
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         return pa.array([normalise(v) for v in array.to_pylist()], type=pa.string())
-    s = pc.utf8_normalize(array, "NFKC")
+    s = pc.utf8_normalize(pc.replace_substring_regex(array, r"\p{Cf}", ""), "NFKC")
     s = pc.utf8_trim_whitespace(pc.utf8_ltrim(pc.utf8_trim_whitespace(s), characters="'"))
     s = pc.utf8_lower(s)
     digits = pc.match_substring_regex(s, r"^\+?[0-9\s\-]+$")
@@ -157,6 +168,24 @@ def _compact(hashes: list[U64], cols: list[npt.NDArray[np.uint16]]) -> tuple[U64
     return uniq.astype(np.uint64), c[first]
 
 
+def _skeletons(raw: pa.Array) -> list[str]:
+    """Confusable skeletons of the values that have one different from their plain form (only
+    values holding a character some look-alike folds onto are looked at, so the hot path
+    stays in Arrow)."""
+    if pa.types.is_dictionary(raw.type):
+        raw = raw.dictionary_decode()
+    if not (pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type)):
+        return []
+    text = pc.utf8_normalize(pc.replace_substring_regex(raw, r"\p{Cf}", ""), "NFKC")
+    mask = pc.fill_null(pc.match_substring_regex(text, foldable_pattern()), False)
+    out: list[str] = []
+    for value in pc.filter(text, mask).to_pylist():
+        form = normalise(skeleton(value))
+        if form is not None and form != normalise(value) and distinctive(form):
+            out.append(form)
+    return out
+
+
 def build_index(
     sources: Iterable[str | Path],
     *,
@@ -189,6 +218,7 @@ def build_index(
                 if col not in normalised:
                     continue
                 texts = pc.filter(normalised[col], _distinctive_mask(normalised[col])).to_pylist()
+                texts += _skeletons(batch.column(col))
                 cell_h.append(_hash(texts, salt))
                 cell_c.append(np.full(len(texts), ci, dtype=np.uint16))
                 pending += len(texts)
@@ -241,6 +271,21 @@ def _probe(index: SourceIndex, candidates: list[tuple[str, int, str, bool]]) -> 
     ]
 
 
+def _cell_candidates(value: object, line: int, column: str) -> list[tuple[str, int, str, bool]]:
+    """Exact candidates (the value, its skeleton, identifiers hidden inside it) and partial ones
+    (Chinese pieces: a name inside a longer cell)."""
+    if value is None:
+        return []
+    raw = str(value)
+    whole = normalise(value)
+    exact = {whole} if whole else set()
+    exact |= {n for f in value_forms(raw) if (n := normalise(f)) is not None}
+    exact |= identifier_forms(raw)
+    out = [(t, line, column, False) for t in exact if distinctive(t)]
+    out += [(t, line, column, True) for t in cjk_pieces(raw) - exact if distinctive(t)]
+    return out
+
+
 def scan_table(
     header: Sequence[str],
     rows: Sequence[Sequence[object]],
@@ -254,9 +299,10 @@ def scan_table(
     candidates: list[tuple[str, int, str, bool]] = []
     for row, line in zip(rows, lines, strict=True):
         for col, value in zip(header, row, strict=True):
-            text = normalise(value)
-            if text is not None and distinctive(text):
-                candidates.append((text, line, col, False))
+            candidates += _cell_candidates(value, line, col)
+        for joined in neighbours(str(v) for v in row):  # values split over adjacent cells
+            candidates += [(t, line, "row", False) for t in identifier_forms(joined)]
+            candidates += [(t, line, "row", True) for t in cjk_pieces(joined) if distinctive(t)]
     lowered = {h.lower(): i for i, h in enumerate(header)}
     mapping = column_map or {}
     positions = [lowered.get(mapping.get(c, c).lower()) for c in index.row_columns]
@@ -266,7 +312,24 @@ def scan_table(
         keys = [row_key([normalise(row[i]) for i in idx]) for row in rows]
         found = index.contains_rows(_hash(keys, index.salt))
         row_lines = [line for line, hit in zip(lines, found.tolist(), strict=True) if hit]
-    return LeakageReport(tuple(_probe(index, candidates)), tuple(row_lines), len(candidates), len(rows))
+    return LeakageReport(
+        tuple(_dedupe(_probe(index, candidates))), tuple(row_lines), len(candidates), len(rows)
+    )
+
+
+def _dedupe(matches: list[CellMatch]) -> list[CellMatch]:
+    """One match per (line, column, source column); a match found only by joining adjacent
+    cells ("row") is kept when no single cell of that line matched the same source column."""
+    seen: set[tuple[int, str, str]] = set()
+    in_cells = {(m.line, m.source_column) for m in matches if m.column != "row"}
+    out: list[CellMatch] = []
+    for m in sorted(matches, key=lambda m: m.partial):  # exact before partial
+        key = (m.line, m.column, m.source_column)
+        if key in seen or (m.column == "row" and (m.line, m.source_column) in in_cells):
+            continue
+        seen.add(key)
+        out.append(m)
+    return out
 
 
 def scan_text(text: str, index: SourceIndex) -> LeakageReport:
@@ -274,15 +337,12 @@ def scan_text(text: str, index: SourceIndex) -> LeakageReport:
     character pieces of Chinese runs as partial matches (names are written without spaces)."""
     candidates: list[tuple[str, int, str, bool]] = []
     for line_no, line in enumerate(text.splitlines(), start=1):
-        for token in _TOKEN_SPLIT.split(line):
-            t = normalise(token)
-            if t is None or not distinctive(t):
-                continue
-            candidates.append((t, line_no, "text", False))
-            for run in _CJK_RUN.findall(t):
-                for size in (2, 3, 4):
-                    for start in range(len(run) - size + 1):
-                        piece = run[start : start + size]
-                        if piece != t:
-                            candidates.append((piece, line_no, "text", True))
+        exact: set[str] = set(identifier_forms(line))
+        for form in {strip_format(line), skeleton(line)}:
+            for token in _TOKEN_SPLIT.split(form):
+                t = normalise(token)
+                if t is not None and distinctive(t):
+                    exact.add(t)
+        candidates += [(t, line_no, "text", False) for t in exact if distinctive(t)]
+        candidates += [(t, line_no, "text", True) for t in cjk_pieces(line) - exact if distinctive(t)]
     return LeakageReport(tuple(_probe(index, candidates)), (), len(candidates), 0)

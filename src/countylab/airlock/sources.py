@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from countylab.airlock.leakage import SourceIndex, build_index
+from countylab.airlock.leakage import NORMALISATION, SourceIndex, build_index
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class DatasetSource:
 
     def cache_key(self) -> str:
         parts = [self.name, str(self.version), *self.identifier_columns, "|", *self.sensitive_columns]
+        parts += [f"normalisation:{NORMALISATION}"]
         parts += [f"{p.name}:{p.stat().st_size}" for p in self.paths if p.exists()]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
 

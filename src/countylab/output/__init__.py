@@ -12,6 +12,7 @@ the airlock which column is a count, which are group keys, and each cell's contr
     out.pivot_table("visits.csv", df, index=["age_band"], values="visits", aggfunc="mean")
     out.describe("ages.csv", df, ["age", "income"])
     out.ols("visits_ols.csv", df, y="visits", x=["age", "lives_alone"])
+    out.model_summary("importance.csv", {"age": 0.6, "income": 0.4}, n_obs=len(train))
     out.bar_chart("visits.svg", "visits.csv", label="age_band", value="mean_visits")
     out.metrics("metrics.json", {"mae": 0.41}, n_obs=len(test))
 
@@ -104,6 +105,23 @@ class Outputs:
 
     def logit(self, name: str, df: Any, y: str, x: Sequence[str]) -> Path:
         return self._table("regression", name, models.logit(df, y, x))
+
+    def model_summary(
+        self, name: str, values: Mapping[str, float], *, n_obs: int, label: str = "term", value: str = "value"
+    ) -> Path:
+        """Model-level statistics (feature importances, coefficients of any model), one row per
+        term, each computed on the same ``n_obs`` training units (printed on every row)."""
+        header = [label, value, "n_obs"]
+        rows = [[str(k), float(v), int(n_obs)] for k, v in values.items()]
+        cells = {value: {"n": int(n_obs)}, "n_obs": {"n": int(n_obs)}}
+        fields = {
+            "group_columns": [label],
+            "count_columns": ["n_obs"],
+            "statistic_columns": [value],
+            "rows": [{"key": [r[0]], "cells": cells} for r in rows],
+            "n_obs": int(n_obs),
+        }
+        return self._table("model_summary", name, (header, rows, fields))
 
     # -- charts and metrics -------------------------------------------------------------------
     def bar_chart(self, name: str, table: str, *, label: str, value: str, title: str = "") -> Path:

@@ -23,7 +23,7 @@ from typing import Any
 
 FORMAT = "countylab.output/1"
 SUFFIX = ".countylab.json"
-KINDS = ("crosstab", "pivot_table", "describe", "regression", "chart", "metrics")
+KINDS = ("crosstab", "pivot_table", "describe", "regression", "model_summary", "chart", "metrics")
 TOTAL_LABEL = "合计"
 TOP_KEPT = 5  # largest contributions kept per cell: enough for p% and (n, k) with n ≤ 5
 

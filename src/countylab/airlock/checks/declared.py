@@ -22,7 +22,7 @@ from countylab.airlock.checks.tables import Table
 from countylab.output.sidecar import FORMAT, sha256
 from countylab.privacy.sdc import CellStats
 
-TABLE_KINDS = ("crosstab", "pivot_table", "describe", "regression")
+TABLE_KINDS = ("crosstab", "pivot_table", "describe", "regression", "model_summary")
 _EPS = 1e-6
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from countylab.airlock.checks.base import CheckStatus, Findings
 from countylab.airlock.leakage import LeakageReport, SourceIndex, scan_table, scan_text
+from countylab.airlock.normalise import identifier_forms, neighbours, skeleton, strip_format, value_forms
 from countylab.catalog.pii import PiiKind, match_kinds
 
 # Identifiers with a check digit (or a strict format) are certain; names, addresses and plates
@@ -27,29 +28,52 @@ class PiiHit:
     kinds: frozenset[PiiKind]
 
 
+_IDENTIFIER_KINDS = frozenset({PiiKind.id_number, PiiKind.mobile, PiiKind.bank_card})
+
+
+def _kinds(value: str) -> frozenset[PiiKind]:
+    """Kinds in one value: the value itself and its normalised forms (format characters
+    dropped, NFKC, confusable skeleton), and identifiers hidden inside it (see
+    :mod:`countylab.airlock.normalise`)."""
+    kinds: set[PiiKind] = set(match_kinds(value))
+    for form in value_forms(value):
+        kinds |= match_kinds(form)
+    for candidate in identifier_forms(value):
+        kinds |= match_kinds(candidate) & _IDENTIFIER_KINDS
+    return frozenset(kinds)
+
+
 def pii_in_cells(header: tuple[str, ...], rows: list[tuple[str, ...]], lines: list[int]) -> list[PiiHit]:
     hits: list[PiiHit] = []
     for row, line in zip(rows, lines, strict=True):
+        found_in_cells: set[PiiKind] = set()
         for col, value in zip(header, row, strict=True):
-            kinds = match_kinds(value)
+            kinds = _kinds(value)
             if kinds:
                 hits.append(PiiHit(line, col, kinds))
+                found_in_cells |= kinds
+        split: set[PiiKind] = set()  # an identifier split across adjacent cells
+        for joined in neighbours(row):
+            for candidate in identifier_forms(joined):
+                split |= match_kinds(candidate) & _IDENTIFIER_KINDS
+        if split - found_in_cells:
+            hits.append(PiiHit(line, "row", frozenset(split - found_in_cells)))
     return hits
 
 
-_DIGIT_GAP = re.compile(r"(?<=[0-9])[ \t-]+(?=[0-9Xx])")
-
-
 def pii_in_text(text: str) -> list[PiiHit]:
-    """Identifiers in free text, token by token.  Digit groups separated by spaces or hyphens
-    are also read joined up ("139 0000 0001", or an ID number OCR split in two)."""
+    """Identifiers in free text, token by token, in every normalised form, and identifiers
+    hidden anywhere in a line (glued to a prefix, split by separators, spelled in letters)."""
     hits: list[PiiHit] = []
     for line_no, line in enumerate(text.splitlines(), start=1):
-        tokens = dict.fromkeys([*_TOKEN_SPLIT.split(line), *_TOKEN_SPLIT.split(_DIGIT_GAP.sub("", line))])
-        for token in tokens:
-            kinds = match_kinds(token)
-            if kinds:
-                hits.append(PiiHit(line_no, "text", kinds))
+        kinds: set[PiiKind] = set()
+        for form in {line, strip_format(line), skeleton(line)}:
+            for token in dict.fromkeys(_TOKEN_SPLIT.split(form)):
+                kinds |= match_kinds(token)
+        for candidate in identifier_forms(line):
+            kinds |= match_kinds(candidate) & _IDENTIFIER_KINDS
+        if kinds:
+            hits.append(PiiHit(line_no, "text", frozenset(kinds)))
     return hits
 
 

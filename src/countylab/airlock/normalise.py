@@ -1,0 +1,172 @@
+"""What the detectors look at: every form a value can be disguised in, brought back to one.
+
+A hostile job writes an ID number with dots, with look-alike letters, with a zero-width space,
+split over two cells, or with its digits spelled as letters.  The detectors (PII patterns and
+the source leakage scan) therefore never match raw text.  They match the forms made here
+(the table in ``docs/explanation/detectors.md`` lists them):
+
+1. **format characters** (Unicode category Cf: zero-width spaces and joiners, bidi marks, the
+   BOM, soft hyphens) are dropped;
+2. **NFKC** folds full-width digits and letters, ligatures and circled digits;
+3. the **confusable skeleton** (Unicode TR39, data from ``confusable-homoglyphs``, which ships
+   ``confusables.txt`` as JSON) maps every look-alike to one representative (a digit where
+   the class has one: Cyrillic О and Latin O read as 0, І / l / | as 1);
+4. **separators** (spaces, dots, dashes, underscores, slashes, colons, commas) between digits
+   are removed, so ``330.102 1950-0101-1234`` is one number;
+5. **windows**: every 18-character (ID number) and 11-digit (mobile) stretch inside a longer
+   run of digits is a candidate, so a prefix glued to an ID number does not hide it;
+6. **letter substitutions** (a→0 … j→9, k→0 … t→9, leetspeak o→0 i→1 z→2 e→3 a→4 s→5 g→6
+   t→7 b→8 q→9) and **digit shifts** (each digit + k mod 10, and the digits reversed) are
+   tried on 18-character tokens; a result counts only if it passes the ID number's check
+   character and birth date, which keeps random strings from matching.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from importlib import resources
+
+from countylab.identifiers import is_valid_id_number
+
+_SEPARATORS = re.compile(r"(?<=[0-9])[\s.\-_·,/:：，。、]+(?=[0-9x])")
+_ID_WINDOW = re.compile(r"(?=([0-9]{17}[0-9x]))")
+_MOBILE_WINDOW = re.compile(r"(?<![0-9])(?=(1[3-9][0-9]{9}))")
+_ALNUM_RUN = re.compile(r"[0-9a-z]{18,}")
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
+_SUBSTITUTIONS = (
+    str.maketrans("abcdefghij", "0123456789"),
+    str.maketrans("klmnopqrst", "0123456789"),
+    str.maketrans("oilzeasgtbq", "01123456789"),
+)
+_SHIFTS = tuple(
+    str.maketrans("0123456789", "".join(str((d + k) % 10) for d in range(10))) for k in range(1, 10)
+)
+_PROVINCES = frozenset(  # GB/T 2260 province-level codes: the first two digits of an ID number
+    ["11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42", "43"]
+    + ["44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82", "91"]
+)
+
+
+def strip_format(text: str) -> str:
+    """Drop format characters (Cf): zero-width spaces and joiners, bidi marks, BOM, soft hyphen."""
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
+@functools.lru_cache(maxsize=1)
+def _representatives() -> dict[str, str]:
+    """Character → representative of its TR39 confusable class (single characters only)."""
+    raw = resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text(encoding="utf-8")
+    data: dict[str, list[dict[str, str]]] = json.loads(raw)
+    parent: dict[str, str] = {}
+
+    def find(ch: str) -> str:
+        while parent.setdefault(ch, ch) != ch:
+            parent[ch] = parent[parent[ch]]
+            ch = parent[ch]
+        return ch
+
+    for key, homoglyphs in data.items():
+        key = strip_format(key)
+        for h in homoglyphs:
+            other = strip_format(h.get("c", ""))
+            if len(key) == 1 and len(other) == 1:
+                parent[find(key)] = find(other)
+    classes: dict[str, list[str]] = {}
+    for ch in list(parent):
+        classes.setdefault(find(ch), []).append(ch)
+
+    def rank(ch: str) -> tuple[int, str]:
+        return (0 if ch.isascii() and ch.isdigit() else 1 if ch.isascii() and ch.isalnum() else 2, ch)
+
+    reps: dict[str, str] = {}
+    for members in classes.values():
+        best = min(members, key=rank)
+        for ch in members:
+            if ch != best:
+                reps[ch] = best
+    return reps
+
+
+@functools.lru_cache(maxsize=1)
+def foldable_pattern() -> str:
+    """A regular expression (RE2 and Python) matching text that has a confusable skeleton
+    different from itself: any character outside ASCII and CJK, or an ASCII look-alike."""
+    ascii_folds = sorted(ch for ch in _representatives() if ch.isascii())
+    return "[^\\x00-\\x7f\u4e00-\u9fff]|[" + "".join(re.escape(c) for c in ascii_folds) + "]"
+
+
+def plain(text: str) -> str:
+    """Format characters dropped, NFKC, lower case."""
+    return unicodedata.normalize("NFKC", strip_format(text)).lower()
+
+
+def skeleton(text: str) -> str:
+    """:func:`plain`, then every confusable character replaced by its class representative."""
+    reps = _representatives()
+    folded = "".join(reps.get(ch, ch) for ch in unicodedata.normalize("NFKC", strip_format(text)))
+    return "".join(reps.get(ch, ch) for ch in folded.lower())
+
+
+def compact(text: str) -> str:
+    """Separators between digits removed (``text`` already lower-cased)."""
+    return _SEPARATORS.sub("", text)
+
+
+def _plausible_id(value: str) -> bool:
+    return value[:2] in _PROVINCES and is_valid_id_number(value)
+
+
+def _substituted(token: str) -> Iterator[str]:
+    if any(c.isalpha() for c in token[:17]):
+        for table in _SUBSTITUTIONS:
+            yield token.translate(table)
+    elif token[:17].isdigit():
+        for table in _SHIFTS:
+            yield token[:17].translate(table) + token[17:].translate(table)
+            yield token[:17].translate(table) + token[17:]
+        yield token[::-1]
+        yield token[:17][::-1] + token[17]
+
+
+def identifier_forms(text: str) -> set[str]:
+    """Candidate ID numbers and mobiles hidden anywhere in ``text`` (normalised, lower case)."""
+    out: set[str] = set()
+    for form in {plain(text), skeleton(text)}:
+        joined = compact(form)
+        out.update(m.group(1) for m in _ID_WINDOW.finditer(joined))
+        out.update(m.group(1) for m in _MOBILE_WINDOW.finditer(joined))
+        for run in _ALNUM_RUN.findall(joined):
+            for start in range(len(run) - 17):
+                token = run[start : start + 18]
+                for variant in _substituted(token):
+                    if _plausible_id(variant.upper()):
+                        out.add(variant)
+    return out
+
+
+def value_forms(text: str) -> set[str]:
+    """The whole value in its plain and skeleton forms (for exact comparisons)."""
+    return {f.strip() for f in (plain(text), skeleton(text)) if f.strip()}
+
+
+def cjk_pieces(text: str) -> set[str]:
+    """2–4 character pieces of Chinese runs (names are written without spaces)."""
+    out: set[str] = set()
+    for run in _CJK_RUN.findall(plain(text)):
+        for size in (2, 3, 4):
+            out.update(run[i : i + size] for i in range(len(run) - size + 1))
+    return out
+
+
+def neighbours(cells: Iterable[str], width: int = 3) -> list[str]:
+    """Adjacent cells of one row joined (2 and up to ``width`` at a time): an ID number split
+    across cells is whole again."""
+    row = [plain(c) for c in cells]
+    joined: list[str] = []
+    for size in range(2, width + 1):
+        joined += ["".join(row[i : i + size]) for i in range(len(row) - size + 1)]
+    return joined
