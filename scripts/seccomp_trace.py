@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the workloads are dense one-liners on purpose: they are traced, not read)
 """Regenerate the job sandbox's seccomp allow-list from what the job runtime really calls.
 
 Usage (needs strace; run with the lab's own Python, which is what jobs run):
@@ -54,7 +55,7 @@ WORKLOADS: dict[str, str] = {
         r, w = os.pipe(); select.select([r], [], [], 0); os.close(r); os.close(w)
         signal.signal(signal.SIGUSR1, lambda *a: None); os.kill(os.getpid(), signal.SIGUSR1)
         time.sleep(0.01); time.time(); time.monotonic(); time.process_time(); os.getloadavg() if hasattr(os, "getloadavg") else 0
-        os.cpu_count(); os.sched_getaffinity(0); os.urandom(16); uuid.uuid4(); 
+        os.cpu_count(); os.sched_getaffinity(0); os.urandom(16); uuid.uuid4();
         import resource; resource.getrlimit(resource.RLIMIT_NOFILE); resource.getrusage(resource.RUSAGE_SELF)
         os.mkfifo(os.path.join(d, "fifo")); shutil.rmtree(d); os.getcwd(); os.umask(0o22)
         print(locale.getpreferredencoding(), os.uname().sysname)

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from countylab.audit.log import verify
 from countylab.jobs.wiring import outbox_files
 from countylab.lab import Lab
-from countylab.sandbox.bwrap import PASSWD
+from countylab.sandbox.identity import job_passwd
 from countylab.storage.jobs_models import JobAttempt
 from countylab.storage.models import AuditEvent
 from countylab_client._jobs import pack_folder
@@ -161,7 +161,7 @@ def test_blocked_probes(world, name):
 
 
 def test_passwd_is_the_sandbox_own(world):
-    assert stdout(world, "passwd") == PASSWD.decode()
+    assert stdout(world, "passwd") == job_passwd().decode()  # the dedicated sandbox user, named nobody
     assert "root:" not in stdout(world, "passwd")
 
 
@@ -194,6 +194,7 @@ def test_environment_does_not_leak(world):
         "COUNTYLAB_DATA",
         "COUNTYLAB_OUTBOX",
         "COUNTYLAB_WORK",
+        "PYTHONPATH",  # the output library's read-only folder (countylab.output)
     }, keys
 
 

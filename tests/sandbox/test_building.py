@@ -99,8 +99,11 @@ def test_argv_has_every_protection_and_only_granted_binds(tmp_path):
     assert argv[tmp_at - 2 : tmp_at] == ["--size", str(256 * 1024 * 1024)]
     shm_at = argv.index("/dev/shm")
     assert argv[shm_at - 3 : shm_at] == ["--size", str(64 * 1024 * 1024), "--tmpfs"]
-    assert ["--tmpfs", "/proc/sys", "--remount-ro", "/proc/sys"] == argv[
-        argv.index("/proc/sys") - 1 : argv.index("/proc/sys") + 3
+    assert argv[argv.index("/proc/sys") - 1 : argv.index("/proc/sys") + 3] == [
+        "--tmpfs",
+        "/proc/sys",
+        "--remount-ro",
+        "/proc/sys",
     ]  # GPU jobs get procfs, never its sysctls
     binds = [argv[i + 1] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind")]
     assert not any(b.startswith(("/home", "/etc/passwd", "/var", "/srv")) or b == "/" for b in binds)

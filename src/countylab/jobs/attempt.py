@@ -72,6 +72,8 @@ class ActionResult:
     gpu_s: float = 0.0
     missing_outputs: tuple[str, ...] = ()
     error: str = ""
+    #: the sandbox's security record (host uid/gid, launch mode, seccomp denial, quota hit)
+    security: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "missing_outputs": list(self.missing_outputs)}
@@ -106,8 +108,22 @@ class AttemptOutcome:
         codes = [a.exit_code for a in self.actions if a.exit_code is not None]
         return codes[-1] if codes else None
 
+    @property
+    def security(self) -> dict[str, Any]:
+        """The attempt's security record for the audit log: who its actions ran as on the host,
+        and whether any was killed by the seccomp filter or stopped by a quota."""
+        ran = [a.security for a in self.actions if a.security]
+        if not ran:
+            return {}
+        return {
+            "mode": ran[0].get("mode"),
+            "host_uids": sorted({r.get("host_uid") for r in ran if r.get("host_uid") is not None}),
+            "seccomp_denied": any(bool(r.get("seccomp_denied")) for r in ran),
+            "limit": next((r["limit"] for r in ran if r.get("limit")), None),
+        }
 
-_KILLED = {RunState.KILLED_TIMEOUT, RunState.KILLED_CPU, RunState.KILLED_MEMORY}
+
+_KILLED = {RunState.KILLED_TIMEOUT, RunState.KILLED_CPU, RunState.KILLED_MEMORY, RunState.SECCOMP_DENIED}
 
 
 def sandbox_spec(ticket: AttemptTicket, action: Action) -> SandboxSpec:
@@ -160,11 +176,14 @@ def _run_action(
         "wall_s": res.wall_s,
         "max_rss_mb": res.max_rss_mb,
         "gpu_s": res.wall_s * len(spec.gpu_devices),
+        "security": dict(res.security),
     }
     if cancel.is_set():
         return ActionResult(action.name, JobState.cancelled.value, **usage)
     if res.state in _KILLED:
         return ActionResult(action.name, JobState.killed.value, error=res.state.value, **usage)
+    if res.state is RunState.OUTBOX_QUOTA:  # the limit is named; sizes and counts are not
+        return ActionResult(action.name, JobState.failed.value, error=f"{res.limit} quota exceeded", **usage)
     if res.state is not RunState.SUCCEEDED or res.exit_code != 0:
         return ActionResult(action.name, JobState.failed.value, error=f"exit code {res.exit_code}", **usage)
     missing = missing_outputs(spec.outbox_dir, action)

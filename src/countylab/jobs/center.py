@@ -125,6 +125,9 @@ class JobsCenter:
     def start(self) -> None:
         if self.dispatcher is not None:
             return
+        from countylab.sandbox.identity import protect_data_dir
+
+        protect_data_dir(self.lab.settings.data_dir)  # 0700: the sandbox user reaches nothing below
         dispatcher = self.build_dispatcher()
         lost = dispatcher.recover()
         if lost:

@@ -263,7 +263,10 @@ def record_outcome(
         _lose(session, job, actor=actor, now=now, why="stopped by the lab")
         return job
     job.error = outcome.error
-    move(session, job, final, actor=actor, action="job.finish", now=now, attempt=outcome.attempt, **metering)
+    move(
+        session, job, final, actor=actor, action="job.finish", now=now, attempt=outcome.attempt,
+        security=outcome.security, **metering,
+    )  # fmt: skip
     return job
 
 

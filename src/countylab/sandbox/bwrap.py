@@ -66,6 +66,10 @@ def supports_tmpfs_size(version: tuple[int, ...]) -> bool:
 
 
 VENV_MOUNT = Path("/opt/venv")
+# The output library (countylab.output) is bound read-only here and put on PYTHONPATH, so a
+# job imports it whatever the install (an editable install's source tree is not in the sandbox).
+OUTPUT_LIB_MOUNT = Path("/opt/countylab-lib")
+OUTPUT_LIB_HOST = Path(__file__).resolve().parents[1] / "output"
 _RESERVED = (
     Path("/work"),
     Path("/outbox"),
@@ -195,6 +199,7 @@ def job_environment(spec: SandboxSpec, bin_dir: Path) -> dict[str, str]:
         "COUNTYLAB_DATA": "/data",
         "COUNTYLAB_OUTBOX": "/outbox",
         "COUNTYLAB_WORK": "/work",
+        "PYTHONPATH": str(OUTPUT_LIB_MOUNT),
     }
     for key, value in spec.env.items():
         if not _ENV_NAME.match(key) or "\0" in value:
@@ -272,12 +277,14 @@ def build_argv(
     with uid 65534 inside, mapped to the invoking user (unprivileged labs, dummy data).
     """
     if identity is None:
-        argv = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+        argv = [bwrap, "--unshare-all", "--unshare-user"]
+        argv += ["--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         if supports_disable_userns(version):
             argv.append("--disable-userns")
         argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     else:
-        argv = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        argv = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+        argv += ["--unshare-cgroup-try"]
         argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
         for cap in DROP_CAPS:
             argv += ["--cap-add", cap]
@@ -294,6 +301,8 @@ def build_argv(
             mounts += ["--symlink", str(target), link]  # merged-/usr hosts: /lib -> /usr/lib
         elif exists(link) and target == Path(link):
             mounts += ["--ro-bind", link, link]
+    if exists(str(OUTPUT_LIB_HOST)):
+        mounts += ["--ro-bind", str(OUTPUT_LIB_HOST), str(OUTPUT_LIB_MOUNT / "countylab" / "output")]
     for src, dst in runtime.binds:
         mounts += ["--ro-bind", str(src), str(dst)]
     if runtime.pyvenv_cfg is not None and pyvenv_fd is not None:
@@ -305,7 +314,8 @@ def build_argv(
     mounts += _proc_args(spec)
     mounts += ["--dev", "/dev"]
     if supports_tmpfs_size(version):
-        mounts += ["--perms", "1777", "--size", str(spec.dev_shm_mb * 1024 * 1024), "--tmpfs", "/dev/shm"]
+        shm = str(spec.dev_shm_mb * 1024 * 1024)
+        mounts += ["--perms", "1777", "--size", shm, "--tmpfs", "/dev/shm"]  # noqa: S108 -- the sandbox's own
     mounts += gpu_bind_args(spec.gpu_devices, dev_dir)
     for folder in gpu_lib_dirs if spec.gpu_devices else ():
         if exists(folder):

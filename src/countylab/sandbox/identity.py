@@ -127,3 +127,10 @@ def protect_data_dir(data_dir: Path) -> None:
     """The lab's data directory: owned by the lab user, mode 0700 (nothing below is reachable)."""
     if data_dir.is_dir() and stat.S_IMODE(data_dir.stat().st_mode) != 0o700:
         data_dir.chmod(0o700)
+
+
+def job_passwd(user: str = DEFAULT_SANDBOX_USER) -> bytes:
+    """The /etc/passwd a job sees in the current launch mode (its own user, called ``nobody``)."""
+    if launch_mode() == "drop":
+        return sandbox_identity(user).passwd()
+    return b"nobody:x:65534:65534:nobody:/tmp:/usr/sbin/nologin\n"

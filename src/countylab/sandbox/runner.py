@@ -22,13 +22,13 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from countylab.errors import CountylabError
 from countylab.sandbox import bwrap as bw
 from countylab.sandbox import identity as ident
 from countylab.sandbox import outbox as ob
 from countylab.sandbox.cgroups import CgroupHost, JobCgroup, detect_cgroups
 from countylab.sandbox.confine import Handshake, release
 from countylab.sandbox.seccomp import data_fd, seccomp_bpf
-from countylab.errors import CountylabError
 from countylab.sandbox.spec import RunState, SandboxResult, SandboxSpec
 from countylab.sandbox.supervise import (
     Outcome,
@@ -193,8 +193,8 @@ def run_sandboxed(
     who = launch_identity(spec)
     prepare_outbox(spec.outbox_dir)
     mounted = False
-    if who is not None:
-        for path in spec.datasets.values():
+    if who is not None:  # the code and the granted datasets must be readable where they are mounted
+        for path in (spec.code_dir, *spec.datasets.values()):
             ident.ensure_readable(path)
         ob.mount_outbox(spec.outbox_dir, who, spec.outbox_mb * 1024 * 1024, spec.outbox_files)
         mounted = True

@@ -59,7 +59,7 @@ def allowed_syscalls() -> frozenset[str]:
 
 
 def _exists(name: str) -> bool:
-    return pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name) >= 0
+    return bool(pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name) >= 0)
 
 
 def build_filter() -> pyseccomp.SyscallFilter:
