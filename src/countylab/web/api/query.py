@@ -20,7 +20,8 @@ from countylab.web.deps import Actor, LabDep
 router = APIRouter(prefix="/api", tags=["query"])
 
 Id = Annotated[int, Path(ge=0, le=INT64_MAX)]
-BodyId = Annotated[int, Field(ge=0, le=INT64_MAX)]
+BodyId = Annotated[int, Field(ge=0, le=INT64_MAX, strict=True)]
+Number = Annotated[float, Field(strict=True)]  # "0.5" and true are not numbers
 
 
 def _period(lab: Any) -> str:
@@ -30,8 +31,8 @@ def _period(lab: Any) -> str:
 class QueryIn(BaseModel):
     sql: str = Field(max_length=MAX_SQL)
     project_id: BodyId
-    epsilon: float | None = None
-    delta: float | None = None
+    epsilon: Number | None = None
+    delta: Number | None = None
     mode: str = Field(default="dp", max_length=10)  # only "dp": exact tables go through the airlock
     versions: dict[Annotated[str, Field(max_length=128)], BodyId] = Field(default_factory=dict)
     confirm_delta: bool = True  # false: a query that would spend δ answers 409 (reason confirm_delta)
@@ -68,8 +69,8 @@ def project_budget(project_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
 
 
 class BudgetIn(BaseModel):
-    epsilon: float | None = None  # null: the grade's cap
-    delta: float | None = None
+    epsilon: Number | None = None  # null: the grade's cap
+    delta: Number | None = None
     user_id: BodyId | None = None  # set one analyst's ledger instead of the project's
 
 
@@ -91,8 +92,8 @@ def set_budget(project_id: Id, dataset_id: Id, body: BudgetIn, actor: Actor, lab
 
 class TopupIn(BaseModel):
     dataset_id: BodyId
-    epsilon: float
-    delta: float = 0.0
+    epsilon: Number
+    delta: Number = 0.0
     reason: str = Field(max_length=topups.MAX_REASON)
 
 
