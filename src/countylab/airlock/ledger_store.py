@@ -2,7 +2,8 @@
 
 Every CSV or XLSX table of a request is indexed, declared or not: roles come from the output
 library's verified sidecar, or, for any other table, from its values (columns of non-negative
-integers are counts, columns holding text are the grouping).  At submission the table is compared, by :func:`countylab.airlock.ledger.differencing_risks`,
+integers are counts, columns holding text are the grouping).  At submission the table is
+compared, by :func:`countylab.airlock.ledger.differencing_risks`,
 with every earlier release from the same dataset, whichever project made it; the risks are
 stored on the file with both tables side by side for the checker.  At release the table is
 recorded, so later requests are compared with it.  A differencing hit returns the request on

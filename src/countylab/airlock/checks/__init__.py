@@ -13,10 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from countylab.airlock.checks import (
+    blobs,
     filetype,
     images,
     leakage_scan,
     library,
+    pickles,
     pii_scan,
     table_format,
     table_sdc,
@@ -32,7 +34,17 @@ from countylab.airlock.checks.base import (
     TableSpec,
 )
 
-CHECKS: list[Check] = [filetype, library, table_format, table_sdc, pii_scan, leakage_scan, images]
+CHECKS: list[Check] = [
+    filetype,
+    pickles,
+    library,
+    table_format,
+    table_sdc,
+    pii_scan,
+    leakage_scan,
+    blobs,
+    images,
+]
 
 
 @dataclass(frozen=True)

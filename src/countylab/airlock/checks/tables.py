@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import unicodedata
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -19,6 +21,36 @@ from countylab.airlock.checks.sniff import file_kind, sniff_file
 
 MAX_LISTED = 20
 """Problems of one kind listed in full; the rest are counted."""
+
+_NUMBERISH = re.compile(r"^[+-]?\s*[0-9][0-9,\s]*(\.[0-9]+)?([eE][+-]?[0-9]+)?%?$")
+
+
+def is_formula(cell: str) -> bool:
+    """A cell a spreadsheet would evaluate: ``=`` anything, ``@`` anything, ``+``/``-``
+    followed by something that is not a plain number (``-5``, ``+86 139…`` and a lone ``-``
+    are values).  Leading whitespace, tabs and carriage returns, format characters and
+    full-width forms (＝) do not hide it."""
+    text = unicodedata.normalize("NFKC", "".join(c for c in cell if unicodedata.category(c) != "Cf"))
+    text = text.lstrip(" \t\r\n\"'")
+    if not text or text[0] not in "=+-@":
+        return False
+    if text[0] in "=@":
+        return len(text) > 1 or text == "="
+    rest = text[1:].strip()
+    return bool(rest) and not set(rest) <= {"-", "—"} and _NUMBERISH.match(text) is None
+
+
+def _formula_problem(line: int, column: str, sheet: str | None = None, cell: str | None = None) -> Problem:
+    where_zh = f"工作表“{sheet}”单元格 {cell}" if sheet else f"第 {line} 行“{column}”列"
+    where_en = f"sheet {sheet!r} cell {cell}" if sheet else f"line {line} column {column!r}"
+    return Problem(
+        "formula",
+        f"{where_zh}是公式（= + - @ 开头）",
+        f"{where_en} is a formula (starts with = + - @)",
+        line,
+        sheet,
+        cell,
+    )
 
 
 @dataclass(frozen=True)
@@ -75,6 +107,7 @@ def read_csv(text: str, delimiter: str = ",") -> Parsed:
                     problems.append(
                         Problem("bad_header", "表头为空或含空列名", "empty header or column name", 1)
                     )
+                problems += [_formula_problem(1, "header") for c in row if is_formula(c)][:1]
                 continue
             if len(row) != len(table.header):
                 if len(problems) < MAX_LISTED:
@@ -89,6 +122,9 @@ def read_csv(text: str, delimiter: str = ",") -> Parsed:
                 continue
             table.rows.append(tuple(c.strip() for c in row))
             table.lines.append(reader.line_num)
+            for col, c in zip(table.header, row, strict=True):
+                if is_formula(c) and sum(p.reason == "formula" for p in problems) < MAX_LISTED:
+                    problems.append(_formula_problem(reader.line_num, col))
     except csv.Error as exc:
         problems.append(
             Problem(
@@ -143,7 +179,7 @@ def read_xlsx(data: bytes) -> Parsed:
             table: Table | None = None
             for row in ws.iter_rows():
                 for c in row:
-                    if c.data_type == "f":
+                    if c.data_type == "f" or (isinstance(c.value, str) and is_formula(c.value)):
                         formulas += 1
                         if formulas <= MAX_LISTED:
                             problems.append(
