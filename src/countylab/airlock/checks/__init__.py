@@ -20,6 +20,7 @@ from countylab.airlock.checks import (
     library,
     pickles,
     pii_scan,
+    recovery,
     table_format,
     table_sdc,
 )
@@ -80,6 +81,12 @@ def run_checks(
             if check.name == filetype.name and result.status is CheckStatus.fail:
                 break
         reports.append(FileReport(file, tuple(results)))
+    if checks is None:  # request-level: suppressed cells recoverable from another file's totals
+        across = recovery.cross_table([r.file for r in reports if r.status is not CheckStatus.fail], context)
+        reports = [
+            FileReport(r.file, (*r.results, across[r.file.name])) if r.file.name in across else r
+            for r in reports
+        ]
     return reports
 
 
