@@ -1,17 +1,23 @@
-"""Benchmark (issue 4): DP query through the countylab engine vs raw DuckDB, SmartNoise SQL, OpenDP Polars.
+"""Benchmark (issues 4 and 9): DP queries through countylab, measured against like work.
 
-    .venv/bin/python bench/dp_query.py --rows 10000000
+    .venv/bin/python bench/dp_query.py                          # make bench: 1M rows, API at 1M
+    .venv/bin/python bench/dp_query.py --rows 10000000          # full size: 1M and 10M, baselines at 10M
+    .venv/bin/python bench/dp_query.py --rows 10000000 --with-100m   # + 100M-row hourly traffic table
+    .venv/bin/python bench/dp_query.py --quick                  # smoke run (tests): 20k rows, seconds
 
-Prints one JSON line.  ``dp_vs_raw_duckdb`` is median DP time / median raw time (5 runs each);
-the raw query reads the Parquet file directly, the DP query runs in the warm worker process
-over the materialised, contribution-bounded table, including noise and time-bucket padding.
+Prints one JSON line.  Per size (``sizes``): DuckDB's own table copy vs countylab's preparation of
+the version (``prepare_vs_duckdb_copy``), the warm DP query with time-bucket padding off
+(``dp_ms``) and on (``dp_padded_ms``) vs raw DuckDB over the **same prepared table**
+(``raw_same_layout_ms``; ``dp_vs_raw_duckdb``) and over the Parquet file (``raw_parquet_ms``),
+the cost of appending a pushed batch, and the worker's peak RSS under the lab's default memory
+limit.  See ``dp_layout.py`` for how each figure is taken and bench/README.md for the figures.
 
 Baselines run in their own virtualenvs (``bench/.venv-smartnoise``, ``bench/.venv-opendp-polars``,
 created here on first use) as child processes printing JSON: the same file, query, total ε and
-clamping bounds.  ``speedup_vs_*`` = baseline median ÷ our median; ``mre_ratio_vs_smartnoise`` =
-our mean relative error ÷ SmartNoise's (over every cell, averaged over the runs).  With
-``--api`` the same query goes end to end through ``POST /api/query`` of a real server on a 1M-row
-dataset (a WHERE constant varies per run: identical queries would be served from the cache).
+clamping bounds.  ``speedup_vs_*`` = baseline median ÷ our median *with* padding (as shipped);
+``mre_ratio_vs_smartnoise`` = our mean relative error ÷ SmartNoise's (over every cell, averaged
+over the runs).  With the API part the same query goes end to end through ``POST /api/query`` of
+a real server on a 1M-row dataset (a WHERE constant varies per run: identical queries are cached).
 """
 
 from __future__ import annotations
@@ -32,9 +38,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from countylab.privacy.engine import DPEngine
-from countylab.privacy.spec import ColumnKind, ColumnPolicy, EngineSettings, SandboxLimits, TableSpec
-from countylab.privacy.worker import WorkerRunner
+from countylab.privacy.spec import ColumnKind, ColumnPolicy, TableSpec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dp_layout import DEFAULT_MEMORY, measure  # noqa: E402
+from dp_traffic import RAW_SQL as TRAFFIC_RAW_SQL  # noqa: E402
+from dp_traffic import SQL as TRAFFIC_SQL  # noqa: E402
+from dp_traffic import generate_traffic, traffic_spec  # noqa: E402
 
 TOWNS = tuple(f"镇{i:02d}" for i in range(12))
 EPSILON, INCOME_MAX, AGE_MAX = 1.0, 500_000.0, 110.0
@@ -169,49 +179,6 @@ def mean_relative_error(
     return statistics.fmean(errors)
 
 
-def median_time(fn: object, runs: int = 5) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()  # type: ignore[operator]
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def measure_engine(path: Path, bucket: float, runs: int) -> dict[str, Any]:
-    """Raw DuckDB vs our engine on one file; our noisy answers are kept for the error comparison."""
-    raw = duckdb.connect()
-    raw.execute("SET enable_progress_bar = false")
-    raw.execute(f"SET threads=2; CREATE VIEW residents AS SELECT * FROM read_parquet('{path}')")
-    raw.execute(SQL).fetchall()
-    raw_s = median_time(lambda: raw.execute(SQL).fetchall(), runs)
-    exact = exact_answer(raw)
-    limits = SandboxLimits(memory_limit="4GB", threads=2, timeout_s=60.0)
-    runner = WorkerRunner(limits)
-    engine = DPEngine([spec(path)], EngineSettings(limits=limits, time_bucket_s=bucket), runner)
-    answers: list[list[list[Any]]] = []
-    try:
-        t = time.perf_counter()
-        engine.execute(engine.plan(SQL, EPSILON))  # warm-up: materialise and bound once
-        warm_s = time.perf_counter() - t
-        dp_s = median_time(
-            lambda: answers.append([list(r) for r in engine.execute(engine.plan(SQL, EPSILON)).rows]), runs
-        )
-        plain = engine.plan(SQL, EPSILON)  # more noisy answers for the error comparison
-        for _ in range(runs):
-            answers.append([list(r) for r in engine.execute(plain).rows])
-    finally:
-        engine.close()
-    return {
-        "raw_s": raw_s,
-        "dp_s": dp_s,
-        "warm_s": warm_s,
-        "answers": answers,
-        "exact": exact,
-        "worker_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-    }
-
-
 def api_latency(work: Path, path: Path, runs: int) -> tuple[float | None, str]:
     """p50 of ``POST /api/query`` on a real server over a 1M-row dataset; (None, why) if unavailable."""
     import httpx
@@ -290,57 +257,121 @@ def api_latency(work: Path, path: Path, runs: int) -> tuple[float | None, str]:
         server.wait(timeout=30)
 
 
+def residents_figures(work: Path, rows: int, args: argparse.Namespace, keep: bool) -> dict[str, Any]:
+    path = work / f"residents-{rows}.parquet"
+    generate(path, rows)
+    figures = measure(
+        work=work,
+        parquet=path,
+        spec=spec(path),
+        sql=SQL,
+        raw_sql=SQL,
+        epsilon=EPSILON,
+        runs=args.runs,
+        bucket=args.bucket,
+        batch_rows=args.batch,
+        keep_answers=keep,
+    )
+    figures["parquet"] = path
+    return figures
+
+
+def traffic_figures(work: Path, rows: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The 100M-row GROUP BY under the lab's memory limit; any failure is reported, not raised."""
+    path = work / "traffic.parquet"
+    t = time.perf_counter()
+    generate_traffic(path, rows)
+    out: dict[str, Any] = {"generate_s": round(time.perf_counter() - t, 1)}
+    try:
+        out.update(
+            measure(
+                work=work,
+                parquet=path,
+                spec=traffic_spec(path),
+                sql=TRAFFIC_SQL,
+                raw_sql=TRAFFIC_RAW_SQL,
+                epsilon=EPSILON,
+                runs=max(1, min(args.runs, 3)),
+                bucket=args.bucket,
+                batch_rows=args.batch,
+            )
+        )
+        out["ok"] = not out["spilled_outside_data_dir"]
+    except Exception as exc:  # noqa: BLE001 - the figure is whether it works
+        out.update({"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
+    path.unlink(missing_ok=True)
+    return out
+
+
+def _public(figures: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in figures.items() if k not in ("answers", "parquet", "exact")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument(
+        "--rows", type=int, default=1_000_000, help="largest residents table (1M is also measured)"
+    )
     ap.add_argument("--runs", type=int, default=5, help="timed runs per contender (median; MRE over all)")
     ap.add_argument("--bucket", type=float, default=0.05, help="timing-defence bucket in seconds")
+    ap.add_argument("--batch", type=int, default=1000, help="rows of the appended (pushed) batch")
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--no-api", action="store_true")
     ap.add_argument("--api-runs", type=int, default=20)
+    ap.add_argument("--with-100m", action="store_true", help="also the 100M-row traffic table (~15 min)")
+    ap.add_argument("--big-rows", type=int, default=100_000_000, help="rows of the traffic table")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 20k rows, no baselines, no API")
     args = ap.parse_args()
+    if args.quick:
+        args.rows, args.runs, args.batch, args.no_baselines, args.no_api = 20_000, 3, 100, True, True
     notes: list[str] = []
     out: dict[str, Any] = {
         "rows": args.rows,
         "epsilon_total": EPSILON,
         "bounds": {"income": [0, INCOME_MAX], "age": [0, AGE_MAX]},
+        "memory_limit": DEFAULT_MEMORY,
+        "time_bucket_ms": args.bucket * 1000,
     }
+    sizes = sorted({min(args.rows, 1_000_000), args.rows})
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "residents.parquet"
-        generate(path, args.rows)
-        ours = measure_engine(path, args.bucket, args.runs)
-        raw_s, dp_s, exact = ours["raw_s"], ours["dp_s"], ours["exact"]
-        our_mre = mean_relative_error(ours["answers"], exact)
-        out.update(
-            {
-                "raw_duckdb_ms": round(raw_s * 1000, 1),
-                "dp_ms": round(dp_s * 1000, 1),
-                "dp_vs_raw_duckdb": round(dp_s / raw_s, 3),
-                "time_bucket_ms": args.bucket * 1000,
-                "worker_warmup_s": round(ours["warm_s"], 2),
-                "mre": round(our_mre, 6),
-                "peak_rss_mb_worker": round(ours["worker_kb"] / 1024, 1),
-            }
-        )
-        if args.rows > 1_000_000:  # growth: the same measurement at 1M rows
-            small = Path(tmp) / "residents-1m.parquet"
-            generate(small, 1_000_000)
-            base = measure_engine(small, args.bucket, args.runs)
-            small.unlink()
-            out.update(
-                {
-                    "dp_ms_1m": round(base["dp_s"] * 1000, 1),
-                    "raw_duckdb_ms_1m": round(base["raw_s"] * 1000, 1),
-                    "worker_warmup_s_1m": round(base["warm_s"], 2),
-                    "dp_growth_vs_1m": round(dp_s / base["dp_s"], 2),
-                    "raw_growth_vs_1m": round(raw_s / base["raw_s"], 2),
-                }
+        work = Path(tmp)
+        per_size = {n: residents_figures(work, n, args, keep=n == args.rows) for n in sizes}
+        top = per_size[args.rows]
+        out["sizes"] = {_label(n): _public(f) for n, f in per_size.items()}
+        for key in ("dp_vs_raw_duckdb", "dp_vs_raw_duckdb_padded", "dp_vs_raw_parquet"):
+            out[key] = top[key]
+            out[f"{key}_by_size"] = {_label(n): f[key] for n, f in per_size.items()}
+        out["prepare_vs_duckdb_copy"] = top["prepare_vs_duckdb_copy"]
+        out["worker_peak_mb"] = top["worker_peak_mb"]
+        if args.rows >= 10_000_000:
+            out["worker_peak_mb_10m"] = (
+                per_size[10_000_000]["worker_peak_mb"] if 10_000_000 in per_size else None
             )
+        out["append"] = {
+            _label(n): {
+                "batch_rows": f.get("append_rows"),
+                "append_ms": f.get("append_ms"),
+                "prepare_s": f["prepare_s"],
+            }
+            for n, f in per_size.items()
+        }
+        big: dict[str, Any] | None = None
+        if args.with_100m:
+            big = traffic_figures(work, args.big_rows, args)
+            out["traffic_100m"] = big
+            out["rows_100m_ok"] = bool(big.get("ok"))
+        else:
+            out["rows_100m_ok"] = None
+            notes.append("100M part not run (pass --with-100m)")
+        out["growth"] = _growth(per_size, big)
+        exact = _exact(top["parquet"])
+        our_mre = mean_relative_error(top["answers"], exact)
+        out["mre"] = round(our_mre, 6)
         for name, key in (("smartnoise", "smartnoise"), ("opendp-polars", "opendp_polars")):
             if args.no_baselines:
                 out[f"speedup_vs_{key}"] = None
                 continue
-            result, why = run_baseline(name, path, args.rows, args.runs)
+            result, why = run_baseline(name, top["parquet"], args.rows, args.runs)
             if result is None:
                 notes.append(why)
                 out[f"speedup_vs_{key}"] = None
@@ -349,7 +380,8 @@ def main() -> None:
             out.update(
                 {
                     f"{key}_ms": round(result["median_s"] * 1000, 1),
-                    f"speedup_vs_{key}": round(result["median_s"] / dp_s, 2),
+                    f"speedup_vs_{key}": round(result["median_s"] * 1000 / top["dp_padded_ms"], 2),
+                    f"speedup_vs_{key}_unpadded": round(result["median_s"] * 1000 / top["dp_ms"], 2),
                     f"{key}_mre": round(mre, 6),
                     f"{key}_peak_rss_mb": result.get("peak_rss_mb"),
                     f"{key}_epsilon_total": result.get("epsilon_total"),
@@ -360,11 +392,11 @@ def main() -> None:
         out.setdefault("mre_ratio_vs_smartnoise", None)
         out["api_p50_ms_1m"] = None
         if not args.no_api:
-            if args.rows != 1_000_000:
-                path.unlink()
+            path = per_size[min(sizes)]["parquet"] if min(sizes) == 1_000_000 else work / "api.parquet"
+            if not path.exists():
                 generate(path, 1_000_000)
             try:
-                p50, note = api_latency(Path(tmp), path, args.api_runs)
+                p50, note = api_latency(work, path, args.api_runs)
             except Exception as exc:  # noqa: BLE001 - report, do not lose the other figures
                 p50, note = None, f"API benchmark failed: {type(exc).__name__}: {str(exc)[:200]}"
             out["api_p50_ms_1m"] = round(p50 * 1000, 1) if p50 is not None else None
@@ -372,6 +404,27 @@ def main() -> None:
     out["peak_rss_mb_parent"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     out["notes"] = notes
     print(json.dumps(out, ensure_ascii=False))
+
+
+def _label(n: int) -> str:
+    return f"{n // 1_000_000}m" if n >= 1_000_000 and n % 1_000_000 == 0 else str(n)
+
+
+def _growth(per_size: dict[int, dict[str, Any]], big: dict[str, Any] | None) -> dict[str, Any]:
+    keys = ("dp_ms", "raw_same_layout_ms", "prepare_s", "duckdb_copy_s", "append_ms", "worker_peak_mb")
+    rows = {_label(n): f for n, f in per_size.items()}
+    if big is not None and big.get("ok"):
+        rows[_label(big["rows"]) + "_traffic"] = big
+    return {k: {label: f.get(k) for label, f in rows.items()} for k in keys}
+
+
+def _exact(path: Path) -> dict[str, tuple[float, float, float]]:
+    raw = duckdb.connect()
+    raw.execute(f"SET threads=2; CREATE VIEW residents AS SELECT * FROM read_parquet('{path}')")
+    try:
+        return exact_answer(raw)
+    finally:
+        raw.close()
 
 
 if __name__ == "__main__":

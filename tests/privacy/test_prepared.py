@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import duckdb
@@ -208,8 +209,8 @@ def test_a_failed_preparation_is_a_user_error_and_leaves_nothing(tmp_path: Path)
             runner.prepare([residents_spec(tmp_path / "missing.parquet")])
     finally:
         runner.close()
-    left = [p for p in (tmp_path / "lab" / "prepared").iterdir() if p.name != "tmp"]
-    assert left == []
+    left = [p for p in (tmp_path / "lab" / "prepared").iterdir() if p.name != "tmp" and p.suffix != ".lock"]
+    assert left == []  # no version, no half-written file
 
 
 def test_locked_connection_reaches_no_other_file(data_dir: Path, tmp_path: Path) -> None:
@@ -272,3 +273,26 @@ def test_prepared_rows_equal_the_parquet_rows(tmp_path: Path) -> None:
     assert frame["pid"].tolist() == df["pid"].tolist() and frame["town"].tolist() == df["town"].tolist()
     assert frame.loc[3, "c"] == 100_000.0  # NULL → the bounds' midpoint
     assert frame["c"].max() <= 200_000.0
+
+
+def test_gc_removes_idle_versions_and_keeps_shared_layers(tmp_path: Path) -> None:
+    res = make_residents(500)
+    res.to_parquet(tmp_path / "a.parquet")
+    make_residents(20, seed=4).to_parquet(tmp_path / "b.parquet")
+    v1, v2 = (
+        _spec([tmp_path / "a.parquet"], "1"),
+        _spec([tmp_path / "a.parquet", tmp_path / "b.parquet"], "2"),
+    )
+    runner = InProcessRunner(_limits(tmp_path / "lab"))
+    try:
+        runner.prepare([v1, v2])
+        store = runner._tables.store
+        old = time.time() - 30 * 86400
+        os.utime(store.root / f"{store.key(v1)}.json", (old, old))  # v1 idle for a month
+        removed = store.gc()
+        assert f"{store.key(v1)}.json" in removed
+        assert store.load(store.key(v1)) is None
+        assert store.load(store.key(v2)) is not None  # still complete: its base layer was kept
+        assert runner.run([v2], ["SELECT count(*) FROM residents"]) == [[(520,)]]
+    finally:
+        runner.close()

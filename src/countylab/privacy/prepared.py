@@ -22,12 +22,14 @@ file), size and modification time, never by name.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -155,6 +157,7 @@ class PreparedStore:
             f"SET memory_limit={lit(self.memory_limit)}",
             f"SET threads={int(self.threads)}",
             "SET preserve_insertion_order=false",
+            "SET enable_progress_bar=false",
             f"SET temp_directory={lit(str(self.spill_dir))}",
         ]
 
@@ -167,6 +170,38 @@ class PreparedStore:
         if not all(self.path(layer.file).is_file() for layer in prep.layers):
             return None
         return prep
+
+    def touch(self, key: str) -> None:
+        """Mark a version as used now (``gc`` removes versions unused for a while)."""
+        with contextlib.suppress(OSError):
+            os.utime(self.root / f"{key}.json")
+
+    def gc(self, max_idle_s: float = 7 * 86400.0) -> list[str]:
+        """Remove versions unused for ``max_idle_s`` and every file no remaining version needs.
+
+        A worker that still has a removed file open keeps reading it (POSIX); its next
+        connection finds the version gone and prepares it again.
+        """
+        now = time.time()
+        keep: set[str] = set()
+        removed: list[str] = []
+        for manifest in sorted(self.root.glob("*.json")):
+            prep = self.load(manifest.stem)
+            idle = now - manifest.stat().st_mtime > max_idle_s
+            if prep is None or idle:
+                manifest.unlink(missing_ok=True)
+                removed.append(manifest.name)
+            else:
+                keep |= {layer.file for layer in prep.layers}
+        for path in self.root.iterdir():
+            stale_tmp = path.name.startswith(".") and now - path.stat().st_mtime > 86400.0
+            old = now - path.stat().st_mtime > 3600.0  # a file just renamed awaits its manifest
+            orphan = path.suffix == ".duckdb" and path.name not in keep and old
+            old_lock = path.suffix == ".lock" and now - path.stat().st_mtime > max_idle_s
+            if path.is_file() and (stale_tmp or orphan or old_lock):
+                path.unlink(missing_ok=True)
+                removed.append(path.name)
+        return removed
 
     def get(self, spec: TableSpec) -> Prepared:
         """The prepared version of ``spec``, preparing it (once, under a file lock) if needed."""
@@ -182,8 +217,7 @@ class PreparedStore:
                     return found
                 return self._prepare(spec, key)
             finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-                (self.root / f"{key}.lock").unlink(missing_ok=True)
+                fcntl.flock(lock, fcntl.LOCK_UN)  # the lock file stays: unlinking it races
 
     def _prepare(self, spec: TableSpec, key: str) -> Prepared:
         if not spec.paths:

@@ -64,6 +64,7 @@ class _Tables:
         self.limits = limits
         self.store = PreparedStore.for_limits(limits, bound_seed)
         self.store.clean_spill()
+        self.store.gc()
         self.key: tuple[tuple[str, str], ...] | None = None
         self.con: duckdb.DuckDBPyConnection | None = None
 
@@ -90,6 +91,8 @@ class _Tables:
         key = tuple(sorted((s.name, p.key) for s, p in zip(specs, preps, strict=True)))
         if self.con is None or key != self.key:
             self.drop()
+            for prep in preps:
+                self.store.touch(prep.key)
             try:
                 self.con = open_prepared(self.store, list(zip(specs, preps, strict=True)))
             except duckdb.Error as exc:
