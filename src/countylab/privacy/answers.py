@@ -47,8 +47,8 @@ def claim(session: Session, project_id: int, fingerprint: str, query_id: int) ->
     }
     dialect = session.get_bind().dialect.name
     ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = session.execute(ins(CachedAnswer).values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    stmt = ins(CachedAnswer).values(**values).on_conflict_do_nothing().returning(CachedAnswer.id)
+    return session.execute(stmt).scalar_one_or_none() is not None
 
 
 def fulfil(

@@ -101,7 +101,12 @@ def finish_run(s: Session, actor: Principal, run_id: int, answer: Mapping[str, A
 
 
 def log_failure(s: Session, actor: Principal, req: Any, run_id: int, exc: BaseException) -> None:
-    """A charged query failed: ``failed`` with the real reason kept for the steward, audited."""
+    """A charged query failed: ``failed`` with the real reason kept for the steward, audited.
+
+    The engine wraps every execution failure in one ``QueryFailed``; the record keeps the
+    original (its ``__cause__``) so that a steward can tell a timeout from a bug."""
+    if exc.__cause__ is not None and getattr(exc, "code", "") == "query_failed":
+        exc = exc.__cause__
     reason = exc.message_en if isinstance(exc, CountylabError) else type(exc).__name__
     code = exc.code if isinstance(exc, CountylabError) else "error"
     run = s.get(QueryRun, run_id)
