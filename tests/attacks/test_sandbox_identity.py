@@ -106,7 +106,10 @@ def test_the_sandbox_user_is_neither_root_nor_the_lab(sandbox_ready: SandboxIden
 
 
 def test_passwd_inside_names_only_the_sandbox_user(sandbox_job, sandbox_ready: SandboxIdentity):
-    result = sandbox_job("import pwd, os\nprint(open('/etc/passwd').read(), end='')\nprint(pwd.getpwuid(os.getuid()).pw_name)\n")
+    result = sandbox_job(
+        "import pwd, os\nprint(open('/etc/passwd').read(), end='')\n"
+        "print(pwd.getpwuid(os.getuid()).pw_name)\n"
+    )
     lines = out(result).splitlines()
     assert lines[0] == sandbox_ready.passwd().decode().strip() and lines[1] == "nobody"
     assert not any(line.startswith("root:") for line in lines)
@@ -147,4 +150,3 @@ def test_model_worker_runs_as_the_sandbox_user_too(tmp_path, sandbox_ready: Sand
     assert reply["ok"], reply
     assert reply["predictions"][0] == [sandbox_ready.uid, sandbox_ready.gid, []]
     assert workers and all(s["Uid"].split() == [str(sandbox_ready.uid)] * 4 for s in workers), workers
-

@@ -1,0 +1,134 @@
+"""Quotas: outbox bytes and files, /dev/shm and /tmp sizes, enforced while the job runs.
+
+The attacks that won: 1 GB written to the outbox in half a second, and 20,000 files.  The
+outbox is now a tmpfs capped in bytes and inodes; the write past the quota fails at once, the
+run ends ``outbox_quota`` with the limit named, and the host keeps at most the quota.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from countylab.sandbox import RunState
+from tests.attacks.sandbox_support import PROBE, err, outbox_of, probe_json, sandbox_job, sandbox_ready
+
+__all__ = ["sandbox_job", "sandbox_ready"]  # fixtures
+
+
+def _size(path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def test_outbox_byte_bomb_stops_at_the_quota(sandbox_job):
+    result = sandbox_job(
+        PROBE
+        + """
+def fill():
+    with open("/outbox/big.bin", "wb") as f:
+        for _ in range(1024):
+            f.write(b"\\0" * (1 << 20))
+attempt("fill", fill)
+print(json.dumps(res))
+""",
+        outbox_mb=8,
+        file_size_mb=2048,
+        memory_mb=512,
+    )
+    assert probe_json(result)["fill"] == "ENOSPC"
+    assert result.state is RunState.OUTBOX_QUOTA and result.limit == "outbox_bytes"
+    assert result.security["limit"] == "outbox_bytes"
+    assert _size(outbox_of(result)) <= 8 * 1024 * 1024 + 64 * 1024  # the quota (plus the lab's logs)
+
+
+def test_outbox_file_bomb_stops_at_the_quota(sandbox_job):
+    result = sandbox_job(
+        PROBE
+        + """
+def many():
+    for i in range(20000):
+        open(f"/outbox/f{i}", "w").close()
+attempt("many", many)
+res["count"] = len(os.listdir("/outbox"))
+print(json.dumps(res))
+""",
+        outbox_files=100,
+    )
+    res = probe_json(result)
+    assert res["many"] == "ENOSPC" and res["count"] == 100
+    assert result.state is RunState.OUTBOX_QUOTA and result.limit == "outbox_files"
+    assert len(list(outbox_of(result).iterdir())) <= 101  # the files plus the lab's logs folder
+
+
+def test_folders_count_against_the_file_quota(sandbox_job):
+    result = sandbox_job(
+        PROBE
+        + "attempt('dirs', lambda: [os.makedirs(f'/outbox/d{i}/e') for i in range(1000)])\n"
+        + "print(json.dumps(res))\n",
+        outbox_files=50,
+    )
+    assert probe_json(result)["dirs"] == "ENOSPC" and result.limit == "outbox_files"
+
+
+def test_parallel_writers_share_one_quota(sandbox_job):
+    result = sandbox_job(
+        """
+import multiprocessing as mp, errno
+def fill(i):
+    try:
+        with open(f"/outbox/w{i}.bin", "wb") as f:
+            for _ in range(64):
+                f.write(b"\\1" * (1 << 20))
+        return "ok"
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+if __name__ == "__main__":
+    with mp.Pool(4) as pool:
+        print(sorted(set(pool.map(fill, range(4)))))
+""",
+        outbox_mb=16,
+        file_size_mb=1024,
+        memory_mb=1024,
+    )
+    assert "ENOSPC" in err(result) + result.stdout_path.read_text()
+    assert result.limit == "outbox_bytes"
+    assert _size(outbox_of(result)) <= 16 * 1024 * 1024 + 64 * 1024
+
+
+def test_a_job_within_its_quota_is_untouched(sandbox_job):
+    result = sandbox_job(
+        "for i in range(50):\n    open(f'/outbox/f{i}.txt', 'w').write('x' * 1000)\n", outbox_files=100
+    )
+    assert result.state is RunState.SUCCEEDED and result.limit is None
+    assert len(list(outbox_of(result).glob("f*.txt"))) == 50
+
+
+@pytest.mark.parametrize("where,mb", [("/dev/shm", 4), ("/tmp", 4)])
+def test_dev_shm_and_tmp_are_size_capped(sandbox_job, where, mb):
+    result = sandbox_job(
+        PROBE
+        + f"""
+def fill():
+    for i in range(64):
+        with open("{where}/f%d" % i, "wb") as f:
+            f.write(b"\\0" * (1 << 20))
+attempt("fill", fill)
+print(json.dumps(res))
+""",
+        dev_shm_mb=mb,
+        tmpfs_mb=mb,
+        file_size_mb=64,
+    )
+    assert probe_json(result)["fill"] == "ENOSPC"
+
+
+def test_dev_itself_takes_no_writes(sandbox_job):
+    result = sandbox_job(
+        PROBE
+        + """
+attempt("dev_file", lambda: open("/dev/planted", "w"))
+attempt("dev_dir", lambda: os.mkdir("/dev/x"))
+attempt("pts", lambda: open("/dev/pts/planted", "w"))
+print(json.dumps(res))
+"""
+    )
+    assert "ok" not in probe_json(result).values()
