@@ -13,8 +13,8 @@ So each clamped value ``v`` in ``[lo, hi]`` becomes the integer ``round(v / q) -
 * ``C`` is a fixed integer centre for centred sums (AVG, VAR) and 0 for plain SUM;
 * every row's integer is a deterministic function of that row alone and lies in
   ``[-max_abs, max_abs]``, a bound computed here from the bounds, not from the data;
-* DuckDB adds the integers exactly (``sum`` of BIGINT is a HUGEINT), and OpenDP adds integer
-  noise with sensitivity ``k · max_abs``, so the proof covers exactly what is released.
+* DuckDB adds the integers exactly (``sum`` of INTEGER or BIGINT is a HUGEINT), and OpenDP adds
+  integer noise with sensitivity ``k · max_abs``, so the proof covers exactly what is released.
 
 Squared deviations (for VAR/STDDEV) use a coarser quantum (2^15 per bound width), so the
 square of one row stays below 2^32 and a sum over 2^31 rows still fits the 64-bit integers
@@ -61,11 +61,17 @@ class FixedPoint:
         return self.quantum * self.quantum if self.squared else self.quantum
 
     def row_sql(self, value_sql: str) -> str:
-        """DuckDB BIGINT expression of one row's integer (``value_sql`` is clamped, never NULL)."""
-        x = f"CAST(round({value_sql} * {1.0 / self.quantum!r}) AS BIGINT)"
+        """DuckDB integer expression of one row (``value_sql`` is clamped, never NULL).
+
+        ``CAST(DOUBLE AS INTEGER)`` rounds to the nearest integer; with the centre subtracted
+        in floating point first, the value fits an INTEGER (cheaper to sum than BIGINT).
+        """
+        x = f"{value_sql} * {1.0 / self.quantum!r}"
         if self.center_units:
-            x = f"({x} - {self.center_units})"
-        return f"({x} * {x})" if self.squared else x
+            x = f"{x} - {float(self.center_units)!r}"
+        if self.squared:
+            return f"(CAST({x} AS BIGINT) * CAST({x} AS BIGINT))"
+        return f"CAST({x} AS INTEGER)"
 
     def decode(self, total: int | float | None) -> float:
         """The real-valued sum of an integer total, clipped into the range OpenDP's i64 noise takes."""
@@ -86,6 +92,10 @@ def fixed_point(bounds: tuple[float, float], *, squared: bool, centered: bool) -
     else:
         q = 2.0 ** (_pow2_at_least(max(abs(lo), abs(hi))) - SUM_BITS)
         center = 0
-    # Rounding is monotone, so every row's round(v / q) lies in [floor(lo / q), ceil(hi / q)].
-    span = max(abs(math.ceil(hi / q) - center), abs(math.floor(lo / q) - center))
+    # The same floating-point steps as ``row_sql`` (v · 2^-e is exact; one correctly rounded
+    # subtraction), all monotone, then rounding to an integer: every row lies in
+    # [floor(lo·inv − C), ceil(hi·inv − C)], whatever the rows are.
+    inv, c = 1.0 / q, float(center)
+    span = max(abs(math.ceil(hi * inv - c)), abs(math.floor(lo * inv - c)))
+    assert span < 2**30, "fixed-point span must fit a 32-bit integer"
     return FixedPoint(q, int(center), squared, span * span if squared else span)

@@ -3,7 +3,8 @@
 Why wrappers: every noisy number the engine releases passes through exactly one of these
 functions, each of which builds an OpenDP measurement, checks with OpenDP's own privacy map
 that it costs no more than the ε share it was given, and only then invokes it.  No noise is
-drawn anywhere else.
+drawn anywhere else.  All noise is on integers (counts, histogram bins and fixed-point sums,
+see ``fixedpoint``): there is no floating-point noise path.
 """
 
 from __future__ import annotations
@@ -39,15 +40,6 @@ def laplace_ints(values: Sequence[int], sensitivity: int, epsilon: float) -> tup
         lambda s: dp.m.make_laplace(*space, scale=s), sensitivity, epsilon, sensitivity
     )
     return list(meas([int(v) for v in values])), scale
-
-
-def laplace_floats(values: Sequence[float], sensitivity: float, epsilon: float) -> tuple[list[float], float]:
-    """Laplace on float sums, sampled by OpenDP on a fine discrete lattice; returns (noisy, scale)."""
-    space = dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.l1_distance(T=float)
-    meas, scale = _checked_scale(
-        lambda s: dp.m.make_laplace(*space, scale=s), float(sensitivity), epsilon, float(sensitivity)
-    )
-    return list(meas([float(v) for v in values])), scale
 
 
 def key_text(key: Sequence[Any]) -> str:
