@@ -307,7 +307,7 @@ def _properties(zf: zipfile.ZipFile) -> list[tuple[str, str, str]]:
     for part in ("docProps/core.xml", "docProps/app.xml", "docProps/custom.xml"):
         if part not in zf.namelist():
             continue
-        buf, stack = _Text(), []
+        buf, stack = _Text(), list[str]()
 
         def start(tag: str, a: dict[str, str], stack: list[str] = stack, buf: _Text = buf) -> None:
             stack.append(f"{tag}[{a['name']}]" if "name" in a else tag)
