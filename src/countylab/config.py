@@ -55,6 +55,20 @@ class Settings(BaseSettings):
         default="local",
         description="Where sandbox jobs run: local worker threads, or a Ray cluster (ray start --head).",
     )
+    sandbox_user: str = Field(
+        default="countylab-sandbox",
+        description="Host user that sandbox jobs and model workers run as when the lab runs as root "
+        "(created by scripts/system-deps.sh; never root, never the lab's own user).",
+    )
+    job_outbox_mb: int = Field(
+        default=512,
+        ge=1,
+        description="Outbox quota of one job action, in MiB, enforced while it runs (a capped tmpfs "
+        "that also counts toward the action's memory limit).",
+    )
+    job_outbox_files: int = Field(
+        default=2000, ge=1, description="Outbox quota of one job action: files and folders it may write."
+    )
     dp_query_workers: int = Field(
         default=2,
         ge=1,
