@@ -13,6 +13,7 @@ sandbox binds exactly those ``/dev/nvidia*`` nodes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import stat
@@ -221,12 +222,26 @@ def run_attempt(ticket: AttemptTicket, runner: SandboxRunner, cancel: threading.
 
 class SandboxedRunner:
     """The production runner: :func:`countylab.sandbox.run_sandboxed`; a cancel kills the running
-    action's whole process tree at once (and no further action starts)."""
+    action's whole process tree at once (and no further action starts).
+
+    ``sandbox_user``, ``outbox_mb``, ``outbox_files``: the lab's settings of the same names
+    (None: the sandbox's defaults), applied to every action it runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        sandbox_user: str | None = None,
+        outbox_mb: int | None = None,
+        outbox_files: int | None = None,
+    ) -> None:
+        given = {"sandbox_user": sandbox_user, "outbox_mb": outbox_mb, "outbox_files": outbox_files}
+        self.overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
 
     def run(self, spec: SandboxSpec, cancel: threading.Event) -> SandboxResult:
         from countylab.sandbox import run_sandboxed
 
-        return run_sandboxed(spec, cancel=cancel)
+        return run_sandboxed(dataclasses.replace(spec, **self.overrides), cancel=cancel)
 
 
 class UnsandboxedRunner:

@@ -22,13 +22,14 @@ fallback exists only in ``countylab run``, on dummy data.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import stat
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -90,13 +91,22 @@ class JobsCenter:
 
         if sandbox_available():
             self.runner_kind = "sandboxed"
-            return SandboxedRunner()
+            return SandboxedRunner(**self._sandbox_settings())
         self.runner_kind = "refusing"
         log.error(
             "bubblewrap is not available: sandbox jobs will FAIL rather than run real data unsandboxed / "
             "本机无可用 bubblewrap：作业将被拒绝运行，绝不在无沙箱时处理真实数据"
         )
         return RefusingRunner()
+
+    def _sandbox_settings(self) -> dict[str, Any]:
+        """The sandbox identity and outbox quotas from the lab's settings."""
+        st = self.lab.settings
+        return {
+            "sandbox_user": st.sandbox_user,
+            "outbox_mb": st.job_outbox_mb,
+            "outbox_files": st.job_outbox_files,
+        }
 
     def build_dispatcher(self, *, poll_interval_s: float = 0.5) -> Dispatcher:
         settings = self.lab.settings
@@ -109,7 +119,8 @@ class JobsCenter:
             if not ray.is_initialized():
                 ray.init(address="auto")
             self.runner_kind = "ray"
-            executor: object = RayExecutor(SandboxedRunner, max_in_flight=settings.job_workers)
+            runner = functools.partial(SandboxedRunner, **self._sandbox_settings())
+            executor: object = RayExecutor(runner, max_in_flight=settings.job_workers)
         else:
             from countylab.jobs.executors import LocalExecutor
 
