@@ -129,3 +129,13 @@ def test_size_limit() -> None:
     with pytest.raises(Refused) as err:
         render("a.txt", b"x\n" * 100, Limits(max_bytes=50))
     assert err.value.rule == "too_large"
+
+
+def test_long_words_paths_and_numbers_are_not_encoded_data() -> None:
+    text = (
+        "feature_importance_permutation_mean_decrease_by_village_and_age_band\n"
+        "/work/venv/lib/python3.11/site-packages/sklearn/linear_model/_base.py\n"
+        "population 1234567890123456789012345678901234567890123\n"
+    )
+    r = render("run.log", text.encode())
+    assert r.sections[0].marks == {}

@@ -296,3 +296,19 @@ def test_gc_removes_idle_versions_and_keeps_shared_layers(tmp_path: Path) -> Non
         assert runner.run([v2], ["SELECT count(*) FROM residents"]) == [[(520,)]]
     finally:
         runner.close()
+
+
+def test_query_time_metadata_and_renamed_files_reuse_the_prepared_version(tmp_path: Path) -> None:
+    make_residents(300).to_parquet(tmp_path / "a.parquet")
+    os.link(tmp_path / "a.parquet", tmp_path / "a-again.parquet")
+    runner = InProcessRunner(_limits(tmp_path / "lab"))
+    try:
+        runner.prepare([residents_spec(tmp_path / "a.parquet", k=1)])
+        runner.prepare([residents_spec(tmp_path / "a.parquet", k=5)])  # k is applied at query time
+        runner.prepare([residents_spec(tmp_path / "a-again.parquet", k=1)])  # the same file, linked
+        assert len(list((tmp_path / "lab" / "prepared").glob("*.duckdb"))) == 1
+        assert runner.run(
+            [residents_spec(tmp_path / "a-again.parquet")], ["SELECT count(*) FROM residents"]
+        ) == [[(300,)]]
+    finally:
+        runner.close()

@@ -140,7 +140,8 @@ class PreparedStore:
 
     # -- names ----------------------------------------------------------------------------
     def key(self, spec: TableSpec) -> str:
-        return _digest(FORMAT, self.seed, spec.digest())
+        """Everything that changes a prepared row; not k, key sets or join rules (query-time)."""
+        return _digest(self.shape(spec), list(spec.paths))
 
     def shape(self, spec: TableSpec) -> str:
         """Everything but the files: versions of one dataset with one shape can share layers."""
@@ -226,7 +227,9 @@ class PreparedStore:
         shape = self.shape(spec)
         prev = self._append_base(shape, ids)
         prep = None
-        if prev is not None:
+        if prev is not None and prev.sources == set(ids):  # the same files under other names
+            prep = Prepared(key, shape, spec.name, prev.columns, prev.layers, prev.enums)
+        elif prev is not None:
             added = [p for p, i in zip(spec.paths, ids, strict=True) if i not in prev.sources]
             added_ids = [i for i in ids if i not in prev.sources]
             prep = self._append(spec, key, prev, added, tuple(added_ids))
@@ -246,7 +249,7 @@ class PreparedStore:
             if prep is None or prep.shape != shape:
                 continue
             srcs = prep.sources
-            if srcs < wanted and (best is None or prep.rows > best.rows):
+            if srcs <= wanted and (best is None or prep.rows > best.rows):
                 best = prep
         return best
 

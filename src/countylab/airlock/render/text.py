@@ -66,10 +66,16 @@ def encoded_runs(text: str, limits: Limits) -> list[int]:
     runs: list[int] = []
     for m in _B64_RUN.finditer(text):
         run = m.group(0)
-        if len(run) >= limits.mark_chars and len(set(run)) >= 10:
+        mixed = (
+            any(c.isupper() for c in run) and any(c.islower() for c in run) and any(c.isdigit() for c in run)
+        )
+        if len(run) >= limits.mark_chars and len(set(run)) >= 10 and mixed:  # not snake_case words
             runs.append(len(run))
     if not runs:
-        runs = [len(m.group(0)) for m in _HEX_RUN.finditer(text) if len(m.group(0)) >= limits.mark_chars]
+        for m in _HEX_RUN.finditer(text):
+            run = m.group(0)
+            if len(run) >= limits.mark_chars and not run.isdigit() and not run.isalpha():
+                runs.append(len(run))
     return runs
 
 
@@ -217,8 +223,6 @@ def render_json(data: bytes, limits: Limits) -> Rendering:
     try:
         value = json.loads(text, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as exc:
-        if isinstance(exc, Refused):
-            raise
         raise Refused("unparsable", "JSON 无法解析", "the JSON does not parse") from exc
     try:
         pretty = json.dumps(value, ensure_ascii=False, indent=2) + "\n"
