@@ -47,6 +47,17 @@ class Settings(BaseSettings):
         description="Fail any state-changing request that wrote no audit event (tests turn it on).",
     )
     upload_max_mb: int = Field(default=4096, ge=1, description="Largest accepted upload, in MiB.")
+    body_max_mb: float = Field(
+        default=8,
+        gt=0,
+        description="Largest request body of JSON and form routes, in MiB (dataset uploads and pushes "
+        "have upload_max_mb, job code body_code_max_mb); refused with 413 while it streams in.",
+    )
+    body_code_max_mb: float = Field(
+        default=24,
+        gt=0,
+        description="Largest request body of a job submission (the code archive), in MiB.",
+    )
     demo_feeds: bool = Field(default=False, description="Push live traffic/air feeds (demo only).")
     job_workers: int = Field(
         default=2, ge=1, le=256, description="Sandbox jobs run at once by this server's local executor."

@@ -20,6 +20,7 @@ from countylab.audit.log import start_request_tracking
 from countylab.i18n import from_accept_language, normalise
 from countylab.lab import Lab
 from countylab.web import errors
+from countylab.web.bodylimit import MIB, BodyLimit
 from countylab.web.deps import LANG_COOKIE, UNSAFE
 from countylab.web.ui import pages
 
@@ -155,6 +156,13 @@ def create_app(
     )
     app.state.templates = templates
     app.add_middleware(RequestContext, lab=lab)
+    settings = lab.settings  # outermost: bodies are limited before anything reads them
+    app.add_middleware(
+        BodyLimit,
+        default_bytes=int(settings.body_max_mb * MIB),
+        upload_bytes=int(settings.upload_max_mb * MIB),
+        code_bytes=int(settings.body_code_max_mb * MIB),
+    )
     errors.install(app)
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
     for module in ROUTERS:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from countylab.airlock.service import FileChoice
 from countylab.airlock.wiring import airlock_of, models_of
@@ -84,7 +85,8 @@ async def create_request(request: Request, actor: Actor, lab: LabDep) -> Respons
             created["id"] = req.id
         airlock_of(lab).check_pending(lab.tx, created["id"], read=lab.read)  # after the commit
 
-    response = form_action(request, back, act, "airlock.flash.created")
+    # the transaction and the checks' worker must not block the event loop
+    response = await run_in_threadpool(form_action, request, back, act, "airlock.flash.created")
     if "id" in created:
         response.headers["location"] = f"/airlock/requests/{created['id']}"
     return response

@@ -101,7 +101,7 @@ async def submit_page(request: Request, project_id: int, actor: Actor, lab: LabD
         def fail() -> None:
             raise error
 
-        return form_action(request, back, fail, "flash.saved")
+        return await run_in_threadpool(form_action, request, back, fail, "flash.saved")
     return flash_redirect(f"/jobs/{view['id']}", t("jobs.submitted", id=view["id"]))
 
 

@@ -1,0 +1,185 @@
+"""Intake that cannot be DoS'd: request bodies are limited while they stream, and the automatic
+checks run outside the database write transaction, in a worker with time and memory limits.
+
+The reported win: a 65 KB XLSX that unpacks to a million cells held the write lock for up to a
+minute while it was parsed inside the submitting transaction; every other user got errors.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from countylab.airlock import checkrun
+from countylab.airlock.checkrun import CheckLimits
+from tests.airlock_e2e.conftest import SAFE_TABLE, World, build_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    w = build_world(tmp_path_factory.mktemp("intake"))  # default limits: 8 MiB JSON, 24 MiB code
+    yield w
+    w.lab.close()
+
+
+@pytest.fixture
+def limits(world: World) -> Iterator[None]:
+    before = (world.lab.airlock.check_limits, world.lab.airlock.check_runner)
+    yield
+    world.lab.airlock.check_limits, world.lab.airlock.check_runner = before
+
+
+def _create(world: World, job: int) -> Any:
+    body = {"job_id": job, "title": "t", "files": [{"name": "*"}], "submit": True}
+    return world.client("dev").post("/api/airlock/requests", json=body)
+
+
+# -- huge bodies ---------------------------------------------------------------------------------
+def test_an_announced_huge_json_body_is_refused_before_it_is_read(world: World) -> None:
+    resp = world.client("dev").post(
+        "/api/airlock/requests",
+        content=b"{" + b" " * (9 * 2**20) + b"}",
+        headers={"content-type": "application/json"},
+    )
+    assert resp.status_code == 413, resp.text
+    err = resp.json()["error"]
+    assert err["details"]["reason"] == "body_too_large" and "MiB" in err["message"]
+    assert "请求体" in err["message"]  # bilingual
+
+
+def test_a_chunked_body_is_cut_off_when_it_crosses_the_limit(world: World) -> None:
+    """Over real HTTP (uvicorn): a chunked body with no length is refused once 8 MiB are in;
+    the server stops reading, so the client cannot push the other 56 MiB."""
+    import httpx
+
+    from tests.browser import live_server
+    from tests.support import token_for
+
+    sent: list[int] = []
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(64):  # 64 MiB if it were all read
+            sent.append(i)
+            yield b"x" * 2**20
+
+    headers = {
+        "content-type": "application/json",
+        "authorization": f"Bearer {token_for(world.lab, world.users['dev'])}",
+    }
+    with live_server(world.lab) as base:
+        try:
+            resp = httpx.post(f"{base}/api/airlock/requests", content=chunks(), headers=headers, timeout=30)
+            status = resp.status_code
+        except httpx.HTTPError:  # the server closed the connection while the client still wrote
+            status = 413
+    assert status == 413
+    assert len(sent) < 32, f"the server read {len(sent)} MiB (socket buffers hold a few)"
+
+
+def test_a_lying_content_length_does_not_help(world: World) -> None:
+    """A client announcing 10 bytes and streaming megabytes (httpx would not send it: the ASGI
+    level is driven directly)."""
+    from countylab.web.bodylimit import BodyLimit
+
+    received: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while True:
+            msg = await receive()
+            received.append(len(msg.get("body", b"")))
+            if not msg.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    import asyncio
+
+    limited = BodyLimit(app, default_bytes=2**20, upload_bytes=2**20, code_bytes=2**20)
+    messages = [{"type": "http.request", "body": b"z" * 2**19, "more_body": True} for _ in range(20)]
+    out: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        out.append(message)
+
+    scope = {"type": "http", "path": "/api/x", "method": "POST", "headers": [(b"content-length", b"10")]}
+    asyncio.run(limited(scope, receive, send))
+    assert out[0]["status"] == 413 and len(received) <= 2 and len(messages) >= 17
+
+
+def test_a_job_archive_over_the_code_limit_is_refused(world: World) -> None:
+    resp = world.client("dev").post(
+        f"/api/projects/{world.project_id}/jobs", files={"file": ("code.tar.gz", b"\0" * (25 * 2**20))}
+    )
+    assert resp.status_code == 413 and resp.json()["error"]["details"]["route_class"] == "code"
+
+
+def test_a_json_body_under_the_limit_still_works(world: World) -> None:
+    job = world.make_job({"t.csv": SAFE_TABLE})
+    resp = _create(world, job)
+    assert resp.status_code == 201 and resp.json()["state"] == "under_review"
+
+
+# -- checks outside the write transaction --------------------------------------------------------
+def _slow(job: Any, limits: CheckLimits) -> list[Any]:
+    time.sleep(3)
+    return checkrun.run_in_worker(job, limits)
+
+
+def test_slow_checks_do_not_block_other_users(world: World, limits: None) -> None:
+    world.lab.airlock.check_runner = _slow
+    job = world.make_job({"t.csv": SAFE_TABLE})
+    result: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: result.setdefault("resp", _create(world, job)))
+    worker.start()
+    time.sleep(0.8)  # the submission is now inside its (slow) checks
+    other = world.make_job({"u.csv": SAFE_TABLE}, project="other")
+    started = time.monotonic()
+    body = {"job_id": other, "title": "t", "files": [{"name": "*"}], "submit": False}
+    resp = world.client("dev2").post("/api/airlock/requests", json=body)  # another user writes
+    took = time.monotonic() - started
+    worker.join(30)
+    assert resp.status_code == 201 and took < 2.0, f"another user waited {took:.1f}s"
+    assert result["resp"].status_code == 201 and result["resp"].json()["state"] == "under_review"
+
+
+def _hang(job: Any) -> list[Any]:
+    time.sleep(60)
+    return []
+
+
+def _bomb(job: Any) -> list[Any]:
+    blob = [bytearray(2**20) for _ in range(4096)]  # 4 GiB
+    return [len(blob)]
+
+
+def _die(job: Any) -> list[Any]:
+    import os
+
+    os._exit(3)
+
+
+@pytest.mark.parametrize(("execute", "why"), [(_hang, "time"), (_bomb, "memory"), (_die, "died")])
+def test_a_check_worker_that_hangs_explodes_or_dies_returns_the_request(
+    world: World, limits: None, monkeypatch: pytest.MonkeyPatch, execute: Any, why: str
+) -> None:
+    monkeypatch.setattr(checkrun, "execute", execute)  # what the forked worker runs
+    world.lab.airlock.check_limits = CheckLimits(time_s=2.0, memory_mb=256)
+    job = world.make_job({"t.csv": SAFE_TABLE})
+    started = time.monotonic()
+    resp = _create(world, job)
+    assert time.monotonic() - started < 20
+    req = resp.json()
+    assert req["state"] == "returned" and req["return_reason"] == "check_failed_to_run", req
+    assert req["failed_rules"] == [] or "check_failed_to_run" in str(req["rounds"])
+    # the state machine stays usable: the developer can resubmit once the worker behaves
+    monkeypatch.undo()
+    world.lab.airlock.check_limits = CheckLimits()
+    again = world.client("dev").post(f"/api/airlock/requests/{req['id']}/resubmit", json={}).json()
+    assert again["state"] == "under_review" and again["round"] == 2
