@@ -35,6 +35,7 @@ def lab_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     yield from hidden_content_world(tmp_path_factory)
 
 
+MARKER = "MARKER-qinghe-note"  # content that is shown to checkers and may leave (no identifiers)
 TABLE = [["village", "residents"], ["青禾村", 40], ["东岭村", 40], ["南湾村", 40]]
 
 
@@ -109,14 +110,14 @@ def test_xlsx_hidden_row_and_column_are_shown_marked_and_released_visible(lab_wo
     from openpyxl import load_workbook
 
     def hide(wb: Any) -> None:
-        wb.active.append(["秘密村", PAYLOAD])
+        wb.active.append(["秘密村", MARKER])
         wb.active.row_dimensions[5].hidden = True
-        wb.active["C1"] = PAYLOAD + "-col"
+        wb.active["C1"] = MARKER + "-col"
         wb.active.column_dimensions["C"].hidden = True
 
     out = attempt(lab_world, {"t.xlsx": _book(hide)})
     page = out.previews["t.xlsx"][0]["section"]
-    assert any("hidden_row" in r["mark"] and PAYLOAD in r["cells"] for r in page["rows"])
+    assert any("hidden_row" in r["mark"] and MARKER in r["cells"] for r in page["rows"])
     assert "hidden_col" in page["header_marks"].values()
     ws = load_workbook(io.BytesIO(out.downloads["t.xlsx"])).active
     assert not any(d.hidden for d in ws.row_dimensions.values())
@@ -392,10 +393,10 @@ def test_jpeg_exif_and_comment_are_not_released(lab_world: World) -> None:
 # -- text, logs and CSV -------------------------------------------------------------------------
 def test_text_past_line_60_is_in_the_preview_and_the_release_is_what_was_shown(lab_world: World) -> None:
     lines = [f"step {i}: ok" for i in range(1, 451)]
-    lines[299] = f"step 300: {PAYLOAD}"
+    lines[299] = f"step 300: {MARKER}"
     out = attempt(lab_world, {"run.log": ("\n".join(lines) + "\n").encode()})
     pages = out.previews["run.log"]
-    assert len(pages) >= 3 and PAYLOAD in out.preview_text("run.log")
+    assert len(pages) >= 3 and MARKER in out.preview_text("run.log")
     shown = "\n".join(r["cells"][0] for p in pages for r in p["section"]["rows"]) + "\n"
     assert out.downloads["run.log"].decode() == shown
 
