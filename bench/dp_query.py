@@ -294,6 +294,7 @@ def traffic_figures(work: Path, rows: int, args: argparse.Namespace) -> dict[str
                 runs=max(1, min(args.runs, 3)),
                 bucket=args.bucket,
                 batch_rows=args.batch,
+                reps=1,
             )
         )
         out["ok"] = not out["spilled_outside_data_dir"]

@@ -210,6 +210,7 @@ class PreparedStore:
         found = self.load(key)
         if found is not None:
             return found
+        self.root.mkdir(parents=True, exist_ok=True)
         with (self.root / f"{key}.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -300,15 +301,26 @@ class PreparedStore:
                         enums[col] = sorted(str(v[0]) for v in vals)
                         values = ", ".join(lit(v) for v in enums[col])
                         con.execute(f"CREATE TYPE {q('__enum_' + col)} AS ENUM ({values})")
-            exprs, h = self._select(spec, enums)
+            _, h = self._select(spec, enums)
             if spec.privacy_unit is not None:
                 rank = f"row_number() OVER (PARTITION BY {q(spec.privacy_unit)} ORDER BY __h)"
             else:
                 rank = "1"
+            # ENUM casts before the rank window (1-byte codes, not strings, go through its sort);
+            # clamped copies after it (they need not travel through the sort at all).
+            inner = [
+                f"CAST({q(c)} AS {q('__enum_' + c)}) AS {q(c)}" if c in enums else q(c) for c in spec.columns
+            ]
+            outer = []
+            for col in spec.columns:
+                outer.append(q(col))
+                clamp = _clamp(spec, col)
+                if clamp is not None:
+                    outer.append(clamp)
             con.execute(
-                f"CREATE TABLE {q(spec.name)} AS SELECT {', '.join(exprs)}, "
+                f"CREATE TABLE {q(spec.name)} AS SELECT {', '.join(outer)}, "
                 f"CAST({rank} AS INTEGER) AS __rank, __h "
-                f"FROM (SELECT *, {h} AS __h FROM {src}) AS s"
+                f"FROM (SELECT {', '.join(inner)}, {h} AS __h FROM {src}) AS s"
             )
             rows = con.execute(f"SELECT count(*) FROM {q(spec.name)}").fetchone()
             cols = tuple(r[0] for r in con.execute(f"DESCRIBE {q(spec.name)}").fetchall())
