@@ -139,3 +139,20 @@ def test_long_words_paths_and_numbers_are_not_encoded_data() -> None:
     )
     r = render("run.log", text.encode())
     assert r.sections[0].marks == {}
+
+
+def test_space_variants_and_variation_selectors_carry_nothing() -> None:
+    text, removed = normalise("a\u00a0b\u2009c\u3000d\ufe0fe\U000e0101f\ue000\n")
+    assert text == "a b c\u3000def\n" and removed == 3
+
+
+@pytest.mark.parametrize("word", ["p\u0430ssword", "Ne\u03bfn", "\u0441at"])
+def test_look_alike_letters_in_a_word_are_refused(word: str) -> None:
+    with pytest.raises(Refused) as err:
+        render("a.txt", f"ok {word}\n".encode())
+    assert err.value.rule == "mixed_script"
+
+
+def test_greek_and_cyrillic_words_and_micro_are_fine() -> None:
+    r = render("a.txt", "took 35μs, α=0.05, Москва, λ\n".encode())
+    assert r.regenerated.decode() == "took 35μs, α=0.05, Москва, λ\n"

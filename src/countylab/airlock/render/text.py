@@ -4,9 +4,13 @@ Normalisation (the released text is exactly the previewed text):
 
 * one encoding: UTF-8 on the way out, whatever (UTF-8 or GB 18030) came in;
 * line ends become ``\\n``; trailing spaces on a line are dropped (spaces a page never shows);
-* control characters other than newline and tab, and invisible format characters (zero-width
-  spaces, bidi overrides, soft hyphens…) are removed, and the preview says how many;
-* Unicode NFC.
+* control characters other than newline and tab, invisible format characters (zero-width
+  spaces, bidi overrides, soft hyphens, variation selectors…), private-use and unassigned code
+  points are removed, and the preview says how many; every space separator but the
+  ideographic space becomes a plain space;
+* Unicode NFC;
+* a word that mixes Latin with look-alike Cyrillic or Greek letters refuses the file (rule
+  ``mixed_script``): the choice between look-alikes is a channel no reader sees.
 
 Encoded blobs (base64, hex) cannot be read by a person.  Runs of ``mark_chars`` or more are
 marked on their line; a run of ``blob_chars`` (also when wrapped over consecutive lines) or
@@ -29,6 +33,7 @@ BLOB_TOTAL = 1024  # encoded characters over the whole file
 _B64_RUN = re.compile(r"[A-Za-z0-9+/_\-]{16,}={0,2}")
 _HEX_RUN = re.compile(r"[0-9A-Fa-f]{16,}")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?$")
+_LOOKALIKE_WORD = re.compile(r"\w*[\u0370-\u04ff]\w*")
 _FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -47,14 +52,34 @@ def decode(data: bytes) -> str:
 def _keep(ch: str) -> bool:
     if ch in "\n\t":
         return True
-    return unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
+    if "\ufe00" <= ch <= "\ufe0f" or "\U000e0100" <= ch <= "\U000e01ef":  # variation selectors
+        return False
+    return unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn")
+
+
+def _space(ch: str) -> str:
+    """Every space separator but the ideographic one becomes a plain space (no invisible choice)."""
+    return " " if ch != "\u3000" and unicodedata.category(ch) == "Zs" else ch
+
+
+def _no_mixed_scripts(text: str) -> None:
+    """Latin letters mixed with look-alike Cyrillic or Greek ones in one word carry bits unseen."""
+    for m in _LOOKALIKE_WORD.finditer(text):
+        word = m.group(0)
+        if re.search(r"[A-Za-z]", word) and re.search(r"[\u0370-\u03bb\u03bd-\u04ff]", word):
+            raise Refused(
+                "mixed_script",
+                "文本中同一个词混用拉丁字母与形近的西里尔/希腊字母（可隐藏信息）",
+                "a word mixes Latin letters with look-alike Cyrillic or Greek ones (a hidden channel)",
+            )
 
 
 def normalise(text: str) -> tuple[str, int]:
     """The normalised text and the number of characters removed."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n").replace("\u2029", "\n")
-    kept = "".join(ch for ch in text if _keep(ch))
+    kept = "".join(_space(ch) for ch in text if _keep(ch))
     removed = len(text) - len(kept)
+    _no_mixed_scripts(kept)
     lines = [line.rstrip(" \t\u3000") for line in unicodedata.normalize("NFC", kept).split("\n")]
     while lines and lines[-1] == "":
         lines.pop()

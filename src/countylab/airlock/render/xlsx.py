@@ -15,7 +15,7 @@ import re
 from datetime import datetime
 
 from countylab.airlock.render.model import Limits, Note, Refused, Rendering, Section
-from countylab.airlock.render.text import BlobGuard, neutralise, normalise
+from countylab.airlock.render.text import MAX_LINE, BlobGuard, neutralise, normalise
 from countylab.airlock.render.xlsx_parse import Sheet, Workbook, col_letters, read_workbook
 
 MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -56,6 +56,12 @@ def _sheet_section(sheet: Sheet, limits: Limits) -> tuple[Section, Grid]:
             cell = sheet.cells.get((r, c))
             values.append(None if cell is None else _released(cell[0], cell[1]))
         shown = ["" if v is None else _shown(v) for v in values]
+        if any(len(cell) > MAX_LINE for cell in shown):
+            raise Refused(
+                "long_cell",
+                f"工作表“{sheet.name}”第 {r} 行有超过 {MAX_LINE} 字符的单元格",
+                f"sheet {sheet.name!r} row {r} has a cell longer than {MAX_LINE} characters",
+            )
         mark = guard.row(shown, r)
         hidden = r in sheet.hidden_rows or sheet.all_rows_hidden
         if hidden or mark:
