@@ -23,8 +23,7 @@ nesting level, so deeply nested SQL would otherwise end in a ``RecursionError``.
 from __future__ import annotations
 
 import sqlglot
-from sqlglot import exp
-from sqlglot import TokenType
+from sqlglot import TokenType, exp
 
 from countylab.errors import ValidationFailed
 from countylab.privacy.spec import ColumnKind, ColumnPolicy
