@@ -201,13 +201,11 @@ def module_lab(
     """Body of a module-scoped fixture: a copy of the demo county, fast gateway (no time padding)."""
     root = tmp_path_factory.mktemp("attack-lab")
     shutil.copytree(template, root / "lab-data")
-    limits = settings.pop("limits", None)
+    # ``limits``, ``runner`` and ``config`` (a ``GatewayConfig``) go to the test gateway
+    gateway = {k: settings.pop(k) for k in ("limits", "runner", "config") if k in settings}
     known = Settings.model_fields  # a setting another part of the lab has not added yet is left out
     lab = build_lab(root, **{k: v for k, v in {**NO_RATE_LIMIT, **settings}.items() if k in known})
-    if limits is not None:
-        fast_gateway(lab, limits=limits)
-    else:
-        fast_gateway(lab)
+    fast_gateway(lab, **gateway)
     try:
         yield AttackLab(lab)
     finally:

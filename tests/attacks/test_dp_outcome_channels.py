@@ -14,6 +14,7 @@ WHERE, in a GROUP BY key, behind a join and on other tables.  Group caps, the wa
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,31 +209,87 @@ def test_group_cap_comes_from_metadata_not_from_the_rows(capped, sql):
     assert (a["status"], a.get("code"), a.get("message")) == (b["status"], b.get("code"), b.get("message"))
 
 
+WALL_CLOCK_S = 0.4
+
+
+class FailingRunner:
+    """A fake query runner that fails the way the real one can: each ``run`` raises the next error.
+
+    The failures a charged query can meet (the watchdog, the memory limit, a result cap, a
+    crashed worker, an engine error) all depend on the data, so they must all read alike.
+    """
+
+    def __init__(self, inner: Any, errors: list[BaseException]) -> None:
+        self.inner, self.errors, self.calls, self.failing = inner, errors, 0, True
+
+    def prepare(self, specs: Any) -> None:
+        self.inner.prepare(specs)
+
+    def run(self, specs: Any, sqls: Any, *, bounded: bool = True) -> Any:
+        self.calls += 1
+        if self.failing:
+            raise self.errors[(self.calls - 1) % len(self.errors)]
+        return self.inner.run(specs, sqls, bounded=bounded)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _engine_failures() -> list[BaseException]:
+    import duckdb
+
+    from countylab.errors import TooLarge, UserError
+    from countylab.privacy.sandboxed_duckdb import QueryTimeout
+
+    return [
+        QueryTimeout("查询超时，已中止", "query ran past the time limit and was stopped", timeout_s=30.0),
+        duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate data of size 2.0 GiB"),
+        TooLarge("结果行数超过上限", "result has too many rows", max_rows=10_000),
+        UserError("查询执行失败", "query failed", reason="ConversionException"),
+        duckdb.ConversionException("Conversion Error: Could not convert string '郭永' to INT32"),
+        BrokenPipeError("the query worker died"),
+    ]
+
+
 @pytest.fixture(scope="module")
-def stalled(tmp_path_factory: pytest.TempPathFactory, demo_template: Path) -> Iterator[AttackLab]:
-    """A lab whose watchdog fires at once, so every query that reaches the data fails after its charge."""
-    limits = SandboxLimits(timeout_s=1e-6)
-    yield from module_lab(tmp_path_factory, demo_template, limits=limits)
+def stalled(
+    tmp_path_factory: pytest.TempPathFactory, demo_template: Path
+) -> Iterator[tuple[AttackLab, FailingRunner]]:
+    """A lab whose query runner fails in every way a real one can, once each, then answers."""
+    from countylab.privacy.limits import GatewayConfig
+    from countylab.privacy.worker import InProcessRunner
+
+    runner = FailingRunner(InProcessRunner(SandboxLimits()), _engine_failures())
+    config = GatewayConfig(project_concurrency=256, rate_per_minute=100_000, wall_clock_s=WALL_CLOCK_S)
+    for world in module_lab(tmp_path_factory, demo_template, runner=runner, config=config):
+        yield world, runner
 
 
-def test_a_failure_after_the_charge_is_one_uniform_outcome(stalled, target):
-    """The watchdog (a data-dependent event) must not be told apart from any other failure."""
-    attacker = stalled.attacker(RESIDENT_TABLES)
-    true_fact, false_fact = _facts(target)["age"]
-    sql = "SELECT COUNT(*) FROM residents WHERE CASE WHEN {} THEN income // (age - age) > 0 ELSE TRUE END"
-    first, second = attacker.ask(sql.format(true_fact)), attacker.ask(sql.format(false_fact))
-    assert_same_outcome(first, second)
-    grouped = attacker.ask("SELECT town_code, SUM(income) FROM residents GROUP BY town_code")
-    no_server_error(grouped)
-    a, b = outcome(first), outcome(grouped)
-    assert (a["status"], a.get("code"), a.get("message")) == (b["status"], b.get("code"), b.get("message"))
-    if first.status_code >= 400:
-        # the one failure answer names no cause (no "timeout", no limit, no exception type)
-        text = first.text.lower()
-        for word in ("timeout", "time limit", "interrupt", "duckdb", "exception", "memory"):
-            assert word not in text, first.text
-    # the charge stands: a failure is not a free question
-    assert attacker.spent() > 0
+def test_a_failure_after_the_charge_is_one_uniform_outcome(stalled):
+    """Timeout, memory, result cap, engine errors, a dead worker: one answer, no cause, charged."""
+    world, runner = stalled
+    attacker = world.attacker(RESIDENT_TABLES)
+    kinds = len(_engine_failures())
+    failures = []
+    for i in range(kinds):
+        started = time.monotonic()
+        resp = attacker.ask(f"SELECT COUNT(*) FROM residents WHERE age > {i}")
+        no_server_error(resp)
+        failures.append(resp)
+        # a failure comes back when the request's wall clock ends, however early it happened
+        assert time.monotonic() - started >= WALL_CLOCK_S, (i, resp.text)
+    assert all(r.status_code not in (200, 429) for r in failures), [r.text for r in failures]
+    assert len({repr(outcome(r)) for r in failures}) == 1, [r.text for r in failures]
+    text = failures[0].text.lower()
+    for word in ("timeout", "time limit", "memory", "too many", "convert", "worker", "exception", "郭永"):
+        assert word not in text, failures[0].text
+    # the charge stands (a failure is not a free question) and the next query is answered
+    assert attacker.spent() == pytest.approx(0.05 * kinds)
+    runner.failing = False
+    assert attacker.ask("SELECT COUNT(*) FROM residents WHERE age > 100").status_code == 200
+    from tests.support import audit_actions
+
+    assert sum(1 for a, _, _ in audit_actions(world.lab) if a == "query.failed") >= kinds
 
 
 # -- the ε floor and the daily query cap ------------------------------------------------------------
