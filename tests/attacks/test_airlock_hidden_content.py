@@ -504,3 +504,18 @@ def test_release_audit_records_regenerated_hashes(lab_world: World) -> None:
         "released": f["released_sha256"],
     }
     assert f["sha256"] != f["released_sha256"]  # the trailing space was not released
+
+
+def test_look_alike_letters_as_a_channel_are_refused(lab_world: World) -> None:
+    bits = format(ord("L"), "08b")
+    words = " ".join(("p\u0430ss" if b == "1" else "pass") for b in bits)  # Cyrillic а = 1
+    out = attempt(lab_world, {"notes.txt": f"checks: {words}\n".encode()})
+    _refused(out, "notes.txt", "mixed_script")
+
+
+def test_space_variants_as_a_channel_are_flattened(lab_world: World) -> None:
+    bits = format(ord("L"), "08b")
+    text = "".join(("词\u00a0" if b == "1" else "词\u2009") for b in bits) + "\n"
+    out = attempt(lab_world, {"notes.txt": text.encode()})
+    released = out.downloads["notes.txt"].decode()
+    assert released == "词 " * 7 + "词\n" and "\u00a0" not in released
