@@ -188,9 +188,14 @@ def _notes(plan: QueryPlan, threshold: int | None) -> list[str]:
     notes = [
         f"pure ε-DP (Laplace, OpenDP); ε={plan.epsilon:g} split equally over "
         f"{len(plan.measurements)} measurement(s); "
-        f"each unit contributes ≤ {plan.model.contribution} row(s)",
+        f"each unit contributes ≤ {plan.model.contribution} row(s) of the aggregated relation "
+        "(bounded after joins and WHERE)",
         "numeric values clamped to steward bounds; NULL numbers count as the bounds' midpoint",
     ]
+    if any(m.fixed is not None for m in plan.measurements):
+        notes.append(
+            "sums are exact fixed-point integer sums (resolution ≈ 1e-6 of the bounds) with integer noise"
+        )
     if threshold is not None:
         notes.append(
             f"group keys not public: DP partition selection, threshold {threshold}, δ={plan.delta:g}"
