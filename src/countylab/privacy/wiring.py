@@ -27,9 +27,15 @@ class LazyGateway:
             if self._gateway is None:
                 from countylab.privacy.gateway import QueryGateway
                 from countylab.privacy.limits import GatewayConfig
+                from countylab.privacy.spec import EngineSettings
+                from countylab.privacy.worker import sandbox_limits
 
                 config = GatewayConfig.from_settings(self._lab.settings)
-                self._gateway = QueryGateway(self._lab.tx, self._lab.ingestion, config=config)
+                # Prepared versions and DuckDB's spill files live in the lab's data directory.
+                engine = EngineSettings(limits=sandbox_limits(self._lab.settings))
+                self._gateway = QueryGateway(
+                    self._lab.tx, self._lab.ingestion, settings=engine, config=config
+                )
             return self._gateway
 
     def close(self) -> None:
