@@ -126,7 +126,10 @@ def _request(world: Any, *, broken: bool = False, submit: bool = False) -> str:
         )
         if submit:
             lab.airlock.submit(s, SYSTEM, req.id)
-        return str(req.id)
+        request_id = req.id
+    if submit:  # the automatic checks run after the submitting transaction (outside it)
+        lab.airlock.check_pending(lab.tx, request_id)
+    return str(request_id)
 
 
 def fill(world: Any, path: str, actor: str) -> dict[str, str]:
