@@ -46,6 +46,9 @@ def test_developer_asks_the_elderly_question_in_the_console(browser, server, art
     assert ZH["query.howto"] in s.page.content()
     before = _left(s)
     assert before == 2.0
+    period = s.page.locator("#budget-period").inner_text()  # the period and when it renews
+    assert ZH["query.period_month"] in period and ZH["query.period_range"] in period
+    assert s.page.locator("#year-table").count() == 1  # the dataset's yearly ledger, all projects
     s.shot("privacy-01-console")
 
     s.page.fill("#query-form textarea[name=sql]", ELDERLY_SQL)
@@ -80,7 +83,21 @@ def test_developer_asks_the_elderly_question_in_the_console(browser, server, art
     assert "SELECT *" in s.page.locator("#query-error").inner_text()
     assert _left(s) == pytest.approx(before - 0.75)
     s.shot("privacy-03-budget-down")
-    s.close("status of 422")  # the refused query's response, shown to the user as above
+    # a query that would spend δ asks first; dismissing it runs nothing, accepting runs it
+    s.page.fill("#query-form textarea[name=sql]", "SELECT age, COUNT(*) FROM residents GROUP BY age")
+    s.page.select_option("#epsilon", "0.1")
+    messages: list[str] = []
+    s.page.once("dialog", lambda d: (messages.append(d.message), d.dismiss()))
+    s.page.click("#run-query")
+    s.page.wait_for_function("() => !document.getElementById('run-query').disabled")
+    assert messages and "δ" in messages[0]
+    assert _left(s) == pytest.approx(before - 0.75)
+    s.page.once("dialog", lambda d: d.accept())
+    s.page.click("#run-query")
+    s.page.wait_for_selector("#query-result .result-table th >> text=age")
+    assert _left(s) == pytest.approx(before - 0.85)
+    s.shot("privacy-05-delta-confirmed")
+    s.close("status of 422", "status of 409")  # the refusal and the δ question, shown as above
 
 
 def test_steward_sees_every_projects_queries(browser, server, artifacts):
