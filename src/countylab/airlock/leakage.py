@@ -41,6 +41,7 @@ from countylab.airlock.normalise import (
     identifier_forms,
     neighbours,
     skeleton,
+    split_identifiers,
     strip_format,
     value_forms,
 )
@@ -300,8 +301,9 @@ def scan_table(
     for row, line in zip(rows, lines, strict=True):
         for col, value in zip(header, row, strict=True):
             candidates += _cell_candidates(value, line, col)
-        for joined in neighbours(str(v) for v in row):  # values split over adjacent cells
-            candidates += [(t, line, "row", False) for t in identifier_forms(joined)]
+        cells = [str(v) for v in row]  # values split over adjacent cells
+        candidates += [(t, line, "row", False) for t in split_identifiers(cells)]
+        for joined in neighbours(cells):
             candidates += [(t, line, "row", True) for t in cjk_pieces(joined) if distinctive(t)]
     lowered = {h.lower(): i for i, h in enumerate(header)}
     mapping = column_map or {}

@@ -46,7 +46,8 @@ _SHIFTS = tuple(
     str.maketrans("0123456789", "".join(str((d + k) % 10) for d in range(10))) for k in range(1, 10)
 )
 _PROVINCES = frozenset(  # GB/T 2260 province-level codes: the first two digits of an ID number
-    f"{n}" for n in (11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50)
+    f"{n}"
+    for n in (11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50)
     + (51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 91)
 )
 
@@ -170,3 +171,15 @@ def neighbours(cells: Iterable[str], width: int = 3) -> list[str]:
     for size in range(2, width + 1):
         joined += ["".join(row[i : i + size]) for i in range(len(row) - size + 1)]
     return joined
+
+
+def split_identifiers(cells: Iterable[str]) -> set[str]:
+    """Identifiers written across adjacent cells of one row.  ID numbers (checked by their
+    check character) may sit anywhere in the joined cells; a mobile only counts when the
+    joined cells are exactly that number, since runs of ordinary counts side by side would
+    otherwise read as phone numbers."""
+    out: set[str] = set()
+    for joined in neighbours(cells):
+        whole = {compact(plain(joined)), compact(skeleton(joined))}
+        out.update(f for f in identifier_forms(joined) if len(f) == 18 or f in whole)
+    return out

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 from countylab.airlock.checks.base import CheckStatus, Findings
 from countylab.airlock.leakage import LeakageReport, SourceIndex, scan_table, scan_text
-from countylab.airlock.normalise import identifier_forms, neighbours, skeleton, strip_format, value_forms
+from countylab.airlock.normalise import (
+    identifier_forms,
+    skeleton,
+    split_identifiers,
+    strip_format,
+    value_forms,
+)
 from countylab.catalog.pii import PiiKind, match_kinds
 
 # Identifiers with a check digit (or a strict format) are certain; names, addresses and plates
@@ -53,9 +59,8 @@ def pii_in_cells(header: tuple[str, ...], rows: list[tuple[str, ...]], lines: li
                 hits.append(PiiHit(line, col, kinds))
                 found_in_cells |= kinds
         split: set[PiiKind] = set()  # an identifier split across adjacent cells
-        for joined in neighbours(row):
-            for candidate in identifier_forms(joined):
-                split |= match_kinds(candidate) & _IDENTIFIER_KINDS
+        for candidate in split_identifiers(row):
+            split |= match_kinds(candidate) & _IDENTIFIER_KINDS
         if split - found_in_cells:
             hits.append(PiiHit(line, "row", frozenset(split - found_in_cells)))
     return hits
