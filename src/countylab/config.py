@@ -114,7 +114,7 @@ class Settings(BaseSettings):
         description="Renewal period of project privacy budgets; what was spent renews at each boundary.",
     )
     dp_memory_limit: str = Field(
-        default="768MB",
+        default="640MB",
         pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|KiB|MiB|GiB)$",
         description=(
             "DuckDB memory limit of each DP query worker (数据黑匣), preparation included; larger "
