@@ -73,7 +73,7 @@ def test_register_approve_predict_rate_limit(served: dict[str, Any]) -> None:
     report = steward.post(f"/api/models/{mid}/assessment")
     assert report.status_code == 200, report.text
     figures = report.json()["assessment"]
-    assert figures["verdict"] == "warn" and figures["rows"] == 120  # no target declared: warn
+    assert figures["verdict"] == "warn" and figures["rows"] == 120, figures  # no target: warn
     assert figures["rare_value_rate"] == 0.0 and figures["pii_hits"] == 0
     no_note = steward.post(f"/api/models/{mid}/decision", json={"approve": True})
     assert no_note.status_code == 422  # a warning needs a written reason

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,15 +35,22 @@ def _dump(model: Any) -> bytes:
     return buf.getvalue()
 
 
-MODELS: dict[str, bytes] = {
-    "mean": _dump(DummyRegressor().fit(AGES, [float(a[0]) for a in AGES])),
-    "line": _dump(LinearRegression().fit([[60], [70], [80]], [1.0, 2.0, 3.0])),
-    "one_nn_age": _dump(KNeighborsRegressor(n_neighbors=1).fit(AGES, [float(a[0]) for a in AGES])),
-    "one_nn_phone": _dump(KNeighborsRegressor(n_neighbors=1).fit(AGES, [float(r[3]) for r in RESIDENTS])),
-    "names": _dump(KNeighborsClassifier(n_neighbors=1).fit(AGES, [r[2] for r in RESIDENTS])),
-    "id_numbers": _dump(KNeighborsClassifier(n_neighbors=1).fit(AGES, [r[1] for r in RESIDENTS])),
-    "two_outputs": _dump(LinearRegression().fit([[60], [70], [80]], [[1.0, 2.0], [2.0, 3.0], [3.0, 4.0]])),
-}
+def _models() -> dict[str, bytes]:
+    with warnings.catch_warnings():  # "more classes than half the samples": that is the point
+        warnings.simplefilter("ignore")
+        return {
+            "mean": _dump(DummyRegressor().fit(AGES, [float(a[0]) for a in AGES])),
+            "line": _dump(LinearRegression().fit([[60], [70], [80]], [1.0, 2.0, 3.0])),
+            "one_nn_age": _dump(KNeighborsRegressor(n_neighbors=1).fit(AGES, [float(a[0]) for a in AGES])),
+            "one_nn_phone": _dump(
+                KNeighborsRegressor(n_neighbors=1).fit(AGES, [float(r[3]) for r in RESIDENTS])
+            ),
+            "names": _dump(KNeighborsClassifier(n_neighbors=1).fit(AGES, [r[2] for r in RESIDENTS])),
+            "id_numbers": _dump(KNeighborsClassifier(n_neighbors=1).fit(AGES, [r[1] for r in RESIDENTS])),
+            "two_outputs": _dump(
+                LinearRegression().fit([[60], [70], [80]], [[1.0, 2.0], [2.0, 3.0], [3.0, 4.0]])
+            ),
+        }
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +70,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     from countylab.identity import projects as prj
 
     with w.lab.tx() as s:
-        prj.add_member(s, SYSTEM, w.project_id, w.users["dev_b"])
-    w.values = {"job": w.make_job({f"{k}.joblib": v for k, v in MODELS.items()})}  # type: ignore[attr-defined]
+        prj.add_member(s, SYSTEM, w.project_id, username="dev_b")
+    w.values = {"job": w.make_job({f"{k}.joblib": v for k, v in _models().items()})}  # type: ignore[attr-defined]
     yield w
     w.lab.close()
 
@@ -104,7 +112,7 @@ def _force_approve(world: World, model_id: int) -> None:
         ["v:number:5..1"],
         ["v:number:0..1:12"],
         ["risk:category:13800001234|low"],  # a label that is personal data
-        ["risk:category:110101199003077777|low"],
+        [f"risk:category:{RESIDENTS[7][1]}|low"],
         [{"name": "v", "type": "free"}],
         [{"name": "v", "type": "number", "lower": 0}],
         [],
@@ -142,7 +150,8 @@ def test_one_nearest_neighbour_model_fails_the_tests_and_cannot_be_approved(worl
 def test_model_answering_phone_numbers_fails_the_scan(world: World) -> None:
     model = _register(world, "one_nn_phone", ["v:number:0..99999999999:0"]).json()
     report = world.client("steward").post(f"/api/models/{model['id']}/assessment").json()["assessment"]
-    assert report["verdict"] == "fail" and report["pii_hits"] > 0
+    assert report["verdict"] == "fail"  # the answers are mobiles: refused by the scan during the tests
+    assert not any(r[3] in json.dumps(report) for r in RESIDENTS)
 
 
 def test_model_answering_names_is_outside_its_card(world: World) -> None:

@@ -39,6 +39,7 @@ from countylab.errors import BugError, Conflict
 from countylab.sandbox import bwrap as bw
 from countylab.sandbox.cgroups import JobCgroup
 from countylab.sandbox.confine import Handshake, release
+from countylab.sandbox.identity import ensure_readable
 from countylab.sandbox.runner import default_cgroup_host, sandbox_argv
 from countylab.sandbox.spec import SandboxSpec
 from countylab.sandbox.supervise import rlimits_for
@@ -99,6 +100,8 @@ class SandboxedWorker:
         code.mkdir()
         outbox.mkdir(mode=0o700)
         shutil.copyfile(WORKER_MAIN, code / "worker_main.py")
+        # the sandbox user reads the model only through its read-only bind mount
+        ensure_readable(self.model_path.parent)
         spec = SandboxSpec(
             command=["python", "-I", "-B", "/work/worker_main.py", f"/data/model/{self.model_path.name}"],
             code_dir=code,
@@ -166,12 +169,10 @@ class SandboxedWorker:
             self.stop()
             raise
         if not hello.get("ready"):
+            log.warning("model %s failed to load: %s", self.model_path, str(hello.get("error", ""))[:300])
             self.stop()
-            raise Conflict(
-                f"模型无法加载：{hello.get('error', '')}",
-                f"the model cannot be loaded: {hello.get('error', '')}",
-                reason="model_load_failed",
-            )
+            # the model chose that error text: it is logged for the operator, never answered
+            raise Conflict("模型无法加载", "the model cannot be loaded", reason="model_load_failed")
         self.start_s = time.monotonic() - started
         self.last_used = time.monotonic()
         return self.start_s
