@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian packages countylab needs, only those missing. Usage: system-deps.sh [runtime|test]
-#   runtime: bubblewrap (job sandbox), libseccomp2, Chinese fonts, Tesseract OCR with Chinese (airlock
+#   runtime: bubblewrap (job sandbox), libseccomp2, uidmap (newuidmap: a service-user lab maps jobs
+#            to a subordinate uid), Chinese fonts, Tesseract OCR with Chinese (airlock
 #            checks images for text), python3-venv
 #   test:    runtime + chromium (UI tests) + postgresql (metadata tests against a real server)
 # Both create the sandbox system user (countylab-sandbox: no home, no shell, owns nothing) that
 # jobs run as when the lab runs as root; see docs/explanation/sandbox.md.
 set -euo pipefail
 mode="${1:-runtime}"
-pkgs=(bubblewrap libseccomp2 fonts-noto-cjk ca-certificates tesseract-ocr tesseract-ocr-chi-sim)
+pkgs=(bubblewrap libseccomp2 uidmap fonts-noto-cjk ca-certificates tesseract-ocr tesseract-ocr-chi-sim)
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then pkgs+=(python3-venv); fi
 if [ "$mode" = "test" ]; then pkgs+=(chromium postgresql); fi
 

@@ -125,3 +125,34 @@ def while_running(run: Callable[[], SandboxResult], marker: str, wait_s: float =
     yield seen
     thread.join(60)
     yield box.get("r")
+
+
+SERVICE_USER = "countylab-svc-test"
+SERVICE_SUBIDS = "310000-310999"
+
+
+@pytest.fixture(scope="session")
+def service_user(sandbox_ready: SandboxIdentity) -> str:
+    """An unprivileged service user with a subordinate id range, like the county server's
+    ``countylab`` (created here when missing: CI runs as root)."""
+    import pwd
+    import subprocess
+
+    assert os.access("/usr/bin/newuidmap", os.X_OK), "newuidmap is missing: run scripts/system-deps.sh"
+    try:
+        pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell",
+             "/usr/sbin/nologin", SERVICE_USER],
+            check=True,
+        )  # fmt: skip
+    if (
+        SERVICE_USER not in Path("/etc/subuid").read_text()
+        or SERVICE_USER not in Path("/etc/subgid").read_text()
+    ):
+        subprocess.run(
+            ["usermod", "--add-subuids", SERVICE_SUBIDS, "--add-subgids", SERVICE_SUBIDS, SERVICE_USER],
+            check=True,
+        )
+    return SERVICE_USER

@@ -7,8 +7,13 @@ and privileges inside, and the classic ways back to root (setuid binaries, setui
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from countylab.sandbox import RunState
@@ -22,10 +27,13 @@ from tests.attacks.sandbox_support import (
     probe_json,
     sandbox_job,
     sandbox_ready,
+    service_user,
     while_running,
 )
 
-__all__ = ["sandbox_job", "sandbox_ready"]  # fixtures
+__all__ = ["sandbox_job", "sandbox_ready", "service_user"]  # fixtures
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_host_sees_the_job_run_as_the_dedicated_uid(sandbox_job, sandbox_ready: SandboxIdentity):
@@ -150,3 +158,56 @@ def test_model_worker_runs_as_the_sandbox_user_too(tmp_path, sandbox_ready: Sand
     assert reply["ok"], reply
     assert reply["predictions"][0] == [sandbox_ready.uid, sandbox_ready.gid, []]
     assert workers and all(s["Uid"].split() == [str(sandbox_ready.uid)] * 4 for s in workers), workers
+
+
+def _python_for(user: str) -> str:
+    """An interpreter the service user can execute (the system's, when it is the same version)."""
+    system = Path("/usr/bin/python3")
+    if system.exists():
+        version = subprocess.run(
+            [str(system), "-c", "import sys; print(sys.version_info[:2])"], capture_output=True
+        )
+        if version.stdout.decode().strip() == str(tuple(sys.version_info[:2])):
+            return str(system)
+    return os.path.realpath(sys.executable)
+
+
+def test_service_user_lab_runs_jobs_as_a_subordinate_uid(service_user: str):
+    """The county-server set-up: the lab is an unprivileged service user with a subordinate
+    range; the job's host uid is the range's first id: not root, not the service user."""
+    import pwd
+
+    import pyseccomp
+
+    import countylab
+
+    svc = pwd.getpwnam(service_user)
+    work = Path(tempfile.mkdtemp(prefix="countylab-svc-"))
+    try:
+        os.chown(work, svc.pw_uid, svc.pw_gid)
+        pythonpath = os.pathsep.join(
+            [str(Path(countylab.__file__).parents[1]), str(Path(pyseccomp.__file__).parent), str(REPO)]
+        )
+        script = REPO / "tests" / "attacks" / "sandbox_service_probe.py"
+        probe = subprocess.run(
+            ["setpriv", f"--reuid={svc.pw_uid}", f"--regid={svc.pw_gid}", "--init-groups", "--",
+             _python_for(service_user), str(script), str(work)],
+            capture_output=True, text=True, timeout=120, cwd=work,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": pythonpath},
+        )  # fmt: skip
+        assert probe.returncode == 0, probe.stderr
+        res = json.loads(probe.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    first = int(next(line for line in Path("/etc/subuid").read_text().splitlines()
+                     if line.startswith(service_user + ":")).split(":")[1])  # fmt: skip
+    assert res["mode"] == "subuid" and res["available"] is True, res
+    assert res["state"] == "succeeded", res["stderr"]
+    assert res["stdout"].strip() == "[1000, 1000, []]"  # inside: the namespace's uid 1000
+    host_uids = res["host"][0].split()[1:]
+    assert host_uids == [str(first)] * 4, res["host"]  # outside: the first subordinate id
+    assert first not in (0, svc.pw_uid) and res["security"]["host_uid"] == first
+    assert "CapEff:\t0000000000000000" in res["host"]
+    # the outbox came back to the service user, readable even where the job made it 0600
+    assert ["d/x.txt", svc.pw_uid, "hi"] in res["outbox"]
+    assert all(uid == svc.pw_uid for _, uid, _ in res["outbox"])

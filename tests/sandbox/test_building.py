@@ -344,3 +344,39 @@ def test_rlimits_reach_the_job(tmp_path):
     mb = 1024 * 1024
     expected = [(7, 8), (8 * mb, 8 * mb), (0, 0), (100, 100), (1280 * mb, 1280 * mb)]
     assert out(result).strip() == str(expected)
+
+
+def test_argv_for_a_service_user_goes_through_unshare_with_a_subordinate_uid(tmp_path):
+    from countylab.sandbox.identity import subuid_identity
+
+    who = subuid_identity((300000, 300100))
+    argv = build_argv(
+        _spec(tmp_path), bwrap="/usr/bin/bwrap", version=(0, 8, 0), seccomp_fd=9, etc_fds={},
+        runtime=python_runtime(None), identity=who,
+    )  # fmt: skip
+    assert argv[: argv.index("/usr/bin/bwrap")] == [
+        "/usr/bin/unshare", "--map-user=0", "--map-group=0", "--map-users=300000,1000,1",
+        "--map-groups=300100,1000,1", "--",
+    ]  # fmt: skip
+    tail = argv[argv.index("--", argv.index("/usr/bin/bwrap")) + 1 :]
+    assert "--reuid=1000" in tail and "--regid=1000" in tail
+    assert who.passwd() == b"nobody:x:1000:1000:nobody:/tmp:/usr/sbin/nologin\n"
+
+
+def test_subordinate_ids_are_read_for_this_user_only(tmp_path, monkeypatch):
+    import pwd
+
+    from countylab.sandbox import identity
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    (tmp_path / "subuid").write_text(f"someone:100000:65536\n{me}:200000:65536\n")
+    (tmp_path / "subgid").write_text(f"{me}:210000:65536\n")
+    monkeypatch.setattr(identity.os, "access", lambda path, mode: True)
+    identity.subordinate_ids.cache_clear()
+    try:
+        assert identity.subordinate_ids(tmp_path) == (200000, 210000)
+        (tmp_path / "subgid").write_text("someone:210000:65536\n")
+        identity.subordinate_ids.cache_clear()
+        assert identity.subordinate_ids(tmp_path) is None  # both ranges are needed
+    finally:
+        identity.subordinate_ids.cache_clear()

@@ -282,8 +282,8 @@ def build_argv(
         if supports_disable_userns(version):
             argv.append("--disable-userns")
         argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
-    else:
-        argv = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+    else:  # ``subuid`` mode: the launcher (unshare) makes bwrap root of a mapped user namespace
+        argv = [*identity.launcher, bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
         argv += ["--unshare-cgroup-try"]
         argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
         for cap in DROP_CAPS:

@@ -14,10 +14,18 @@ the inheritable and ambient capabilities and the whole bounding set, sets no_new
 locks the securebits, then executes the job.  After ``setresuid`` from 0 the kernel clears
 the permitted and effective sets, so the job holds no capability anywhere.
 
-When the lab runs as an ordinary user (a laptop, ``countylab run`` on dummy data) bubblewrap
-cannot change the host uid without privileges, and the job runs in a user namespace as that
-user (the old behaviour).  :func:`launch_mode` says which; the lab's job center refuses real
-data in ``userns`` mode unless the operator accepts it (see docs/explanation/sandbox.md).
+When the lab runs as a service user (the county server: ``User=countylab`` under systemd) that
+owns a subordinate uid/gid range (``/etc/subuid``, ``/etc/subgid``) and ``newuidmap`` is
+installed (package ``uidmap``), the launch is the same with one step in front: ``unshare``
+(util-linux) makes a user namespace in which the service user is 0 and inner uid/gid
+:data:`INNER_ID` is the **first subordinate id** of the range (through ``newuidmap``).
+bubblewrap runs as root of that namespace, ``setpriv`` drops to :data:`INNER_ID`, and the job's
+host uid is the subordinate id: a uid no account has, which owns nothing, is not the service
+user and is not root.  This is the ``subuid`` mode.
+
+Otherwise (a laptop, ``countylab run`` on dummy data) bubblewrap cannot change the host uid
+without privileges, and the job runs in a user namespace as that user: the ``userns`` mode,
+never for real data.  :func:`launch_mode` says which (see docs/explanation/sandbox.md).
 """
 
 from __future__ import annotations
@@ -37,29 +45,48 @@ SETPRIV = "/usr/bin/setpriv"
 #: Capabilities bubblewrap keeps for its child so that setpriv can drop to the sandbox uid.
 DROP_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
 
-LaunchMode = Literal["drop", "userns"]
+UNSHARE = "/usr/bin/unshare"
+NEWUIDMAP = "/usr/bin/newuidmap"
+INNER_ID = 1000  # the job's uid/gid inside the namespace in ``subuid`` mode
+
+LaunchMode = Literal["drop", "subuid", "userns"]
 
 
 @dataclass(frozen=True)
 class SandboxIdentity:
-    """The host uid/gid a job runs as (``drop`` mode)."""
+    """The host uid/gid a job runs as, and how the launch gets there.
+
+    ``drop``: ``uid``/``gid`` are the sandbox user's, also inside.  ``subuid``: inside the job is
+    :data:`INNER_ID`, which the ``launcher`` (``unshare``) maps to ``uid``/``gid`` on the host.
+    """
 
     user: str
-    uid: int
+    uid: int  # on the host
     gid: int
+    inner_uid: int | None = None  # inside the sandbox (default: the host uid)
+    inner_gid: int | None = None
+    launcher: tuple[str, ...] = ()  # argv put in front of bwrap
+
+    @property
+    def job_uid(self) -> int:
+        return self.uid if self.inner_uid is None else self.inner_uid
+
+    @property
+    def job_gid(self) -> int:
+        return self.gid if self.inner_gid is None else self.inner_gid
 
     def passwd(self) -> bytes:
         """The sandbox's /etc/passwd: its own user is called ``nobody`` inside."""
-        return f"nobody:x:{self.uid}:{self.gid}:nobody:/tmp:/usr/sbin/nologin\n".encode()
+        return f"nobody:x:{self.job_uid}:{self.job_gid}:nobody:/tmp:/usr/sbin/nologin\n".encode()
 
     def group(self) -> bytes:
-        return f"nogroup:x:{self.gid}:\n".encode()
+        return f"nogroup:x:{self.job_gid}:\n".encode()
 
     def setpriv_argv(self) -> list[str]:
         return [
             SETPRIV,
-            f"--reuid={self.uid}",
-            f"--regid={self.gid}",
+            f"--reuid={self.job_uid}",
+            f"--regid={self.job_gid}",
             "--clear-groups",
             "--inh-caps=-all",
             "--ambient-caps=-all",
@@ -71,8 +98,62 @@ class SandboxIdentity:
 
 
 def launch_mode() -> LaunchMode:
-    """``drop`` when the lab is root (it can and must switch to the sandbox uid), else ``userns``."""
-    return "drop" if os.geteuid() == 0 else "userns"
+    """``drop`` when the lab is root; ``subuid`` for a service user with a subordinate range."""
+    if os.geteuid() == 0:
+        return "drop"
+    return "subuid" if subordinate_ids() is not None else "userns"
+
+
+def _first_range(path: Path, names: set[str]) -> tuple[int, int] | None:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.strip().split(":")
+        if len(parts) == 3 and parts[0] in names and parts[1].isdigit() and parts[2].isdigit():
+            return int(parts[1]), int(parts[2])
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def subordinate_ids(etc: Path = Path("/etc")) -> tuple[int, int] | None:
+    """The first (uid, gid) of this user's subordinate ranges, if the ``subuid`` mode can work."""
+    if not (os.access(NEWUIDMAP, os.X_OK) and os.access(UNSHARE, os.X_OK)):
+        return None
+    uid = os.getuid()
+    try:
+        names = {pwd.getpwuid(uid).pw_name, str(uid)}
+    except KeyError:
+        names = {str(uid)}
+    uids = _first_range(etc / "subuid", names)
+    gids = _first_range(etc / "subgid", names)
+    if uids is None or gids is None or uids[0] in (0, uid) or gids[0] == 0:
+        return None
+    return uids[0], gids[0]
+
+
+def subuid_identity(ids: tuple[int, int]) -> SandboxIdentity:
+    """``subuid`` mode: the job is :data:`INNER_ID` inside, the first subordinate id outside."""
+    host_uid, host_gid = ids
+    launcher = (
+        UNSHARE,
+        "--map-user=0",
+        "--map-group=0",
+        f"--map-users={host_uid},{INNER_ID},1",
+        f"--map-groups={host_gid},{INNER_ID},1",
+        "--",
+    )
+    return SandboxIdentity(f"subuid:{host_uid}", host_uid, host_gid, INNER_ID, INNER_ID, launcher)
+
+
+def job_identity(user: str = DEFAULT_SANDBOX_USER) -> SandboxIdentity | None:
+    """The identity for the current launch mode (None in ``userns`` mode)."""
+    mode = launch_mode()
+    if mode == "drop":
+        return sandbox_identity(user)
+    ids = subordinate_ids()
+    return subuid_identity(ids) if mode == "subuid" and ids is not None else None
 
 
 @functools.lru_cache(maxsize=8)
@@ -131,6 +212,5 @@ def protect_data_dir(data_dir: Path) -> None:
 
 def job_passwd(user: str = DEFAULT_SANDBOX_USER) -> bytes:
     """The /etc/passwd a job sees in the current launch mode (its own user, called ``nobody``)."""
-    if launch_mode() == "drop":
-        return sandbox_identity(user).passwd()
-    return b"nobody:x:65534:65534:nobody:/tmp:/usr/sbin/nologin\n"
+    who = job_identity(user)
+    return who.passwd() if who is not None else b"nobody:x:65534:65534:nobody:/tmp:/usr/sbin/nologin\n"

@@ -47,23 +47,25 @@ log = logging.getLogger(__name__)
 def sandbox_available() -> bool:
     """True when bubblewrap works here in the mode the lab would use.
 
-    As root: bwrap builds the namespaces and ``setpriv`` drops to the sandbox user, which must
-    exist (``scripts/system-deps.sh`` creates it).  Otherwise: bwrap can create unprivileged
+    ``drop`` (root): bwrap builds the namespaces and ``setpriv`` drops to the sandbox user, which
+    must exist (``scripts/system-deps.sh`` creates it).  ``subuid`` (a service user with a
+    subordinate range): the same behind ``unshare``.  ``userns``: bwrap can create unprivileged
     user namespaces.
     """
     binary = bw.find_bwrap()
     if binary is None:
         return False
-    if ident.launch_mode() == "drop":
+    mode = ident.launch_mode()
+    if mode in ("drop", "subuid"):
         try:
-            who = ident.sandbox_identity()
+            who = ident.job_identity()
         except CountylabError as exc:
             log.error("%s", exc.message_en)
             return False
-        if not ident.setpriv_available():
+        if who is None or not ident.setpriv_available():
             log.error("setpriv (util-linux) is missing: cannot drop jobs to the sandbox user")
             return False
-        probe = [binary, "--unshare-pid", "--unshare-net", "--cap-drop", "ALL"]
+        probe = [*who.launcher, binary, "--unshare-pid", "--unshare-net", "--cap-drop", "ALL"]
         probe += [arg for cap in ident.DROP_CAPS for arg in ("--cap-add", cap)]
         probe += ["--ro-bind", "/", "/", "--", *who.setpriv_argv(), "/bin/true"]
     else:
@@ -75,8 +77,20 @@ def sandbox_available() -> bool:
 
 
 def launch_identity(spec: SandboxSpec) -> ident.SandboxIdentity | None:
-    """The host identity the job switches to (``drop`` mode), or None (``userns`` mode)."""
-    return ident.sandbox_identity(spec.sandbox_user) if ident.launch_mode() == "drop" else None
+    """The host identity the job switches to (``drop``/``subuid`` mode), or None (``userns``)."""
+    return ident.job_identity(spec.sandbox_user)
+
+
+def _give_back(who: ident.SandboxIdentity, outbox: Path) -> None:
+    """``subuid`` mode: hand what the job wrote back to the service user before collecting it.
+
+    Runs ``chown -R -P`` as root of a namespace mapping both ids (never following links), so the
+    lab can read and remove every file, whatever modes the job set.
+    """
+    argv = [*who.launcher, "/usr/bin/chown", "-R", "-P", "-h", "0:0", str(outbox)]
+    done = subprocess.run(argv, capture_output=True, timeout=60, env={}, check=False)  # noqa: S603
+    if done.returncode != 0:
+        log.warning("could not take back the outbox %s: %s", outbox, done.stderr.decode(errors="replace"))
 
 
 @functools.lru_cache(maxsize=1)
@@ -196,8 +210,11 @@ def run_sandboxed(
     if who is not None:  # the code and the granted datasets must be readable where they are mounted
         for path in (spec.code_dir, *spec.datasets.values()):
             ident.ensure_readable(path)
-        ob.mount_outbox(spec.outbox_dir, who, spec.outbox_mb * 1024 * 1024, spec.outbox_files)
-        mounted = True
+        if who.launcher:  # subuid: an unprivileged lab cannot mount; the quota is checked at the end
+            spec.outbox_dir.chmod(0o777)  # below the 0700 data dir: only the job's uid gains by it
+        else:
+            ob.mount_outbox(spec.outbox_dir, who, spec.outbox_mb * 1024 * 1024, spec.outbox_files)
+            mounted = True
     host = default_cgroup_host() if cgroups == "auto" else cgroups
     cgroup = None
     fds: list[int] = []
@@ -231,6 +248,8 @@ def run_sandboxed(
             cgroup.kill_all()
             cgroup.remove()
         # every process of the job is dead: the outbox can be collected (and unmounted)
+        if who is not None and who.launcher:
+            _give_back(who, spec.outbox_dir)
         usage = ob.collect(
             spec.outbox_dir,
             mounted=mounted,
@@ -238,7 +257,7 @@ def run_sandboxed(
             max_files=spec.outbox_files,
         )
     security: dict[str, object] = {
-        "mode": "drop" if who is not None else "userns",
+        "mode": ident.launch_mode() if who is not None else "userns",
         "host_uid": who.uid if who is not None else os.getuid(),
         "host_gid": who.gid if who is not None else os.getgid(),
         "seccomp": "allow-list",
