@@ -157,3 +157,19 @@ def test_zip_directory_limits() -> None:
     with pytest.raises(Refused) as err:
         open_zip(big.getvalue(), Limits())
     assert err.value.rule == "zip_ratio"
+
+
+def test_many_comments_are_paged_like_everything_else() -> None:
+    from countylab.airlock.render.pages import page_view
+
+    def comments(wb: Any) -> None:
+        for r in range(1, 301):
+            wb.active.cell(row=r + 3, column=1, value=r).comment = Comment(f"note {r}", "dev")
+
+    rendering = render("t.xlsx", book(comments))
+    pages = [page_view(rendering, n) for n in range(1, len(rendering.pages()) + 1)]
+    facts_rows = [
+        row["cells"] for p in pages if p["section"]["kind"] == "facts" for row in p["section"]["rows"]
+    ]
+    assert sum(1 for k, _ in facts_rows if k.startswith("comment:")) == 300
+    assert max(len(p["section"]["rows"]) for p in pages) <= 200

@@ -120,7 +120,7 @@ class Rendering:
         out: list[tuple[int, int, int]] = []
         for i, sec in enumerate(self.sections):
             n = len(sec.rows)
-            if sec.kind in ("facts", "image") or n == 0:
+            if sec.kind == "image" or n == 0:
                 out.append((i, 0, n))
                 continue
             out += [(i, a, min(a + page_lines, n)) for a in range(0, n, page_lines)]
