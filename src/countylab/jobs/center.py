@@ -88,15 +88,23 @@ class JobsCenter:
     def _runner(self) -> SandboxRunner:
         from countylab.jobs.attempt import SandboxedRunner
         from countylab.sandbox import sandbox_available
+        from countylab.sandbox.identity import launch_mode
 
-        if sandbox_available():
+        if sandbox_available() and launch_mode() != "userns":
             self.runner_kind = "sandboxed"
             return SandboxedRunner(**self._sandbox_settings())
+        if sandbox_available():  # jobs would run as the lab's own user: never on real data
+            log.error(
+                "the lab runs as an unprivileged user without a subordinate uid range (/etc/subuid, "
+                "newuidmap): jobs would run as the lab's own user, so they will FAIL; see "
+                "docs/how-to/county-server.md / 实验室用户没有从属 uid 范围，作业将被拒绝运行"
+            )
+        else:
+            log.error(
+                "bubblewrap is not available: sandbox jobs will FAIL rather than run real data unsandboxed / "
+                "本机无可用 bubblewrap：作业将被拒绝运行，绝不在无沙箱时处理真实数据"
+            )
         self.runner_kind = "refusing"
-        log.error(
-            "bubblewrap is not available: sandbox jobs will FAIL rather than run real data unsandboxed / "
-            "本机无可用 bubblewrap：作业将被拒绝运行，绝不在无沙箱时处理真实数据"
-        )
         return RefusingRunner()
 
     def _sandbox_settings(self) -> dict[str, Any]:
