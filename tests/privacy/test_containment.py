@@ -113,8 +113,9 @@ def test_huge_result_is_capped(data_dir: Path) -> None:
         eng.execute(eng.plan("SELECT town, count(*) FROM residents GROUP BY town", 1.0))
     eng = engine_for(residents_spec(data_dir / "residents.parquet"), max_rows=2)
     plan = eng.plan("SELECT village, count(*) FROM residents GROUP BY village", 1.0)  # keys not public
-    with pytest.raises(TooLarge):  # three villages survive partition selection
-        eng.execute(plan)
+    # three villages survive partition selection: the two with the largest noisy counts are
+    # released (post-processing), never an error whose presence would depend on the data
+    assert len(eng.execute(plan).rows) == 2
 
 
 def test_worker_process_runs_queries_and_holds_no_parent_environment(data_dir: Path) -> None:

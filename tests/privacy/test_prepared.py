@@ -312,3 +312,21 @@ def test_query_time_metadata_and_renamed_files_reuse_the_prepared_version(tmp_pa
         ) == [[(300,)]]
     finally:
         runner.close()
+
+
+def test_work_larger_than_memory_spills_only_inside_the_data_dir(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # DuckDB's default spill folder would be ./.tmp
+    spec = residents_spec(data_dir / "residents.parquet")
+    runner = InProcessRunner(
+        SandboxLimits(memory_limit="48MB", data_dir=str(tmp_path / "lab"), timeout_s=120)
+    )
+    try:
+        sql = "SELECT count(*) FROM (SELECT range % 2000003 AS k, count(*) FROM range(6000000) GROUP BY k)"
+        assert runner.run([spec], [sql]) == [[(2000003,)]]
+        setting = runner.run([spec], ["SELECT current_setting('temp_directory')"])[0][0][0]
+    finally:
+        runner.close()
+    assert Path(setting).is_relative_to(tmp_path / "lab" / "prepared" / "tmp")
+    assert not (tmp_path / ".tmp").exists()
