@@ -26,8 +26,10 @@ def test_differencing_pair_is_flagged_side_by_side(world: World) -> None:
     second = world.make_job({"no_dibao.csv": minus})
     body = request_body(second, "no_dibao.csv")
     body["files"][0]["filter"] = "不含低保户"
-    req = world.client("dev").post("/api/airlock/requests", json=body).json()
-    assert req["state"] == "under_review"  # a warning for the checker, not an automatic return
+    mine = world.client("dev").post("/api/airlock/requests", json=body).json()
+    assert mine["state"] == "returned"  # 一般3级 and above: a differencing hit returns the request
+    assert "ledger_risks" not in mine["files"][0]  # another project's table is not the developer's
+    req = world.client("checker").get(f"/api/airlock/requests/{mine['id']}").json()
     risks = req["files"][0]["ledger_risks"]
     assert len(risks) == 1
     risk = risks[0]
@@ -35,8 +37,8 @@ def test_differencing_pair_is_flagged_side_by_side(world: World) -> None:
     assert risk["cells"] == [{"key": ["青禾村"], "new": 37.0, "earlier": 40.0}]
     assert [["青禾村"], 37.0, 40.0] in risk["side_by_side"] and len(risk["side_by_side"]) == 3
     ledger = [r for r in req["files"][0]["checks"] if r["check"] == "ledger"]
-    assert ledger and ledger[0]["status"] == "warn"
-    # the checker sees the same warning on the review page
+    assert ledger and ledger[0]["status"] == "fail"  # (below 一般3级 it is a warning: tests/attacks)
+    # the checker sees the same risk on the review page
     page = world.client("checker").get(f"/api/airlock/requests/{req['id']}").json()
     assert page["files"][0]["ledger_risks"][0]["cells"] == risk["cells"]
 
@@ -44,5 +46,6 @@ def test_differencing_pair_is_flagged_side_by_side(world: World) -> None:
 def test_unrelated_tables_are_not_flagged(world: World) -> None:
     a = world.make_job({"ages.csv": b"age_band,residents\n60-69,50\n70+,70\n"})
     body = request_body(a, "ages.csv")
-    req = world.client("dev").post("/api/airlock/requests", json=body).json()
+    rid = world.client("dev").post("/api/airlock/requests", json=body).json()["id"]
+    req = world.client("checker").get(f"/api/airlock/requests/{rid}").json()
     assert req["files"][0]["ledger_risks"] == []
