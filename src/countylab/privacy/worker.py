@@ -192,8 +192,11 @@ class WorkerRunner:
         self._call(("prepare", list(specs)), self.limits.prepare_timeout_s + self.grace_s)
 
     def run(self, specs: Sequence[TableSpec], sqls: Sequence[str], *, bounded: bool = True) -> list[Rows]:
-        # A version not prepared yet is prepared first; the per-query watchdog runs inside.
-        budget = self.limits.timeout_s * max(1, len(sqls)) + self.grace_s + self.limits.prepare_timeout_s
+        # A version not prepared yet is prepared first, under its own (long) limit; then the
+        # queries run under theirs (the per-query watchdog runs inside, this is the backstop).
+        if specs:
+            self.prepare(specs)
+        budget = self.limits.timeout_s * max(1, len(sqls)) + self.grace_s + 120.0
         result: list[Rows] = self._call(("run", list(specs), list(sqls)), budget)
         return result
 
