@@ -7,10 +7,12 @@ run ends ``outbox_quota`` with the limit named, and the host keeps at most the q
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from countylab.sandbox import RunState
-from tests.attacks.sandbox_support import PROBE, err, outbox_of, probe_json, sandbox_job, sandbox_ready
+from tests.attacks.sandbox_support import PROBE, err, out, outbox_of, probe_json, sandbox_job, sandbox_ready
 
 __all__ = ["sandbox_job", "sandbox_ready"]  # fixtures
 
@@ -132,3 +134,26 @@ print(json.dumps(res))
 """
     )
     assert "ok" not in probe_json(result).values()
+
+
+def test_disk_reads_are_throttled_where_the_cgroup_allows(sandbox_job, tmp_path):
+    """O_DIRECT reads bypass the page cache, so only the cgroup's I/O limit can slow them."""
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    (ds / "big.bin").write_bytes(os.urandom(6 * 1024 * 1024))
+    result = sandbox_job(
+        """
+import mmap, os, time
+fd = os.open("/data/big/big.bin", os.O_RDONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, 1 << 20)
+start, total = time.monotonic(), 0
+while n := os.readv(fd, [buf]):
+    total += n
+print(total, round(time.monotonic() - start, 2))
+""",
+        datasets={"big": ds},
+        io_mbps=2,
+    )
+    assert result.protections["cgroup_io"], "this host offers an I/O controller (blkio or io)"
+    total, seconds = out(result).split()
+    assert int(total) == 6 * 1024 * 1024 and float(seconds) >= 1.5, (total, seconds)

@@ -298,6 +298,9 @@ class _RefusingCgroup:
     def add(self, pid: int) -> None:
         raise PermissionError(13, "cgroup.procs not writable")
 
+    def set_io(self, devices: list[tuple[int, int]], bps: int, iops: int) -> bool:
+        return False
+
     def usage(self) -> CgroupUsage:
         return CgroupUsage(None, None, None, 0, 0)
 
@@ -380,3 +383,31 @@ def test_subordinate_ids_are_read_for_this_user_only(tmp_path, monkeypatch):
         assert identity.subordinate_ids(tmp_path) is None  # both ranges are needed
     finally:
         identity.subordinate_ids.cache_clear()
+
+
+def test_cgroup_v2_falls_back_to_the_subtree_systemd_delegated(tmp_path):
+    """A service user cannot write the v2 root; with Delegate=yes it owns its service's group."""
+    from countylab.sandbox.cgroups import _try_v2
+
+    mount = tmp_path / "cgroup"
+    service = mount / "system.slice" / "countylab.service"
+    (service / "main").mkdir(parents=True)
+    (mount / "cgroup.controllers").write_text("cpu io memory pids\n")
+    (mount / "cgroup.subtree_control").mkdir()  # the root refuses writes (EISDIR here, EACCES live)
+    (service / "cgroup.controllers").write_text("cpu io memory pids\n")
+    (service / "cgroup.subtree_control").write_text("")
+    (service / "countylab").mkdir()
+    (service / "countylab" / "cgroup.subtree_control").write_text("")
+    proc_cgroup = tmp_path / "self-cgroup"
+    proc_cgroup.write_text("0::/system.slice/countylab.service/main\n")
+    host = _try_v2(mount, "countylab", proc_cgroup)
+    assert host is not None and "io" in host.controllers
+    assert (service / "cgroup.subtree_control").read_text() == "+memory +pids +cpu +io"
+    job_dir = service / "countylab" / "job-1"
+    job_dir.mkdir()
+    (job_dir / "io.max").write_text("")
+    from countylab.sandbox.cgroups import V2Job
+
+    job = V2Job(job_dir, io=True)
+    assert job.set_io([(254, 0)], 2 * 1024 * 1024, 100)
+    assert (job_dir / "io.max").read_text() == "254:0 rbps=2097152 wbps=2097152 riops=100 wiops=100"

@@ -26,6 +26,33 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 WANTED = ("memory", "pids", "cpu")
+#: I/O limits where the host offers them: ``io`` on v2 (``io.max``), ``blkio`` throttling on v1.
+IO_CONTROLLERS = ("io", "blkio")
+
+
+def block_devices(paths: list[Path]) -> list[tuple[int, int]]:
+    """The whole-disk block devices (major, minor) holding ``paths`` (tmpfs and overlays skipped).
+
+    io.max and blkio throttling take a disk, not a partition: a partition is resolved to its disk
+    through ``/sys/dev/block``.
+    """
+    found: list[tuple[int, int]] = []
+    for path in paths:
+        try:
+            dev = os.stat(path).st_dev
+        except OSError:
+            continue
+        node = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
+        if not node.exists():
+            continue
+        if (node / "partition").exists():
+            with contextlib.suppress(OSError, ValueError):
+                major, minor = (node.resolve().parent / "dev").read_text().strip().split(":")
+                dev = os.makedev(int(major), int(minor))
+        pair = (os.major(dev), os.minor(dev))
+        if pair not in found:
+            found.append(pair)
+    return found
 
 
 @dataclass(frozen=True)
@@ -50,6 +77,10 @@ class JobCgroup(Protocol):
         ...
 
     def add(self, pid: int) -> None: ...
+
+    def set_io(self, devices: list[tuple[int, int]], bps: int, iops: int) -> bool:
+        """Cap reads and writes on ``devices``; False where the host has no I/O controller."""
+        ...
 
     def usage(self) -> CgroupUsage: ...
 
@@ -135,7 +166,18 @@ class V1Job:
 
     @property
     def controllers(self) -> frozenset[str]:
-        return frozenset(c for c in self._dirs if c in WANTED)
+        found = {c for c in self._dirs if c in WANTED}
+        return frozenset(found | ({"io"} if "blkio" in self._dirs else set()))
+
+    def set_io(self, devices: list[tuple[int, int]], bps: int, iops: int) -> bool:
+        blkio = self._dirs.get("blkio")
+        if blkio is None or not devices:
+            return False
+        for major, minor in devices:
+            for name, value in (("bps", bps), ("iops", iops)):
+                for way in ("read", "write"):
+                    _write(blkio / f"blkio.throttle.{way}_{name}_device", f"{major}:{minor} {value}")
+        return True
 
     def _unique_dirs(self) -> list[Path]:
         return list(dict.fromkeys(self._dirs.values()))
@@ -203,12 +245,20 @@ class V1Host:
 
 
 class V2Job:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, io: bool = False) -> None:
         self._path = path
+        self._io = io
 
     @property
     def controllers(self) -> frozenset[str]:
-        return frozenset(WANTED)
+        return frozenset(WANTED) | ({"io"} if self._io else frozenset())
+
+    def set_io(self, devices: list[tuple[int, int]], bps: int, iops: int) -> bool:
+        if not self._io or not devices:
+            return False
+        for major, minor in devices:
+            _write(self._path / "io.max", f"{major}:{minor} rbps={bps} wbps={bps} riops={iops} wiops={iops}")
+        return True
 
     def procs_files(self) -> list[str]:
         return [str(self._path / "cgroup.procs")]
@@ -242,17 +292,18 @@ class V2Host:
 
     version = "v2"
 
-    def __init__(self, parent: Path) -> None:
+    def __init__(self, parent: Path, io: bool = False) -> None:
         self._parent = parent
+        self._io = io
 
     @property
     def controllers(self) -> frozenset[str]:
-        return frozenset(WANTED)
+        return frozenset(WANTED) | ({"io"} if self._io else frozenset())
 
     def create_job(self, name: str, memory_mb: int, pids: int, cpu_cores: float) -> V2Job:
         path = self._parent / name
         path.mkdir()
-        job = V2Job(path)
+        job = V2Job(path, self._io)
         try:
             _write(path / "memory.max", str(memory_mb * 1024 * 1024))
             if (path / "memory.swap.max").exists():
@@ -276,20 +327,48 @@ def _mounts(mounts_file: Path) -> list[tuple[str, str, set[str]]]:
     return out
 
 
-def _try_v2(mount: Path, parent_name: str) -> V2Host | None:
+def _own_cgroup(proc_cgroup: Path) -> str | None:
+    """This process's v2 cgroup path (``0::/…`` in /proc/self/cgroup)."""
+    with contextlib.suppress(OSError):
+        for line in proc_cgroup.read_text().splitlines():
+            if line.startswith("0::"):
+                return line[3:]
+    return None
+
+
+def _enable_v2(base: Path, parent_name: str) -> V2Host:
+    available = set((base / "cgroup.controllers").read_text().split())
+    if not set(WANTED) <= available:
+        raise OSError(f"controllers {sorted(set(WANTED) - available)} are not delegated to {base}")
+    io = "io" in available
+    enable = " ".join(f"+{c}" for c in (*WANTED, *(("io",) if io else ())))
+    _write(base / "cgroup.subtree_control", enable)
+    parent = base / parent_name
+    parent.mkdir(exist_ok=True)
+    _write(parent / "cgroup.subtree_control", enable)
+    return V2Host(parent, io=io)
+
+
+def _try_v2(mount: Path, parent_name: str, proc_cgroup: Path = Path("/proc/self/cgroup")) -> V2Host | None:
+    """The root of the v2 tree (a root lab), else the subtree systemd delegated to the service.
+
+    With ``Delegate=yes`` and ``DelegateSubgroup=main`` the server runs in ``<service>/main``
+    and owns ``<service>``: the lab's group is created beside ``main``.
+    """
     try:
-        available = set((mount / "cgroup.controllers").read_text().split())
-        if not set(WANTED) <= available:
-            return None
-        enable = " ".join(f"+{c}" for c in WANTED)
-        _write(mount / "cgroup.subtree_control", enable)
-        parent = mount / parent_name
-        parent.mkdir(exist_ok=True)
-        _write(parent / "cgroup.subtree_control", enable)
-        return V2Host(parent)
+        return _enable_v2(mount, parent_name)
     except OSError as exc:
-        log.info("cgroup v2 at %s not usable: %s", mount, exc)
+        log.info("cgroup v2 root at %s not usable: %s", mount, exc)
+    own = _own_cgroup(proc_cgroup)
+    if own is None or own in ("", "/"):
         return None
+    delegated = mount / own.strip("/")
+    for base in (delegated.parent, delegated):
+        try:
+            return _enable_v2(base, parent_name)
+        except OSError as exc:
+            log.info("delegated cgroup %s not usable: %s", base, exc)
+    return None
 
 
 def _try_v1(mounts: list[tuple[str, str, set[str]]], parent_name: str) -> V1Host | None:
@@ -297,7 +376,7 @@ def _try_v1(mounts: list[tuple[str, str, set[str]]], parent_name: str) -> V1Host
     for point, fstype, opts in mounts:
         if fstype != "cgroup":
             continue
-        for controller in (*WANTED, "cpuacct"):
+        for controller in (*WANTED, "cpuacct", "blkio"):
             if controller in opts and controller not in parents:
                 parent = Path(point) / parent_name
                 try:

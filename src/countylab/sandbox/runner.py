@@ -26,7 +26,7 @@ from countylab.errors import CountylabError
 from countylab.sandbox import bwrap as bw
 from countylab.sandbox import identity as ident
 from countylab.sandbox import outbox as ob
-from countylab.sandbox.cgroups import CgroupHost, JobCgroup, detect_cgroups
+from countylab.sandbox.cgroups import CgroupHost, JobCgroup, block_devices, detect_cgroups
 from countylab.sandbox.confine import Handshake, release
 from countylab.sandbox.seccomp import data_fd, seccomp_bpf
 from countylab.sandbox.spec import RunState, SandboxResult, SandboxSpec
@@ -108,6 +108,18 @@ def _job_cgroup(host: CgroupHost | None, spec: SandboxSpec) -> JobCgroup | None:
     except OSError as exc:
         log.warning("could not create the job's cgroup (%s): running without cgroup limits", exc)
         return None
+
+
+def _limit_io(cgroup: JobCgroup | None, spec: SandboxSpec) -> bool:
+    """Cap I/O on the disks the job reads from (its data and code), where the host allows."""
+    if cgroup is None:
+        return False
+    devices = block_devices([spec.code_dir, *spec.datasets.values()])
+    try:
+        return cgroup.set_io(devices, spec.io_mbps * 1024 * 1024, spec.io_iops)
+    except OSError as exc:
+        log.warning("could not set the job's I/O limits (%s): running without them", exc)
+        return False
 
 
 def _result(
@@ -221,6 +233,7 @@ def run_sandboxed(
     handshake = Handshake.open()
     try:
         cgroup = _job_cgroup(host, spec)
+        io_limited = _limit_io(cgroup, spec)
         argv = sandbox_argv(spec, binary, version, runtime, handshake, fds)
         controllers = cgroup.controllers if cgroup is not None else frozenset()
         started = time.monotonic()
@@ -279,6 +292,7 @@ def run_sandboxed(
         "cgroup_memory": "memory" in controllers,
         "cgroup_pids": "pids" in controllers,
         "cgroup_cpu": "cpu" in controllers,
+        "cgroup_io": io_limited,
     }
     return _result(spec, outcome, protections, security, usage.limit)
 
@@ -334,6 +348,9 @@ def run_unsandboxed(spec: SandboxSpec, *, cancel: threading.Event | None = None)
             "cgroup_memory",
             "cgroup_pids",
             "cgroup_cpu",
+            "cgroup_io",
+            "dedicated_uid",
+            "outbox_quota",
         ),
         False,
     )

@@ -55,6 +55,8 @@ class SandboxSpec:
     outbox_mb: int = 512  # outbox quota: total bytes (a size-capped tmpfs while running)
     outbox_files: int = 2000  # outbox quota: files and folders (the tmpfs's inode cap)
     sandbox_user: str = "countylab-sandbox"  # host user jobs run as when the lab is root
+    io_mbps: int = 256  # read and write bandwidth on the disks holding the data (cgroup io/blkio)
+    io_iops: int = 8192  # read and write operations per second on those disks
 
 
 @dataclass(frozen=True)
