@@ -87,11 +87,14 @@ def expand(
     declared: Declared, entries: Sequence[OutboxEntry], selectors: Sequence[str]
 ) -> list[tuple[int, OutboxEntry]]:
     """``(index of the selector, entry)`` for every file the selectors take; a file taken by two
-    selectors counts once, for the first."""
+    selectors counts once, for the most specific (what the developer wrote about it applies)."""
     check_selectors(declared, selectors)
     models = declared.models()
     taken: dict[str, tuple[int, OutboxEntry]] = {}
-    for i, sel in enumerate(selectors):
+    # the most specific selector wins: declared paths, then logs, then *
+    order = sorted(range(len(selectors)), key=lambda i: (selectors[i] == ALL, selectors[i] == LOGS, i))
+    for i in order:
+        sel = selectors[i]
         for e in entries:
             if e.name in taken:
                 continue
