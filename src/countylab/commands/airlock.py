@@ -24,7 +24,12 @@ def register(app: typer.Typer) -> None:
 def create(
     job: Annotated[int, typer.Option("--job", help="Job id whose outbox holds the files.")],
     file: Annotated[
-        list[str], typer.Option("--file", help="Outbox file (e.g. analyse/metrics.csv); repeatable.")
+        list[str],
+        typer.Option(
+            "--file",
+            help="What to release, as declared in countylab.yaml: '*' (every output but models and "
+            "logs), 'logs', or <action>/<path> (e.g. analyse/metrics.csv); repeatable.",
+        ),
     ],
     note: Annotated[str, typer.Option(help="Context: what the files are, controls applied.")] = "",
     title: Annotated[str, typer.Option(help="Title of the request.")] = "",
@@ -35,7 +40,7 @@ def create(
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Create a release request from a job's outbox files."""
+    """Create a release request by what the job's countylab.yaml declares (you see a count)."""
     entries = [
         {"name": f, "description": note, "controls": "", "count_columns": list(count_column or [])}
         for f in file
