@@ -141,7 +141,10 @@ def _check_table(
         )
     if declared is not None:
         _check_magnitudes(table, declared, rules, found)
-        if declared.kind in ("regression", "model_summary") and declared.n_obs - len(table.rows) < rules.min_units:
+        if (
+            declared.kind in ("regression", "model_summary")
+            and declared.n_obs - len(table.rows) < rules.min_units
+        ):
             found.details["cells"].append({"sheet": table.sheet, "rule": "degrees_of_freedom"})
             found.add(
                 CheckStatus.fail,
