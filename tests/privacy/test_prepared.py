@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from countylab.errors import UserError
-from countylab.privacy import prepared as prepared_mod
+from countylab.privacy import prepared_build
 from countylab.privacy.prepared import PreparedStore
 from countylab.privacy.spec import SandboxLimits, TableSpec
 from countylab.privacy.worker import InProcessRunner, WorkerRunner, sandbox_limits
@@ -175,7 +175,7 @@ def test_a_hard_linked_part_is_the_same_file_and_a_new_category_forces_a_full_pr
 
 
 def test_many_appends_are_merged_into_one_delta(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prepared_mod, "MAX_DELTAS", 2)
+    monkeypatch.setattr(prepared_build, "MAX_DELTAS", 2)
     base = make_residents(1000)
     base.to_parquet(tmp_path / "b.parquet")
     paths = [tmp_path / "b.parquet"]
