@@ -411,3 +411,21 @@ def test_cgroup_v2_falls_back_to_the_subtree_systemd_delegated(tmp_path):
     job = V2Job(job_dir, io=True)
     assert job.set_io([(254, 0)], 2 * 1024 * 1024, 100)
     assert (job_dir / "io.max").read_text() == "254:0 rbps=2097152 wbps=2097152 riops=100 wiops=100"
+
+
+@pytest.mark.sandbox
+@needs_bwrap
+def test_stale_outbox_mounts_are_detached(tmp_path):
+    """A lab that died mid-job leaves the outbox tmpfs mounted; the next start detaches it."""
+    from countylab.sandbox.identity import launch_mode, sandbox_identity
+    from countylab.sandbox.outbox import mount_outbox, unmount_stale
+
+    if launch_mode() != "drop":
+        pytest.fail("CI runs the sandbox tests as root")
+    point = tmp_path / "outbox" / "7" / "attempt-1" / "main"
+    point.mkdir(parents=True)
+    mount_outbox(point, sandbox_identity(), 1024 * 1024, 10)
+    assert os.path.ismount(point)
+    assert unmount_stale(tmp_path / "outbox") == [point]
+    assert not os.path.ismount(point)
+    assert unmount_stale(tmp_path / "outbox") == []

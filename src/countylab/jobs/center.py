@@ -145,8 +145,11 @@ class JobsCenter:
         if self.dispatcher is not None:
             return
         from countylab.sandbox.identity import protect_data_dir
+        from countylab.sandbox.outbox import unmount_stale
 
         protect_data_dir(self.lab.settings.data_dir)  # 0700: the sandbox user reaches nothing below
+        for point in unmount_stale(self.outbox_root):
+            log.warning("detached an outbox tmpfs left by a previous process: %s", point)
         dispatcher = self.build_dispatcher()
         lost = dispatcher.recover()
         if lost:

@@ -122,3 +122,26 @@ def collect(outbox: Path, *, mounted: bool, max_bytes: int, max_files: int) -> O
     if limit is None and size > max_bytes:
         limit = "outbox_bytes"
     return OutboxUsage(files=files, bytes=size, limit=limit)
+
+
+def unmount_stale(root: Path, mounts_file: Path = Path("/proc/self/mounts")) -> list[Path]:
+    """Detach outbox tmpfs mounts a previous lab process left under ``root`` (it died mid-job).
+
+    Their jobs are reconciled as lost and run again in fresh attempt folders; the old tmpfs
+    would otherwise hold its memory until the next reboot.
+    """
+    try:
+        lines = mounts_file.read_text().splitlines()
+    except OSError:
+        return []
+    stale = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3 or fields[0] != "countylab-outbox" or fields[2] != "tmpfs":
+            continue
+        point = Path(fields[1].replace("\\040", " "))
+        if point == root or root in point.parents:
+            with contextlib.suppress(OSError):
+                unmount(point)
+                stale.append(point)
+    return stale
