@@ -3,6 +3,8 @@
 The planner expects every materialised table to carry, beside its own columns:
 
 * ``__c_<col>``: a numeric column clamped to its steward bounds, NULL → midpoint (DOUBLE);
+* ``__i_<col>``: its fixed-point row integer (``fixedpoint.row_int_sql``; read only when
+  ``EngineSettings.integer_columns`` is set);
 * ``__h``: a seeded hash of the row (UBIGINT);
 * ``__rank``: the row's 1-based number within its privacy unit ordered by ``__h`` (1 for
   tables without a unit); every row is kept, bounding happens per query.
@@ -21,6 +23,7 @@ from typing import Any
 import duckdb
 
 from countylab.privacy.engine import DPEngine
+from countylab.privacy.fixedpoint import row_int_sql
 from countylab.privacy.sandboxed_duckdb import clamped_name, open_sandbox, run_select
 from countylab.privacy.spec import (
     ColumnKind,
@@ -47,7 +50,9 @@ def build_layout(con: duckdb.DuckDBPyConnection, spec: TableSpec, seed: int) -> 
             lo, hi = b
             v = f"coalesce(TRY_CAST({_q(col)} AS DOUBLE), {(lo + hi) / 2!r})"
             v = f"CASE WHEN isnan({v}) THEN {hi!r} ELSE {v} END"
-            extra.append(f"greatest({lo!r}, least({hi!r}, {v})) AS {_q(clamped_name(col))}")
+            c = f"greatest({lo!r}, least({hi!r}, {v}))"
+            extra.append(f"{c} AS {_q(clamped_name(col))}")
+            extra.append(f"{row_int_sql(c, b)} AS {_q('__i_' + col)}")
     stage = f"SELECT {cols}, {', '.join(extra)} FROM read_parquet({files})"
     rank = (
         f"row_number() OVER (PARTITION BY {_q(spec.privacy_unit)} ORDER BY __h)" if spec.privacy_unit else "1"
@@ -114,6 +119,7 @@ def engine_for(
     timeout_s: float = 10.0,
     max_rows: int = 1000,
     max_internal_groups: int = 1_000_000,
+    integer_columns: bool = False,
 ) -> DPEngine:
     limits = SandboxLimits(
         memory_limit="512MB",
@@ -122,6 +128,7 @@ def engine_for(
         max_result_rows=max_rows,
         max_internal_groups=max_internal_groups,
     )
-    settings = EngineSettings(limits=limits, time_bucket_s=bucket)
-    runner = None if real_layout() else LayoutRunner(limits, settings.bound_seed)
+    settings = EngineSettings(limits=limits, time_bucket_s=bucket, integer_columns=integer_columns)
+    own = integer_columns or not real_layout()
+    runner = LayoutRunner(limits, settings.bound_seed) if own else None
     return DPEngine(list(specs), settings, runner=runner)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -18,8 +19,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from countylab.privacy.engine import DPEngine
-from countylab.privacy.fixedpoint import SQ_BITS, SUM_BITS, center_of, fixed_point
+from countylab.privacy.fixedpoint import center_of, fixed_point, row_int_sql
 from countylab.privacy.mechanisms import laplace_ints
+
+from .conftest import households_spec, residents_spec
+from .layout import engine_for
 
 magnitudes = st.sampled_from([1e-3, 1.0, 100.0, 2e5, 1e9, 1e15])
 
@@ -50,9 +54,9 @@ def test_every_row_integer_is_within_the_bound_the_sensitivity_uses(
     bounds, values = bv
     fx = fixed_point(bounds, squared=kind == "squared", centered=kind != "plain")
     assert math.frexp(fx.quantum)[0] == 0.5  # a power of two: v / q is exact
-    bits = SQ_BITS if kind == "squared" else SUM_BITS
-    assert fx.max_abs <= (2 ** (bits + 1) + 2) ** (2 if kind == "squared" else 1)
-    ints = _row_ints(fx.row_sql("c"), values)
+    limit = {"plain": 2**31 - 1, "centred": 2**19 + 1, "squared": (2**14 + 1) ** 2}[kind]
+    assert fx.max_abs <= limit
+    ints = _row_ints(fx.row_sql(row_int_sql("c", bounds)), values)
     assert all(abs(i) <= fx.max_abs for i in ints)
     if kind != "squared":  # decoding is accurate to half a quantum per row
         real = sum(values) - (fx.center * len(values))
@@ -70,15 +74,16 @@ def test_the_integer_sum_does_not_depend_on_row_order(
     fx = fixed_point(bounds, squared=False, centered=True)
     shuffled = values[:]
     random.Random(seed).shuffle(shuffled)
-    assert sum(_row_ints(fx.row_sql("c"), values)) == sum(_row_ints(fx.row_sql("c"), shuffled))
+    row = fx.row_sql(row_int_sql("c", bounds))
+    assert sum(_row_ints(row, values)) == sum(_row_ints(row, shuffled))
 
 
 def test_float_sums_do_depend_on_row_order_which_is_why_they_are_not_used() -> None:
     values = [1e16, 1.0, -1e16, 1.0] * 50
     assert sum(values) != sum(sorted(values))  # the same multiset, two different float sums
     fx = fixed_point((-1e16, 1e16), squared=False, centered=False)
-    ints = _row_ints(fx.row_sql("c"), values)
-    assert sum(ints) == sum(_row_ints(fx.row_sql("c"), sorted(values)))
+    row = fx.row_sql(row_int_sql("c", (-1e16, 1e16)))
+    assert sum(_row_ints(row, values)) == sum(_row_ints(row, sorted(values)))
 
 
 @settings(max_examples=40, deadline=None)
@@ -90,17 +95,19 @@ def test_removing_one_units_rows_moves_the_sum_by_at_most_the_sensitivity(
     unit_rows = data.draw(st.lists(st.sampled_from(values), min_size=1, max_size=k))
     for kind in ("plain", "centred", "squared"):
         fx = fixed_point(bounds, squared=kind == "squared", centered=kind != "plain")
-        with_ = sum(_row_ints(fx.row_sql("c"), values + unit_rows))
-        without = sum(_row_ints(fx.row_sql("c"), values))
+        row = fx.row_sql(row_int_sql("c", bounds))
+        with_ = sum(_row_ints(row, values + unit_rows))
+        without = sum(_row_ints(row, values))
         assert abs(with_ - without) <= k * fx.max_abs
 
 
-def test_center_is_on_both_quanta_grids() -> None:
+def test_centred_sums_and_squares_share_one_centre() -> None:
     for b in [(0.0, 200_000.0), (-3.7, 12.1), (1e6, 1e6 + 1), (-1e-3, 0.0)]:
         c = center_of(b)
+        assert b[0] <= c <= b[1]
         for squared in (False, True):
-            fx = fixed_point(b, squared=squared, centered=True)
-            assert fx.center == c and fx.center_units * fx.quantum == c
+            assert fixed_point(b, squared=squared, centered=True).center == c
+        assert fixed_point(b, squared=False, centered=False).center == 0.0
 
 
 def test_integer_noise_is_integer_and_scaled_back(engine: DPEngine, residents_df: pd.DataFrame) -> None:
@@ -127,3 +134,22 @@ def test_sums_means_and_variance_match_the_reference(engine: DPEngine, residents
     assert s == pytest.approx(sub.sum(), abs=50)
     assert a == pytest.approx(sub.mean(), abs=0.1)
     assert v == pytest.approx(sub.var(ddof=0), rel=0.01)
+
+
+def test_precomputed_row_integers_give_the_same_exact_sums(data_dir: Path) -> None:
+    """``integer_columns``: the planner reads ``__i_<col>`` instead of computing it per query."""
+    spec = residents_spec(data_dir / "heavy.parquet", k=3)
+    sqls = [
+        "SELECT town, sum(income), avg(age), var_samp(income) FROM residents WHERE age > 20 GROUP BY town",
+        "SELECT h.hsize, sum(r.income), stddev(r.age) FROM residents r JOIN households h "
+        "ON r.hid = h.hid GROUP BY h.hsize",
+    ]
+    hh = households_spec(data_dir / "households.parquet")
+    computed, stored = engine_for(spec, hh), engine_for(spec, hh, integer_columns=True)
+    for sql in sqls:
+        a, b = computed.plan(sql, 1.0), stored.plan(sql, 1.0)
+        assert "__i_" in b.main_sql and "__i_" not in a.main_sql
+        rows_a = computed.runner.run(list(a.model.tables), [a.main_sql], bounded=True)[0]
+        rows_b = stored.runner.run(list(b.model.tables), [b.main_sql], bounded=True)[0]
+        assert sorted(rows_a, key=str) == sorted(rows_b, key=str)
+        assert stored.execute(b).columns == computed.execute(a).columns

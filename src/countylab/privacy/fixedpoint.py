@@ -6,96 +6,148 @@ one unit moves the float sum by more than the nominal sensitivity (Mironov 2012;
 et al. 2022, "Widespread underestimation of sensitivity in differentially private libraries").
 The Laplace proof then no longer covers the release.
 
-So each clamped value ``v`` in ``[lo, hi]`` becomes the integer ``round(v / q) - C``:
+So each clamped value ``v`` in ``[lo, hi]`` becomes one 32-bit integer, its *row integer*
+``y = round(v / q - C)`` (``row_int_sql``):
 
-* ``q`` is a power of two chosen from the bounds (division by it is exact in binary floating
-  point) so that the bound spans about 2^20 quanta: a relative resolution of about 1e-6;
-* ``C`` is a fixed integer centre for centred sums (AVG, VAR) and 0 for plain SUM;
-* every row's integer is a deterministic function of that row alone and lies in
-  ``[-max_abs, max_abs]``, a bound computed here from the bounds, not from the data;
-* DuckDB adds the integers exactly (``sum`` of INTEGER or BIGINT is a HUGEINT), and OpenDP adds
-  integer noise with sensitivity ``k · max_abs``, so the proof covers exactly what is released.
+* ``q`` is a power of two chosen from the bounds (``v / q`` is exact in binary floating point)
+  so that the bounds' width spans about 2^20 quanta: a resolution of about 1e-6 of the width;
+* ``C`` is a fixed integer centre near the bounds' midpoint, so ``|y| <= 2^19 + 1``;
+* ``y`` is a deterministic function of that row alone, and its range ``[y_lo, y_hi]`` is
+  computed here from the bounds, never from the data.
 
-Squared deviations (for VAR/STDDEV) use a coarser quantum (2^15 per bound width), so the
-square of one row stays below 2^32 and a sum over 2^31 rows still fits the 64-bit integers
-OpenDP's noise works on.
+Every sum is an exact integer function of the row integers: a centred sum (AVG, VAR) is
+``Σ y``, a plain SUM is ``Σ (y + C)``, and a squared deviation (VAR, STDDEV) is
+``Σ (y // 32)²`` (a coarser quantum keeps one square below 2^30 and a sum over 2^32 rows within
+the 64-bit integers OpenDP's noise takes).  DuckDB adds integers exactly (HUGEINT) in any order,
+and OpenDP adds discrete Laplace noise with sensitivity ``k · max_abs`` in integer units, so the
+proof covers exactly what is released.
+
+Because ``y`` depends only on the value and the steward's bounds, the storage layer may compute
+it once per row when a version is prepared (``row_int_sql`` over the clamped column, stored as
+``__i_<col>``); ``EngineSettings.integer_columns`` tells the planner to read it from there.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
-SUM_BITS = 20
-SQ_BITS = 15
+WIDTH_BITS = 20  # quanta per bounds' width
+VALUE_BITS = 30  # |y + C| stays below 2^31 even for bounds far from zero
+SQ_SHIFT = 32  # squares use (y // 32): quantum 32·q
 _I64_SAFE = 2**62
 
-
-def _pow2_at_least(x: float) -> int:
-    """Exponent ``e`` with ``x <= 2**e`` (``x > 0``)."""
-    e = math.frexp(x)[1]
-    return max(-1000, min(1000, e))
+SumKind = Literal["plain", "centered", "squared"]
 
 
-def center_of(bounds: tuple[float, float]) -> float:
-    """The fixed centre of centred sums: the midpoint rounded to the squared-sum quantum."""
-    lo, hi = bounds
-    qc = 2.0 ** (_pow2_at_least(hi - lo) - SQ_BITS)
-    return round((lo + hi) / 2.0 / qc) * qc
+def _exp2_at_least(x: float) -> int:
+    """Exponent ``e`` with ``x <= 2**e`` (``x > 0``), kept in the normal range."""
+    return max(-1000, min(1000, math.frexp(x)[1]))
+
+
+def _trunc_div(a: int, b: int) -> int:
+    """DuckDB's integer ``//`` (truncates toward zero)."""
+    return -((-a) // b) if a < 0 else a // b
 
 
 @dataclass(frozen=True)
-class FixedPoint:
+class Encoding:
+    """How one column's clamped values become row integers (a function of the bounds only)."""
+
     quantum: float  # a power of two
-    center_units: int  # C, the centre in quanta (0 for plain sums)
-    squared: bool
-    max_abs: int  # the largest |row integer|, from the bounds
+    center_units: int  # C
+    y_lo: int  # every row integer lies in [y_lo, y_hi]
+    y_hi: int
 
     @property
     def center(self) -> float:
         return self.center_units * self.quantum
 
+
+def encoding(bounds: tuple[float, float]) -> Encoding:
+    lo, hi = bounds
+    e = max(_exp2_at_least(hi - lo) - WIDTH_BITS, _exp2_at_least(max(abs(lo), abs(hi))) - VALUE_BITS)
+    q = 2.0**e
+    c = round((lo + hi) / 2.0 / q)
+    # The same floating-point steps as row_int_sql (v · 2^-e is exact, then one correctly rounded
+    # subtraction), each monotone, then rounding to an integer: rows lie within these bounds.
+    inv, cf = 1.0 / q, float(c)
+    enc = Encoding(q, int(c), math.floor(lo * inv - cf), math.ceil(hi * inv - cf))
+    assert max(abs(enc.y_lo), abs(enc.y_hi)) < 2**21 and abs(c) < 2**31, "row integers must fit 32 bits"
+    return enc
+
+
+def center_of(bounds: tuple[float, float]) -> float:
+    """The fixed centre around which centred sums and squared deviations are taken."""
+    return encoding(bounds).center
+
+
+def row_int_sql(clamped_sql: str, bounds: tuple[float, float]) -> str:
+    """DuckDB INTEGER expression of a row integer (``clamped_sql`` is clamped, never NULL).
+
+    ``CAST(DOUBLE AS INTEGER)`` rounds to the nearest integer.
+    """
+    enc = encoding(bounds)
+    x = f"{clamped_sql} * {1.0 / enc.quantum!r}"
+    if enc.center_units:
+        x = f"{x} - {float(enc.center_units)!r}"
+    return f"CAST({x} AS INTEGER)"
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """One sum over row integers: its SQL, its per-row bound and its real-valued unit."""
+
+    enc: Encoding
+    kind: SumKind
+
     @property
     def unit(self) -> float:
         """Real value of one integer unit of the sum."""
-        return self.quantum * self.quantum if self.squared else self.quantum
+        return (SQ_SHIFT * self.enc.quantum) ** 2 if self.kind == "squared" else self.enc.quantum
 
-    def row_sql(self, value_sql: str) -> str:
-        """DuckDB integer expression of one row (``value_sql`` is clamped, never NULL).
+    @property
+    def quantum(self) -> float:
+        """Resolution of one row's value (before squaring)."""
+        return SQ_SHIFT * self.enc.quantum if self.kind == "squared" else self.enc.quantum
 
-        ``CAST(DOUBLE AS INTEGER)`` rounds to the nearest integer; with the centre subtracted
-        in floating point first, the value fits an INTEGER (cheaper to sum than BIGINT).
-        """
-        x = f"{value_sql} * {1.0 / self.quantum!r}"
-        if self.center_units:
-            x = f"{x} - {float(self.center_units)!r}"
-        if self.squared:
-            return f"(CAST({x} AS BIGINT) * CAST({x} AS BIGINT))"
-        return f"CAST({x} AS INTEGER)"
+    @property
+    def center(self) -> float:
+        return 0.0 if self.kind == "plain" else self.enc.center
 
-    def decode(self, total: int | float | None) -> float:
-        """The real-valued sum of an integer total, clipped into the range OpenDP's i64 noise takes."""
-        t = max(-_I64_SAFE, min(_I64_SAFE, int(total or 0)))
-        return t * self.unit
+    @property
+    def max_abs(self) -> int:
+        """The largest |row contribution| to this sum, from the bounds."""
+        lo, hi = self.enc.y_lo, self.enc.y_hi
+        if self.kind == "plain":
+            return max(abs(lo + self.enc.center_units), abs(hi + self.enc.center_units))
+        if self.kind == "centered":
+            return max(abs(lo), abs(hi))
+        return max(abs(_trunc_div(lo, SQ_SHIFT)), abs(_trunc_div(hi, SQ_SHIFT))) ** 2
+
+    def row_sql(self, y_sql: str) -> str:
+        """One row's contribution, from its row integer ``y_sql``."""
+        if self.kind == "plain":
+            return f"(CAST({y_sql} AS BIGINT) + {self.enc.center_units})"
+        if self.kind == "centered":
+            return y_sql
+        return f"(CAST({y_sql} // {SQ_SHIFT} AS BIGINT) * CAST({y_sql} // {SQ_SHIFT} AS BIGINT))"
+
+    def sum_sql(self, y_sql: str) -> str:
+        """The exact integer sum over a group (a plain sum adds ``C · count`` once, not per row)."""
+        if self.kind == "plain":
+            return f"(sum({y_sql}) + {self.enc.center_units} * count(*))"
+        return f"sum({self.row_sql(y_sql)})"
 
     def clip_total(self, total: int | float | None) -> int:
         """The integer total as OpenDP takes it (clipping a total is 1-Lipschitz: no extra cost)."""
         return max(-_I64_SAFE, min(_I64_SAFE, int(total or 0)))
 
+    def decode(self, total: int | float | None) -> float:
+        return self.clip_total(total) * self.unit
+
 
 def fixed_point(bounds: tuple[float, float], *, squared: bool, centered: bool) -> FixedPoint:
-    lo, hi = bounds
-    if squared or centered:
-        bits = SQ_BITS if squared else SUM_BITS
-        q = 2.0 ** (_pow2_at_least(hi - lo) - bits)
-        center = round(center_of(bounds) / q)
-    else:
-        q = 2.0 ** (_pow2_at_least(max(abs(lo), abs(hi))) - SUM_BITS)
-        center = 0
-    # The same floating-point steps as ``row_sql`` (v · 2^-e is exact; one correctly rounded
-    # subtraction), all monotone, then rounding to an integer: every row lies in
-    # [floor(lo·inv − C), ceil(hi·inv − C)], whatever the rows are.
-    inv, c = 1.0 / q, float(center)
-    span = max(abs(math.ceil(hi * inv - c)), abs(math.floor(lo * inv - c)))
-    assert span < 2**30, "fixed-point span must fit a 32-bit integer"
-    return FixedPoint(q, int(center), squared, span * span if squared else span)
+    kind: SumKind = "squared" if squared else "centered" if centered else "plain"
+    return FixedPoint(encoding(bounds), kind)

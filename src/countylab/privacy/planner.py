@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from countylab.errors import ValidationFailed
-from countylab.privacy.fixedpoint import FixedPoint, fixed_point
+from countylab.privacy.fixedpoint import FixedPoint, fixed_point, row_int_sql
 from countylab.privacy.sandboxed_duckdb import clamped_name
 from countylab.privacy.spec import EngineSettings
 from countylab.privacy.sqlcheck import QueryModel
 
 MeasKind = Literal["count", "count_unit", "sum", "sq", "hist"]
-ENGINE_VERSION = "2"
+ENGINE_VERSION = "3"
 REL = '"__rel"'
 
 
@@ -90,12 +90,14 @@ class Relation:
       keeps k rows per unit of the joined relation, and the aggregate reads that subquery.
     """
 
-    def __init__(self, model: QueryModel) -> None:
+    def __init__(self, model: QueryModel, integer_columns: bool = False) -> None:
         self.model = model
         self.window = model.unit_sql is not None and model.joined
-        self.columns = sorted(
-            {a.column for a in model.aggs if a.column is not None and a.kind != "count_unit"}
-        )
+        self.integer_columns = integer_columns
+        self.bounds = {
+            a.column: a.bounds for a in model.aggs if a.column is not None and a.bounds is not None
+        }
+        self.columns = sorted(self.bounds)
 
     def group(self, i: int) -> str:
         return f'{REL}."__g{i}"' if self.window else self.model.group_sqls[i]
@@ -103,6 +105,18 @@ class Relation:
     def value(self, column: str) -> str:
         """The clamped value of an aggregated column."""
         return f'{REL}."__v{self.columns.index(column)}"' if self.window else clamped(column)
+
+    def row_int(self, column: str) -> str:
+        """The fixed-point row integer of an aggregated column (see ``fixedpoint``)."""
+        if self.window:
+            return f'{REL}."__y{self.columns.index(column)}"'
+        return self._row_int(column)
+
+    def _row_int(self, column: str) -> str:
+        if self.integer_columns:
+            table, name = column.rsplit(".", 1)
+            return f'{table}."__i_{name.strip(chr(34))}"'
+        return row_int_sql(clamped(column), self.bounds[column])
 
     def not_null(self, column: str) -> str:
         return f'{REL}."__n{self.columns.index(column)}"' if self.window else f"{column} IS NOT NULL"
@@ -132,7 +146,11 @@ class Relation:
         cols = [f'{g} AS "__g{i}"' for i, g in enumerate(m.group_sqls)]
         cols.append(f'{m.unit_sql} AS "__u"')
         for j, c in enumerate(self.columns):
-            cols += [f'{clamped(c)} AS "__v{j}"', f'({c} IS NOT NULL) AS "__n{j}"']
+            cols += [
+                f'{clamped(c)} AS "__v{j}"',
+                f'{self._row_int(c)} AS "__y{j}"',
+                f'({c} IS NOT NULL) AS "__n{j}"',
+            ]
         where = f" WHERE {m.where_sql}" if m.where_sql else ""
         order = "hash(" + ", ".join(f'"{a}"."__h"' for a in m.aliases) + ")"
         return (
@@ -189,7 +207,7 @@ def _select_list(model: QueryModel, rel: Relation, meas: list[Measurement]) -> s
             expr = f"count(DISTINCT {rel.unit()})" if model.unit_sql else "count(*)"
         elif m.kind in ("sum", "sq"):
             assert m.column is not None and m.fixed is not None
-            expr = f"sum({m.fixed.row_sql(rel.value(m.column))})"
+            expr = m.fixed.sum_sql(rel.row_int(m.column))
         else:
             continue
         parts.append(f'{expr} AS "__m{i}"')
@@ -231,7 +249,7 @@ def build_plan(
     d = (settings.delta if delta is None else delta) if select else 0.0
     if select and not 0.0 < d < 1e-3:
         raise ValidationFailed("δ 必须在 (0, 1e-3) 之间", "delta must be in (0, 1e-3)", reason="delta")
-    rel = Relation(model)
+    rel = Relation(model, settings.integer_columns)
     groups = ", ".join(f'"__g{i}"' for i in range(len(model.group_sqls)))
     group_by = f" GROUP BY {groups}" if groups else ""
     main_sql = ""
