@@ -211,3 +211,23 @@ def test_the_audit_log_records_job_ids_and_file_hashes(world: World) -> None:
     assert resub["job_id"] == strong and resub["previous_job_id"] == req["job_id"] and resub["round"] == 2
     assert resub["files"][0]["sha256"] == hashlib.sha256(SAFE_TABLE).hexdigest()
     assert resub["grade"] == "general_3" and resub["checkers_needed"] == 2
+
+
+def test_the_web_form_resubmits_with_a_new_job_and_recomputes(world: World) -> None:
+    req = _returned_open_request(world)
+    page = world.client("dev").get(f"/airlock/requests/{req['id']}").text
+    assert 'id="resubmit-form"' in page
+    strong = world.make_job({"t.csv": SAFE_TABLE}, datasets=("residents",))
+    foreign = world.make_job({"t.csv": SAFE_TABLE}, project="other", datasets=("open_stats",))
+    refused = world.client("dev").post(
+        f"/airlock/requests/{req['id']}/resubmit", data={"job_id": str(foreign)}, follow_redirects=False
+    )
+    assert refused.status_code in (303, 403)
+    assert world.client("dev").get(f"/api/airlock/requests/{req['id']}").json()["round"] == 1
+    done = world.client("dev").post(
+        f"/airlock/requests/{req['id']}/resubmit", data={"job_id": str(strong)}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    after = world.client("dev").get(f"/api/airlock/requests/{req['id']}").json()
+    assert after["round"] == 2 and after["job_id"] == strong and after["checkers_needed"] == 2
+    assert after["state"] == "under_review"

@@ -1,9 +1,11 @@
-"""What a developer may see of a job's logs before review: a scanned excerpt.
+"""A leakage-scanned tail of a job's logs, for oversight roles only.
 
 Logs are outputs (DESIGN.md §5): a job can ``print`` rows as easily as write them to a file,
-so ``stdout``/``stderr`` go to the outbox and follow the airlock like any other file.  Before a
-release the developer sees only the **last lines** of each stream, and only after an automatic
-leakage scan has withheld every line that
+so ``stdout``/``stderr`` go to the outbox and follow the airlock like any other file.  A
+developer never sees log text before a release (:mod:`countylab.jobs.facts`: they get the
+state, the limit that stopped the job and the lab's message).  Stewards, checkers and admins
+outside the project may look at the **last lines** of each stream, and even they only after an
+automatic leakage scan has withheld every line that
 
 * holds a value that looks like personal information, by the catalog's own detectors
   (:func:`countylab.airlock.checks.scan.pii_in_text`, i.e. :func:`countylab.catalog.pii.match_kinds`:
@@ -11,8 +13,7 @@ leakage scan has withheld every line that
 * holds a value that appears in an identifier column of the datasets the job read
   (:func:`countylab.airlock.leakage.scan_text` against a salted index of those columns).
 
-A withheld line is replaced by a marker, so the developer can still follow the job's progress
-and see that something was held back — never what.  The full logs stay in the outbox.
+A withheld line is replaced by a marker.  The full logs stay in the outbox.
 """
 
 from __future__ import annotations

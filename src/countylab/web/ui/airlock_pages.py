@@ -110,10 +110,16 @@ def request_page(request: Request, request_id: int, actor: Actor, lab: LabDep) -
                     tables[f["id"]] = rows
                 elif first["section"]["kind"] in ("text", "source"):
                     previews[f["id"]] = "\n".join(r[0] for r in rows)
+        jobs = (  # a resubmission may take the files of a re-run job of the same project
+            [j for j in airlock_of(lab).jobs_with_outbox(s, actor) if j.project_id == view["project_id"]]
+            if "resubmit" in view["viewer"]["events"]
+            else []
+        )
     return render(
         request,
         "airlock_request.html",
         r=view,
+        jobs=jobs,
         previews=previews,
         tables=tables,
         full_previews=full_previews,
@@ -143,10 +149,12 @@ def submit(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Resp
 
 
 @router.post("/airlock/requests/{request_id}/resubmit")
-def resubmit(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Response:
+def resubmit(
+    request: Request, request_id: int, actor: Actor, lab: LabDep, job_id: Annotated[str, Form()] = ""
+) -> Response:
     def act() -> None:
         with lab.tx() as s:
-            airlock_of(lab).resubmit(s, actor, request_id)
+            airlock_of(lab).resubmit(s, actor, request_id, job_id=int(job_id) if job_id.isdigit() else None)
         airlock_of(lab).check_pending(lab.tx, request_id, read=lab.read)  # after the commit
 
     return _act(request, request_id, act, "airlock.flash.submitted")
