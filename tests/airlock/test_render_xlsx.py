@@ -53,11 +53,8 @@ def test_values_survive_and_nothing_else() -> None:
         assert not [n for n in z.namelist() if "comment" in n or "drawing" in n]
     assert SECRET.encode() not in everything and b"<f>" not in everything
     ws = load_workbook(io.BytesIO(r.regenerated)).active
-    assert [list(row) for row in ws.values] == [
-        ["village", "residents", None],
-        ["青禾村", 40, None],
-        ["东岭村", 41.5, None],
-    ]
+    assert [list(row) for row in ws.values] == [["village", "residents"], ["青禾村", 40], ["东岭村", 41.5]]
+    assert render("t.xlsx", book(extra)).regenerated == r.regenerated  # deterministic bytes
 
 
 def test_hidden_rows_columns_and_sheets_are_marked_and_released_visible() -> None:

@@ -10,13 +10,12 @@ shown in the preview and then released visibly, or not released at all.
 
 from __future__ import annotations
 
-import io
 import re
-from datetime import datetime
 
 from countylab.airlock.render.model import Limits, Note, Refused, Rendering, Section
 from countylab.airlock.render.text import MAX_LINE, BlobGuard, neutralise, normalise
 from countylab.airlock.render.xlsx_parse import Sheet, Workbook, col_letters, read_workbook
+from countylab.airlock.render.xlsx_write import write_workbook
 
 MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 Value = str | int | float | bool | None
@@ -116,21 +115,7 @@ def _facts(book: Workbook) -> Section:
 
 
 def _rebuild(book: Workbook, grids: list[Grid]) -> bytes:
-    from openpyxl import Workbook as OpenWorkbook
-
-    wb = OpenWorkbook(write_only=True)
-    fixed = datetime(2000, 1, 1)
-    wb.properties.creator = "countylab airlock"
-    wb.properties.created = fixed
-    wb.properties.modified = fixed
-    wb.properties.lastModifiedBy = None
-    for sheet, grid in zip(book.sheets, grids, strict=True):
-        ws = wb.create_sheet(title=sheet.name[:31] or "Sheet")
-        for values in grid:
-            ws.append(values)
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    return write_workbook([(sheet.name, grid) for sheet, grid in zip(book.sheets, grids, strict=True)])
 
 
 def render_xlsx(data: bytes, limits: Limits) -> Rendering:
