@@ -121,8 +121,10 @@ def test_huge_result_is_refused_and_memory_is_limited(demo_lab, big_file, tmp_pa
     client, pid = client_for(demo_lab, "developer"), project_id(demo_lab)
     try:
         resp = ask(client, "SELECT g, COUNT(*) FROM big GROUP BY g", pid, 0.5)
-        assert resp.status_code == 400, resp.text  # a million groups: stopped, answered as a failure
-        assert resp.json()["error"]["code"] == "query_failed"
+        # a million near-unique groups: no internal cap decides "error or answer" from the data any
+        # more; DP partition selection releases none of them (each holds ~2 units)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["rows"] == []
         villages = ask(client, "SELECT village_code, COUNT(*) FROM residents GROUP BY village_code", pid, 0.1)
         assert villages.status_code == 413, villages.text  # 250 public keys > 100 result rows
         # the analyst-facing connection runs with the configured memory limit and no environment
