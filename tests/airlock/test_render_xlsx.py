@@ -170,3 +170,12 @@ def test_many_comments_are_paged_like_everything_else() -> None:
     ]
     assert sum(1 for k, _ in facts_rows if k.startswith("comment:")) == 300
     assert max(len(p["section"]["rows"]) for p in pages) <= 200
+
+
+def test_rows_and_columns_too_small_to_see_are_marked_hidden() -> None:
+    def squeeze(wb: Any) -> None:
+        wb.active.row_dimensions[2].height = 0.5
+        wb.active.column_dimensions["B"].width = 0.1
+
+    r = render("t.xlsx", book(squeeze))
+    assert r.sections[0].marks == {1: "hidden_row"} and r.sections[0].header_marks == {1: "hidden_col"}

@@ -174,6 +174,14 @@ def col_letters(n: int) -> str:
     return s
 
 
+def _tiny(size: str | None, below: float) -> bool:
+    """A row height or column width too small to show anything: hidden in all but name."""
+    try:
+        return size is not None and float(size) < below
+    except ValueError:
+        return False
+
+
 class _SheetReader:
     def __init__(self, sheet: Sheet, strings: list[str], limits: Limits, budget: list[int]) -> None:
         self.sheet, self.strings, self.limits, self.budget = sheet, strings, limits, budget
@@ -192,7 +200,7 @@ class _SheetReader:
         if tag == "row":
             self.row = int(a.get("r", self.row + 1))
             self.col = 0
-            if a.get("hidden") in ("1", "true") or (a.get("customHeight") and a.get("ht") in ("0", "0.0")):
+            if a.get("hidden") in ("1", "true") or _tiny(a.get("ht"), 2.0):
                 self.sheet.hidden_rows.add(self.row)
         elif tag == "c":
             ref = a.get("r", "")
@@ -216,7 +224,7 @@ class _SheetReader:
         elif tag in ("v", "t", "f"):
             self.text.on += 1
             self.in_f = tag == "f"
-        elif tag == "col" and (a.get("hidden") in ("1", "true") or a.get("width") in ("0", "0.0")):
+        elif tag == "col" and (a.get("hidden") in ("1", "true") or _tiny(a.get("width"), 0.5)):
             lo, hi = int(a.get("min", "1")), int(a.get("max", "1"))
             self.sheet.hidden_cols.update(range(lo, min(hi, self.limits.max_columns) + 1))
         elif tag == "sheetFormatPr" and a.get("zeroHeight") in ("1", "true"):
