@@ -183,3 +183,26 @@ def test_a_check_worker_that_hangs_explodes_or_dies_returns_the_request(
     world.lab.airlock.check_limits = CheckLimits()
     again = world.client("dev").post(f"/api/airlock/requests/{req['id']}/resubmit", json={}).json()
     assert again["state"] == "under_review" and again["round"] == 2
+
+
+def test_a_request_left_submitted_by_a_crash_is_checked_again(world: World) -> None:
+    """The server died between the submitting commit and the recorded results."""
+    from datetime import timedelta
+
+    from countylab.airlock.service import FileChoice
+    from countylab.identity.access import SYSTEM
+    from countylab.storage.airlock_models import ReleaseRequest
+    from countylab.storage.models import utcnow
+
+    job = world.make_job({"t.csv": SAFE_TABLE})
+    with world.lab.tx() as s:
+        req = world.lab.airlock.create(s, SYSTEM, job, [FileChoice("analyse/t.csv")])
+        world.lab.airlock.submit(s, SYSTEM, req.id)  # committed; the checks never ran
+        rid = req.id
+    with world.lab.tx() as s:
+        row = s.get(ReleaseRequest, rid)
+        assert row is not None and row.state == "submitted"
+        row.submitted_at = utcnow() - timedelta(hours=1)
+    assert rid in world.lab.airlock.recheck_stale(world.lab.tx)
+    with world.lab.tx() as s:
+        assert s.get(ReleaseRequest, rid).state == "under_review"  # type: ignore[union-attr]

@@ -12,6 +12,8 @@ request with the rule ``check_failed_to_run``.  A request left ``submitted`` by 
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import timedelta
@@ -34,6 +36,7 @@ from countylab.storage.airlock_models import ReleaseFile, ReleaseRequest
 from countylab.storage.jobs_models import Job
 from countylab.storage.models import Project, utcnow
 
+log = logging.getLogger(__name__)
 Tx = Callable[[], AbstractContextManager[Session]]
 Runner = Callable[[CheckJob, CheckLimits], list[FileReport]]
 
@@ -245,3 +248,33 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
+
+
+class StaleRechecks:
+    """A background loop that runs :meth:`CheckingMixin.recheck_stale` every ``interval_s``, so a
+    request a crash left ``submitted`` (between the commit and the recorded results) is checked
+    again instead of waiting forever.  Started with the lab's other background services."""
+
+    def __init__(self, service: CheckingMixin, tx: Tx, interval_s: float = 60.0) -> None:
+        self.service, self.tx, self.interval_s = service, tx, interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="airlock-rechecks", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.service.recheck_stale(self.tx)
+            except Exception:  # noqa: BLE001 - a failed pass is retried on the next tick
+                log.exception("re-checking stale release requests failed")

@@ -37,6 +37,10 @@ def attach(lab: Any) -> None:
         ocr=ocr,
         outbox_lister=lister,
     )
+    from countylab.airlock.checking import StaleRechecks
+
+    rechecks = StaleRechecks(lab.airlock, lab.tx)  # requests a crash left "submitted"
+    lab.register_background("airlock-rechecks", rechecks.start, rechecks.stop)
     pool = WorkerPool()
     lab.models = ModelService(
         models_dir=Path(lab.settings.data_dir) / "models",
