@@ -370,3 +370,38 @@ def test_reasonable_nesting_is_accepted(engines: dict[str, DPEngine]) -> None:
     ors = "SELECT count(*) FROM t WHERE " + " OR ".join(f"a = {i}" for i in range(40))
     for sql in (nested, ors):
         assert outcome(eng, sql).startswith("answered")
+
+
+# -- join keys of different types ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "codes",
+    [
+        ["abc", "", "12", HUGE, None, "99999999999999999999", "7"],  # text that is no number
+        ["1", "2", "3", "4", "5", "6", "7"],
+    ],
+    ids=["adversarial-codes", "benign-codes"],
+)
+def test_join_keys_of_different_types_cannot_raise(tmp_path: Path, codes: list[str | None]) -> None:
+    """A number joined to text: plain DuckDB casts the text to a number and fails on 'abc'."""
+    _frames()["adversarial"].to_parquet(tmp_path / "t.parquet")
+    pd.DataFrame({"code": codes, "label": ["x", "y"] * 3 + ["z"]}).to_parquet(tmp_path / "codes.parquet")
+    base = _spec(tmp_path / "t.parquet")
+    cols = dict(base.columns)
+    cols["a"] = ColumnPolicy(ColumnKind.NUMERIC, -10.0, 10.0, joinable_to=("codes.code",))
+    t = TableSpec("t", base.paths, "u", 1, cols, version="t-join")
+    lookup = TableSpec(
+        "codes",
+        (str(tmp_path / "codes.parquet"),),
+        None,
+        1,
+        {"code": ColumnPolicy(ColumnKind.CATEGORY), "label": ColumnPolicy(ColumnKind.CATEGORY)},
+        version="c1",
+    )
+    eng = engine_for(t, lookup)
+    sql = "SELECT k.label, count(*) FROM t JOIN codes k ON t.a = k.code GROUP BY k.label"
+    assert outcome(eng, sql).startswith("answered")
+    plan = eng.plan("SELECT count(*) FROM t JOIN codes k ON t.a = k.code", 100.0)
+    assert "TRY_CAST" in plan.main_sql
+    assert abs(eng.execute(plan).rows[0][0] - 1) <= 1  # only a = 7 matches '7'
