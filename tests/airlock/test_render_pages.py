@@ -88,3 +88,16 @@ def test_request_page_links_every_file_to_its_complete_preview(world: World, req
     assert re.search(r'id="preview-page-count">3 / 3<', last.text)
     table = client.get(f"/airlock/files/{files['by_village.csv']}/view")  # type: ignore[attr-defined]
     assert "青禾村" in table.text and "full-preview-table" in table.text
+
+
+def test_a_missing_preview_is_rebuilt_before_the_write_transaction(world: World, request_id: int) -> None:
+    import shutil
+
+    fid = _files(world, request_id)["by_village.csv"]
+    with world.lab.tx() as s:
+        stored = Path(s.get(ReleaseFile, fid).stored_path)  # type: ignore[union-attr]
+    shutil.rmtree(stored.with_name(stored.name + ".render"))
+    assert not cached(stored)
+    page = world.client("checker").get(f"/api/airlock/files/{fid}/preview/pages")
+    assert page.status_code == 200 and page.json()["section"]["rows"][1]["cells"] == ["青禾村", "40"]
+    assert cached(stored)

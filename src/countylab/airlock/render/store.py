@@ -7,13 +7,20 @@ returned such a request, so this is the last line, not the first.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from countylab.airlock.render.cache import rendering_for
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from countylab.airlock.render.cache import cached, rendering_for
 from countylab.airlock.render.model import Refused, Rendering
 from countylab.errors import Conflict
+from countylab.storage.airlock_models import ReleaseFile
 
 
 def preview_rendering(stored: Path, name: str) -> Rendering:
@@ -43,3 +50,35 @@ def store_regenerated(stored: Path, name: str, dest: Path) -> tuple[str, int]:
     finally:
         tmp.unlink(missing_ok=True)
     return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def stored_files(s: Session, file_ids: Iterable[int]) -> list[tuple[Path, str]]:
+    """Where release files' submitted bytes lie, and their names (no access decided here)."""
+    ids = list(file_ids)
+    rows = s.execute(select(ReleaseFile.stored_path, ReleaseFile.name).where(ReleaseFile.id.in_(ids)))
+    return [(Path(path), name) for path, name in rows]
+
+
+def warm(files: Iterable[tuple[Path, str]]) -> None:
+    """Build missing previews after a read-only lookup and before the audited write transaction
+    that serves them, so no parse runs under a lock other users wait on.  Normally the automatic
+    checks built them already and this only looks at the cache.  It returns nothing, so it needs
+    no permission: the serving call decides who sees what."""
+    for path, name in files:
+        if path.exists() and not cached(path):
+            with contextlib.suppress(Refused):  # a refusal is cached too; serving it answers 409
+                rendering_for(path, name)
+
+
+def warm_files(read: Callable[[], AbstractContextManager[Session]], file_ids: Iterable[int]) -> None:
+    """:func:`stored_files` in a read-only unit of work, then :func:`warm` after it closed."""
+    with read() as s:
+        found = stored_files(s, file_ids)
+    warm(found)
+
+
+def warm_request(read: Callable[[], AbstractContextManager[Session]], request_id: int) -> None:
+    """:func:`warm_files` for every file of one release request."""
+    with read() as s:
+        ids = list(s.execute(select(ReleaseFile.id).where(ReleaseFile.request_id == request_id)).scalars())
+    warm_files(read, ids)

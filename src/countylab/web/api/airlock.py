@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from countylab.airlock.render.store import warm_files
 from countylab.airlock.service import FileChoice
 from countylab.airlock.wiring import airlock_of, models_of
 from countylab.serving.registry import ModelCard
@@ -144,6 +145,7 @@ def comment(request_id: int, body: CommentIn, actor: Actor, lab: LabDep) -> dict
 
 @router.get("/airlock/files/{file_id}/preview")
 def preview(file_id: int, actor: Actor, lab: LabDep) -> Response:
+    warm_files(lab.read, [file_id])  # any parse happens here, under no write lock
     with lab.tx() as s:
         content = airlock_of(lab).content(s, actor, file_id, "preview")
     return _file_response(content, inline=True)
@@ -154,6 +156,7 @@ def preview_page(file_id: int, actor: Actor, lab: LabDep, page: int = 1) -> dict
     """One page of a file's complete preview (what will be released, and what will not)."""
     from countylab.airlock.render.pages import page_view
 
+    warm_files(lab.read, [file_id])  # any parse happens here, under no write lock
     with lab.tx() as s:
         content = airlock_of(lab).content(s, actor, file_id, "preview")
     assert content.rendering is not None

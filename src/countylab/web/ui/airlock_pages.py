@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from countylab.airlock.render.store import warm_files, warm_request
 from countylab.airlock.service import FileChoice
 from countylab.airlock.wiring import airlock_of, models_of
 from countylab.errors import CountylabError, PermissionDenied, ValidationFailed
@@ -94,6 +95,7 @@ async def create_request(request: Request, actor: Actor, lab: LabDep) -> Respons
 
 @router.get("/airlock/requests/{request_id}")
 def request_page(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Response:
+    warm_request(lab.read, request_id)  # previews are parsed (if ever) before the write transaction
     with lab.tx() as s:
         view = airlock_of(lab).view(s, actor, request_id)
         previews: dict[int, str] = {}
@@ -218,6 +220,7 @@ def download(file_id: int, actor: Actor, lab: LabDep) -> Response:
 
 @router.get("/airlock/files/{file_id}/preview")
 def preview(file_id: int, actor: Actor, lab: LabDep) -> Response:
+    warm_files(lab.read, [file_id])  # any parse happens here, under no write lock
     with lab.tx() as s:
         content = airlock_of(lab).content(s, actor, file_id, "preview")
     return _file_response(content, inline=True)
@@ -228,6 +231,7 @@ def preview_page(request: Request, file_id: int, actor: Actor, lab: LabDep, page
     """The complete, paged preview of one file: every sheet, row, line, comment and property."""
     from countylab.airlock.render.pages import page_view
 
+    warm_files(lab.read, [file_id])  # any parse happens here, under no write lock
     with lab.tx() as s:
         content = airlock_of(lab).content(s, actor, file_id, "preview")
     assert content.rendering is not None
