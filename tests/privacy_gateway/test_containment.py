@@ -155,15 +155,18 @@ def test_timing_probe_sees_only_the_time_bucket(demo_lab):
 
 
 def test_the_default_gateway_runs_in_a_worker_process(demo_lab):
-    """``lab.dp`` as the server builds it: a spawned worker with an empty environment."""
+    """``lab.dp`` as the server builds it: a pool of spawned workers (``dp_query_workers``)."""
+    from countylab.privacy.pool import WorkerPool
     from countylab.privacy.wiring import LazyGateway, gateway_of
 
     demo_lab.dp = LazyGateway(demo_lab)
     gateway = gateway_of(demo_lab)
-    assert isinstance(gateway.runner, WorkerRunner)
+    assert isinstance(gateway.runner, WorkerPool)
+    assert len(gateway.runner.runners) == demo_lab.settings.dp_query_workers == 2
+    assert all(isinstance(r, WorkerRunner) for r in gateway.runner.runners)
     resp = ask(client_for(demo_lab, "developer"), ELDERLY_SQL, project_id(demo_lab), 0.5)
     assert resp.status_code == 200, resp.text
-    proc = gateway.runner._proc
-    assert proc is not None and proc.is_alive()
+    procs = [r._proc for r in gateway.runner.runners if r._proc is not None]  # type: ignore[attr-defined]
+    assert procs and all(p.is_alive() for p in procs)
     demo_lab.stop_background()  # what `countylab serve` does at shutdown
-    assert not proc.is_alive()
+    assert not any(p.is_alive() for p in procs)

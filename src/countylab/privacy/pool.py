@@ -47,6 +47,10 @@ class WorkerPool:
             self._idle.put(r)
         self._local = threading.local()
 
+    @property
+    def runners(self) -> tuple[ExactRunner, ...]:
+        return tuple(self._all)
+
     @contextmanager
     def deadline(self, at: float) -> Iterator[None]:
         """Every call of this thread inside the block must finish by ``at`` (``time.monotonic``)."""
