@@ -18,6 +18,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from countylab.errors import ValidationFailed
 from countylab.privacy.engine import DPEngine
 from countylab.privacy.fixedpoint import center_of, fixed_point, row_int_sql
 from countylab.privacy.mechanisms import laplace_ints
@@ -153,3 +154,19 @@ def test_precomputed_row_integers_give_the_same_exact_sums(data_dir: Path) -> No
         rows_b = stored.runner.run(list(b.model.tables), [b.main_sql], bounded=True)[0]
         assert sorted(rows_a, key=str) == sorted(rows_b, key=str)
         assert stored.execute(b).columns == computed.execute(a).columns
+
+
+@pytest.mark.parametrize(
+    "bounds", [(-1.7e308, 1.7e308), (0.0, 1e-310), (1e15, 1e15 + 1), (-5e-324, 5e-324)], ids=str
+)
+def test_extreme_bounds_still_encode_within_32_bits(bounds: tuple[float, float]) -> None:
+    lo, hi = bounds
+    for squared, centered in ((False, False), (False, True), (True, True)):
+        fx = fixed_point(bounds, squared=squared, centered=centered)
+        ints = _row_ints(fx.row_sql(row_int_sql("c", bounds)), [lo, hi, lo / 2 + hi / 2])
+        assert all(abs(i) <= fx.max_abs for i in ints)
+
+
+def test_non_finite_bounds_are_refused_before_any_charge() -> None:
+    with pytest.raises(ValidationFailed):
+        fixed_point((0.0, float("inf")), squared=False, centered=False)

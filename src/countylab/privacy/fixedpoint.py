@@ -33,6 +33,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from countylab.errors import ValidationFailed
+
 WIDTH_BITS = 20  # quanta per bounds' width
 VALUE_BITS = 30  # |y + C| stays below 2^31 even for bounds far from zero
 SQ_SHIFT = 32  # squares use (y // 32): quantum 32·q
@@ -42,8 +44,8 @@ SumKind = Literal["plain", "centered", "squared"]
 
 
 def _exp2_at_least(x: float) -> int:
-    """Exponent ``e`` with ``x <= 2**e`` (``x > 0``), kept in the normal range."""
-    return max(-1000, min(1000, math.frexp(x)[1]))
+    """Exponent ``e`` with ``x <= 2**e`` (``x > 0``)."""
+    return math.frexp(x)[1]
 
 
 def _trunc_div(a: int, b: int) -> int:
@@ -67,7 +69,18 @@ class Encoding:
 
 def encoding(bounds: tuple[float, float]) -> Encoding:
     lo, hi = bounds
-    e = max(_exp2_at_least(hi - lo) - WIDTH_BITS, _exp2_at_least(max(abs(lo), abs(hi))) - VALUE_BITS)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValidationFailed(
+            "数值列的截断上下界必须是有限数且下界小于上界",
+            "clamping bounds must be finite numbers with lower < upper",
+            reason="bounds",
+        )
+    half_width = hi / 2.0 - lo / 2.0  # finite even when hi - lo would overflow
+    e = max(
+        _exp2_at_least(half_width) + 1 - WIDTH_BITS,
+        _exp2_at_least(max(abs(lo), abs(hi))) - VALUE_BITS,
+        -1000,  # 1 / q stays finite
+    )
     q = 2.0**e
     c = round((lo + hi) / 2.0 / q)
     # The same floating-point steps as row_int_sql (v · 2^-e is exact, then one correctly rounded
