@@ -292,31 +292,41 @@ def _hits(x: np.ndarray, t: float, greater: bool) -> int:
     return int(np.sum(x > t) if greater else np.sum(x < t))
 
 
-def best_test(x: np.ndarray, y: np.ndarray, delta: float) -> Test:
-    """The threshold test with the highest empirical ε on the selection half (add-one smoothing)."""
+def _bound(p_hits: int, n_p: int, q_hits: int, n_q: int, delta: float, alpha: float) -> float:
+    tpr, fpr = cp_lower(p_hits, n_p, alpha), cp_upper(q_hits, n_q, alpha)
+    return math.log((tpr - delta) / fpr) if tpr - delta > 0 and fpr > 0 else 0.0
+
+
+def best_test(x: np.ndarray, y: np.ndarray, delta: float, alpha: float) -> Test:
+    """The threshold test whose Clopper–Pearson bound is highest on the selection half.
+
+    Scoring by the bound (not by the raw ratio) avoids tests deep in a tail, where a ratio of
+    two tiny counts looks large but certifies nothing on fresh samples.
+    """
     values = np.unique(np.concatenate([x, y]))
     if len(values) > 400:
         values = np.unique(np.quantile(values, np.linspace(0, 1, 400)))
-    best: tuple[float, Test] = (-math.inf, (0.0, True, True))
+    best: tuple[float, Test] = (-math.inf, (float(values[0]), True, True))
     for t in values:
         for greater in (True, False):
-            a = (_hits(x, t, greater) + 0.5) / (len(x) + 1)
-            b = (_hits(y, t, greater) + 0.5) / (len(y) + 1)
-            for first, (p, q) in ((True, (a, b)), (False, (b, a))):
-                if p - delta > 0:
-                    eps = math.log((p - delta) / q)
-                    if eps > best[0]:
-                        best = (eps, (float(t), greater, first))
+            hx, hy = _hits(x, t, greater), _hits(y, t, greater)
+            for first, (p, q, n_p, n_q) in (
+                (True, (hx, hy, len(x), len(y))),
+                (False, (hy, hx, len(y), len(x))),
+            ):
+                score = _bound(p, n_p, q, n_q, delta, alpha)
+                if score > best[0]:
+                    best = (score, (float(t), greater, first))
     return best[1]
 
 
 def lower_bound(x: np.ndarray, y: np.ndarray, delta: float, confidence: float) -> dict[str, Any]:
     """ε lower bound from D-samples ``x`` and D'-samples ``y``: select on halves 1, bound on halves 2."""
     hx, hy = len(x) // 2, len(y) // 2
-    t, greater, first = best_test(x[:hx], y[:hy], delta)
+    alpha = (1 - confidence) / 2
+    t, greater, first = best_test(x[:hx], y[:hy], delta, alpha)
     x2, y2 = x[hx:], y[hy:]
     p_sample, q_sample = (x2, y2) if first else (y2, x2)
-    alpha = (1 - confidence) / 2
     tpr = cp_lower(_hits(p_sample, t, greater), len(p_sample), alpha)
     fpr = cp_upper(_hits(q_sample, t, greater), len(q_sample), alpha)
     eps = math.log((tpr - delta) / fpr) if tpr - delta > 0 and fpr > 0 else 0.0
