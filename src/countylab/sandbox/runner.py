@@ -230,7 +230,12 @@ def run_sandboxed(
     host = default_cgroup_host() if cgroups == "auto" else cgroups
     cgroup = None
     fds: list[int] = []
-    handshake = Handshake.open()
+    try:
+        handshake = Handshake.open()
+    except BaseException:
+        if mounted:
+            ob.unmount(spec.outbox_dir)  # never leave the tmpfs behind
+        raise
     try:
         cgroup = _job_cgroup(host, spec)
         io_limited = _limit_io(cgroup, spec)
