@@ -519,3 +519,34 @@ def test_space_variants_as_a_channel_are_flattened(lab_world: World) -> None:
     out = attempt(lab_world, {"notes.txt": text.encode()})
     released = out.downloads["notes.txt"].decode()
     assert released == "词 " * 7 + "词\n" and "\u00a0" not in released
+
+
+def test_xlsx_zip_comment_and_member_extra_fields_are_not_released(lab_world: World) -> None:
+    out_buf = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(_book())) as src,
+        zipfile.ZipFile(out_buf, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for info in src.infolist():
+            fresh = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+            fresh.compress_type = zipfile.ZIP_DEFLATED
+            fresh.comment = PAYLOAD.encode()
+            fresh.extra = b"\xfe\xca" + len(PAYLOAD).to_bytes(2, "little") + PAYLOAD.encode()
+            dst.writestr(fresh, src.read(info.filename))
+        dst.comment = PAYLOAD.encode()
+    data = out_buf.getvalue()
+    assert data.count(PAYLOAD.encode()) > 3
+    out = attempt(lab_world, {"t.xlsx": data})
+    assert PAYLOAD.encode() not in out.downloads["t.xlsx"]
+
+
+def test_png_palette_entries_nobody_sees_are_not_released(lab_world: World) -> None:
+    img = Image.new("P", (16, 16), 0)
+    raw = PAYLOAD.encode().ljust(255 * 3 - 3, b"\0")
+    img.putpalette(b"\xff\xff\xff" + raw)  # entry 0 is white; the rest is payload no pixel uses
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    assert PAYLOAD.encode() in buf.getvalue()
+    out = attempt(lab_world, {"chart.png": buf.getvalue()})
+    assert PAYLOAD.encode() not in out.downloads["chart.png"]
+    assert PAYLOAD.encode() not in gzip_free(out.downloads["chart.png"])
