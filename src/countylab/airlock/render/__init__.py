@@ -41,7 +41,7 @@ def render(name: str, data: bytes, limits: Limits | None = None) -> Rendering:
             f"文件超过 {limits.max_bytes} 字节，无法完整预览",
             f"the file is over {limits.max_bytes} bytes and cannot be previewed whole",
         )
-    if is_tar(data) or data.startswith((b"PK\x03\x04", b"PK\x05\x06")) and kind != "xlsx":
+    if is_tar(data) or (data.startswith((b"PK\x03\x04", b"PK\x05\x06")) and kind != "xlsx"):
         raise Refused(
             "archive", "压缩包不能出域：请逐个提交其中的文件", "archives are not released: submit their files"
         )
