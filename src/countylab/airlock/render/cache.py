@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import secrets
 from pathlib import Path
 
 from countylab.airlock.render import render
@@ -22,7 +22,7 @@ def _folder(path: Path) -> Path:
 
 
 def _write(dest: Path, data: bytes) -> None:
-    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.part")
+    tmp = dest.with_name(f"{dest.name}.{secrets.token_hex(8)}.part")  # unique per writer
     try:
         tmp.write_bytes(data)
         tmp.replace(dest)
