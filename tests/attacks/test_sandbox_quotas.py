@@ -8,6 +8,7 @@ run ends ``outbox_quota`` with the limit named, and the host keeps at most the q
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -157,3 +158,36 @@ print(total, round(time.monotonic() - start, 2))
     assert result.protections["cgroup_io"], "this host offers an I/O controller (blkio or io)"
     total, seconds = out(result).split()
     assert int(total) == 6 * 1024 * 1024 and float(seconds) >= 1.5, (total, seconds)
+
+
+def test_deep_and_long_outbox_trees_cannot_break_collection(sandbox_job):
+    """200 nested folders with 200-character names: paths far past PATH_MAX on the host.  The
+    lab collects 32 levels through directory descriptors, names the limit, and never fails."""
+    result = sandbox_job(
+        """
+import os
+os.chdir("/outbox")
+for i in range(200):
+    name = f"{i:03d}" + "x" * 197
+    os.mkdir(name)
+    os.chdir(name)
+open("leaf.txt", "w").write("deep")
+os.chdir("/outbox")
+open("top.txt", "w").write("top")
+"""
+    )
+    assert result.state is RunState.OUTBOX_QUOTA and result.limit == "outbox_depth", err(result)
+    box = outbox_of(result)
+    assert (box / "top.txt").read_text() == "top"
+    depth, fd = 0, os.open(box, os.O_RDONLY | os.O_DIRECTORY)
+    try:  # walk down by descriptors: the host path is far too long to name
+        while dirs := [
+            e.name for e in os.scandir(fd) if e.is_dir(follow_symlinks=False) and e.name != "logs"
+        ]:
+            child = os.open(dirs[0], os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd, depth = child, depth + 1
+    finally:
+        os.close(fd)
+    assert depth == 32
+    shutil.rmtree(box, ignore_errors=True)  # fd-based on Linux: copes with the long paths

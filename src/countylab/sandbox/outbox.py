@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import os
 import secrets
 import shutil
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from countylab.sandbox.identity import SandboxIdentity
+
+log = logging.getLogger(__name__)
 
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 MNT_DETACH = 2
@@ -36,7 +39,7 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 class OutboxUsage:
     files: int  # files, folders and links (what the tmpfs counts as inodes, less its root)
     bytes: int
-    limit: str | None  # "outbox_bytes" | "outbox_files" when a quota was reached
+    limit: str | None  # "outbox_bytes" | "outbox_files" | "outbox_depth" when a quota was reached
 
 
 def mount_outbox(path: Path, identity: SandboxIdentity, max_bytes: int, max_files: int) -> None:
@@ -64,28 +67,59 @@ def is_full(path: Path, min_free_bytes: int = 4096) -> str | None:
     return None
 
 
-def _copy_tree(src_fd: int, dst: Path, counts: list[int]) -> None:
-    for entry in os.scandir(src_fd):
-        st = entry.stat(follow_symlinks=False)
-        target = dst / entry.name
-        if stat.S_ISLNK(st.st_mode):
-            os.symlink(os.readlink(entry.name, dir_fd=src_fd), target)
-        elif stat.S_ISDIR(st.st_mode):
-            target.mkdir(mode=0o755)
-            child = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=src_fd)
+MAX_DEPTH = 32  # folders nested deeper are not collected (``outbox_depth``)
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+
+@dataclass
+class _Counts:
+    files: int = 0
+    bytes: int = 0
+    too_deep: bool = False
+    skipped: int = 0  # entries that could not be read or written (never named anywhere)
+
+
+def _copy_entry(entry: os.DirEntry[str], src_fd: int, dst_fd: int, depth: int, counts: _Counts) -> None:
+    st = entry.stat(follow_symlinks=False)
+    name = entry.name
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(name, dir_fd=src_fd), name, dir_fd=dst_fd)
+    elif stat.S_ISDIR(st.st_mode):
+        if depth >= MAX_DEPTH:
+            counts.too_deep = True
+            return
+        os.mkdir(name, 0o755, dir_fd=dst_fd)
+        child_src = os.open(name, _DIR, dir_fd=src_fd)
+        try:
+            child_dst = os.open(name, _DIR, dir_fd=dst_fd)
             try:
-                _copy_tree(child, target, counts)
+                _copy_tree(child_src, child_dst, depth + 1, counts)
             finally:
-                os.close(child)
-        elif stat.S_ISREG(st.st_mode):
-            fd = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=src_fd)
-            with os.fdopen(fd, "rb") as fin, open(target, "xb") as fout:
+                os.close(child_dst)
+        finally:
+            os.close(child_src)
+    elif stat.S_ISREG(st.st_mode):
+        fd_in = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=src_fd)
+        mode = 0o755 if st.st_mode & 0o111 else 0o644
+        with os.fdopen(fd_in, "rb") as fin:
+            fd_out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=dst_fd)
+            with os.fdopen(fd_out, "wb") as fout:
                 shutil.copyfileobj(fin, fout, 1024 * 1024)
-                counts[1] += fout.tell()
-            target.chmod(0o755 if st.st_mode & 0o111 else 0o644)
-        else:
-            continue  # FIFOs, sockets, device nodes: never outputs
-        counts[0] += 1
+                counts.bytes += fout.tell()
+    else:
+        return  # FIFOs, sockets, device nodes: never outputs
+    counts.files += 1
+
+
+def _copy_tree(src_fd: int, dst_fd: int, depth: int, counts: _Counts) -> None:
+    """Copy with directory descriptors only: no path is ever built from the job's names, so no
+    link is followed, no length limit is hit and no error message can carry a name."""
+    with os.scandir(src_fd) as entries:
+        for entry in entries:
+            try:
+                _copy_entry(entry, src_fd, dst_fd, depth, counts)
+            except OSError:
+                counts.skipped += 1
 
 
 def collect(outbox: Path, *, mounted: bool, max_bytes: int, max_files: int) -> OutboxUsage:
@@ -96,11 +130,15 @@ def collect(outbox: Path, *, mounted: bool, max_bytes: int, max_files: int) -> O
     limit = is_full(outbox) if mounted else None
     staging = outbox.parent / f".{outbox.name}.collect-{secrets.token_hex(4)}"
     staging.mkdir(mode=0o700)
-    counts = [0, 0]
+    counts = _Counts()
     try:
-        root_fd = os.open(outbox, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        root_fd = os.open(outbox, _DIR)
         try:
-            _copy_tree(root_fd, staging, counts)
+            dst_fd = os.open(staging, _DIR)
+            try:
+                _copy_tree(root_fd, dst_fd, 0, counts)
+            finally:
+                os.close(dst_fd)
         finally:
             os.close(root_fd)
     except BaseException:
@@ -116,12 +154,15 @@ def collect(outbox: Path, *, mounted: bool, max_bytes: int, max_files: int) -> O
             outbox.rmdir()
     os.rename(staging, outbox)
     outbox.chmod(0o700)
-    files, size = counts
-    if limit is None and files > max_files:
+    if counts.skipped:
+        log.warning("outbox %s: %d entries could not be collected", outbox, counts.skipped)
+    if limit is None and counts.files > max_files:
         limit = "outbox_files"
-    if limit is None and size > max_bytes:
+    if limit is None and counts.bytes > max_bytes:
         limit = "outbox_bytes"
-    return OutboxUsage(files=files, bytes=size, limit=limit)
+    if limit is None and counts.too_deep:
+        limit = "outbox_depth"
+    return OutboxUsage(files=counts.files, bytes=counts.bytes, limit=limit)
 
 
 def unmount_stale(root: Path, mounts_file: Path = Path("/proc/self/mounts")) -> list[Path]:
