@@ -17,8 +17,9 @@ the source leakage scan) therefore never match raw text.  They match the forms m
    run of digits is a candidate, so a prefix glued to an ID number does not hide it;
 6. **letter substitutions** (a→0 … j→9, k→0 … t→9, leetspeak o→0 i→1 z→2 e→3 a→4 s→5 g→6
    t→7 b→8 q→9) and **digit shifts** (each digit + k mod 10, and the digits reversed) are
-   tried on 18-character tokens; a result counts only if it passes the ID number's check
-   character and birth date, which keeps random strings from matching.
+   tried on tokens of exactly 18 characters (not on windows of longer runs: hashes would
+   match by chance); a result counts only if it passes the ID number's check character,
+   birth date and province code, which keeps random strings from matching.
 """
 
 from __future__ import annotations
@@ -35,7 +36,12 @@ from countylab.identifiers import is_valid_id_number
 _SEPARATORS = re.compile(r"(?<=[0-9])[\s.\-_·,/:：，。、]+(?=[0-9x])")
 _ID_WINDOW = re.compile(r"(?=([0-9]{17}[0-9x]))")
 _MOBILE_WINDOW = re.compile(r"(?<![0-9])(?=(1[3-9][0-9]{9}))")
-_ALNUM_RUN = re.compile(r"[0-9a-z]{18,}")
+# long runs mixing letters and digits (hashes, base64): mobile-shaped windows inside them would
+# match by chance (ID numbers, with their check character, would not); such runs are decoded
+# and scanned by the encoded-blob check instead
+_BLOB = re.compile(r"[0-9a-z+/=_-]*(?:[a-z][0-9]+|[0-9][a-z]+){4,}[0-9a-z+/=_-]*")
+_DIGIT_OR_18 = re.compile(r"[0-9]|(?<![0-9a-z])[0-9a-z]{18}(?![0-9a-z])")
+_TOKEN_18 = re.compile(r"(?<![0-9a-z])[0-9a-z]{18}(?![0-9a-z])")
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
 _SUBSTITUTIONS = (
     str.maketrans("abcdefghij", "0123456789"),
@@ -52,9 +58,14 @@ _PROVINCES = frozenset(  # GB/T 2260 province-level codes: the first two digits 
 )
 
 
+@functools.lru_cache(maxsize=1)
+def _format_chars() -> dict[int, None]:
+    return {c: None for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf"}
+
+
 def strip_format(text: str) -> str:
     """Drop format characters (Cf): zero-width spaces and joiners, bidi marks, BOM, soft hyphen."""
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return text if text.isascii() else text.translate(_format_chars())
 
 
 @functools.lru_cache(maxsize=1)
@@ -105,11 +116,15 @@ def plain(text: str) -> str:
     return unicodedata.normalize("NFKC", strip_format(text)).lower()
 
 
+@functools.lru_cache(maxsize=1)
+def _table() -> dict[int, str]:
+    return {ord(k): v for k, v in _representatives().items()}
+
+
 def skeleton(text: str) -> str:
     """:func:`plain`, then every confusable character replaced by its class representative."""
-    reps = _representatives()
-    folded = "".join(reps.get(ch, ch) for ch in unicodedata.normalize("NFKC", strip_format(text)))
-    return "".join(reps.get(ch, ch) for ch in folded.lower())
+    table = _table()
+    return unicodedata.normalize("NFKC", strip_format(text)).translate(table).lower().translate(table)
 
 
 def compact(text: str) -> str:
@@ -137,15 +152,15 @@ def identifier_forms(text: str) -> set[str]:
     """Candidate ID numbers and mobiles hidden anywhere in ``text`` (normalised, lower case)."""
     out: set[str] = set()
     for form in {plain(text), skeleton(text)}:
+        if not _DIGIT_OR_18.search(form):
+            continue
         joined = compact(form)
-        out.update(m.group(1) for m in _ID_WINDOW.finditer(joined))
-        out.update(m.group(1) for m in _MOBILE_WINDOW.finditer(joined))
-        for run in _ALNUM_RUN.findall(joined):
-            for start in range(len(run) - 17):
-                token = run[start : start + 18]
-                for variant in _substituted(token):
-                    if _plausible_id(variant.upper()):
-                        out.add(variant)
+        out.update(m.group(1) for m in _ID_WINDOW.finditer(joined))  # check character: precise
+        out.update(m.group(1) for m in _MOBILE_WINDOW.finditer(compact(_BLOB.sub(" ", form))))
+        for token in _TOKEN_18.findall(joined):  # an 18-character token on its own
+            for variant in _substituted(token):
+                if _plausible_id(variant.upper()):
+                    out.add(variant)
     return out
 
 

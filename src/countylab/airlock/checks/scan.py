@@ -34,7 +34,19 @@ class PiiHit:
     kinds: frozenset[PiiKind]
 
 
+_DIGIT = re.compile(r"[0-9]")
 _IDENTIFIER_KINDS = frozenset({PiiKind.id_number, PiiKind.mobile, PiiKind.bank_card})
+
+
+def _window_kinds(candidates: set[str]) -> set[PiiKind]:
+    """An 18-character window counts as an ID number only, an 11-digit one as a mobile only
+    (windows of other lengths, or read as bank cards by chance, are not identifiers here)."""
+    kinds: set[PiiKind] = set()
+    for c in candidates:
+        want = PiiKind.id_number if len(c) == 18 else PiiKind.mobile if len(c) == 11 else None
+        if want is not None and want in match_kinds(c):
+            kinds.add(want)
+    return kinds
 
 
 def _kinds(value: str) -> frozenset[PiiKind]:
@@ -44,8 +56,7 @@ def _kinds(value: str) -> frozenset[PiiKind]:
     kinds: set[PiiKind] = set(match_kinds(value))
     for form in value_forms(value):
         kinds |= match_kinds(form)
-    for candidate in identifier_forms(value):
-        kinds |= match_kinds(candidate) & _IDENTIFIER_KINDS
+    kinds |= _window_kinds(identifier_forms(value))
     return frozenset(kinds)
 
 
@@ -59,8 +70,7 @@ def pii_in_cells(header: tuple[str, ...], rows: list[tuple[str, ...]], lines: li
                 hits.append(PiiHit(line, col, kinds))
                 found_in_cells |= kinds
         split: set[PiiKind] = set()  # an identifier split across adjacent cells
-        for candidate in split_identifiers(row):
-            split |= match_kinds(candidate) & _IDENTIFIER_KINDS
+        split |= _window_kinds(split_identifiers(row))
         if split - found_in_cells:
             hits.append(PiiHit(line, "row", frozenset(split - found_in_cells)))
     return hits
@@ -72,11 +82,15 @@ def pii_in_text(text: str) -> list[PiiHit]:
     hits: list[PiiHit] = []
     for line_no, line in enumerate(text.splitlines(), start=1):
         kinds: set[PiiKind] = set()
-        for form in {line, strip_format(line), skeleton(line)}:
-            for token in dict.fromkeys(_TOKEN_SPLIT.split(form)):
-                kinds |= match_kinds(token)
-        for candidate in identifier_forms(line):
-            kinds |= match_kinds(candidate) & _IDENTIFIER_KINDS
+        tokens = _TOKEN_SPLIT.split(line)
+        if not line.isascii():
+            tokens += _TOKEN_SPLIT.split(strip_format(line))
+        known = {t.lower() for t in tokens}
+        # skeleton tokens that differ and hold a digit (look-alikes of ID numbers and phones)
+        tokens += [t for t in _TOKEN_SPLIT.split(skeleton(line)) if t not in known and _DIGIT.search(t)]
+        for token in dict.fromkeys(tokens):
+            kinds |= match_kinds(token)
+        kinds |= _window_kinds(identifier_forms(line))
         if kinds:
             hits.append(PiiHit(line_no, "text", frozenset(kinds)))
     return hits
