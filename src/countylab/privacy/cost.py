@@ -45,7 +45,9 @@ def estimate_rows(from_sql: str, sizes: Mapping[str, TableSize]) -> float:
     def size(a: str) -> TableSize:
         return sizes.get(alias.get(a, a), TableSize(biggest, {}))
 
-    def distinct(col: exp.Column) -> int:
+    def distinct(col: object) -> int:
+        if not isinstance(col, exp.Column):
+            return 1
         s = size(col.table.lower())
         return max(1, int(s.distinct.get(col.name, s.rows) or 1))
 

@@ -39,7 +39,15 @@ from sqlalchemy.orm import Session
 from countylab import audit
 from countylab.catalog import service as catalog
 from countylab.catalog.grading import Grade
-from countylab.errors import Conflict, CountylabError, NotFound, PermissionDenied, QuotaExceeded, UserError
+from countylab.errors import (
+    Conflict,
+    CountylabError,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    UserError,
+    ValidationFailed,
+)
 from countylab.identity.access import Principal, authorize
 from countylab.identity.roles import Permission
 from countylab.policy import Action, require
@@ -54,7 +62,7 @@ from countylab.privacy.spec import EngineSettings, TableSpec
 from countylab.privacy.tables import mentioned_names, split_as_of, table_spec
 from countylab.privacy.worker import ExactRunner, WorkerRunner
 from countylab.storage.catalog_models import DatasetVersion
-from countylab.storage.models import Dataset, Grant, Org, Project
+from countylab.storage.models import Dataset, Grant, Org, Project, utcnow
 from countylab.storage.privacy_models import CachedAnswer
 
 MODES = ("dp",)
@@ -148,7 +156,7 @@ class QueryGateway:
     def run(self, actor: Principal, req: QueryRequest) -> QueryAnswer:
         try:
             if req.mode not in MODES:
-                raise params.ValidationFailed(
+                raise ValidationFailed(
                     "只支持差分隐私查询（mode=dp）；精确表格请通过沙箱作业和出域审核获取",
                     "only DP queries exist (mode=dp); exact tables come from sandbox jobs and the airlock",
                     field="mode",
@@ -323,7 +331,7 @@ class QueryGateway:
         daily_cap: int,
     ) -> None:
         eps, delta = cost
-        ledgers.count_query(s, actor.user_id or 0, daily_cap, ledgers.utcnow())
+        ledgers.count_query(s, actor.user_id or 0, daily_cap, utcnow())
         budget.charge(
             s,
             project_id=req.project_id,

@@ -98,7 +98,7 @@ class WorkerPool:
             raise DeadlineExceeded("查询超时", "the query ran out of time", reason="deadline")
         return result
 
-    def run(self, specs: Sequence[TableSpec], sqls: Sequence[str], *, bounded: bool) -> list[Rows]:
+    def run(self, specs: Sequence[TableSpec], sqls: Sequence[str], *, bounded: bool = True) -> list[Rows]:
         rows: list[Rows] = self._call(lambda r: r.run(specs, sqls, bounded=bounded))
         return rows
 

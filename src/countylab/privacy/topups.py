@@ -20,10 +20,10 @@ from countylab.errors import Conflict, NotFound, PermissionDenied, ValidationFai
 from countylab.identity.access import Principal, authorize, has_permission
 from countylab.identity.roles import Permission
 from countylab.privacy import ledgers
-from countylab.privacy.budget import PROJECT_WIDE, _ensure, grade_limits
+from countylab.privacy.budget import _ensure, grade_limits
 from countylab.privacy.ledgers import period_bounds
 from countylab.storage.models import Dataset, Grant, Project, User, utcnow
-from countylab.storage.privacy_models import BudgetEntry, BudgetTopup, PrivacyBudget
+from countylab.storage.privacy_models import PROJECT_WIDE, BudgetEntry, BudgetTopup, PrivacyBudget
 
 PENDING, APPROVED, REFUSED = "pending", "approved", "refused"
 TRANSITIONS = {PENDING: (APPROVED, REFUSED), APPROVED: (), REFUSED: ()}
