@@ -190,4 +190,8 @@ open("top.txt", "w").write("top")
     finally:
         os.close(fd)
     assert depth == 32
+    # a next action that ``needs`` this outbox gets it mounted read-only: the lab's preparation
+    # (making it readable for the sandbox user) walks it by descriptors too
+    again = sandbox_job("import os\nprint(sorted(os.listdir('/data/prev'))[-1])\n", datasets={"prev": box})
+    assert again.state is RunState.SUCCEEDED and out(again).strip() == "top.txt", err(again)
     shutil.rmtree(box, ignore_errors=True)  # fd-based on Linux: copes with the long paths

@@ -30,6 +30,7 @@ never for real data.  :func:`launch_mode` says which (see docs/explanation/sandb
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import pwd
@@ -193,15 +194,25 @@ def ensure_readable(path: Path) -> None:
     """Make a granted dataset readable where it is mounted (files 0444+, folders 0555+).
 
     The sandbox user reaches it only through the bind mount (the lab's data directory above it
-    is 0700), so world-readable bits inside grant nothing on the host.
+    is 0700), so world-readable bits inside grant nothing on the host.  Walked by directory
+    descriptors (``os.fwalk``): a previous action's outbox may hold paths longer than PATH_MAX.
     """
-    for p in [path, *(path.rglob("*") if path.is_dir() else [])]:
-        st = os.lstat(p)
-        if stat.S_ISLNK(st.st_mode):
-            continue
-        want = 0o555 if stat.S_ISDIR(st.st_mode) else 0o444
-        if st.st_mode & want != want:
-            os.chmod(p, stat.S_IMODE(st.st_mode) | want)
+    _add_bits(path, None)
+    if not path.is_dir() or path.is_symlink():
+        return
+    for _, dirs, files, dir_fd in os.fwalk(path):
+        for name in dirs + files:
+            with contextlib.suppress(OSError):
+                _add_bits(Path(name), dir_fd)
+
+
+def _add_bits(path: Path, dir_fd: int | None) -> None:
+    st = os.stat(path, dir_fd=dir_fd, follow_symlinks=False)
+    if stat.S_ISLNK(st.st_mode):
+        return
+    want = 0o555 if stat.S_ISDIR(st.st_mode) else 0o444
+    if st.st_mode & want != want:
+        os.chmod(path, stat.S_IMODE(st.st_mode) | want, dir_fd=dir_fd)
 
 
 def protect_data_dir(data_dir: Path) -> None:
