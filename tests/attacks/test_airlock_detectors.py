@@ -291,3 +291,22 @@ def test_differencing_hit_below_grade_3_is_shown_to_checkers(tmp_path: Any) -> N
         assert checks_of(second, "minus.csv")["ledger"]["status"] == "warn"
     finally:
         w.lab.close()
+
+
+# -- no false alarms on honest outputs ------------------------------------------------------
+def test_logs_of_hashes_and_numbers_are_not_identifiers() -> None:
+    import hashlib
+
+    from countylab.airlock.checks.scan import pii_in_text
+
+    lines = [
+        f"epoch {i} loss 0.{i % 997} sha256 {hashlib.sha256(str(i).encode()).hexdigest()} rows 13912345"
+        for i in range(3000)
+    ]
+    assert pii_in_text("\n".join(lines)) == []  # (the preview rules refuse so many hashes anyway)
+
+
+def test_wide_numeric_table_is_not_read_as_identifiers(world: World) -> None:
+    rows = "".join(f"村{i},{1000 + i * 37}.5,{57025 + i},{13 + i % 7},{350 + i}\n" for i in range(40))
+    req = submit(world, {"t.csv": f"village,a,b,c,d\n{rows}".encode()})
+    assert checks_of(req, "t.csv")["pii_scan"]["status"] == "pass"
