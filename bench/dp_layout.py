@@ -96,10 +96,13 @@ def append_batch(parquet: Path, batch_path: Path, rows: int, unit: str, seed: in
     """A pushed batch: ``rows`` rows, one in five for an existing unit (its ranks must continue)."""
     src = pq.ParquetFile(parquet)
     first = src.read_row_group(0).slice(0, rows)
-    units = first.column(unit).to_numpy().copy()
+    units = first.column(unit).to_numpy(zero_copy_only=False).copy()
     rng = np.random.default_rng(seed)
     fresh = rng.random(rows) >= 0.2
-    units[fresh] = units[fresh] + 10**12  # new units
+    if units.dtype.kind in "iu":
+        units[fresh] = units[fresh] + 10**12  # new units
+    else:
+        units = np.array([f"{u}-new" if f else u for u, f in zip(units, fresh, strict=True)], dtype=object)
     table = first.set_column(first.schema.get_field_index(unit), unit, pa.array(units))
     pq.write_table(table, batch_path)
 
@@ -118,11 +121,16 @@ def measure(
     memory: str = DEFAULT_MEMORY,
     keep_answers: bool = False,
     reps: int = 3,
+    into: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every per-size figure of one table: copy, prepare, queries, append, worker memory."""
+    """Every per-size figure of one table: copy, prepare, queries, append, worker memory.
+
+    Figures land in ``into`` as they are taken, so a failure late on keeps the earlier ones.
+    """
     data_dir = work / f"lab-{parquet.stem}"
     limits = SandboxLimits(memory_limit=memory, threads=THREADS, timeout_s=600.0, data_dir=str(data_dir))
-    out: dict[str, Any] = {"rows": pq.ParquetFile(parquet).metadata.num_rows, "memory_limit": memory}
+    out: dict[str, Any] = into if into is not None else {}
+    out.update({"rows": pq.ParquetFile(parquet).metadata.num_rows, "memory_limit": memory})
     out["raw_parquet_ms"] = round(raw_parquet_s(parquet, spec.name, raw_sql, runs) * 1000, 1)
     runner = WorkerRunner(limits)
     answers: list[list[list[Any]]] = []

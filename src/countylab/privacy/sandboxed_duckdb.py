@@ -11,6 +11,7 @@ set before the lock too.  A timer thread interrupts queries that run past the ti
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,30 +75,70 @@ class QueryTimeout(UserError):
     code = "query_timeout"
 
 
+class _Watchdog:
+    """One thread per process interrupts every query that runs past its deadline.
+
+    Why not a ``threading.Timer`` per query: starting a thread costs milliseconds on a busy
+    machine, a visible share of a warm query; this thread is started once and sleeps until
+    the earliest deadline.
+    """
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._armed: dict[int, list[Any]] = {}  # token -> [deadline, connection, fired]
+        self._next = 0
+        self._thread: threading.Thread | None = None
+
+    def arm(self, con: duckdb.DuckDBPyConnection, timeout_s: float) -> int:
+        with self._cv:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="dp-watchdog", daemon=True)
+                self._thread.start()
+            self._next += 1
+            self._armed[self._next] = [time.monotonic() + timeout_s, con, False]
+            self._cv.notify()
+            return self._next
+
+    def disarm(self, token: int) -> bool:
+        """Forget ``token``; whether its query was interrupted."""
+        with self._cv:
+            return bool(self._armed.pop(token)[2])
+
+    def _loop(self) -> None:
+        with self._cv:
+            while True:
+                now = time.monotonic()
+                for entry in self._armed.values():
+                    if not entry[2] and entry[0] <= now:
+                        entry[2] = True
+                        entry[1].interrupt()
+                pending = [e[0] for e in self._armed.values() if not e[2]]
+                self._cv.wait(timeout=min(pending) - now if pending else None)
+
+
+_WATCHDOG = _Watchdog()
+
+
 def run_select(
     con: duckdb.DuckDBPyConnection, sql: str, timeout_s: float, max_rows: int
 ) -> list[tuple[Any, ...]]:
     """Run one SELECT under a watchdog and a row cap; never more than ``max_rows`` rows."""
     check_single_select(sql)
-    fired = threading.Event()
-
-    def _interrupt() -> None:
-        fired.set()
-        con.interrupt()
-
-    timer = threading.Timer(timeout_s, _interrupt)
-    timer.daemon = True
-    timer.start()
+    token = _WATCHDOG.arm(con, timeout_s)
+    fired = False
     try:
         rows = con.execute(sql).fetchmany(max_rows + 1)
     except duckdb.Error as exc:
-        if fired.is_set():
+        fired = _WATCHDOG.disarm(token)
+        token = 0
+        if fired:
             raise QueryTimeout(
                 "查询超时，已中止", "query ran past the time limit and was stopped", timeout_s=timeout_s
             ) from exc
         raise UserError("查询执行失败", "query failed", reason=type(exc).__name__) from exc
     finally:
-        timer.cancel()
+        if token:
+            _WATCHDOG.disarm(token)
     if len(rows) > max_rows:
         raise TooLarge("结果行数超过上限", "result has too many rows", max_rows=max_rows)
     return rows
