@@ -170,6 +170,7 @@ class WorkerRunner:
         self._lock = threading.Lock()
         self._proc: Any = None
         self._conn: Connection | None = None
+        self._ready: set[str] = set()  # digests of versions this runner saw prepared
 
     def _start(self) -> Connection:
         if self._proc is None or not self._proc.is_alive() or self._conn is None:
@@ -190,11 +191,17 @@ class WorkerRunner:
     def prepare(self, specs: Sequence[TableSpec]) -> None:
         # Preparing a large new version takes a while (minutes at 100M rows on two cores).
         self._call(("prepare", list(specs)), self.limits.prepare_timeout_s + self.grace_s)
+        with self._lock:
+            self._ready.update(s.digest() for s in specs)
+            if len(self._ready) > 1024:  # a bound, not a cache policy: forgetting costs a round trip
+                self._ready.clear()
 
     def run(self, specs: Sequence[TableSpec], sqls: Sequence[str], *, bounded: bool = True) -> list[Rows]:
         # A version not prepared yet is prepared first, under its own (long) limit; then the
         # queries run under theirs (the per-query watchdog runs inside, this is the backstop).
-        if specs:
+        with self._lock:
+            known = all(s.digest() in self._ready for s in specs)
+        if not known:
             self.prepare(specs)
         budget = self.limits.timeout_s * max(1, len(sqls)) + self.grace_s + 120.0
         result: list[Rows] = self._call(("run", list(specs), list(sqls)), budget)
