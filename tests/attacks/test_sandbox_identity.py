@@ -211,3 +211,13 @@ def test_service_user_lab_runs_jobs_as_a_subordinate_uid(service_user: str):
     # the outbox came back to the service user, readable even where the job made it 0600
     assert ["d/x.txt", svc.pw_uid, "hi"] in res["outbox"]
     assert all(uid == svc.pw_uid for _, uid, _ in res["outbox"])
+
+
+def test_loader_variables_never_reach_the_privileged_step(sandbox_job):
+    """setpriv runs as uid 0 with CAP_SETUID until it drops: the environment (LD_PRELOAD,
+    LD_DEBUG…) reaches only the job, after the drop."""
+    result = sandbox_job("import os\nprint(os.environ.get('LD_DEBUG'))\n", env={"LD_DEBUG": "libs"})
+    assert out(result).strip() == "libs"
+    loader_log = result.stderr_path.read_text()
+    assert "find library=" in loader_log  # the job's own processes did get it...
+    assert "setpriv" not in loader_log and "libcap-ng" not in loader_log  # ...setpriv never did

@@ -139,7 +139,12 @@ def test_argv_as_root_drops_to_the_dedicated_user_without_a_user_namespace(tmp_p
     caps = [argv[i + 1] for i, a in enumerate(argv) if a == "--cap-add"]
     assert sorted(caps) == ["CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID"]
     tail = argv[argv.index("--") + 1 :]
-    assert tail[0] == "/usr/bin/setpriv" and tail[-4:] == ["--", "python", "-c", "pass"]
+    assert tail[0] == "/usr/bin/setpriv" and tail[-3:] == ["python", "-c", "pass"]
+    # nothing reaches setpriv (still uid 0 with CAP_SETUID) through the environment
+    assert "--setenv" not in argv and "--clearenv" in argv
+    env_at = tail.index("/usr/bin/env")
+    assert tail[env_at : env_at + 3] == ["/usr/bin/env", "-i", "--"] and tail[env_at - 1] == "--"
+    assert "HOME=/tmp" in tail[env_at:] and tail.index("--no-new-privs") < env_at
     for opt in ("--reuid=4321", "--regid=4322", "--clear-groups", "--bounding-set=-all", "--no-new-privs"):
         assert opt in tail
     # no procfs for CPU jobs: /proc is an empty read-only folder (no mountinfo, no /proc/sys)

@@ -32,6 +32,7 @@ from countylab.sandbox.identity import DROP_CAPS, SandboxIdentity
 from countylab.sandbox.spec import SandboxSpec
 
 SANDBOX_UID = 65534  # nobody
+ENV = "/usr/bin/env"
 SANDBOX_TMP = "/tmp"  # noqa: S108 -- the sandbox's own private tmpfs, not the host's /tmp
 SYSTEM_DIRS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32", "/usr/bin", "/usr/share/zoneinfo")
 TOP_LEVEL_LINKS = ("/lib", "/lib64", "/bin", "/sbin")
@@ -333,7 +334,13 @@ def build_argv(
     argv += mounts
     # The root is bwrap's own tmpfs: make it read-only so only /outbox and /tmp take writes.
     argv += ["--remount-ro", "/", "--chdir", "/work", "--clearenv"]
-    for key, value in job_environment(spec, runtime.bin_dir).items():
-        argv += ["--setenv", key, value]
-    prefix = identity.setpriv_argv() if identity is not None else []
-    return [*argv, "--", *prefix, *spec.command]
+    env = job_environment(spec, runtime.bin_dir)
+    if identity is None:
+        for key, value in env.items():
+            argv += ["--setenv", key, value]
+        return [*argv, "--", *spec.command]
+    # setpriv still holds CAP_SETUID/SETGID/SETPCAP as uid 0: it runs with an empty environment
+    # (no LD_PRELOAD, GCONV_PATH, GLIBC_TUNABLES… can reach it), and ``env -i`` sets the job's
+    # environment only after the drop.
+    assignments = [f"{key}={value}" for key, value in env.items()]
+    return [*argv, "--", *identity.setpriv_argv(), ENV, "-i", "--", *assignments, *spec.command]

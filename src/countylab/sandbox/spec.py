@@ -74,7 +74,7 @@ class SandboxResult:
     pids_limit_hits: int = 0
     stdout_truncated: bool = False
     stderr_truncated: bool = False
-    limit: str | None = None  # the quota that stopped the run: "outbox_bytes" | "outbox_files" | "outbox_depth"
+    limit: str | None = None  # the quota that stopped the run: outbox_bytes | outbox_files | outbox_depth
     #: what the sandbox saw of the job's security: host uid/gid it ran as, launch mode, seccomp
     #: denial, quota hits.  Carried into the job's record and the audit event (no job content).
     security: dict[str, object] = field(default_factory=dict)
