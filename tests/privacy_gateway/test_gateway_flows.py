@@ -219,3 +219,58 @@ def test_console_page_without_javascript(demo_lab):
         follow_redirects=False,
     )
     assert bad.status_code == 303 and bad.headers["X-Countylab-Outcome"] == "refused"
+
+
+def test_a_query_over_two_private_datasets_charges_both(demo_lab, tmp_path):
+    """Two private datasets whose units are the same entity (person:resident_id) may be joined on
+    the unit; the query is charged on both datasets' project, analyst and yearly ledgers."""
+    import pyarrow as pa
+
+    from countylab.privacy.tables import unit_entity
+    from countylab.storage.privacy_models import DatasetBudget
+
+    pid = project_id(demo_lab)
+    steward = principal(demo_lab, "steward")
+    with demo_lab.tx() as s:
+        residents = catalog.get_by_name(s, "residents")
+    table = pq.read_table(demo_lab.ingestion.read_paths(residents)[0])
+    ids_ = table.column("resident_id").to_pylist()
+    with demo_lab.tx() as s:
+        ds = catalog.create_dataset(
+            s,
+            SYSTEM,
+            name="clinic_visits",
+            title="门诊记录",
+            privacy_unit="person",
+            privacy_unit_column="resident_id",
+            org_id=residents.org_id,
+        )
+        ds_id = ds.id
+    visits = tmp_path / "visits.parquet"
+    pq.write_table(pa.table({"resident_id": ids_[:300], "visits": [i % 5 for i in range(300)]}), visits)
+    demo_lab.ingestion.ingest_file(SYSTEM, ds_id, visits)
+    with demo_lab.tx() as s:
+        catalog.set_column(s, steward, ds_id, "visits", lower=0, upper=20)
+        catalog.set_column(s, steward, ds_id, "resident_id", sensitive=True)
+        catalog.set_grade(s, steward, ds_id, "general_3", "test table")
+        prj.grant_dataset(s, SYSTEM, pid, ds_id)
+        cols = {c.name: c for c in catalog.columns(s, ds_id)}
+        mine = {c.name: c for c in catalog.columns(s, residents.id)}["resident_id"]
+        assert unit_entity(catalog.get_by_name(s, "clinic_visits"), cols["resident_id"]) == unit_entity(
+            catalog.get_by_name(s, "residents"), mine
+        )
+    client = client_for(demo_lab, "developer")
+    sql = (
+        "SELECT r.town_code, SUM(v.visits) FROM residents r "
+        "JOIN clinic_visits v ON r.resident_id = v.resident_id GROUP BY r.town_code"
+    )
+    resp = ask(client, sql, pid, 0.3)
+    assert resp.status_code == 200, resp.text
+    charged = {b["dataset"] for b in resp.json()["budget"] if b["epsilon_spent"] > 0}
+    assert charged == {"residents", "clinic_visits"}
+    rid = _dataset_id(demo_lab, "residents")
+    with demo_lab.tx() as s:
+        years = {y.dataset_id: y.epsilon_spent for y in s.execute(select(DatasetBudget)).scalars()}
+        assert years[ds_id] == pytest.approx(0.3) and years[rid] == pytest.approx(0.3)
+        entries = s.execute(select(BudgetEntry).where(BudgetEntry.kind == "charge")).scalars().all()
+        assert {e.dataset_id for e in entries} == {ds_id, rid}
