@@ -1,11 +1,7 @@
-"""SDC rules as pure functions and through the engine's exact path."""
+"""SDC cell rules as pure functions (the airlock applies them to exact tables from jobs)."""
 
 from __future__ import annotations
 
-import pandas as pd
-import pytest
-
-from countylab.errors import ValidationFailed
 from countylab.privacy import sdc
 from countylab.privacy.engine import DPEngine
 
@@ -27,30 +23,6 @@ def test_p_percent_and_dominance() -> None:
     assert sdc.P_PERCENT not in sdc.check_magnitude(two_big, RULES)
 
 
-def test_engine_sdc_releases_exact_cells_and_suppresses_rare_ones(
-    engine: DPEngine, residents_df: pd.DataFrame
-) -> None:
-    res = engine.execute_sdc(
-        "SELECT village, count(*) AS n, sum(income) AS s FROM residents GROUP BY village"
-    )
-    assert res.epsilon_spent == 0.0
-    got = {r[0]: r for r in res.rows}
-    ref = residents_df.groupby("village").agg(n=("pid", "size"), s=("income", "sum"))
-    for v in ("v0", "v1", "v2"):
-        assert got[v][1] == ref.loc[v, "n"]
-        assert got[v][2] == pytest.approx(ref.loc[v, "s"])
-    assert got["rare"][1:] == (None, None)
-    reasons = {(tuple(s["row"]), s["column"]): s["reasons"] for s in res.suppressed}
-    assert reasons[(("rare",), "n")] == [sdc.THRESHOLD]
-
-
-def test_engine_sdc_dominance_on_outlier(engine: DPEngine) -> None:
-    res = engine.execute_sdc("SELECT count(*) AS n, sum(income) AS s FROM residents WHERE pid < 30")
-    n, s = res.rows[0]
-    assert n == 30 and s is None  # pid 1 earns 9,000,000: the sum would reveal it
-    assert set(res.suppressed[0]["reasons"]) >= {sdc.DOMINANCE, sdc.P_PERCENT}
-
-
-def test_engine_sdc_refuses_noisy_only_aggregates(engine: DPEngine) -> None:
-    with pytest.raises(ValidationFailed):
-        engine.execute_sdc("SELECT median(income) FROM residents")
+def test_the_engine_has_no_exact_path() -> None:
+    """Interactive exact answers are gone (issue 9, option b): these rules serve the airlock only."""
+    assert not hasattr(DPEngine, "execute_sdc") and not hasattr(DPEngine, "_sdc")
