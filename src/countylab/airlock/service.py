@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -31,13 +31,14 @@ from countylab import audit
 from countylab.airlock import rounds
 from countylab.airlock.checking import CheckingMixin, Runner
 from countylab.airlock.checkrun import CheckLimits, run_in_worker
-from countylab.airlock.checks import OcrEngine, library
+from countylab.airlock.checks import OcrEngine
 from countylab.airlock.checks.base import DEFAULT_SIZE_CAPS, FileKind
 from countylab.airlock.context import ReadPaths, job_datasets, release_policy
-from countylab.airlock.outbox import OutboxLister, copy_into_store, list_outbox
+from countylab.airlock.outbox import OutboxLister, list_outbox
 from countylab.airlock.release import ReleaseMixin
 from countylab.airlock.selection import Declared, check_selectors, expand
 from countylab.airlock.sources import IndexCache
+from countylab.airlock.staging import Staged, StagingMixin, copy_files, select_files
 from countylab.airlock.states import ReleaseEvent, ReleaseState, transition
 from countylab.errors import NotFound, PermissionDenied, ValidationFailed
 from countylab.identity.access import SYSTEM, Principal, authorize
@@ -46,7 +47,6 @@ from countylab.storage.airlock_models import ReleaseComment, ReleaseFile, Releas
 from countylab.storage.jobs_models import Job
 from countylab.storage.models import utcnow
 
-MAX_FILES = 50
 _SYSTEM_ACTOR = SYSTEM
 
 
@@ -72,7 +72,7 @@ class FileChoice:
 
 
 @dataclass
-class AirlockService(CheckingMixin, ReleaseMixin):
+class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
     store_dir: Path
     index_cache: IndexCache
     read_paths: ReadPaths
@@ -139,6 +139,7 @@ class AirlockService(CheckingMixin, ReleaseMixin):
         *,
         title: str = "",
         note: str = "",
+        staged: Staged | None = None,
     ) -> ReleaseRequest:
         job = self._job(s, actor, job_id)
         check_selectors(Declared.of(job.spec), [f.name for f in files])
@@ -159,7 +160,7 @@ class AirlockService(CheckingMixin, ReleaseMixin):
         )
         s.add(req)
         s.flush()
-        added = self._add_files(s, req, job, files)
+        added = self._add_files(s, req, job, files, staged)
         audit.append(
             s,
             actor_id=actor.user_id,
@@ -177,46 +178,44 @@ class AirlockService(CheckingMixin, ReleaseMixin):
         return req
 
     def _add_files(
-        self, s: Session, req: ReleaseRequest, job: Job, files: Sequence[FileChoice]
+        self,
+        s: Session,
+        req: ReleaseRequest,
+        job: Job,
+        files: Sequence[FileChoice],
+        staged: Staged | None = None,
     ) -> list[ReleaseFile]:
-        if not files:
-            raise ValidationFailed("请至少选择一项输出", "choose at least one output", reason="no_files")
-        names = [f.name for f in files]
-        if len(set(names)) != len(names):
-            raise ValidationFailed("选择重复", "a selector is repeated", reason="files")
-        declared = Declared.of(job.spec)
-        check_selectors(declared, names)  # before the outbox is looked at
-        entries = list_outbox(s, job, self.outbox_lister)
-        # Output library sidecars never leave (they hold individual contributions): they are
-        # copied beside the file they describe, for the checks only (countylab.airlock.checks.library).
-        taken = [t for t in expand(declared, entries, names) if not library.is_sidecar(t[1].name)]
-        if not taken or len(taken) > MAX_FILES:
-            raise ValidationFailed(
-                f"所选输出没有文件，或超过 {MAX_FILES} 个文件",
-                f"the selection takes no file, or more than {MAX_FILES}",
-                reason="files",
-            )
+        """The request's files for this round: the ``staged`` copies (made before the transaction
+        by :meth:`stage`) moved into place, or — for callers without staging — copied now."""
+        if staged is None:
+            declared = Declared.of(job.spec)
+            entries = list_outbox(s, job, self.outbox_lister)
+            taken = select_files(declared, entries, files)
+            folder = self.store_dir / "requests" / str(req.id) / f"round-{req.round}"
+            placed = [(f, f.path) for f in copy_files(folder, entries, taken)]
+        else:
+            if staged.job_id != job.id:
+                raise ValidationFailed(
+                    "暂存文件与作业不符", "the staged files are of another job", reason="staged"
+                )
+            placed = self.place(req, staged)
         added: list[ReleaseFile] = []
-        for n, (i, entry) in enumerate(taken):
-            choice = files[i]
-            base = PurePosixPath(entry.name).name
-            dest = self.store_dir / "requests" / str(req.id) / f"round-{req.round}" / f"{n:02d}-{base}"
-            sha, size = copy_into_store(entry.path, dest)
-            library.copy_sidecar(entries, entry.name, dest)
-            f = ReleaseFile(
+        for f, dest in placed:
+            choice = files[f.choice]
+            row = ReleaseFile(
                 request_id=req.id,
-                name=entry.name,
+                name=f.name,
                 description=choice.description,
                 controls=choice.controls,
                 spec=choice.spec(),
                 stored_path=str(dest),
-                sha256=sha,
-                bytes=size,
+                sha256=f.sha256,
+                bytes=f.bytes,
                 checks=[],
                 ledger_risks=[],
             )
-            s.add(f)
-            added.append(f)
+            s.add(row)
+            added.append(row)
         s.flush()
         return added
 
@@ -245,6 +244,7 @@ class AirlockService(CheckingMixin, ReleaseMixin):
         *,
         job_id: int | None = None,
         files: Sequence[FileChoice] | None = None,
+        staged: Staged | None = None,
     ) -> ReleaseRequest:
         """Send a returned request back as a new round: files are taken afresh from the job it
         names (the same one by default, with the same selectors unless new ones are given), and
@@ -289,7 +289,7 @@ class AirlockService(CheckingMixin, ReleaseMixin):
         req.officer_needed = policy.rule.security_officer
         req.datasets = [{"id": d.id, "name": d.name, "version": d.current_version} for d in policy.datasets]
         req.checks_status = None
-        self._add_files(s, req, job, choices)
+        self._add_files(s, req, job, choices, staged)
         return self._submitted(s, actor, req, new, "release.resubmit", previous_job=previous_job)
 
     def withdraw(self, s: Session, actor: Principal, request_id: int) -> ReleaseRequest:

@@ -85,13 +85,16 @@ def _checked_view(lab: Any, actor: Any, request_id: int) -> dict[str, Any]:
 def create_request(body: RequestIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """Create a request from selectors (``files[].name``: ``*``, ``logs`` or an output declared in
     countylab.yaml as ``<action>/<path>``); the lab copies the files, the developer sees a count."""
-    with lab.tx() as s:
-        req = airlock_of(lab).create(
-            s, actor, body.job_id, [f.choice() for f in body.files], title=body.title, note=body.note
-        )
-        if body.submit:
-            airlock_of(lab).submit(s, actor, req.id)
-        request_id = req.id
+    request_id = airlock_of(lab).create_staged(  # files are copied before the write transaction
+        lab.tx,
+        lab.read,
+        actor,
+        body.job_id,
+        [f.choice() for f in body.files],
+        title=body.title,
+        note=body.note,
+        submit=body.submit,
+    )
     return _checked_view(lab, actor, request_id)
 
 
@@ -117,8 +120,7 @@ def submit(request_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
 @router.post("/airlock/requests/{request_id}/resubmit")
 def resubmit(request_id: int, body: ResubmitIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     files = [f.choice() for f in body.files] if body.files else None
-    with lab.tx() as s:
-        airlock_of(lab).resubmit(s, actor, request_id, job_id=body.job_id, files=files)
+    airlock_of(lab).resubmit_staged(lab.tx, lab.read, actor, request_id, job_id=body.job_id, choices=files)
     return _checked_view(lab, actor, request_id)
 
 

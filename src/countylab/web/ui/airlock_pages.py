@@ -77,13 +77,16 @@ async def create_request(request: Request, actor: Actor, lab: LabDep) -> Respons
             for i, name in enumerate(form.getlist("files_all"))
             if str(name) in {str(v) for v in form.getlist("files")}
         ]
-        with lab.tx() as s:
-            req = airlock_of(lab).create(
-                s, actor, int(job), choices, title=str(form.get("title", "")), note=str(form.get("note", ""))
-            )
-            if form.get("submit_now"):
-                airlock_of(lab).submit(s, actor, req.id)
-            created["id"] = req.id
+        created["id"] = airlock_of(lab).create_staged(  # files copied before the write transaction
+            lab.tx,
+            lab.read,
+            actor,
+            int(job),
+            choices,
+            title=str(form.get("title", "")),
+            note=str(form.get("note", "")),
+            submit=bool(form.get("submit_now")),
+        )
         airlock_of(lab).check_pending(lab.tx, created["id"], read=lab.read)  # after the commit
 
     # the transaction and the checks' worker must not block the event loop
@@ -155,8 +158,8 @@ def resubmit(
     request: Request, request_id: int, actor: Actor, lab: LabDep, job_id: Annotated[str, Form()] = ""
 ) -> Response:
     def act() -> None:
-        with lab.tx() as s:
-            airlock_of(lab).resubmit(s, actor, request_id, job_id=int(job_id) if job_id.isdigit() else None)
+        chosen = int(job_id) if job_id.isdigit() else None
+        airlock_of(lab).resubmit_staged(lab.tx, lab.read, actor, request_id, job_id=chosen)
         airlock_of(lab).check_pending(lab.tx, request_id, read=lab.read)  # after the commit
 
     return _act(request, request_id, act, "airlock.flash.submitted")
