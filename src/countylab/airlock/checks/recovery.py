@@ -10,8 +10,10 @@ them, whatever the numbers; it is reported when the facts of at least two files 
 when it is determined and its value is between 1 and the threshold.
 
 Measures are matched by column name, and a table with a single measure also matches any other
-single-measure table; group columns by name.  Roles come from the output library's sidecar,
-or, for other tables, from the values (text columns group, number columns measure).
+single-measure table (tables of one request usually count one population: a renamed measure
+must not hide a grand total); group columns by name, or by holding the same values.  Roles come
+from the output library's sidecar, or, for other tables, from the values (text columns group,
+number columns measure).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class Fact:
 def _roles(file: OutputFile, table: Table, context: CheckContext) -> tuple[list[str], list[str]]:
     verdict = library_table(file, context)
     if isinstance(verdict, Declared):
+        if verdict.kind not in ("crosstab", "pivot_table"):
+            return [], []  # counts of a regression or a description are not a breakdown of units
         return list(verdict.group_columns), [*verdict.count_columns, *verdict.magnitude_columns]
     groups: list[str] = []
     measures: list[str] = []
@@ -149,6 +153,32 @@ def _recoveries(facts: list[Fact], min_units: int) -> list[tuple[Fact, str]]:
     return found
 
 
+def _canonical(facts: list[Fact]) -> list[Fact]:
+    """Group columns of different files that hold the same values are one dimension, whatever
+    their names (``village`` in one file, ``村`` in another): renaming a column hides nothing."""
+    values: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for f in facts:
+        for g, v in f.where:
+            values[(f.file, g)].add(v)
+    canon: dict[tuple[str, str], str] = {}
+    reps: list[tuple[str, set[str]]] = []
+    for (file, g), vals in sorted(values.items()):
+        for rep, rep_vals in reps:
+            if len(vals) >= 2 and len(vals & rep_vals) >= 0.8 * len(vals | rep_vals):
+                canon[(file, g)] = rep
+                rep_vals |= vals
+                break
+        else:
+            same_name = next((r for r, _ in reps if r == g), None)
+            canon[(file, g)] = same_name or g
+            if same_name is None:
+                reps.append((g, set(vals)))
+    return [
+        Fact(f.file, f.line, f.column, tuple((canon[(f.file, g)], v) for g, v in f.where), f.value, f.omitted)
+        for f in facts
+    ]
+
+
 def cross_table(files: Sequence[OutputFile], context: CheckContext) -> dict[str, CheckResult]:
     """Findings per file name (only files with a recoverable cell are listed)."""
     groups: dict[str, list[Fact]] = defaultdict(list)
@@ -162,6 +192,7 @@ def cross_table(files: Sequence[OutputFile], context: CheckContext) -> dict[str,
         for table in parsed.tables if parsed else []:
             for measure, facts in _facts(file, table, context).items():
                 groups[measure] += facts
+    groups = {m: _canonical(facts) for m, facts in groups.items()}
     results: dict[str, Findings] = {}
     reported: set[tuple[str, int, str, tuple[tuple[str, str], ...]]] = set()
     for facts in groups.values():
