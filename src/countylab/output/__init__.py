@@ -18,7 +18,8 @@ the airlock which column is a count, which are group keys, and each cell's contr
 
 Outputs written any other way are free-form: a checker reads them whole, and they are never
 released automatically.  The package imports only the standard library, NumPy, pandas,
-SciPy and scikit-learn, so it runs inside the job sandbox.
+SciPy and scikit-learn (lazily: the lab imports the chart and sidecar modules without them), so
+it runs inside the job sandbox.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from countylab.output import models, svg, tables
+from countylab.output import svg
 from countylab.output.sidecar import FORMAT, SUFFIX, csv_bytes, sha256, sidecar_name, table_sidecar
 
 __all__ = ["FORMAT", "SUFFIX", "Outputs"]
@@ -79,6 +80,8 @@ class Outputs:
         margins: bool = True,
     ) -> Path:
         """Unit counts by ``index`` × the categories of ``columns``, with margins (合计)."""
+        from countylab.output import tables
+
         return self._table("crosstab", name, tables.crosstab(df, index, columns, unit=unit, margins=margins))
 
     def pivot_table(
@@ -93,17 +96,25 @@ class Outputs:
         count_column: str = "n",
     ) -> Path:
         """Per group: units and aggregates (mean, sum, median, std) of ``values``."""
+        from countylab.output import tables
+
         built = tables.pivot_table(df, index, values, aggfunc=aggfunc, unit=unit, count_column=count_column)
         return self._table("pivot_table", name, built)
 
     def describe(self, name: str, df: Any, columns: Sequence[str]) -> Path:
+        from countylab.output import tables
+
         return self._table("describe", name, tables.describe(df, columns))
 
     # -- regressions --------------------------------------------------------------------------
     def ols(self, name: str, df: Any, y: str, x: Sequence[str]) -> Path:
+        from countylab.output import models
+
         return self._table("regression", name, models.ols(df, y, x))
 
     def logit(self, name: str, df: Any, y: str, x: Sequence[str]) -> Path:
+        from countylab.output import models
+
         return self._table("regression", name, models.logit(df, y, x))
 
     def model_summary(
