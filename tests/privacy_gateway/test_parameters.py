@@ -92,6 +92,9 @@ def test_default_delta_is_a_small_fraction_of_the_grade_cap_and_is_confirmed_fir
     assert resp.json()["delta_spent"] == pytest.approx(2e-9)  # 2% of the period's δ, not all of it
     project = next(b for b in resp.json()["budget"] if b["scope"] == "project")
     assert project["delta_remaining"] == pytest.approx(1e-7 - 2e-9)
+    # the answer is cached now: repeating it is free, so it is not asked about again
+    again = ask(client, sql, pid, 0.5, confirm_delta=False)
+    assert again.status_code == 200 and again.json()["cached"] is True
     # a query with public group keys spends no δ and needs no confirmation
     assert ask(client, ELDERLY_SQL, pid, 0.5, confirm_delta=False).status_code == 200
 

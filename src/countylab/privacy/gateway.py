@@ -163,6 +163,8 @@ class QueryGateway:
                     reason="mode",
                 )
             params.check_request(req.sql, req.project_id, req.epsilon, req.delta, req.versions)
+            if not actor.is_system and req.project_id not in actor.project_ids:
+                return self._run(actor, req)  # refused in _prepare; holds no slot of the project
             with self.admission.admit(actor.user_id or 0, req.project_id):
                 return self._run(actor, req)
         except CountylabError as exc:
@@ -188,7 +190,11 @@ class QueryGateway:
             plan = engine.plan(sql, eps, delta)
             check_cost(plan.model.from_sql, _sizes(s, used, prep.versions), self.config.max_estimated_rows)
             daily_cap = min((r.queries_per_day for _, r in rules), default=0)
-        if plan.cost[1] > 0 and not req.confirm_delta:
+        if (
+            plan.cost[1] > 0
+            and not req.confirm_delta
+            and not self._answered(req.project_id, plan.fingerprint)
+        ):
             confirm = Conflict(
                 f"此查询的分组键不是公开键集，需用差分隐私分区选择，将消耗 ε={plan.cost[0]:g} 和 "
                 f"δ={plan.cost[1]:.2g}（δ 是小概率完全泄露的上限）。确认后再运行。",
@@ -294,6 +300,12 @@ class QueryGateway:
             used_versions[ds.name] = version
             specs.append(table_spec(ds, catalog.columns(s, ds.id), key_sets, paths, version))
         return _Prepared(org_kind != "department", by_name, specs, used_versions)
+
+    def _answered(self, project_id: int, fingerprint: str) -> bool:
+        """An identical query has its answer already: repeating it costs nothing, so no question."""
+        with self._tx() as s:
+            hit = answers.lookup(s, project_id, fingerprint)
+            return hit is not None and not answers.is_pending(hit.answer)
 
     def _ready(self, specs: Sequence[TableSpec]) -> None:
         """Ready the versions before the charge: a preparation failure charges nothing.
