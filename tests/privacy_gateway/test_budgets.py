@@ -120,6 +120,8 @@ def test_top_up_requested_by_a_member_and_approved_by_the_steward_in_the_ui(demo
     steward = client_for(demo_lab, "steward")
     steward.headers.pop("Authorization")
     csrf = browser_login(steward, "steward", "Demo@2026")
+    queue = steward.get("/query/history")  # the steward's queue across projects links to the card
+    assert 'id="pending-topups"' in queue.text and "第二轮调查" in queue.text
     page = steward.get(f"/query?project_id={pid}")
     assert (
         page.status_code == 200

@@ -211,4 +211,5 @@ def decide_topup_from_form(
 def all_history_page(request: Request, actor: Actor, lab: LabDep) -> Response:
     with lab.tx() as s:
         runs = history.history(s, actor, limit=500)
-    return render(request, "query_history.html", runs=runs)
+        pending = topups.list_topups(s, actor, status="pending") if topups.can_decide(actor) else []
+    return render(request, "query_history.html", runs=runs, topups=pending)
