@@ -31,6 +31,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, demo_template: Path) -> Iter
     for lab in module_lab(tmp_path_factory, demo_template):
         rows = [{"pid": f"P{i:03d}", "amount": i % 50} for i in range(40)]
         lab.add_dataset("vault", rows, unit="pid", grade="important", bounds={"amount": (0, 100)})
+        lab.add_dataset("vault2", rows, unit="pid", grade="important", bounds={"amount": (0, 100)})
         yield lab
 
 
@@ -154,3 +155,19 @@ def test_another_analyst_is_not_starved_by_a_flooding_one(limited):
     honest = limited.attacker(GRANTS, fresh_user=True)
     resp = honest.ask("SELECT COUNT(*) FROM residents", 0.05)
     assert resp.status_code == 200, resp.text
+
+
+def test_the_daily_cap_holds_under_concurrency(world):
+    """130 cheapest queries at once over seven projects of one analyst: at most the daily cap."""
+    limits = dp_budget_limits(Grade.important)
+    first = world.attacker(["vault2"], fresh_user=True)
+    projects = [first] + [world.attacker(["vault2"], like=first) for _ in range(6)]
+    floor, n = limits.min_epsilon, limits.queries_per_day + 30  # budgets and the year allow them all
+    responses = in_parallel(
+        lambda i: projects[i % 7].ask(f"SELECT COUNT(*) FROM vault2 WHERE amount > {-1 - i}", floor), range(n)
+    )
+    for r in responses:
+        no_server_error(r)
+    answered = sum(1 for r in responses if r.status_code == 200)
+    assert 0.9 * limits.queries_per_day <= answered <= limits.queries_per_day, answered
+    assert all(r.status_code in (200, 429) for r in responses)
