@@ -133,3 +133,20 @@ def test_a_stale_claim_is_released(demo_lab, stale):
         assert resp.status_code == 429 and resp.json()["error"]["details"]["reason"] == "identical_running"
         assert resp.headers["Retry-After"] == "2"
     gateway.close()
+
+
+class BrokenPaths:
+    """A ``PathSource`` with a bug: an unexpected exception before anything is charged."""
+
+    def read_paths(self, ds, version=None):
+        raise RuntimeError("bug")
+
+
+def test_an_unexpected_error_before_the_charge_is_a_4xx_refusal(demo_lab):
+    gateway = fast_gateway(demo_lab)
+    gateway.paths = BrokenPaths()
+    resp = ask(client_for(demo_lab, "developer"), ELDERLY_SQL, project_id(demo_lab), 0.5)
+    assert resp.status_code == 400 and resp.json()["error"]["details"]["reason"] == "error"
+    assert "bug" not in resp.text and _charges(demo_lab) == []
+    with demo_lab.tx() as s:
+        assert [r.status for r in s.execute(select(QueryRun)).scalars()] == ["refused"]

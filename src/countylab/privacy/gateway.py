@@ -27,11 +27,12 @@ mode: exact tables come only from sandbox jobs through the airlock.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -64,6 +65,8 @@ from countylab.privacy.worker import ExactRunner, WorkerRunner
 from countylab.storage.catalog_models import DatasetVersion
 from countylab.storage.models import Dataset, Grant, Org, Project, utcnow
 from countylab.storage.privacy_models import CachedAnswer
+
+log = logging.getLogger("countylab.privacy.gateway")
 
 MODES = ("dp",)
 MAX_SQL = params.MAX_SQL
@@ -171,6 +174,15 @@ class QueryGateway:
             if not getattr(exc, "_logged", False):
                 self._refused(actor, req, exc)
             raise
+        except Exception as exc:  # noqa: BLE001 - a bug before the charge is a refusal, never a 5xx
+            log.exception("DP query refused after an unexpected error")
+            refused = UserError(
+                "查询无法处理，未扣除预算。",
+                "The query could not be processed; nothing was charged.",
+                reason="error",
+            )
+            self._refused(actor, req, refused)
+            raise refused from exc
 
     def _run(self, actor: Principal, req: QueryRequest) -> QueryAnswer:
         sql, as_of = split_as_of(req.sql)
@@ -240,10 +252,15 @@ class QueryGateway:
             answer = released(result, labels)
         except Exception as exc:  # noqa: BLE001 - every failure after a charge is answered alike
             self._failed(actor, req, run_id, plan.fingerprint, exc, deadline)
-        with self._tx() as s:
-            answers.fulfil(s, req.project_id, plan.fingerprint, run_id, answer)
-            balances = budget.balances_for(s, req.project_id, used, actor.user_id or 0, self.config.period)
-            finish_run(s, actor, run_id, answer, "answered")
+        try:
+            with self._tx() as s:
+                answers.fulfil(s, req.project_id, plan.fingerprint, run_id, answer)
+                balances = budget.balances_for(
+                    s, req.project_id, used, actor.user_id or 0, self.config.period
+                )
+                finish_run(s, actor, run_id, answer, "answered")
+        except Exception as exc:  # noqa: BLE001 - charged: storing the answer failed, answered alike
+            self._failed(actor, req, run_id, plan.fingerprint, exc, deadline)
         eps_spent, delta_spent = plan.cost
         return QueryAnswer(answer, "dp", False, eps_spent, delta_spent, balances, run_id)
 
@@ -387,7 +404,7 @@ class QueryGateway:
         fingerprint: str,
         exc: BaseException,
         deadline: float,
-    ) -> None:
+    ) -> NoReturn:
         """Record the failure, free the claim, wait out the wall clock, give the one failure answer."""
         with self._tx() as s:
             answers.release_claim(s, req.project_id, fingerprint, run_id)
