@@ -31,7 +31,7 @@ from countylab import audit
 from countylab.airlock import rounds
 from countylab.airlock.checking import CheckingMixin, Runner
 from countylab.airlock.checkrun import CheckLimits, run_in_worker
-from countylab.airlock.checks import OcrEngine
+from countylab.airlock.checks import OcrEngine, library
 from countylab.airlock.checks.base import DEFAULT_SIZE_CAPS, FileKind
 from countylab.airlock.context import ReadPaths, job_datasets, release_policy
 from countylab.airlock.outbox import OutboxLister, list_outbox
@@ -120,7 +120,10 @@ class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
         declared = Declared.of(job.spec)
         entries = list_outbox(s, job, self.outbox_lister)
         selectors = ["*", "logs", *declared.outputs]
-        counts = {sel: len(expand(declared, entries, [sel])) for sel in selectors}
+        counts = {  # what a request with the selector would take (sidecars never leave)
+            sel: sum(1 for _i, e in expand(declared, entries, [sel]) if not library.is_sidecar(e.name))
+            for sel in selectors
+        }
         return {"job_id": job.id, "selectors": selectors, "counts": counts}
 
     def jobs_with_outbox(self, s: Session, actor: Principal) -> list[Job]:
