@@ -22,7 +22,7 @@ from collections import Counter
 from xml.sax.saxutils import escape, quoteattr
 
 from countylab.airlock.render.model import Limits, Note, Refused, Rendering, Section
-from countylab.airlock.render.text import BlobGuard, decode
+from countylab.airlock.render.text import BlobGuard, decode, normalise
 
 SVG_NS = "http://www.w3.org/2000/svg"
 ELEMENTS = frozenset(
@@ -177,23 +177,29 @@ class _Cleaner:
             attrs["xmlns"] = SVG_NS
         children: list[str] = []
         textual = tag in _TEXTUAL
-        if textual and el.text and " ".join(el.text.split()):
-            children.append(escape(" ".join(el.text.split())))
-            self.texts.append(" ".join(el.text.split()))
+        if textual and el.text and _words(el.text):
+            children.append(escape(_words(el.text)))
+            self.texts.append(_words(el.text))
         for child in el:
             ctag = _tag(child)
             if ctag in ELEMENTS and (ctag != "svg") and (ctag != "tspan" or textual):
                 children.append(self.element(child, depth + 1))
             else:
                 self.dropped_elements[ctag or "?"] += 1
-            if textual and child.tail and " ".join(child.tail.split()):
-                children.append(escape(" ".join(child.tail.split())))
-                self.texts.append(" ".join(child.tail.split()))
+            if textual and child.tail and _words(child.tail):
+                children.append(escape(_words(child.tail)))
+                self.texts.append(_words(child.tail))
         head = "<" + tag + "".join(f" {k}={quoteattr(v)}" for k, v in sorted(attrs.items()))
         if not children:
             return head + "/>"
         sep = "" if textual else "\n"
         return head + ">" + sep + sep.join(children) + sep + f"</{tag}>"
+
+
+def _words(raw: str) -> str:
+    """Text of the drawing as released: normalised like any text (no invisible characters, no
+    look-alike words), and white space collapsed as SVG renders it."""
+    return " ".join(normalise(raw)[0].split())
 
 
 def _numeric_ok(name: str, value: str) -> bool:

@@ -8,9 +8,17 @@ Normalisation (the released text is exactly the previewed text):
   spaces, bidi overrides, soft hyphens, variation selectors…), private-use and unassigned code
   points are removed, and the preview says how many; every space separator but the
   ideographic space becomes a plain space;
+* characters that render as nothing although they are not format characters (the combining
+  grapheme joiner, Hangul fillers, Mongolian and Khmer invisible marks, the blank braille
+  pattern) are removed too: a name with one between every letter looks unchanged;
+* full-width Latin letters and digits become ASCII, and a tab becomes spaces up to the next
+  tab stop (in a text) or one space (in a cell): a choice that looks the same is no choice;
 * Unicode NFC;
 * a word that mixes Latin with look-alike Cyrillic or Greek letters refuses the file (rule
-  ``mixed_script``): the choice between look-alikes is a channel no reader sees.
+  ``mixed_script``), and so does a word written wholly or partly in look-alikes of Latin
+  letters or digits from any other script (Unicode TR39 confusables: Cyrillic ``а``, Armenian
+  ``օ``, mathematical ``𝐚``…; rule ``lookalike``): the choice between look-alikes is a
+  channel no reader sees.  Greek small letters other than omicron stay allowed (statistics).
 
 Encoded blobs (base64, hex) cannot be read by a person.  Runs of ``mark_chars`` or more are
 marked on their line; a run of ``blob_chars`` (also when wrapped over consecutive lines) or
@@ -20,10 +28,12 @@ too many encoded characters in total refuse the file (rule ``encoded_blob``).
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
 import unicodedata
+from importlib import resources
 from typing import Any
 
 from countylab.airlock.render.model import Limits, Note, Refused, Rendering, Section
@@ -49,12 +59,61 @@ def decode(data: bytes) -> str:
     raise Refused("encoding", "无法识别文本编码", "the text is neither UTF-8 nor GB 18030")
 
 
+# Default-ignorable or blank code points that are not in a format category (Cf), so the
+# category test below would keep them although no reader can see them.
+_INVISIBLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0")
+_FULLWIDTH = {
+    cp: cp - 0xFEE0
+    for r in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A))
+    for cp in range(r[0], r[1] + 1)
+}
+_GREEK_SMALL_ALLOWED = frozenset("αβγδεζηθικλμνξπρςστυφχψω")  # not ο: it is an o
+_WORD = re.compile(r"\w+")
+
+
 def _keep(ch: str) -> bool:
     if ch in "\n\t":
         return True
     if "\ufe00" <= ch <= "\ufe0f" or "\U000e0100" <= ch <= "\U000e01ef":  # variation selectors
         return False
+    if ch in _INVISIBLE:
+        return False
     return unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn")
+
+
+@functools.lru_cache(maxsize=1)
+def _lookalikes() -> frozenset[str]:
+    """Non-ASCII letters and digits that Unicode TR39 lists as confusable with an ASCII one."""
+    raw = resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text(encoding="utf-8")
+    table: dict[str, list[dict[str, str]]] = json.loads(raw)
+    found: set[str] = set()
+    for ch, glyphs in table.items():
+        if len(ch) != 1 or ch.isascii() or ch in _GREEK_SMALL_ALLOWED:
+            continue
+        if "\u2e80" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or ch >= "\U00020000":
+            continue  # CJK: a Han character is never read as a Latin letter
+        if unicodedata.category(ch)[0] not in "LN":
+            continue
+        if any(len(g["c"]) == 1 and g["c"].isascii() and g["c"].isalnum() for g in glyphs):
+            found.add(ch)
+    return frozenset(found)
+
+
+def _no_lookalike_words(text: str) -> None:
+    """A word that could be read as ASCII but holds a look-alike from another script."""
+    lookalikes = _lookalikes()
+    for m in _WORD.finditer(text):
+        word = m.group(0)
+        if word.isascii() or not any(ch in lookalikes for ch in word):
+            continue
+        readable_as_ascii = all(ch.isascii() or ch in lookalikes for ch in word)
+        if readable_as_ascii or re.search(r"[A-Za-z0-9]", word):
+            raise Refused(
+                "lookalike",
+                "文本中有用形近字母或数字（其他文字系统）写成的词（可隐藏信息）",
+                "a word is written with look-alikes of Latin letters or digits from another script "
+                "(a hidden channel)",
+            )
 
 
 def _space(ch: str) -> str:
@@ -77,9 +136,10 @@ def _no_mixed_scripts(text: str) -> None:
 def normalise(text: str) -> tuple[str, int]:
     """The normalised text and the number of characters removed."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n").replace("\u2029", "\n")
-    kept = "".join(_space(ch) for ch in text if _keep(ch))
+    kept = "".join(_space(ch) for ch in text if _keep(ch)).translate(_FULLWIDTH)
     removed = len(text) - len(kept)
     _no_mixed_scripts(kept)
+    _no_lookalike_words(kept)
     lines = [line.rstrip(" \t\u3000") for line in unicodedata.normalize("NFC", kept).split("\n")]
     while lines and lines[-1] == "":
         lines.pop()
@@ -169,6 +229,7 @@ def _removed_note(removed: int) -> list[Note]:
 
 def render_text(data: bytes, limits: Limits) -> Rendering:
     text, removed = normalise(decode(data))
+    text = "\n".join(line.expandtabs(8).rstrip(" ") for line in text.split("\n"))  # shown as spaces
     sec = _text_section(text, limits, ("全文", "Full text"))
     return Rendering("text", "text/plain; charset=utf-8", text.encode(), [sec], _removed_note(removed))
 
@@ -188,7 +249,7 @@ def render_csv(data: bytes, limits: Limits, delimiter: str = ",") -> Rendering:
     cells = neutralised = 0
     try:
         for row in reader:
-            clean = [neutralise(c.strip()) for c in row]
+            clean = [neutralise(" ".join(c.split("\t")).strip()) for c in row]
             neutralised += sum(
                 1 for a, b in zip(row, clean, strict=True) if b.startswith("'") and a.strip() != b
             )
@@ -253,5 +314,9 @@ def render_json(data: bytes, limits: Limits) -> Rendering:
         pretty = json.dumps(value, ensure_ascii=False, indent=2) + "\n"
     except (ValueError, RecursionError) as exc:
         raise Refused("unparsable", "JSON 嵌套过深", "the JSON is nested too deeply") from exc
+    # ``\\u200b`` or ``\\u0430`` escapes decode to characters the first pass never saw: the
+    # re-serialised text is normalised again (removals inside strings keep the JSON valid).
+    pretty, removed_escaped = normalise(pretty)
+    removed += removed_escaped
     sec = _text_section(pretty, limits, ("全文（已重新排版）", "Full text (reformatted)"))
     return Rendering("json", "application/json", pretty.encode(), [sec], _removed_note(removed))

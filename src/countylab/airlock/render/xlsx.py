@@ -31,7 +31,7 @@ def _released(value: str, kind: str) -> str | int | float | bool:
     if kind == "b":
         return value.strip() in ("1", "true")
     text, _ = normalise(value)
-    return neutralise(text.rstrip("\n").strip())
+    return neutralise(text.rstrip("\n").replace("\t", " ").strip())  # a tab is shown as a space
 
 
 def _shown(value: str | int | float | bool) -> str:

@@ -1,0 +1,164 @@
+"""Red team against the airlock's regeneration: variants the hidden-content suite did not cover.
+
+Every case is a real release request through the API, read page by page by two independent
+checkers, approved and downloaded (:func:`tests.attacks.hidden_content_lab.attempt`).  The
+property is the airlock's promise: what leaves is what a person was shown.  A character that
+renders as nothing, or a choice between two glyphs that look the same, is a channel no
+checker sees; such files are either rewritten without the choice or refused with the rule.
+
+Findings fixed here (issue 10, item 3):
+
+* invisible characters outside the format category (U+034F combining grapheme joiner, Hangul
+  fillers, Mongolian/Khmer invisible marks, the blank braille pattern) survived normalisation;
+* SVG text was never normalised at all (a zero-width space inside ``<text>`` left as-is);
+* JSON escapes (``\\u200b``, ``\\u0430``) decoded after normalisation and were released raw;
+* whole words in look-alike letters (Cyrillic ``а`` standing alone, Armenian ``օ`` inside a
+  Latin word, mathematical bold letters) passed the mixed-script rule;
+* a tab and the spaces up to the next tab stop look the same in a preview; full-width digits
+  look like ASCII ones.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.airlock_e2e.conftest import World, xlsx_bytes
+from tests.attacks.hidden_content_lab import Outcome, attempt, hidden_content_world
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def lab_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    yield from hidden_content_world(tmp_path_factory)
+
+
+# Characters that render as nothing (or as a blank) but are not Unicode format characters.
+INVISIBLE = ["\u034f", "\u115f", "\u1160", "\u17b4", "\u180b", "\u2800", "\u3164", "\uffa0"]
+
+
+def _book(cell: str) -> bytes:
+    def build(wb: Any) -> None:
+        wb.active.append(["village", "note"])
+        wb.active.append(["青禾村", cell])
+
+    return xlsx_bytes(build)
+
+
+def _svg(text: str) -> bytes:
+    body = text.replace("&", "&amp;").replace("<", "&lt;")
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+        f'<text x="10" y="50">{body}</text></svg>'
+    ).encode()
+
+
+def _json_escaped(text: str) -> bytes:
+    return json.dumps({"note": text}, ensure_ascii=True).encode()  # every non-ASCII as \\uXXXX
+
+
+CARRIERS: dict[str, Callable[[str], tuple[str, bytes]]] = {
+    "txt": lambda t: ("notes.txt", f"结果说明 {t}\n".encode()),
+    "csv": lambda t: ("t.csv", f"village,note\n青禾村,{t}\n".encode()),
+    "xlsx": lambda t: ("t.xlsx", _book(t)),
+    "svg": lambda t: ("chart.svg", _svg(t)),
+    "json": lambda t: ("m.json", _json_escaped(t)),
+}
+
+
+def _released_text(out: Outcome, name: str) -> str:
+    data = out.downloads[name]
+    if name.endswith(".xlsx"):
+        import io
+        import zipfile
+
+        z = zipfile.ZipFile(io.BytesIO(data))
+        return "".join(z.read(n).decode("utf-8", "replace") for n in z.namelist())
+    return data.decode()
+
+
+def _refused(out: Outcome, name: str, rule: str) -> None:
+    assert out.state == "returned" and not out.downloads, out.state
+    assert rule in out.rules(name), out.rules(name)
+
+
+# -- invisible characters ---------------------------------------------------------------------
+@pytest.mark.parametrize("carrier", sorted(CARRIERS))
+@pytest.mark.parametrize("mark", INVISIBLE, ids=lambda c: f"U+{ord(c):04X}")
+def test_invisible_characters_never_leave(lab_world: World, carrier: str, mark: str) -> None:
+    # one bit per gap between letters: a mark or none; the page shows "ZHANGWEI" either way
+    payload = "".join(ch + (mark if i % 2 else "") for i, ch in enumerate("ZHANGWEI"))
+    name, data = CARRIERS[carrier](payload)
+    out = attempt(lab_world, {name: data})
+    assert out.state == "released", out.request
+    released = _released_text(out, name)
+    assert mark not in released
+    assert "ZHANGWEI" in released  # the visible text still leaves
+
+
+def test_zero_width_space_inside_svg_text_never_leaves(lab_world: World) -> None:
+    out = attempt(lab_world, {"chart.svg": _svg("人\u200b数\u200d")})
+    released = out.downloads["chart.svg"].decode()
+    assert "人数" in released
+    assert not any(unicodedata.category(ch) == "Cf" for ch in released)
+
+
+@pytest.mark.parametrize(
+    "escape", ["\u200b", "\u202e", "\U000e0041", "\u00ad"], ids=lambda c: f"U+{ord(c):04X}"
+)
+def test_json_escapes_are_normalised_like_raw_text(lab_world: World, escape: str) -> None:
+    out = attempt(lab_world, {"m.json": _json_escaped(f"Z{escape}H{escape}ANG")})
+    released = out.downloads["m.json"].decode()
+    assert escape not in released and json.loads(released) == {"note": "ZHANG"}
+
+
+# -- look-alike letters -----------------------------------------------------------------------
+LOOKALIKE_TEXTS = {
+    "cyrillic_word_alone": "the rate is а ratio",  # Cyrillic а as a whole word
+    "cyrillic_word": "сор",  # every letter Cyrillic, reads as Latin "cop"
+    "armenian_in_latin": "hellօ world",  # Armenian օ inside a Latin word
+    "math_bold": "𝐚ge group",  # mathematical bold a (NFC keeps it)
+    "greek_omicron_word": "ο",  # Greek small omicron alone
+}
+
+
+@pytest.mark.parametrize("carrier", sorted(CARRIERS))
+@pytest.mark.parametrize("case", sorted(LOOKALIKE_TEXTS))
+def test_words_in_lookalike_letters_are_refused(lab_world: World, carrier: str, case: str) -> None:
+    name, data = CARRIERS[carrier](LOOKALIKE_TEXTS[case])
+    _refused(attempt(lab_world, {name: data}), name, "lookalike")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["模型 χ2 检验 p<0.05", "σ = 1.2, μ = 3", "二〇二三年 发病率 α=0.05", "Москва и область"],
+)
+def test_honest_text_with_greek_symbols_cjk_and_russian_is_released(lab_world: World, text: str) -> None:
+    out = attempt(lab_world, {"notes.txt": f"{text}\n".encode()})
+    assert out.state == "released", out.request
+    assert out.downloads["notes.txt"].decode() == f"{text}\n"
+
+
+# -- choices that look the same ---------------------------------------------------------------
+def test_tab_or_spaces_to_the_tab_stop_leave_as_the_same_spaces(lab_world: World) -> None:
+    tab = attempt(lab_world, {"a.txt": b"ab\tc\n"})
+    spaces = attempt(lab_world, {"a.txt": b"ab      c\n"})
+    assert tab.downloads["a.txt"] == spaces.downloads["a.txt"] == b"ab      c\n"
+
+
+@pytest.mark.parametrize("carrier", ["csv", "xlsx"])
+def test_tab_inside_a_cell_leaves_as_a_space(lab_world: World, carrier: str) -> None:
+    name, data = CARRIERS[carrier]('"a\tb"' if carrier == "csv" else "a\tb")
+    out = attempt(lab_world, {name: data})
+    released = _released_text(out, name)
+    assert "\t" not in released and "a b" in released
+
+
+def test_fullwidth_digits_leave_as_ascii(lab_world: World) -> None:
+    out = attempt(lab_world, {"notes.txt": "人数 １２３ 人，ＡＢ组\n".encode()})
+    assert out.downloads["notes.txt"].decode() == "人数 123 人，AB组\n"
