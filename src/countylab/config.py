@@ -58,6 +58,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest request body of a job submission (the code archive), in MiB.",
     )
+    check_time_s: float = Field(
+        default=120,
+        gt=0,
+        description="Wall-clock limit of the airlock's check worker per request; over it the request "
+        "is returned with the rule check_failed_to_run.",
+    )
+    check_memory_mb: int = Field(
+        default=2048,
+        ge=64,
+        description="Memory the airlock's check worker may add (RLIMIT_AS) while parsing a request's files.",
+    )
     demo_feeds: bool = Field(default=False, description="Push live traffic/air feeds (demo only).")
     job_workers: int = Field(
         default=2, ge=1, le=256, description="Sandbox jobs run at once by this server's local executor."

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 
 def attach(lab: Any) -> None:
+    from countylab.airlock.checkrun import CheckLimits
     from countylab.airlock.service import AirlockService
     from countylab.airlock.sources import IndexCache
     from countylab.serving.registry import ModelService
@@ -36,6 +37,7 @@ def attach(lab: Any) -> None:
         read_paths=lab.ingestion.read_paths,
         ocr=ocr,
         outbox_lister=lister,
+        check_limits=CheckLimits(lab.settings.check_time_s, lab.settings.check_memory_mb),
     )
     from countylab.airlock.checking import StaleRechecks
 
