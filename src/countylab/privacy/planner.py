@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from countylab.errors import ValidationFailed
+from countylab.privacy.canonical import canonical_key
 from countylab.privacy.fixedpoint import FixedPoint, fixed_point, row_int_sql
 from countylab.privacy.sandboxed_duckdb import clamped_name
 from countylab.privacy.spec import EngineSettings
@@ -217,10 +218,11 @@ def _select_list(model: QueryModel, rel: Relation, meas: list[Measurement]) -> s
 def fingerprint(
     model: QueryModel, epsilon: float, delta: float, digests: Mapping[str, str], settings: EngineSettings
 ) -> str:
-    """Canonical key of a query for the answer cache: same text ⇒ same (cached) noisy answer."""
+    """Key of a query for the answer cache: the same question ⇒ the same (cached) noisy answer,
+    however it is worded (see :mod:`.canonical`)."""
     payload = {
         "v": ENGINE_VERSION,
-        "sql": model.normalized_sql,
+        "query": canonical_key(model),
         "eps": repr(float(epsilon)),
         "delta": repr(float(delta)),
         "tables": dict(sorted(digests.items())),
