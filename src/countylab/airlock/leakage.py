@@ -21,6 +21,7 @@ A 64-bit hash collides by chance with probability about n/2⁶⁴ per probe, neg
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import unicodedata
@@ -277,14 +278,23 @@ def _cell_candidates(value: object, line: int, column: str) -> list[tuple[str, i
     (Chinese pieces: a name inside a longer cell)."""
     if value is None:
         return []
+    try:
+        found = _value_candidates(value)
+    except TypeError:  # an unhashable cell value: read it as text
+        found = _value_candidates(str(value))
+    return [(t, line, column, partial) for t, partial in found]
+
+
+@functools.lru_cache(maxsize=65_536)  # tables repeat their values
+def _value_candidates(value: object) -> tuple[tuple[str, bool], ...]:
     raw = str(value)
     whole = normalise(value)
     exact = {whole} if whole else set()
     exact |= {n for f in value_forms(raw) if (n := normalise(f)) is not None}
     exact |= identifier_forms(raw)
-    out = [(t, line, column, False) for t in exact if distinctive(t)]
-    out += [(t, line, column, True) for t in cjk_pieces(raw) - exact if distinctive(t)]
-    return out
+    out = [(t, False) for t in exact if distinctive(t)]
+    out += [(t, True) for t in cjk_pieces(raw) - exact if distinctive(t)]
+    return tuple(out)
 
 
 def scan_table(

@@ -148,7 +148,8 @@ def _substituted(token: str) -> Iterator[str]:
         yield token[:17][::-1] + token[17]
 
 
-def identifier_forms(text: str) -> set[str]:
+@functools.lru_cache(maxsize=65_536)
+def identifier_forms(text: str) -> frozenset[str]:
     """Candidate ID numbers and mobiles hidden anywhere in ``text`` (normalised, lower case)."""
     out: set[str] = set()
     for form in {plain(text), skeleton(text)}:
@@ -161,21 +162,23 @@ def identifier_forms(text: str) -> set[str]:
             for variant in _substituted(token):
                 if _plausible_id(variant.upper()):
                     out.add(variant)
-    return out
+    return frozenset(out)
 
 
-def value_forms(text: str) -> set[str]:
+@functools.lru_cache(maxsize=65_536)
+def value_forms(text: str) -> frozenset[str]:
     """The whole value in its plain and skeleton forms (for exact comparisons)."""
-    return {f.strip() for f in (plain(text), skeleton(text)) if f.strip()}
+    return frozenset(f.strip() for f in (plain(text), skeleton(text)) if f.strip())
 
 
-def cjk_pieces(text: str) -> set[str]:
+@functools.lru_cache(maxsize=65_536)
+def cjk_pieces(text: str) -> frozenset[str]:
     """2–4 character pieces of Chinese runs (names are written without spaces)."""
     out: set[str] = set()
     for run in _CJK_RUN.findall(plain(text)):
         for size in (2, 3, 4):
             out.update(run[i : i + size] for i in range(len(run) - size + 1))
-    return out
+    return frozenset(out)
 
 
 def neighbours(cells: Iterable[str], width: int = 3) -> list[str]:
@@ -195,6 +198,8 @@ def split_identifiers(cells: Iterable[str]) -> set[str]:
     otherwise read as phone numbers."""
     out: set[str] = set()
     for joined in neighbours(cells):
+        if sum(map(str.isalnum, joined)) < 11:  # too short to hold a mobile, let alone an ID
+            continue
         whole = {compact(plain(joined)), compact(skeleton(joined))}
         out.update(f for f in identifier_forms(joined) if len(f) == 18 or f in whole)
     return out

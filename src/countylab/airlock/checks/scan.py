@@ -6,8 +6,10 @@ an SVG label and OCR'd text from a chart are judged by the same rules.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
+from collections.abc import Set
 from dataclasses import dataclass
 
 from countylab.airlock.checks.base import CheckStatus, Findings
@@ -38,7 +40,7 @@ _DIGIT = re.compile(r"[0-9]")
 _IDENTIFIER_KINDS = frozenset({PiiKind.id_number, PiiKind.mobile, PiiKind.bank_card})
 
 
-def _window_kinds(candidates: set[str]) -> set[PiiKind]:
+def _window_kinds(candidates: Set[str]) -> set[PiiKind]:
     """An 18-character window counts as an ID number only, an 11-digit one as a mobile only
     (windows of other lengths, or read as bank cards by chance, are not identifiers here)."""
     kinds: set[PiiKind] = set()
@@ -49,6 +51,7 @@ def _window_kinds(candidates: set[str]) -> set[PiiKind]:
     return kinds
 
 
+@functools.lru_cache(maxsize=65_536)  # tables repeat their values
 def _kinds(value: str) -> frozenset[PiiKind]:
     """Kinds in one value: the value itself and its normalised forms (format characters
     dropped, NFKC, confusable skeleton), and identifiers hidden inside it (see
