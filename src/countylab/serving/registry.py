@@ -22,6 +22,8 @@ figures; a model that fails them cannot be approved.
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -435,6 +437,7 @@ class ModelService:
         error: Exception | None = None
         predictions: list[Any] = []
         try:
+            matrix = in_domain(load_domain(path), inputs, matrix)
             predictions = check_predictions(self.pool.predict(model_id, path, matrix, inputs), specs)
         except Exception as exc:  # noqa: BLE001 - audited below, then raised
             error = exc
@@ -543,6 +546,14 @@ class ModelService:
                 "steps inside the model (e.g. a scikit-learn Pipeline) so it takes dataset columns",
             )
         decimals = specs[0].decimals if specs[0].kind == "number" else 0
+        from countylab.serving.training import input_domain
+
+        domain = input_domain(sources, inputs)
+        if domain is None:
+            return memo.not_assessable(
+                "无法确定模型输入的取值范围", "the range of the model's inputs could not be determined"
+            )
+        save_domain(path, domain)
 
         def predict(rows: list[list[Any]]) -> list[Any]:
             raw = self.pool.predict(model_id, path, rows, inputs)
@@ -556,7 +567,9 @@ class ModelService:
                 ) from None
 
         try:
-            return memo.assess(sample, inputs, target, decimals, predict)
+            report = memo.assess(sample, inputs, target, decimals, predict)
+            report["input_domain"] = {k: v["kind"] for k, v in domain.items()}
+            return report
         except Conflict as exc:
             if (exc.details or {}).get("reason") != "output_outside_card":
                 return memo.not_assessable("模型无法在沙箱中运行", "the model could not run in the sandbox")
@@ -593,3 +606,64 @@ def _row(row: Any, inputs: list[str], i: int) -> list[Any]:
             reason="row_values",
         )
     return row
+
+
+# -- the input domain: a served model answers only where it was trained and tested -------------
+# A model can hold a second behaviour at inputs no memorisation test visits (age 1000 + k →
+# digits of row k's ID number; age 70.0001·k between the whole ages of the training data).  The
+# assessment records where the training data lies (:func:`countylab.serving.training.input_domain`)
+# beside the stored model, never on the card; serving refuses rows outside it and rounds inputs
+# of whole-number columns to whole numbers, so the tested inputs are the only ones there are.
+
+
+def domain_path(model_path: Path) -> Path:
+    return model_path.with_name(model_path.name + ".domain.json")
+
+
+def save_domain(model_path: Path, domain: dict[str, Any]) -> None:
+    target = domain_path(model_path)
+    tmp = target.with_name(target.name + ".part")
+    tmp.write_text(json.dumps(domain, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+    tmp.replace(target)
+
+
+def load_domain(model_path: Path) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(domain_path(model_path).read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+
+
+def outside_domain() -> ValidationFailed:
+    """The one answer for an input outside the training domain: no value, no bound, no row."""
+    return ValidationFailed(
+        "输入超出模型训练数据的取值范围，本次调用已拒绝",
+        "an input lies outside the range of the model's training data; the call was refused",
+        reason="input_outside_domain",
+    )
+
+
+def in_domain(domain: dict[str, Any] | None, inputs: list[str], matrix: list[list[Any]]) -> list[list[Any]]:
+    """The rows as the model sees them, or :func:`outside_domain` for the whole call."""
+    if domain is None:  # not assessed (an unassessed model is never approved)
+        return matrix
+    out: list[list[Any]] = []
+    for row in matrix:
+        fixed: list[Any] = []
+        for name, value in zip(inputs, row, strict=True):
+            rule = domain.get(name) or {"kind": "open"}
+            if value is None or rule["kind"] == "open":
+                fixed.append(value)
+            elif rule["kind"] == "number":
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise outside_domain()
+                number = float(value)
+                if not math.isfinite(number) or not rule["lower"] <= number <= rule["upper"]:
+                    raise outside_domain()
+                fixed.append(int(round(number)) if rule.get("whole") else value)
+            else:
+                if str(value) not in set(rule["levels"]):
+                    raise outside_domain()
+                fixed.append(value)
+        out.append(fixed)
+    return out
