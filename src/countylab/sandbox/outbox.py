@@ -77,6 +77,8 @@ class _Counts:
     bytes: int = 0
     too_deep: bool = False
     skipped: int = 0  # entries that could not be read or written (never named anywhere)
+    budget: int | None = None  # bytes that may still be copied (the byte quota)
+    over_bytes: bool = False  # a file was left behind because it would pass the byte quota
 
 
 def _copy_entry(entry: os.DirEntry[str], src_fd: int, dst_fd: int, depth: int, counts: _Counts) -> None:
@@ -99,13 +101,25 @@ def _copy_entry(entry: os.DirEntry[str], src_fd: int, dst_fd: int, depth: int, c
         finally:
             os.close(child_src)
     elif stat.S_ISREG(st.st_mode):
+        # A sparse file occupies no tmpfs pages, so the tmpfs quota never saw it: its apparent
+        # size is what copying would write to the lab's disk.  A file larger than what is left
+        # of the byte quota is not copied at all (the run ends ``outbox_bytes``).
+        if counts.budget is not None and st.st_size > counts.budget:
+            counts.over_bytes = True
+            return
         fd_in = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=src_fd)
         mode = 0o755 if st.st_mode & 0o111 else 0o644
         with os.fdopen(fd_in, "rb") as fin:
             fd_out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=dst_fd)
             with os.fdopen(fd_out, "wb") as fout:
-                shutil.copyfileobj(fin, fout, 1024 * 1024)
+                limit = counts.budget if counts.budget is not None else -1
+                while limit != 0 and (chunk := fin.read(1 << 20 if limit < 0 else min(1 << 20, limit))):
+                    fout.write(chunk)
+                    if limit > 0:
+                        limit -= len(chunk)
                 counts.bytes += fout.tell()
+                if counts.budget is not None:
+                    counts.budget -= fout.tell()
     else:
         return  # FIFOs, sockets, device nodes: never outputs
     counts.files += 1
@@ -130,7 +144,7 @@ def collect(outbox: Path, *, mounted: bool, max_bytes: int, max_files: int) -> O
     limit = is_full(outbox) if mounted else None
     staging = outbox.parent / f".{outbox.name}.collect-{secrets.token_hex(4)}"
     staging.mkdir(mode=0o700)
-    counts = _Counts()
+    counts = _Counts(budget=max_bytes)
     try:
         root_fd = os.open(outbox, _DIR)
         try:
@@ -156,6 +170,8 @@ def collect(outbox: Path, *, mounted: bool, max_bytes: int, max_files: int) -> O
     outbox.chmod(0o700)
     if counts.skipped:
         log.warning("outbox %s: %d entries could not be collected", outbox, counts.skipped)
+    if limit is None and counts.over_bytes:
+        limit = "outbox_bytes"
     if limit is None and counts.files > max_files:
         limit = "outbox_files"
     if limit is None and counts.bytes > max_bytes:
