@@ -162,3 +162,46 @@ def test_tab_inside_a_cell_leaves_as_a_space(lab_world: World, carrier: str) -> 
 def test_fullwidth_digits_leave_as_ascii(lab_world: World) -> None:
     out = attempt(lab_world, {"notes.txt": "人数 １２３ 人，ＡＢ组\n".encode()})
     assert out.downloads["notes.txt"].decode() == "人数 123 人，AB组\n"
+
+
+# -- images: opacity -----------------------------------------------------------------------------
+def _png(pixels: list[tuple[int, int, int, int]]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    img = Image.new("RGBA", (len(pixels), 4), (255, 255, 255, 255))
+    for x, px in enumerate(pixels):
+        img.putpixel((x, 0), px)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _rgba(data: bytes) -> Any:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA")).astype(int)
+
+
+PAYLOAD_BYTES = b"330102195001011234ZHANGWEI"
+
+
+@pytest.mark.parametrize("alpha", [1, 4, 60, 127])
+def test_nearly_transparent_pixels_carry_no_colour(lab_world: World, alpha: int) -> None:
+    # each pixel is (almost) invisible on the page, yet held three payload bytes in its colour
+    raw = PAYLOAD_BYTES + b"\0" * (-len(PAYLOAD_BYTES) % 3)
+    pixels = [(raw[i], raw[i + 1], raw[i + 2], alpha) for i in range(0, len(raw), 3)]
+    out = attempt(lab_world, {"chart.png": _png(pixels)})
+    rgba = _rgba(out.downloads["chart.png"])
+    assert not rgba[0, : len(pixels)].any()  # transparent black: nothing to read
+
+
+@pytest.mark.parametrize("alpha", [128, 200, 251, 254])
+def test_opacity_levels_that_look_alike_leave_as_one(lab_world: World, alpha: int) -> None:
+    out = attempt(lab_world, {"chart.png": _png([(40, 80, 120, alpha), (40, 80, 120, 255)])})
+    rgba = _rgba(out.downloads["chart.png"])
+    assert rgba[0, 0].tolist() == rgba[0, 1].tolist() and rgba[0, 0, 3] == 255

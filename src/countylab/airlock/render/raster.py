@@ -4,7 +4,9 @@ Low-order bits of pixels are a classic hiding place (LSB steganography), and so 
 colours of fully transparent pixels, extra animation frames, text chunks, EXIF/XMP, ICC
 profiles and bytes after the end of the image.  The release is a fresh image built from the
 first frame's pixels only, with each channel quantised to 64 levels (the two low bits of every
-channel are recomputed, not copied), transparent pixels blacked out, and nothing else written.
+channel are recomputed, not copied), opacity made all-or-nothing (a pixel less than half
+opaque becomes transparent black: a nearly invisible pixel cannot carry a colour), and nothing
+else written.
 The checker's preview is that same re-encoded image.
 """
 
@@ -81,14 +83,18 @@ def _decode(data: bytes, limits: Limits) -> Image.Image:
 
 
 def quantised(img: Image.Image, *, alpha: bool) -> Image.Image:
-    """The first frame's pixels, each channel on 64 levels; transparent pixels black."""
+    """The first frame's pixels, each channel on 64 levels; opacity all or nothing."""
     has_alpha = alpha and (img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info)
     rgb = img.convert("RGBA" if has_alpha else "RGB")
     out = rgb.point(_LEVELS * len(rgb.getbands()))
     if has_alpha:
-        a = out.getchannel("A").point(lambda v: 255 if v else 0, mode="1")
+        # Opacity is shown or not: a pixel at alpha 4/255 is invisible on the page but would
+        # carry its full colour (18 bits), and alpha 251 or 255 looks the same.  Pixels less
+        # than half opaque become transparent black, the others fully opaque.
+        mask = rgb.getchannel("A").point(lambda v: 255 if v >= 128 else 0, mode="1")
         black = Image.new("RGBA", out.size, (0, 0, 0, 0))
-        out = Image.composite(out, black, a)
+        out.putalpha(255)
+        out = Image.composite(out, black, mask)
     return Image.frombytes(out.mode, out.size, out.tobytes())  # a fresh image: no info carried
 
 
