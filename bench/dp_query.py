@@ -224,6 +224,7 @@ def api_latency(work: Path, path: Path, runs: int) -> tuple[float | None, str]:
         with lab.tx() as s:
             rules = POLICY[Grade(s.get(Dataset, ds_id).grade)].budget  # type: ignore[union-attr]
         epsilon = max(rules.min_epsilon, min(0.05, rules.epsilon_per_project / (runs + 2)))
+        runs = max(3, min(runs, int(rules.epsilon_per_project / epsilon) - 2))  # within the budget
     lab.close()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
