@@ -82,9 +82,9 @@ def _released_text(out: Outcome, name: str) -> str:
     return data.decode()
 
 
-def _refused(out: Outcome, name: str, rule: str) -> None:
+def _refused(out: Outcome, name: str, *rules: str) -> None:
     assert out.state == "returned" and not out.downloads, out.state
-    assert rule in out.rules(name), out.rules(name)
+    assert out.rules(name) & set(rules), out.rules(name)
 
 
 # -- invisible characters ---------------------------------------------------------------------
@@ -205,3 +205,29 @@ def test_opacity_levels_that_look_alike_leave_as_one(lab_world: World, alpha: in
     out = attempt(lab_world, {"chart.png": _png([(40, 80, 120, alpha), (40, 80, 120, 255)])})
     rgba = _rgba(out.downloads["chart.png"])
     assert rgba[0, 0].tolist() == rgba[0, 1].tolist() and rgba[0, 0, 3] == 255
+
+
+# -- XLSX sheet names --------------------------------------------------------------------------
+def _titled(title: str) -> bytes:
+    def build(wb: Any) -> None:
+        wb.active.title = title
+        wb.active.append(["village", "residents"])
+        wb.active.append(["青禾村", 40])
+
+    return xlsx_bytes(build)
+
+
+@pytest.mark.parametrize("mark", ["\u200b", "\u034f", "\u3164", "\u2800"], ids=lambda c: f"U+{ord(c):04X}")
+def test_sheet_names_carry_no_invisible_characters(lab_world: World, mark: str) -> None:
+    out = attempt(lab_world, {"t.xlsx": _titled(f"R{mark}e{mark}sults")})
+    released = _released_text(out, "t.xlsx")
+    assert mark not in released and 'name="Results"' in released
+    assert "Results" in out.preview_text("t.xlsx") or any(
+        "Results" in page["section"]["title_en"] for page in out.previews["t.xlsx"]
+    )
+
+
+def test_sheet_name_in_lookalike_letters_is_refused(lab_world: World) -> None:
+    _refused(
+        attempt(lab_world, {"t.xlsx": _titled("Rеsults")}), "t.xlsx", "lookalike", "mixed_script"
+    )  # Cyrillic е

@@ -15,7 +15,7 @@ import re
 from countylab.airlock.render.model import Limits, Note, Refused, Rendering, Section
 from countylab.airlock.render.text import MAX_LINE, BlobGuard, neutralise, normalise
 from countylab.airlock.render.xlsx_parse import Sheet, Workbook, col_letters, read_workbook
-from countylab.airlock.render.xlsx_write import write_workbook
+from countylab.airlock.render.xlsx_write import unique_titles, write_workbook
 
 MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 Value = str | int | float | bool | None
@@ -122,6 +122,11 @@ def render_xlsx(data: bytes, limits: Limits) -> Rendering:
     book = read_workbook(data, limits)
     if not book.sheets:
         raise Refused("empty", "工作簿没有工作表", "the workbook has no sheets")
+    # Sheet names are text like any other (no invisible characters, no look-alike words), and
+    # the preview shows each sheet under the very title the released workbook gives it.
+    names = [" ".join(normalise(sheet.name)[0].split()) for sheet in book.sheets]
+    for sheet, title in zip(book.sheets, unique_titles(names), strict=True):
+        sheet.name = title
     sections: list[Section] = []
     grids: list[Grid] = []
     for sheet in book.sheets:

@@ -46,7 +46,7 @@ def _sheet(rows: Sequence[Sequence[Value]]) -> str:
     return f'{_HEAD}<worksheet xmlns="{_NS}"><sheetData>{"".join(body)}</sheetData></worksheet>'
 
 
-def _unique_titles(names: Sequence[str]) -> list[str]:
+def unique_titles(names: Sequence[str]) -> list[str]:
     titles: list[str] = []
     for i, name in enumerate(names, start=1):
         title = re.sub(r"[\[\]:*?/\\\\]", "_", _XML_ILLEGAL.sub("", name))[:31] or f"Sheet{i}"
@@ -58,7 +58,7 @@ def _unique_titles(names: Sequence[str]) -> list[str]:
 
 def write_workbook(sheets: Sequence[tuple[str, Sequence[Sequence[Value]]]]) -> bytes:
     """An XLSX of ``(sheet name, rows)`` with values only; the same input gives the same bytes."""
-    titles = _unique_titles([name for name, _ in sheets])
+    titles = unique_titles([name for name, _ in sheets])
     n = len(sheets)
     overrides = "".join(
         f'<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="{_CT}.worksheet+xml"/>'
