@@ -97,11 +97,30 @@ def test_model_registry_try_it(site: tuple[World, str], browser: Any, artifacts:
         world.client("dev")
         .post(
             "/api/models",
-            json={"job_id": job, "file": "analyse/model.joblib", "name": "助餐需求模型", "inputs": ["age"]},
+            json={
+                "job_id": job,
+                "file": "analyse/model.joblib",
+                "name": "助餐需求模型",
+                "inputs": ["age"],
+                "outputs": ["meals:number:0..10:1"],
+                "target": "age",
+            },
         )
         .json()
     )
-    world.client("steward").post(f"/api/models/{model['id']}/decision", json={"approve": True})
+    # the steward runs the memorisation tests and approves, in the browser
+    steward = Session(browser, base, artifacts)
+    _login(steward, "steward")
+    steward.go(f"/models/{model['id']}")
+    steward.page.click("#assess-form button[type=submit]")
+    steward.page.wait_for_selector("#assessment-verdict")
+    assert steward.page.locator("#assessment-verdict").inner_text() == "通过"
+    assert "成员推断优势" in steward.page.locator("#assessment").inner_text()
+    steward.shot("airlock-05b-model-assessment")
+    steward.page.click("#decide-form button[value='1']")
+    steward.page.wait_for_selector("#model-state")
+    assert steward.page.locator("#model-state").inner_text() == "已批准"
+    steward.close()
     dev = Session(browser, base, artifacts)
     _login(dev, "dev")
     dev.go("/models")

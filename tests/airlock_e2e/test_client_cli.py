@@ -115,7 +115,11 @@ def test_cli_model_register_and_predict(live: tuple[World, str]) -> None:
     )
     assert done.exit_code == 0, done.output
     mid = int(done.output.split("model ")[1].split(":")[0])
+    stewards = ["--url", base, "--token", token_for(world.lab, world.users["steward"])]
+    tested = runner.invoke(app, ["model", "assess", str(mid), *stewards])
+    assert tested.exit_code == 0 and '"verdict": "warn"' in tested.output, tested.output  # no target column
     with cl.Client(base, token_for(world.lab, world.users["steward"])) as steward:
-        assert steward.decide_model(mid, True).state == "approved"
+        assert steward.assess_model(mid)["rows"] == 120
+        assert steward.decide_model(mid, True, note="线性模型").state == "approved"
     got = runner.invoke(app, ["model", "predict", str(mid), "--rows", "[[65]]", *dev])
     assert got.exit_code == 0 and "1.5" in got.output, got.output
