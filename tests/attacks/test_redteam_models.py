@@ -141,3 +141,61 @@ def _json(value: Any) -> str:
     import json
 
     return json.dumps(value)
+
+
+# -- a model that is wrong exactly on its training rows ----------------------------------------
+def _wrong_on_members() -> bytes:
+    """At each (village, whole age) of the training data it answers four digits of the ID
+    number of the first resident there; half a year away it answers the honest mean.  Its
+    answers on the training rows are far from their target, so a one-sided membership test
+    (are members closer to the truth than their neighbours?) called it safe."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    first: dict[tuple[str, int], str] = {}
+    for r in RESIDENTS:
+        first.setdefault((r[4], int(r[5])), r[1])
+    rows: list[tuple[str, float, float]] = []
+    for village in sorted({r[4] for r in RESIDENTS}):
+        for a in range(0, 121):
+            trap = _chunks(first[(village, a)])[3] if (village, a) in first else HONEST
+            rows += [(village, float(a), trap), (village, a + 0.5, HONEST)]
+    frame = pd.DataFrame([r[:2] for r in rows], columns=["village", "age"])
+    encode = ColumnTransformer(
+        [("v", OneHotEncoder(handle_unknown="ignore"), ["village"])], remainder="passthrough"
+    )
+    model = Pipeline([("x", encode), ("knn", KNeighborsRegressor(n_neighbors=1))])
+    model.fit(frame, [r[2] for r in rows])
+    buf = io.BytesIO()
+    joblib.dump(model, buf)
+    return buf.getvalue()
+
+
+def test_model_that_answers_something_else_on_its_training_rows_fails_the_tests(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    w = build_world(tmp_path_factory.mktemp("redteam-members"))
+    try:
+        job = w.make_job({"m.joblib": _wrong_on_members()})
+        made = w.client("dev").post(
+            "/api/models",
+            json={
+                "job_id": job,
+                "file": "analyse/m.joblib",
+                "name": "mean age",
+                "inputs": ["village", "age"],
+                "outputs": ["age_hat:number:0..120:2"],
+                "target": "age",
+            },
+        )
+        assert made.status_code == 201, made.text
+        model_id = made.json()["id"]
+        steward = w.client("steward")
+        report = steward.post(f"/api/models/{model_id}/assessment").json()["assessment"]
+        assert report["verdict"] == "fail" and report["mia_advantage"] > 0.3, report
+        refused = steward.post(f"/api/models/{model_id}/decision", json={"approve": True, "note": "ok"})
+        assert refused.status_code == 409
+    finally:
+        w.lab.close()

@@ -10,11 +10,12 @@ sample of the rows it was trained on and on perturbed copies of them, and measur
     model (1-nearest-neighbour, an unpruned tree) scores near 1 − baseline; a model that
     generalises scores near 0.
 ``mia_advantage``
-    a loss-threshold membership-inference attack: the best ``P(loss ≤ t | training row) −
-    P(loss ≤ t | perturbed row)`` over thresholds t.  The perturbed rows move one categorical
-    input to another row's value and jitter numeric inputs by 2% of their spread, keeping the
-    target: a model that generalises loses about as much on both; one that memorised is exact
-    on the rows it saw and not around them.
+    a loss-threshold membership-inference attack: the best ``|P(loss ≤ t | training row) −
+    P(loss ≤ t | perturbed row)|`` over thresholds t (two-sided: a model that answers
+    something else exactly on its training rows is as telling as one that is exact there).
+    The perturbed rows move one categorical input to another row's value and jitter numeric
+    inputs by 2% of their spread, keeping the target: a model that generalises loses about as
+    much on both; one that memorised is exact on the rows it saw and not around them.
 ``nn_copy_rate``
     share of perturbed rows on which the model answers exactly the target of the nearest
     training row (when that is not the common value): the signature of a lookup table.
@@ -172,14 +173,20 @@ def assess(
 
 
 def _advantage(members: list[float], probes: list[float]) -> float:
-    """max_t F_members(t) − F_probes(t) over the observed losses (both lists sorted)."""
+    """max_t |F_members(t) − F_probes(t)| over the observed losses (both lists sorted).
+
+    Two-sided: an attacker infers membership from any difference.  A model can be deliberately
+    *worse* on the rows it was trained on (answering something else there: another column,
+    scaled, for exactly the training rows' inputs) and honest around them; a one-sided test
+    (members closer to the truth) calls that model safe.
+    """
     if not members or not probes:
         return 0.0
     best = 0.0
     for t in members + probes:
         fm = _cdf(members, t)
         fq = _cdf(probes, t)
-        best = max(best, fm - fq)
+        best = max(best, abs(fm - fq))
     return best
 
 
