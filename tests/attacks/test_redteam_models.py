@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import joblib
@@ -199,3 +200,21 @@ def test_model_that_answers_something_else_on_its_training_rows_fails_the_tests(
         assert refused.status_code == 409
     finally:
         w.lab.close()
+
+
+# -- the tests cannot be predicted ---------------------------------------------------------------
+def test_the_rows_and_probes_of_the_tests_cannot_be_predicted(tmp_path: Path) -> None:
+    """A model trained on the data could compute a sample drawn with a seed written in the
+    source code, and be honest on exactly those rows.  Each assessment draws a fresh seed."""
+    import duckdb
+
+    from countylab.serving.assess import SAMPLE_ROWS
+    from countylab.serving.training import load_sample
+
+    path = tmp_path / "big.parquet"
+    duckdb.sql(f"COPY (SELECT i AS age, i % 7 AS visits FROM range(5000) t(i)) TO '{path}' (FORMAT parquet)")
+    sources = [("big", 1, [path])]
+    samples = [load_sample(sources, ["age"], "visits") for _ in range(3)]
+    drawn = [frozenset(r[0] for r in s.rows) for s in samples if s is not None]
+    assert len(drawn) == 3 and all(len(d) == SAMPLE_ROWS for d in drawn)
+    assert len(set(drawn)) == 3  # three assessments, three different samples

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,7 +44,15 @@ from countylab.catalog.pii import match_kinds
 
 LIMITS = {"exact_recall_excess": 0.2, "mia_advantage": 0.3, "nn_copy_rate": 0.5, "rare_value_rate": 0.05}
 SAMPLE_ROWS = 400
-SEED = 43697
+SEED = 43697  # only for reproducing a report in a test: the lab draws a fresh seed each time
+
+
+def fresh_seed() -> int:
+    """A seed no model can know in advance.  With a fixed seed in the source code, a model
+    trained on the data can compute which rows the tests sample and which probes they send,
+    and be honest exactly there while memorising every other row."""
+    return secrets.randbelow(2**31)
+
 
 Predict = Callable[[list[list[Any]]], list[Any]]
 
@@ -112,10 +121,15 @@ def _significant(v: float) -> bool:
 
 
 def assess(
-    sample: TrainingSample, inputs: Sequence[str], target: str | None, decimals: int, predict: Predict
+    sample: TrainingSample,
+    inputs: Sequence[str],
+    target: str | None,
+    decimals: int,
+    predict: Predict,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Run the memorisation tests; a JSON-able report with a ``verdict`` (pass, warn, fail)."""
-    rng = random.Random(SEED)
+    rng = random.Random(fresh_seed() if seed is None else seed)
     rows = sample.rows[:SAMPLE_ROWS]
     x = [list(r[: len(inputs)]) for r in rows]
     y = [_num(r[len(inputs)]) for r in rows] if target else []

@@ -41,6 +41,7 @@ from countylab.airlock.checks.sniff import MODEL_SUFFIXES, Content, sniff_file
 from countylab.airlock.context import job_datasets
 from countylab.airlock.outbox import OutboxLister, copy_into_store, find_entry, list_outbox
 from countylab.airlock.review import require_can_review
+from countylab.airlock.selection import Declared
 from countylab.errors import Conflict, NotFound, PermissionDenied, QuotaExceeded, ValidationFailed
 from countylab.identity.access import Principal, authorize
 from countylab.identity.roles import Permission
@@ -166,17 +167,30 @@ class ModelService:
         card.validate()
         if not name.strip():
             raise ValidationFailed("请填写模型名称", "give the model a name", reason="name")
-        entry = find_entry(list_outbox(s, job, self.outbox_lister), file_name)
+        # Outbox names are written by the job: only a file the developer declared as a model in
+        # countylab.yaml may be named here, and "missing" and "not a model" get one answer, so
+        # probing names learns nothing about what the job wrote.
+        if file_name.strip("/") not in Declared.of(job.spec or {}).models():
+            raise ValidationFailed(
+                "只能登记在 countylab.yaml 中声明为 kind: model 的输出",
+                "only an output declared `kind: model` in countylab.yaml can be registered",
+                reason="not_declared",
+            )
+        unavailable = Conflict(
+            "该作业没有可登记的模型文件",
+            "the job has no model file to register there",
+            reason="no_model_file",
+        )
+        try:
+            entry = find_entry(list_outbox(s, job, self.outbox_lister), file_name.strip("/"))
+        except NotFound:
+            raise unavailable from None
         sniffed = sniff_file(OutputFile(entry.name, entry.path))
         if (
             sniffed.content is not Content.model
             and PurePosixPath(entry.name).suffix.lower() not in MODEL_SUFFIXES
         ):
-            raise ValidationFailed(
-                f"“{entry.name}”不是模型文件（{sniffed.detail}）",
-                f"{entry.name!r} is not a model file ({sniffed.detail})",
-                reason="not_a_model",
-            )
+            raise unavailable
         metrics = self._metrics(s, job.project_id, card.metrics_file_id)
         model = RegisteredModel(
             project_id=job.project_id,
@@ -239,6 +253,10 @@ class ModelService:
         if f.kind in ("json", "csv", "text") and (f.released_bytes or 0) <= 64 * 1024:
             metrics["content"] = Path(f.released_path or "").read_text(encoding="utf-8", errors="replace")
         return metrics
+
+    def oversees(self, actor: Principal, model: RegisteredModel) -> bool:
+        """Whether ``actor`` reviews this model (sees its file's size and hash, runs the tests)."""
+        return self._may_decide(actor, model)
 
     def _may_decide(self, actor: Principal, model: RegisteredModel) -> bool:
         try:
@@ -537,7 +555,8 @@ class ModelService:
         specs = card_outputs(card)
         if not specs:
             return memo.not_assessable("模型卡没有带类型的输出", "the model card declares no typed outputs")
-        sample = load_sample(sources, inputs, target)
+        seed = memo.fresh_seed()  # the rows and probes of these tests are drawn anew each time
+        sample = load_sample(sources, inputs, target, seed)
         if sample is None:
             return memo.not_assessable(
                 "模型的输入不全是某个训练数据集的列：请把特征处理放进模型（如 scikit-learn Pipeline），"
@@ -567,7 +586,7 @@ class ModelService:
                 ) from None
 
         try:
-            report = memo.assess(sample, inputs, target, decimals, predict)
+            report = memo.assess(sample, inputs, target, decimals, predict, seed)
             report["input_domain"] = {k: v["kind"] for k, v in domain.items()}
             return report
         except Conflict as exc:

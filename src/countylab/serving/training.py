@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from countylab.serving.assess import SAMPLE_ROWS, SEED, TrainingSample
+from countylab.serving.assess import SAMPLE_ROWS, TrainingSample, fresh_seed
 
 RARE_VALUES_MAX = 200_000
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "UBIGINT")
@@ -30,9 +30,14 @@ def _files(paths: Sequence[Path]) -> str:
 
 
 def load_sample(
-    sources: Sequence[tuple[str, int | None, list[Path]]], inputs: Sequence[str], target: str | None
+    sources: Sequence[tuple[str, int | None, list[Path]]],
+    inputs: Sequence[str],
+    target: str | None,
+    seed: int | None = None,
 ) -> TrainingSample | None:
-    """A seeded sample of the first training dataset holding every input (and the target)."""
+    """A sample of the first training dataset holding every input (and the target), drawn
+    with a fresh seed unless one is given (see :func:`countylab.serving.assess.fresh_seed`)."""
+    seed = int(fresh_seed() if seed is None else seed)
     wanted = [*inputs, *([target] if target else [])]
     for name, version, paths in sources:
         files = [p for p in paths if p.exists()]
@@ -47,7 +52,7 @@ def load_sample(
                 continue
             cols = ", ".join(_q(c) for c in wanted)
             rows = con.execute(
-                f"SELECT {cols} FROM {src} USING SAMPLE reservoir({SAMPLE_ROWS} ROWS) REPEATABLE ({SEED})"
+                f"SELECT {cols} FROM {src} USING SAMPLE reservoir({SAMPLE_ROWS} ROWS) REPEATABLE ({seed})"
             ).fetchall()
             rare: Counter[float] = Counter()
             for col, typ in types.items():
