@@ -231,3 +231,39 @@ def test_sheet_name_in_lookalike_letters_is_refused(lab_world: World) -> None:
     _refused(
         attempt(lab_world, {"t.xlsx": _titled("Rеsults")}), "t.xlsx", "lookalike", "mixed_script"
     )  # Cyrillic е
+
+
+# -- SVG: elements that draw nothing -----------------------------------------------------------
+SVG_HIDDEN = {
+    "opacity_zero": '<rect x="3301" y="219" width="5001" height="1011" opacity="0"/>',
+    "no_fill_no_stroke": '<path d="M3301 219 L5001 1011" fill="none" stroke="none"/>',
+    "inherited_no_paint": '<g fill="none"><circle cx="3301" cy="219" r="5001"/></g>',
+    "zero_stroke_width": '<line x1="3301" y1="219" x2="5001" y2="1011" stroke="red" stroke-width="0"/>',
+    "transparent_text": '<text x="3301" y="219" fill-opacity="0">5001</text>',
+    "unused_definition": '<defs><path id="p" d="M3301 219 L5001 1011"/></defs>',
+    "group_opacity_zero": '<g opacity="0"><rect x="3301" y="219" width="5001" height="1011" fill="red"/></g>',
+}
+
+
+@pytest.mark.parametrize("case", sorted(SVG_HIDDEN))
+def test_svg_elements_that_draw_nothing_do_not_leave(lab_world: World, case: str) -> None:
+    body = SVG_HIDDEN[case] + '<rect x="10" y="10" width="20" height="20" fill="#336699"/>'
+    data = f'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">{body}</svg>'.encode()
+    out = attempt(lab_world, {"chart.svg": data})
+    released = out.downloads["chart.svg"].decode()
+    assert "3301" not in released and "5001" not in released, released
+    assert 'fill="#306498"' in released  # the visible square still leaves (colour quantised)
+    assert "invisible" in out.preview_text("chart.svg") or "unused" in out.preview_text("chart.svg")
+
+
+def test_svg_definitions_in_use_and_clip_paths_are_kept(lab_world: World) -> None:
+    body = (
+        '<defs><clipPath id="c"><rect width="50" height="50" fill="none"/></clipPath>'
+        '<path id="m" d="M0 0 L4 4" stroke="black"/></defs>'
+        '<rect x="1" y="1" width="90" height="90" fill="red" clip-path="url(#c)"/>'
+        '<use href="#m" x="20" y="20"/>'
+    )
+    data = f'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">{body}</svg>'.encode()
+    released = attempt(lab_world, {"chart.svg": data}).downloads["chart.svg"].decode()
+    assert '<rect fill="none" height="50" width="50"/>' in released
+    assert 'd="M0 0 L4 4"' in released and 'href="#i2"' in released

@@ -10,7 +10,10 @@ of a local id); only presentation attributes survive, and their values are check
 
 Comments, processing instructions, ``<metadata>``, ``<title>``/``<desc>``, scripts, event
 handlers, ``data-*`` and unknown namespaces, ``foreignObject``, embedded images and every
-external reference are dropped; DOCTYPE and entity declarations refuse the file.
+external reference are dropped; DOCTYPE and entity declarations refuse the file.  So is what
+draws nothing: an element at opacity 0, a shape or text with neither fill nor stroke, and a
+definition nothing refers to — the image would not show them, but their numbers would leave
+in the source.
 """
 
 from __future__ import annotations
@@ -112,12 +115,42 @@ class _Cleaner:
         self.dropped_attributes: Counter[str] = Counter()
         self.texts: list[str] = []
         self.count = 0
+        self.referenced: set[str] = set()
 
     def collect_ids(self, root: ET.Element) -> None:
         for el in root.iter():
             old = el.attrib.get("id")
             if old and old not in self.ids and _tag(el) in ELEMENTS:
                 self.ids[old] = f"i{len(self.ids) + 1}"
+            for value in el.attrib.values():
+                self.referenced.update(_LOCAL_REF.findall(value))
+                if value.strip().startswith("#"):
+                    self.referenced.add(value.strip()[1:])
+
+    def _used(self, el: ET.Element) -> bool:
+        """``el`` or something inside it is referenced (a gradient, a clip path, a ``use``)."""
+        return any(d.attrib.get("id") in self.referenced for d in el.iter())
+
+    def _invisible(self, tag: str, el: ET.Element, attrs: dict[str, str], paint: dict[str, str]) -> bool:
+        """Drawn with no ink at all: opacity 0, or neither fill nor stroke.  Such an element
+        shows nothing in the image, yet its numbers would leave in the source."""
+        if tag not in _PAINTED or "clip" in paint or self._used(el):
+            return False
+        if _zero(attrs.get("opacity")):
+            return True
+        if tag not in _SHAPES and tag not in _TEXTUAL:
+            return False
+        no_fill = (
+            tag == "line"  # a line encloses no area: only its stroke draws
+            or paint.get("fill", "black") in _NO_PAINT
+            or _zero(paint.get("fill-opacity"))
+        )
+        no_stroke = (
+            paint.get("stroke", "none") in _NO_PAINT
+            or _zero(paint.get("stroke-opacity"))
+            or _zero(paint.get("stroke-width"))
+        )
+        return no_fill and no_stroke
 
     def value(self, name: str, value: str) -> str | None:
         v = value.strip()
@@ -167,7 +200,7 @@ class _Cleaner:
             self.dropped_attributes["data-*" if name.startswith("data-") else name] += 1
         return out
 
-    def element(self, el: ET.Element, depth: int) -> str:
+    def element(self, el: ET.Element, depth: int, inherited: dict[str, str] | None = None) -> str:
         self.count += 1
         if self.count > self.limits.max_cells:
             raise Refused("too_many_elements", "SVG 元素过多", "the SVG has too many elements")
@@ -175,6 +208,12 @@ class _Cleaner:
         attrs = self.attributes(el)
         if tag == "svg" and depth == 0:
             attrs["xmlns"] = SVG_NS
+        paint = {**(inherited or {}), **{k: v for k, v in attrs.items() if k in _PAINT}}
+        if tag == "clipPath":
+            paint = {"clip": "1"}  # a clip path's shapes count by their geometry, not their ink
+        if depth > 0 and self._invisible(tag, el, attrs, paint):
+            self.dropped_elements[f"{tag} (invisible)"] += 1
+            return ""
         children: list[str] = []
         textual = tag in _TEXTUAL
         if textual and el.text and _words(el.text):
@@ -182,8 +221,12 @@ class _Cleaner:
             self.texts.append(_words(el.text))
         for child in el:
             ctag = _tag(child)
-            if ctag in ELEMENTS and (ctag != "svg") and (ctag != "tspan" or textual):
-                children.append(self.element(child, depth + 1))
+            if tag == "defs" and ctag in ELEMENTS and not self._used(child):
+                self.dropped_elements[f"{ctag} (unused definition)"] += 1
+            elif ctag in ELEMENTS and (ctag != "svg") and (ctag != "tspan" or textual):
+                drawn = self.element(child, depth + 1, paint)
+                if drawn:
+                    children.append(drawn)
             else:
                 self.dropped_elements[ctag or "?"] += 1
             if textual and child.tail and _words(child.tail):
@@ -194,6 +237,22 @@ class _Cleaner:
             return head + "/>"
         sep = "" if textual else "\n"
         return head + ">" + sep + sep.join(children) + sep + f"</{tag}>"
+
+
+_SHAPES = frozenset({"path", "rect", "circle", "ellipse", "line", "polyline", "polygon"})
+_PAINTED = _SHAPES | _TEXTUAL | {"g", "use"}
+_PAINT = frozenset({"fill", "stroke", "fill-opacity", "stroke-opacity", "stroke-width"})
+_NO_PAINT = frozenset({"none", "transparent"})
+_LOCAL_REF = re.compile(r"url\(\s*#([^)\s]+)\s*\)")
+
+
+def _zero(value: str | None) -> bool:
+    if value is None:
+        return False
+    try:
+        return float(value.strip().rstrip("%")) <= 0
+    except ValueError:
+        return False
 
 
 def _words(raw: str) -> str:
