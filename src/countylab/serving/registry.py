@@ -636,7 +636,9 @@ def _row(row: Any, inputs: list[str], i: int) -> list[Any]:
 
 
 def domain_path(model_path: Path) -> Path:
-    return model_path.with_name(model_path.name + ".domain.json")
+    """Beside the model's folder, not in it: the folder is bound into the model's sandbox."""
+    folder = model_path.parent
+    return folder.with_name(f"{folder.name}.{model_path.name}.domain.json")
 
 
 def save_domain(model_path: Path, domain: dict[str, Any]) -> None:
