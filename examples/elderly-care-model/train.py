@@ -30,9 +30,13 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pandas as pd
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestRegressor
+from sklearn.impute import SimpleImputer
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
 from countylab.output import Outputs
 
@@ -40,6 +44,10 @@ DATA = Path(os.environ.get("COUNTYLAB_DATA", "/data"))
 OUTBOX = Path(os.environ.get("COUNTYLAB_OUTBOX", "/outbox"))
 MIN_CELL = 10  # the lab's SDC threshold: smaller cells are not written
 SEED = 2026
+# The model takes the residents register's own columns: the feature steps live inside it (a
+# scikit-learn Pipeline), so the served model is called with these columns and the lab's
+# memorisation tests can call it on real rows before a checker approves it.
+INPUTS = ["age", "lives_alone", "gender", "income", "town_code"]
 
 
 def read(name: str) -> pd.DataFrame:
@@ -53,16 +61,27 @@ def features(residents: pd.DataFrame, visits: pd.Series) -> tuple[pd.DataFrame, 
     older = residents[residents["age"] >= 60]
     if len(older) < 30:  # tiny dummy data: use everyone rather than fail
         older = residents
-    x = pd.DataFrame({
-        "age": older["age"].astype(float),
-        "lives_alone": older["lives_alone"].fillna(False).astype(bool).astype(int),
-        "female": (older["gender"] == "女").astype(int),
-        "income": older["income"].fillna(0).astype(float),
-    })
-    towns = pd.get_dummies(older["town_code"].astype(str), prefix="town", dtype=int)
-    x = pd.concat([x, towns], axis=1)
-    y = older["resident_id"].map(visits).fillna(0).astype(float)
+    x = older[INPUTS].reset_index(drop=True)
+    y = older["resident_id"].map(visits).fillna(0).astype(float).reset_index(drop=True)
     return x, y
+
+
+def demand_model() -> Pipeline:
+    """Raw columns in, visits out: numbers (as floats) imputed, categories (as text) one-hot encoded."""
+    categories = Pipeline([
+        ("text", FunctionTransformer(np.asarray, kw_args={"dtype": str}, feature_names_out="one-to-one")),
+        ("onehot", OneHotEncoder(handle_unknown="ignore")),
+    ])
+    numbers = Pipeline([
+        ("float", FunctionTransformer(np.asarray, kw_args={"dtype": float}, feature_names_out="one-to-one")),
+        ("fill", SimpleImputer(strategy="constant", fill_value=0.0)),
+    ])
+    prepare = ColumnTransformer([
+        ("numbers", numbers, ["age", "income"]),
+        ("categories", categories, ["lives_alone", "gender", "town_code"]),
+    ])
+    forest = RandomForestRegressor(n_estimators=60, max_depth=8, min_samples_leaf=10, random_state=SEED, n_jobs=1)
+    return Pipeline([("prepare", prepare), ("forest", forest)])
 
 
 def age_band(age: pd.Series) -> pd.Series:
@@ -76,7 +95,7 @@ def main() -> None:
     print(f"read {len(residents)} residents and {len(records)} service records")
     x, y = features(residents, visits)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=SEED)
-    model = RandomForestRegressor(n_estimators=60, max_depth=8, min_samples_leaf=10, random_state=SEED, n_jobs=1)
+    model = demand_model()
     model.fit(x_train, y_train)
     predicted = model.predict(x_test)
     out = Outputs(OUTBOX)
@@ -93,8 +112,8 @@ def main() -> None:
     print(f"test MAE {mean_absolute_error(y_test, predicted):.4f}")
 
     table = pd.DataFrame({
-        "age_band": age_band(x["age"]),
-        "lives_alone": x["lives_alone"],
+        "age_band": age_band(x["age"].astype(float)),
+        "lives_alone": x["lives_alone"].fillna(False).astype(bool).astype(int),
         "visits": y,
         "predicted": model.predict(x),
     })
@@ -109,8 +128,10 @@ def main() -> None:
                   title="Mean service visits by age band")
     print(f"aggregate tables written: {len(out.written)} outputs so far")
 
-    order = np.argsort(model.feature_importances_)[::-1][:12]
-    importances = {str(x.columns[i]): float(model.feature_importances_[i]) for i in order}
+    forest = model.named_steps["forest"]
+    names = model.named_steps["prepare"].get_feature_names_out()
+    order = np.argsort(forest.feature_importances_)[::-1][:12]
+    importances = {str(names[i]).split("__")[-1]: float(forest.feature_importances_[i]) for i in order}
     out.model_summary("feature_importance.csv", importances, n_obs=len(x_train), label="feature",
                       value="importance")
     out.bar_chart("feature_importance.svg", "feature_importance.csv", label="feature", value="importance",

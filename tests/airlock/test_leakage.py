@@ -175,3 +175,16 @@ def test_normalise() -> None:
     assert normalise(13900000001.0) == "13900000001"
     assert normalise("'33010219500101001X") == "33010219500101001x"
     assert normalise(None) is None and normalise(float("nan")) is None
+
+
+def test_split_mobiles_are_found_across_whole_number_cells_but_not_in_statistics() -> None:
+    from countylab.airlock.normalise import split_identifiers
+
+    assert any(f.startswith("1380013") for f in split_identifiers(["138", "0013", "8000"]))
+    # 15 residents beside two means: digits that happen to line up are not a phone number
+    assert not any(len(f) == 11 for f in split_identifiers(["80+", "1", "15", "2.333", "2.1234"]))
+    # an ID number split across cells is still found whatever the neighbours are
+    from tests.airlock_e2e.conftest import id_number
+
+    ident = id_number(7)
+    assert ident in split_identifiers([ident[:9], ident[9:], "2.5"])

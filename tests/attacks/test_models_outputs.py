@@ -275,3 +275,47 @@ def test_no_route_or_page_shows_training_rows(world: World, tmp_path: Path) -> N
     for text in (page.text, api.text):
         for r in RESIDENTS:
             assert r[1] not in text and r[2] not in text
+
+
+# -- registration is no oracle on the outbox ---------------------------------------------------
+def test_only_declared_model_outputs_can_be_registered_and_missing_looks_like_not_a_model(
+    world: World,
+) -> None:
+    from countylab.storage.jobs_models import Job
+
+    job_id = world.make_job({"model.joblib": _models()["line"], "bit7.joblib": _models()["line"]})
+    with world.lab.tx() as s:  # the spec declares model.joblib and a model the job never wrote
+        job = s.get(Job, job_id)
+        assert job is not None
+        spec = dict(job.spec)
+        action = next(iter(spec["actions"]))
+        outputs = [o for o in spec["actions"][action]["outputs"] if not o["path"].startswith("bit")]
+        outputs.append({"path": "absent.joblib", "kind": "model"})
+        spec["actions"] = {action: {**spec["actions"][action], "outputs": outputs}}
+        job.spec = spec
+    dev = world.client("dev")
+
+    def register(path: str) -> Any:
+        body = {"job_id": job_id, "file": path, "name": "m", "inputs": ["age"], "outputs": ["v:number:0..9"]}
+        return dev.post("/api/models", json=body)
+
+    # written by the job but not declared: refused before the outbox is looked at
+    undeclared = register(f"{action}/bit7.joblib")
+    never = register(f"{action}/bit8.joblib")
+    assert undeclared.status_code == never.status_code == 422
+    assert undeclared.json()["error"] == never.json()["error"]
+    # declared but missing: the same answer as any file that is not a model
+    missing = register(f"{action}/absent.joblib")
+    assert missing.status_code == 409 and missing.json()["error"]["details"]["reason"] == "no_model_file"
+    assert register(f"{action}/model.joblib").status_code == 201
+
+
+def test_project_members_never_see_the_model_files_size_or_hash(world: World) -> None:
+    model = _register(world, "line", ["v:number:0..10:3"]).json()
+    assert model["bytes"] is None and model["sha256"] is None
+    for path in (f"/api/models/{model['id']}", "/api/models"):
+        assert str(len(_models()["line"])) not in world.client("dev").get(path).text
+    seen = world.client("steward").get(f"/api/models/{model['id']}").json()
+    assert seen["bytes"] == len(_models()["line"]) and len(seen["sha256"]) == 64
+    page = world.client("dev").get(f"/models/{model['id']}").text
+    assert seen["sha256"] not in page

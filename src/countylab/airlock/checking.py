@@ -175,6 +175,8 @@ class CheckingMixin:
         req.state = transition(req.state, ReleaseEvent.start_review).value
         if req.checkers_needed == 0 and any(library.is_free_form(f.checks) for f in by_id.values()):
             req.checkers_needed = 1  # free-form files are read by a person at every grade
+        if req.checkers_needed == 0 and status is CheckStatus.warn:
+            req.checkers_needed = 1  # nothing is released automatically past a warning
         if req.checkers_needed == 0 and not req.officer_needed:  # 一般1级: automatic checks suffice
             self.release_now(s, req, SYSTEM)
         return req.state

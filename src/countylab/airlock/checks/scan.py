@@ -26,6 +26,7 @@ from countylab.catalog.pii import PiiKind, match_kinds
 # Identifiers with a check digit (or a strict format) are certain; names, addresses and plates
 # are guesses from patterns, so they ask a checker to look rather than block.
 CERTAIN_KINDS = frozenset({PiiKind.id_number, PiiKind.bank_card, PiiKind.mobile, PiiKind.uscc})
+DOUBTFUL = "row-statistics"  # a mobile only when fractional statistics are read as digits
 _TOKEN_SPLIT = re.compile(r"[\s,;:|，。；：、（）()\[\]{}\"'<>=/\\]+")
 
 
@@ -76,6 +77,9 @@ def pii_in_cells(header: tuple[str, ...], rows: list[tuple[str, ...]], lines: li
         split |= _window_kinds(split_identifiers(row))
         if split - found_in_cells:
             hits.append(PiiHit(line, "row", frozenset(split - found_in_cells)))
+        doubtful = _window_kinds(split_identifiers(row, statistics=True)) - split - found_in_cells
+        if doubtful:  # digits of statistics that line up like a mobile: a person looks
+            hits.append(PiiHit(line, DOUBTFUL, frozenset(doubtful)))
     return hits
 
 
@@ -106,7 +110,7 @@ def report_pii(hits: list[PiiHit], found: Findings, where_zh: str = "", where_en
     )
     if not hits:
         return
-    certain = any(h.kinds & CERTAIN_KINDS for h in hits)
+    certain = any(h.kinds & CERTAIN_KINDS and h.column != DOUBTFUL for h in hits)
     summary = "、".join(f"{k} {n} 处" for k, n in sorted(counts.items()))
     summary_en = ", ".join(f"{k}: {n}" for k, n in sorted(counts.items()))
     found.add(

@@ -222,8 +222,12 @@ class PredictIn(BaseModel):
     rows: list[Any]
 
 
-def model_view(m: RegisteredModel) -> dict[str, Any]:
-    """The model card and its state; never the stored path or the bytes."""
+def model_view(m: RegisteredModel, *, oversight: bool = True) -> dict[str, Any]:
+    """The model card and its state; never the stored path or the bytes.
+
+    The file's size and hash are shown only to ``oversight`` (checkers, stewards): the job wrote
+    the file, so its size is a number the job chose.
+    """
     return {
         "id": m.id,
         "name": m.name,
@@ -231,8 +235,8 @@ def model_view(m: RegisteredModel) -> dict[str, Any]:
         "job_id": m.job_id,
         "file": m.file_name,
         "format": m.format,
-        "sha256": m.sha256,
-        "bytes": m.bytes,
+        "sha256": m.sha256 if oversight else None,
+        "bytes": m.bytes if oversight else None,
         "state": m.state,
         "card": dict(m.card or {}),
         "rate_per_minute": m.rate_per_minute,
@@ -247,19 +251,26 @@ def model_view(m: RegisteredModel) -> dict[str, Any]:
 def register_model(body: ModelIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     card = ModelCard.parse(body.inputs, body.outputs, body.description, body.metrics_file_id, body.target)
     with lab.tx() as s:
-        return model_view(models_of(lab).register(s, actor, body.job_id, body.file, body.name, card))
+        m = models_of(lab).register(s, actor, body.job_id, body.file, body.name, card)
+        return model_view(m, oversight=models_of(lab).oversees(actor, m))
 
 
 @router.get("/models")
 def list_models(actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        return {"items": [model_view(m) for m in models_of(lab).list_models(s, actor)]}
+        service = models_of(lab)
+        return {
+            "items": [
+                model_view(m, oversight=service.oversees(actor, m)) for m in service.list_models(s, actor)
+            ]
+        }
 
 
 @router.get("/models/{model_id}")
 def get_model(model_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        return model_view(models_of(lab).get(s, actor, model_id))
+        m = models_of(lab).get(s, actor, model_id)
+        return model_view(m, oversight=models_of(lab).oversees(actor, m))
 
 
 @router.post("/models/{model_id}/decision")
@@ -274,7 +285,7 @@ def decide_model(model_id: int, body: DecisionIn, actor: Actor, lab: LabDep) -> 
             rate_per_minute=body.rate_per_minute,
             daily_quota=body.daily_quota,
         )
-        return model_view(m)
+        return model_view(m, oversight=models_of(lab).oversees(actor, m))
 
 
 @router.post("/models/{model_id}/assessment")

@@ -253,7 +253,10 @@ def preview_page(request: Request, file_id: int, actor: Actor, lab: LabDep, page
 @router.get("/models")
 def models_page(request: Request, actor: Actor, lab: LabDep) -> Response:
     with lab.tx() as s:
-        models = [model_view(m) for m in models_of(lab).list_models(s, actor)]
+        models = [
+            model_view(m, oversight=models_of(lab).oversees(actor, m))
+            for m in models_of(lab).list_models(s, actor)
+        ]
         jobs = (
             airlock_of(lab).jobs_with_outbox(s, actor)
             if has_permission(actor, Permission.model_register)
@@ -307,7 +310,7 @@ def register_model(
 def model_page(request: Request, model_id: int, actor: Actor, lab: LabDep) -> Response:
     with lab.tx() as s:
         m = models_of(lab).get(s, actor, model_id)
-        view = model_view(m)
+        view = model_view(m, oversight=models_of(lab).oversees(actor, m))
         can_decide = models_of(lab)._may_decide(actor, m) and m.state == "pending"
         can_call = models_of(lab)._caller(s, actor, m) is not None
     return render(
@@ -374,7 +377,7 @@ def try_model(
         error = exc.message(lang_of(request))
     with lab.tx() as s:
         m = models_of(lab).get(s, actor, model_id)
-        view = model_view(m)
+        view = model_view(m, oversight=models_of(lab).oversees(actor, m))
         can_decide = models_of(lab)._may_decide(actor, m) and m.state == "pending"
     response = render(
         request,
