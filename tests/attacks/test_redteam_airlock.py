@@ -124,6 +124,8 @@ LOOKALIKE_TEXTS = {
     "armenian_in_latin": "hellօ world",  # Armenian օ inside a Latin word
     "math_bold": "𝐚ge group",  # mathematical bold a (NFC keeps it)
     "greek_omicron_word": "ο",  # Greek small omicron alone
+    "katakana_for_han": "人ロ 40",  # katakana ロ for 口 (人口: population)
+    "katakana_ka_for_han": "劳动カ",  # katakana カ for 力
 }
 
 
@@ -267,3 +269,11 @@ def test_svg_definitions_in_use_and_clip_paths_are_kept(lab_world: World) -> Non
     released = attempt(lab_world, {"chart.svg": data}).downloads["chart.svg"].decode()
     assert '<rect fill="none" height="50" width="50"/>' in released
     assert 'd="M0 0 L4 4"' in released and 'href="#i2"' in released
+
+
+@pytest.mark.parametrize("carrier", ["txt", "csv", "svg"])
+def test_kangxi_radicals_leave_as_the_ideographs_they_look_like(lab_world: World, carrier: str) -> None:
+    name, data = CARRIERS[carrier]("⼈口 40")  # U+2F08 KANGXI RADICAL MAN, then 口
+    out = attempt(lab_world, {name: data})
+    released = _released_text(out, name)
+    assert "\u2f08" not in released and "人口 40" in released

@@ -81,6 +81,34 @@ def _keep(ch: str) -> bool:
     return unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn")
 
 
+def _is_han(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" or "\U00020000" <= ch <= "\U0003134f"
+
+
+@functools.lru_cache(maxsize=1)
+def _han_lookalikes() -> frozenset[str]:
+    """Letters of other scripts that TR39 lists as confusable with a Han character (katakana
+    ロ for 口, カ for 力, ニ for 二, ー for 一…): in Chinese text a choice no reader sees."""
+    raw = resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text(encoding="utf-8")
+    table: dict[str, list[dict[str, str]]] = json.loads(raw)
+    return frozenset(
+        ch
+        for ch, glyphs in table.items()
+        if len(ch) == 1
+        and not _is_han(ch)
+        and unicodedata.category(ch)[0] == "L"
+        and any(len(g["c"]) == 1 and _is_han(g["c"]) for g in glyphs)
+    )
+
+
+def _radicals_to_ideographs(text: str) -> str:
+    """Kangxi and supplementary radicals (⼈ U+2F08) look exactly like their ideographs (人):
+    they become the ideograph where Unicode names one."""
+    if not any("\u2e80" <= ch <= "\u2fdf" for ch in text):
+        return text
+    return "".join(unicodedata.normalize("NFKC", ch) if "\u2e80" <= ch <= "\u2fdf" else ch for ch in text)
+
+
 @functools.lru_cache(maxsize=1)
 def _lookalikes() -> frozenset[str]:
     """Non-ASCII letters and digits that Unicode TR39 lists as confusable with an ASCII one."""
@@ -102,6 +130,14 @@ def _lookalikes() -> frozenset[str]:
 def _no_lookalike_words(text: str) -> None:
     """A word that could be read as ASCII but holds a look-alike from another script."""
     lookalikes = _lookalikes()
+    han_like = _han_lookalikes()
+    if any(ch in han_like for ch in text):
+        raise Refused(
+            "lookalike",
+            "文本中有与汉字形近的其他文字字符（如片假名“ロ”冒充“口”，可隐藏信息）",
+            "the text holds characters that look like Chinese characters but are not "
+            "(katakana ロ for 口…; a hidden channel)",
+        )
     for m in _WORD.finditer(text):
         word = m.group(0)
         if word.isascii() or not any(ch in lookalikes for ch in word):
@@ -136,10 +172,10 @@ def _no_mixed_scripts(text: str) -> None:
 def normalise(text: str) -> tuple[str, int]:
     """The normalised text and the number of characters removed."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n").replace("\u2029", "\n")
-    kept = "".join(_space(ch) for ch in text if _keep(ch)).translate(_FULLWIDTH)
+    kept = _radicals_to_ideographs("".join(_space(ch) for ch in text if _keep(ch)).translate(_FULLWIDTH))
     removed = len(text) - len(kept)
     _no_mixed_scripts(kept)
-    _no_lookalike_words(kept)
+    _no_lookalike_words(unicodedata.normalize("NFC", kept))  # compatibility ideographs folded first
     lines = [line.rstrip(" \t\u3000") for line in unicodedata.normalize("NFC", kept).split("\n")]
     while lines and lines[-1] == "":
         lines.pop()
