@@ -330,3 +330,51 @@ def test_work_larger_than_memory_spills_only_inside_the_data_dir(
         runner.close()
     assert Path(setting).is_relative_to(tmp_path / "lab" / "prepared" / "tmp")
     assert not (tmp_path / ".tmp").exists()
+
+
+def test_row_integers_are_prepared_in_full_and_appended_layers_alike(tmp_path: Path) -> None:
+    """``__i_<col>`` is ``fixedpoint.row_int_sql`` over ``__c_<col>``, row by row, in every layer.
+
+    Values the clamp must absorb (NULL, NaN, ±inf, far outside the bounds) are in both the base
+    and the appended batch, so preparing never fails on a row and the integers stay in range.
+    """
+    from countylab.privacy.fixedpoint import encoding, row_int_sql
+
+    res = make_residents(1500)
+    res["pid"] = res["pid"] % 600
+    res["income"] = res["income"].astype(float)
+    res.loc[2:5, "income"] = [float("nan"), float("inf"), -float("inf"), -5e300]
+    res["age"] = res["age"].astype(float)
+    res.loc[6, "age"] = None
+    first, batch = tmp_path / "part-0.parquet", tmp_path / "batch.parquet"
+    res.to_parquet(first)
+    more = make_residents(200, seed=9)
+    more["pid"] = more["pid"] % 800
+    more["income"] = more["income"].astype(float)
+    more.loc[0:2, "income"] = [float("nan"), 1e308, -1.0]
+    more["age"] = more["age"].astype(float)
+    more.to_parquet(batch)
+    runner = InProcessRunner(_limits(tmp_path / "lab"))
+    v1, v2 = _spec([first], "1"), _spec([first, batch], "2")
+    try:
+        runner.prepare([v1])
+        runner.prepare([v2])
+        store = runner._tables.store
+        prep = store.load(store.key(v2))
+        assert prep is not None and len(prep.layers) == 2  # the batch is a layer, not a re-preparation
+        for col in ("income", "age"):
+            b = v2.columns[col].bounds()
+            assert b is not None
+            enc = encoding(b)
+            types = {r[0]: r[1] for r in runner.run([v2], ["DESCRIBE residents"])[0]}
+            assert types[f"__i_{col}"] == "INTEGER"
+            check = (
+                f"SELECT count(*), count(*) FILTER (WHERE __i_{col} IS DISTINCT FROM "
+                f"{row_int_sql(f'__c_{col}', b)}), min(__i_{col}), max(__i_{col}) FROM residents"
+            )
+            for spec in (v1, v2):
+                n, bad, lo, hi = runner.run([spec], [check])[0][0]
+                assert n == (1500 if spec is v1 else 1700) and bad == 0
+                assert enc.y_lo <= lo and hi <= enc.y_hi
+    finally:
+        runner.close()

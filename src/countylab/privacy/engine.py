@@ -31,12 +31,17 @@ from countylab.privacy.planner import QueryPlan, build_plan
 from countylab.privacy.release import Noisy, Rows, add_noise, agg_cell, released_keys
 from countylab.privacy.result import DPResult, Interval, QueryFailed
 from countylab.privacy.spec import EngineSettings, TableSpec, tables_by_name
-from countylab.privacy.sqlcheck import QueryModel, parse_query
+from countylab.privacy.sqlcheck import Lru, QueryModel, parse_query, tables_key
 from countylab.privacy.worker import ExactRunner, InProcessRunner
 
 T = TypeVar("T")
 
 __all__ = ["DPEngine", "QueryFailed", "padded"]
+
+# A plan is a pure function of (text, permitted tables, settings, ε, δ): parsing, pricing and
+# fingerprinting cost ~2 ms a query, so a repeated question (the gateway plans each request
+# twice; analysts re-run questions) reuses it.  Only successful plans are kept.
+_PLANS: Lru[QueryPlan] = Lru(512)
 
 
 def padded(bucket_s: float, fn: Callable[[], T]) -> T:
@@ -67,8 +72,16 @@ class DPEngine:
 
     def plan(self, sql: str, epsilon: float, delta: float | None = None) -> QueryPlan:
         """Validate and price ``sql``; touches no data.  ``plan.cost`` is the exact (ε, δ)."""
-        model = parse_query(sql, self.tables, self.settings.limits.max_result_rows)
-        return build_plan(model, epsilon, self.settings, delta)
+
+        def make() -> QueryPlan:
+            model = parse_query(sql, self.tables, self.settings.limits.max_result_rows)
+            return build_plan(model, epsilon, self.settings, delta)
+
+        plain = type(epsilon) in (int, float) and type(delta) in (int, float, type(None))
+        if not (isinstance(sql, str) and plain):
+            return make()
+        key = (sql, tables_key(self.tables), self.settings, repr(float(epsilon)), repr(delta))
+        return _PLANS.get_or(key, make)
 
     def execute(self, plan: QueryPlan) -> DPResult:
         """Release the noisy answer of a plan whose cost has already been charged.

@@ -27,6 +27,7 @@ from typing import Literal
 from countylab.errors import ValidationFailed
 from countylab.privacy.canonical import canonical_key
 from countylab.privacy.fixedpoint import FixedPoint, fixed_point, row_int_sql
+from countylab.privacy.prepared_build import integer_name
 from countylab.privacy.sandboxed_duckdb import clamped_name
 from countylab.privacy.spec import EngineSettings
 from countylab.privacy.sqlcheck import QueryModel
@@ -114,9 +115,9 @@ class Relation:
         return self._row_int(column)
 
     def _row_int(self, column: str) -> str:
-        if self.integer_columns:
+        if self.integer_columns:  # precomputed when the version was prepared (``__i_<col>``)
             table, name = column.rsplit(".", 1)
-            return f'{table}."__i_{name.strip(chr(34))}"'
+            return f'{table}."{integer_name(name.strip(chr(34)))}"'
         return row_int_sql(clamped(column), self.bounds[column])
 
     def not_null(self, column: str) -> str:

@@ -1,7 +1,10 @@
 """Prepared dataset versions: each table version made ready for the DP engine once, on disk.
 
-Why: the DP engine reads clamped copies of numeric columns (``__c_<col>``), a per-unit row
-number (``__rank``, 1-based, ordered by a seeded hash of the row) and that hash (``__h``).
+Why: the DP engine reads clamped copies of numeric columns (``__c_<col>``), their fixed-point
+row integers (``__i_<col>``, ``fixedpoint.row_int_sql`` of the clamped value: a function of the
+value and the steward's bounds, both part of the key, so exact sums are plain integer sums), a
+per-unit row number (``__rank``, 1-based, ordered by a seeded hash of the row) and that hash
+(``__h``).
 Computing them on every query would make DP queries slower than raw ones; keeping them in
 worker memory made the worker hold whole tables.  So a version is prepared once into a DuckDB
 file inside the lab's data directory, ``<data_dir>/prepared/<key>.duckdb`` (written under a

@@ -18,9 +18,12 @@ from typing import Any
 
 import duckdb
 
+from countylab.privacy.fixedpoint import row_int_sql
 from countylab.privacy.spec import ColumnKind, TableSpec
 
-FORMAT = 1  # bump when the layout of a prepared table changes: old files are then ignored
+# Bump when the layout of a prepared table changes: old files are then ignored (the format is
+# part of every prepared key).  2: ``__i_<col>`` row integers beside ``__c_<col>``.
+FORMAT = 2
 MAX_DELTAS = 8
 ENUM_MAX = 10_000
 CONFIG: dict[str, str | bool | int | float | list[str]] = {
@@ -42,6 +45,16 @@ def lit(text: str) -> str:
 def clamped_name(column: str) -> str:
     """Hidden column holding ``column`` clamped to its steward bounds (NULL → midpoint)."""
     return f"__c_{column}"
+
+
+def integer_name(column: str) -> str:
+    """Hidden column holding the fixed-point row integer of ``column``'s clamped value.
+
+    ``fixedpoint.row_int_sql`` over the clamped value: a function of that value and the
+    steward's bounds only (both part of the prepared key), so it is the same integer the
+    planner would otherwise compute per query, computed once per row here.
+    """
+    return f"__i_{column}"
 
 
 def source_ids(paths: Sequence[str]) -> list[str]:
@@ -93,14 +106,21 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:40]
 
 
-def _clamp(spec: TableSpec, col: str) -> str | None:
+def _clamp(spec: TableSpec, col: str) -> list[str]:
+    """The hidden columns of ``col``: its clamped copy and its row integer (none if not bounded).
+
+    Both are total over any value of the column (NULL → midpoint; NaN and ±inf clamp to a
+    bound), so preparing a version never fails on a row, and the INTEGER cast cannot overflow
+    (the row integer of a value within the bounds stays below 2^21, see ``fixedpoint``).
+    """
     pol = spec.columns[col]
     b = pol.bounds()
     if pol.kind is not ColumnKind.NUMERIC or b is None:
-        return None
+        return []
     lo, hi = b
     value = f"coalesce(CAST({q(col)} AS DOUBLE), {(lo + hi) / 2!r})"
-    return f"greatest({lo!r}, least({hi!r}, {value})) AS {q(clamped_name(col))}"
+    clamped = f"greatest({lo!r}, least({hi!r}, {value}))"
+    return [f"{clamped} AS {q(clamped_name(col))}", f"{row_int_sql(clamped, b)} AS {q(integer_name(col))}"]
 
 
 class Fallback(Exception):
@@ -135,9 +155,7 @@ class Builder:
         exprs = []
         for col in cols:
             exprs.append(f"CAST({q(col)} AS {q('__enum_' + col)}) AS {q(col)}" if col in enums else q(col))
-            clamp = _clamp(spec, col)
-            if clamp is not None:
-                exprs.append(clamp)
+            exprs.extend(_clamp(spec, col))
         h = f"hash({int(self.seed)}, {', '.join(q(c) for c in cols)})"
         return exprs, h
 
@@ -172,9 +190,7 @@ class Builder:
             outer = []
             for col in spec.columns:
                 outer.append(q(col))
-                clamp = _clamp(spec, col)
-                if clamp is not None:
-                    outer.append(clamp)
+                outer.extend(_clamp(spec, col))
             con.execute(
                 f"CREATE TABLE {q(spec.name)} AS SELECT {', '.join(outer)}, "
                 f"CAST({rank} AS INTEGER) AS __rank, __h "

@@ -142,9 +142,10 @@ class EngineSettings:
     quantile_bins: int = 64
     confidence: float = 0.95
     bound_seed: int = 0
-    # True once prepared tables carry ``__i_<col>``, the fixed-point row integer of each bounded
-    # numeric column (``fixedpoint.row_int_sql`` over ``__c_<col>``); False: computed per query.
-    integer_columns: bool = False
+    # Prepared tables (format 2 on) carry ``__i_<col>``, the fixed-point row integer of each
+    # bounded numeric column (``fixedpoint.row_int_sql`` over ``__c_<col>``), and the planner
+    # sums it; False computes the same integers per query (a runner over another layout).
+    integer_columns: bool = True
 
 
 def tables_by_name(specs: Sequence[TableSpec]) -> dict[str, TableSpec]:

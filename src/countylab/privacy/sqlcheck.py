@@ -18,9 +18,11 @@ Analytics' ``join_private``); public tables join on any declared joinable column
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import sqlglot
 from sqlglot import exp
@@ -312,8 +314,60 @@ def _parse_tree(sql: str) -> exp.Select:
     return tree
 
 
+V = TypeVar("V")
+
+
+class Lru(Generic[V]):
+    """A small thread-safe LRU map for pure functions of their key (only successes are kept)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[Hashable, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or(self, key: Hashable, make: Callable[[], V]) -> V:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+        value = make()  # raises: nothing is kept
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+def tables_key(permitted: Mapping[str, TableSpec]) -> tuple[tuple[str, str], ...]:
+    """Everything about the permitted tables a model depends on, as a hashable key.
+
+    ``repr`` of a frozen ``TableSpec`` spells out every field (files, unit, k, version, each
+    column's kind, bounds, key set and join rules, with their types), and is recomputed on every
+    call, so a spec whose content changed can never hit an entry made for the old content.
+    """
+    return tuple((name, repr(spec)) for name, spec in permitted.items())
+
+
+# Parsing and validating one text costs ~2 ms of sqlglot per query; the model is a pure function
+# of (text, permitted tables, key cap), so a repeated question reuses it.  Refusals are not
+# kept: they are recomputed (and raise) every time.
+_MODELS: Lru[QueryModel] = Lru(512)
+
+
 def parse_query(sql: str, permitted: Mapping[str, TableSpec], max_keys: int) -> QueryModel:
     """Validate ``sql`` against the allow-list and metadata; return its bounded model."""
+    if not isinstance(sql, str):
+        return _parse_query(sql, permitted, max_keys)
+    key = (sql, int(max_keys), tables_key(permitted))
+    return _MODELS.get_or(key, lambda: _parse_query(sql, permitted, max_keys))
+
+
+def _parse_query(sql: str, permitted: Mapping[str, TableSpec], max_keys: int) -> QueryModel:
     tree = _parse_tree(sql)
     scope = _Scope(permitted)
     frm = tree.args.get("from_")
