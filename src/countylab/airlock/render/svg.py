@@ -3,8 +3,9 @@
 Only drawing elements survive (shapes, paths, text, groups, gradients, clip paths, ``use``
 of a local id); only presentation attributes survive, and their values are checked:
 
-* numbers are rounded to two decimals and colours lose their two low bits per channel, so
-  digits and colours cannot carry a low-order payload;
+* numbers are rounded to one decimal (a tenth of a pixel) and kept within ±100,000, and colours
+  keep 16 levels per channel, so digits and colours carry no low-order payload a checker cannot
+  see;
 * ids are renamed ``i1, i2…`` (references follow), fonts come from a short list;
 * ``style`` declarations become attributes through the same allow-list.
 
@@ -79,15 +80,17 @@ _TEXTUAL = frozenset({"text", "tspan"})
 _PATH = re.compile(r"^[MmLlHhVvCcSsQqTtAaZzeE0-9.,+\-\s]*$")
 _TRANSFORM_CHARS = re.compile(r"^[A-Za-z0-9.,+\-\s()]*$")
 _TRANSFORMS = frozenset({"matrix", "translate", "scale", "rotate", "skewX", "skewY"})
+MAX_COORD = 100_000.0
 _PLAIN = re.compile(r"^[-+0-9.,eE\s]*(%|px|pt|em)?$")
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 
 
 def _round(match: re.Match[str]) -> str:
-    v = round(float(match.group(0)), 2)
-    if not math.isfinite(v) or abs(v) > 1e9:
+    v = round(float(match.group(0)), 1)
+    if not math.isfinite(v):
         return "0"
-    return f"{v:.2f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
+    v = max(-MAX_COORD, min(MAX_COORD, v))  # far off the canvas is nowhere to hide digits
+    return f"{v:.1f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
 
 
 def _color(value: str) -> str | None:
@@ -104,7 +107,7 @@ def _color(value: str) -> str | None:
         rgb = [min(int(x), 255) for x in m2.groups()]
     if rgb is None:
         return None
-    return "#" + "".join(f"{c & 0xFC:02x}" for c in rgb)
+    return "#" + "".join(f"{round(c / 17) * 17:02x}" for c in rgb)
 
 
 class _Cleaner:
@@ -317,7 +320,7 @@ def render_svg(data: bytes, limits: Limits) -> Rendering:
             "svg_rewritten",
             "SVG 已按白名单重写：注释、元数据、脚本、data-* 属性和外部引用已删除，数字和颜色已取整",
             "the SVG was rewritten through an allow-list: comments, metadata, scripts, data-* "
-            "attributes and external references removed; numbers and colours rounded",
+            "attributes and external references removed; numbers (0.1) and colours (16 levels) rounded",
         )
     ]
     return Rendering("svg", "image/svg+xml", source.encode(), [image, src, texts, facts], notes)
