@@ -40,7 +40,7 @@ class BodyTooLarge(TooLarge):
         super().__init__(
             f"请求体超过 {mb} MiB 的上限",
             f"the request body exceeds the {mb} MiB limit",
-            reason="body_too_large",
+            reason="too_large",
             limit_bytes=limit,
             route_class=kind,
         )
@@ -122,7 +122,7 @@ async def _refuse(scope: Scope, send: Send, limit: int, kind: str) -> None:
     body = errors.error_body(
         "too_large",
         f"请求体超过 {mb} MiB 的上限 / the request body exceeds the {mb} MiB limit",
-        {"reason": "body_too_large", "limit_bytes": limit, "route_class": kind},
+        {"reason": "too_large", "limit_bytes": limit, "route_class": kind},
     )
     response = JSONResponse(body, 413, headers={"Connection": "close"})
 
