@@ -32,12 +32,24 @@ name = "output_library"
 FREE_FORM = "free_form"
 MAX_SIDECAR = 8 * 2**20  # larger claims are not read: the file is then free-form
 
-__all__ = ["copy_sidecar", "is_free_form", "is_sidecar", "library_table", "stored_sidecar"]
+__all__ = [
+    "applies_to",
+    "copy_sidecar",
+    "is_free_form",
+    "is_sidecar",
+    "library_table",
+    "name",
+    "run",
+    "stored_sidecar",
+]
 
 
 class _Entry(Protocol):
-    name: str
-    path: Path
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def path(self) -> Path: ...
 
 
 def copy_sidecar(entries: Sequence[_Entry], output_name: str, dest: Path) -> None:
