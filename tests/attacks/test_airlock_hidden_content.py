@@ -333,7 +333,7 @@ def test_png_lsb_payload_does_not_survive_release(lab_world: World) -> None:
     low = np.asarray(Image.open(io.BytesIO(released)).convert("RGB")) % 4
     before = np.asarray(Image.open(io.BytesIO(original)).convert("RGB")).astype(int)
     after = np.asarray(Image.open(io.BytesIO(released)).convert("RGB")).astype(int)
-    assert np.abs(before - after).max() <= 3  # the picture is the same to the eye
+    assert np.abs(before - after).max() <= 9  # 16 levels per channel: the same picture to the eye
     assert len(np.unique(low)) <= 4 and out.previews["chart.png"][0]["section"]["kind"] == "image"
 
 
