@@ -19,6 +19,37 @@ PG_URL = os.environ.get("COUNTYLAB_TEST_PG_URL", "")
 REQUIRE_PG = os.environ.get("COUNTYLAB_TEST_REQUIRE_PG") == "1"
 
 
+def _missing_capabilities() -> list[str]:
+    """What the whole suite needs on this machine; ``make test`` installs all of it."""
+    import importlib.util
+    import shutil
+
+    from countylab.sandbox import sandbox_available
+
+    missing = []
+    if not sandbox_available():
+        missing.append("a working bubblewrap sandbox and the countylab-sandbox user")
+    if not Path("/usr/bin/chromium").exists():
+        missing.append("Chromium at /usr/bin/chromium")
+    if shutil.which("tesseract") is None:
+        missing.append("Tesseract OCR")
+    if importlib.util.find_spec("ray") is None:
+        missing.append("Ray (pip extra `dev`)")
+    return missing
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under ``make test`` a missing capability fails the run at once, instead of letting the
+    tests that need it skip (a skipped sandbox test is a failure, not a pass)."""
+    if not REQUIRE_PG:
+        return
+    missing = _missing_capabilities()
+    if missing:
+        raise pytest.UsageError(
+            "make test needs " + "; ".join(missing) + " — run `bash scripts/system-deps.sh test` as root"
+        )
+
+
 def _pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
     if not PG_URL:
