@@ -103,7 +103,12 @@ def download(
 @model_app.command("register")
 def register_model(
     job: Annotated[int, typer.Option("--job", help="Job id whose outbox holds the model file.")],
-    file: Annotated[str, typer.Option("--file", help="The model file in the outbox.")],
+    file: Annotated[
+        str,
+        typer.Option(
+            "--file", help="An output declared `kind: model` in countylab.yaml, as <action>/<path>."
+        ),
+    ],
     name: Annotated[str, typer.Option(help="Model name.")],
     input_: Annotated[list[str], typer.Option("--input", help="Input feature, in order; repeatable.")],
     output: Annotated[
