@@ -337,7 +337,13 @@ class ReleaseMixin:
         reviewer = self.is_independent_reviewer(actor, req)
         member = actor.is_system or req.project_id in actor.project_ids
         if not reviewer and not member:
-            authorize(actor, Permission.release_read, project_id=req.project_id, target=f"release:{req.id}")
+            authorize(  # stewards and admins oversee every project's requests (reading only)
+                actor,
+                Permission.release_read,
+                project_id=req.project_id,
+                oversight=True,
+                target=f"release:{req.id}",
+            )
         decided = req.state not in (ReleaseState.under_review.value, ReleaseState.submitted.value)
         votes = self.votes(s, req)
         names = _usernames(s, [int(v.voter_id) for v in votes])

@@ -50,13 +50,18 @@ def authorize(
     *,
     project_id: int | None = None,
     project_owner: bool = False,
+    oversight: bool = False,
     org_id: int | None = None,
     target: str = "",
 ) -> None:
     """Raise PermissionDenied unless ``principal`` may exercise ``permission``.
 
-    ``project_id``: the permission is scoped to that project (members, or oversight roles).
-    ``project_owner``: additionally the principal must own the project (or be admin/operator).
+    ``project_id``: the permission is scoped to that project: its members only.  Members-only is
+    the default because a forgotten option must fail closed: a caller that lets stewards and
+    checkers in without membership says so with ``oversight=True``, and only for reading.
+    ``oversight``: with ``project_id``, oversight roles (``OVERSIGHT_ROLES``) pass without being
+    members (they watch every project; they never act inside one).
+    ``project_owner``: instead the principal must own the project (or be admin/operator).
     ``org_id``: the permission is scoped to that organisation (its own members, or admins).
     """
     if principal.is_system:
@@ -68,8 +73,10 @@ def authorize(
         if project_owner:
             if not staff and project_id not in principal.owned_project_ids:
                 raise _denied(permission, target, "project_owner")
-        elif project_id not in principal.project_ids and not principal.roles & OVERSIGHT_ROLES:
-            raise _denied(permission, target, "project_member")
+        else:
+            watcher = oversight and bool(principal.roles & OVERSIGHT_ROLES)
+            if project_id not in principal.project_ids and not watcher:
+                raise _denied(permission, target, "project_member")
     if org_id is not None and Role.admin not in principal.roles and principal.org_id != org_id:
         raise _denied(permission, target, "organisation")
 

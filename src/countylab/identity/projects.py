@@ -67,7 +67,9 @@ def get_project(session: Session, actor: Principal, project_id: int) -> Project:
     project = session.get(Project, project_id)
     if project is None:
         raise NotFound(f"项目 {project_id} 不存在", f"Project {project_id} not found")
-    authorize(actor, Permission.project_read, project_id=project_id, target=f"project:{project_id}")
+    authorize(
+        actor, Permission.project_read, project_id=project_id, oversight=True, target=f"project:{project_id}"
+    )
     return project
 
 

