@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv (Python >= 3.11) and install countylab and its client; "dev" adds test tools.
+# Third-party versions come from constraints.txt (scripts/refresh_constraints.py writes it); the
+# client is named on the same command line as the lab, so pip satisfies the lab's
+# `countylab-client==…` requirement with this checkout's ./client, never with an index.
 set -euo pipefail
 extra="${1:-}"
 cd "$(dirname "$0")/.."
@@ -10,12 +13,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=".venv/.installed-${extra:-base}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ client/pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ client/pyproject.toml -nt "$stamp" ] \
+  || [ constraints.txt -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   if [ "$extra" = "dev" ]; then
-    .venv/bin/python -m pip install -q -e '.[dev]' -e ./client
+    .venv/bin/python -m pip install -q -c constraints.txt -e ./client -e '.[dev]'
   else
-    .venv/bin/python -m pip install -q -e . -e ./client
+    .venv/bin/python -m pip install -q -c constraints.txt -e ./client -e .
   fi
   touch "$stamp"
 fi
