@@ -256,21 +256,88 @@ def token_create(
 
 
 @audit_app.command("verify")
-def audit_verify(data_dir: DataDir = None, config: Config = None) -> None:
-    """Walk the audit hash chain; report the first tampered event (exit 1) or OK."""
-    from countylab import audit
+def audit_verify(
+    data_dir: DataDir = None,
+    config: Config = None,
+    public_key: Annotated[
+        str | None, typer.Option("--public-key", help="Trusted Ed25519 public key (hex) of the checkpoints.")
+    ] = None,
+    witness_dir: Annotated[
+        Path | None, typer.Option("--witness-dir", help="Witness folder (default: audit_witness_dir).")
+    ] = None,
+) -> None:
+    """Check the hash chain against the signed checkpoints; name each failed check (exit 1) or OK."""
+    from countylab.audit import checkpoints, keys
+    from countylab.audit.verifier import verify_with_witness
+    from countylab.audit.witness import Witness
 
-    lab = _lab(_settings(data_dir, config))
-    with lab.tx() as s:
-        report = audit.verify(s)
-    if report.ok:
-        out.print(f"[green]✔ audit chain intact[/]: {report.events} events / 审计链完整")
+    settings = _settings(data_dir, config)
+    trusted = keys.trusted_public_key(public_key or settings.audit_public_key, checkpoints.key_path(settings))
+    witness = Witness(witness_dir or checkpoints.witness_path(settings))
+    lab = _lab(settings)
+    try:
+        with lab.read() as s:
+            verdict = verify_with_witness(s, witness, trusted)
+    finally:
+        lab.close()
+    for note in verdict.notes:
+        err.print(f"note: {note.en} / {note.zh}", markup=False, highlight=False)
+    if verdict.ok:
+        last = verdict.last
+        at = f" (last at event {last.event_id})" if last else ""
+        signed = f", {verdict.checkpoints} signed checkpoints{at}"
+        out.print(f"[green]✔ audit chain intact[/]: {verdict.events} events{signed} / 审计链完整")
         return
-    err.print(
-        f"✘ audit chain broken at event {report.first_bad_id}: {report.problem} / "
-        f"审计链在第 {report.first_bad_id} 号事件处被篡改"
-    )
+    shown = verdict.findings[:20]
+    for f in shown:
+        err.print(f"✘ [{f.check}] {f.en} / {f.zh}", markup=False, highlight=False, soft_wrap=True)
+    if len(verdict.findings) > len(shown):
+        more = len(verdict.findings) - len(shown)
+        err.print(f"… and {more} more / 另有 {more} 处")
     raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(data_dir: DataDir = None, config: Config = None) -> None:
+    """Sign the audit chain head into the witness now (skipped when the newest checkpoint has it)."""
+    from countylab.audit.checkpoints import CheckpointService
+
+    settings = _settings(data_dir, config)
+    lab = _lab(settings)
+    try:
+        service = CheckpointService.from_settings(settings, lab.read_sessions)
+        checkpoint, wrote = service.run_once()
+    finally:
+        lab.close()
+    verb = "signed" if wrote else "already signed"
+    out.print(
+        f"checkpoint {checkpoint.seq} {verb}: event {checkpoint.event_id}, head {checkpoint.head} "
+        f"/ 检查点 {checkpoint.seq}：第 {checkpoint.event_id} 号事件"
+    )
+    print(checkpoint.line())
+
+
+@audit_app.command("public-key")
+def audit_public_key(data_dir: DataDir = None, config: Config = None) -> None:
+    """Print the checkpoints' public key (hex), to pin in audit_public_key or hand to an auditor."""
+    from countylab.audit import checkpoints, keys
+
+    settings = _settings(data_dir, config)
+    print(keys.public_hex(keys.load_or_create(checkpoints.key_path(settings)).public_key()))
+
+
+@audit_app.command("grant-app-role")
+def audit_grant_app_role(
+    role: Annotated[str, typer.Argument(help="PostgreSQL role the server connects as.")],
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """PostgreSQL: give ROLE the rights to run the lab (DML, append-only audit), no DDL; run as owner."""
+    from countylab.storage.roles import grant_app_role
+
+    settings = _settings(data_dir, config)
+    grant_app_role(settings, role)
+    out.print(f"granted app role '{role}' DML rights, no DDL / 已授予应用角色“{role}”数据读写权限（无 DDL）")
 
 
 def main(argv: list[str] | None = None) -> int:

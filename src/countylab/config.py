@@ -133,6 +133,29 @@ class Settings(BaseSettings):
         ),
     )
     dp_threads: int = Field(default=2, ge=1, le=256, description="DuckDB threads of each DP query worker.")
+    database_admin_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the owner role that runs migrations (PostgreSQL); empty means "
+        "database_url. Serve with database_url naming an app role without DDL rights.",
+    )
+    audit_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 private key signing audit checkpoints, created 0600 on first use; empty "
+        "means data_dir/audit/checkpoint.key. Move it where the database owner cannot read it.",
+    )
+    audit_public_key: str = Field(
+        default="",
+        description="Hex Ed25519 public key that `audit verify` trusts; empty means the .pub file "
+        "beside audit_key_file. Pin it so that a replaced key file is noticed.",
+    )
+    audit_witness_dir: Path | None = Field(
+        default=None,
+        description="Append-only folder getting one signed JSON line per audit checkpoint, one file a "
+        "day; empty means data_dir/audit-witness. Put it where the database owner cannot rewrite it.",
+    )
+    audit_checkpoint_interval_s: float = Field(
+        default=300, gt=0, description="Seconds between audit checkpoints (written only when the head moved)."
+    )
 
     @field_validator("default_lang")
     @classmethod

@@ -16,12 +16,15 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from countylab.storage.models import AuditEvent, AuditHead
+
+if TYPE_CHECKING:
+    from countylab.identity.access import Principal
 
 GENESIS = "0" * 64
 
@@ -110,58 +113,106 @@ def append(
     return AuditRecord(new_id, ts, actor_id, actor, action, target, outcome, details or {}, digest)
 
 
+def record(
+    session: Session,
+    actor: Principal | None,
+    action: str,
+    target: str = "",
+    *,
+    outcome: str = "ok",
+    **details: Any,
+) -> AuditRecord:
+    """Audit what ``actor`` did, in the caller's transaction; ``None`` means the lab itself.
+
+    The everyday form of :func:`append`: services already hold a ``Principal``, so they pass
+    it whole instead of spelling out its id and name at every call (where they drifted).
+    ``outcome`` is ``ok``, ``denied`` or ``failed``; every other keyword is a detail.
+    """
+    return append(
+        session,
+        actor_id=actor.user_id if actor is not None else None,
+        actor=actor.username if actor is not None else "system",
+        action=action,
+        target=target,
+        details=details,
+        outcome=outcome,
+    )
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     ok: bool
     events: int
     first_bad_id: int | None = None
     problem: str = ""
+    last_hash: str = GENESIS
 
 
-def _rows(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
-    last = 0
+def _rows(
+    session: Session, *, after: int = 0, upto: int | None = None, batch: int = 5000
+) -> Iterator[AuditEvent]:
+    last = after
     while True:
-        rows = list(
-            session.execute(
-                select(AuditEvent).where(AuditEvent.id > last).order_by(AuditEvent.id).limit(batch)
-            ).scalars()
-        )
+        q = select(AuditEvent).where(AuditEvent.id > last).order_by(AuditEvent.id).limit(batch)
+        if upto is not None:
+            q = q.where(AuditEvent.id <= upto)
+        rows = list(session.execute(q).scalars())
         if not rows:
             return
         yield from rows
         last = rows[-1].id
 
 
-def verify(session: Session) -> VerifyReport:
-    """Walk the whole chain in id order; report the first event that does not check out."""
-    prev = GENESIS
-    expected_id = 1
+def recompute(ev: AuditEvent) -> str:
+    """The hash an event's stored content implies (what a checkpoint compares with)."""
+    return event_hash(
+        id=ev.id,
+        ts=ev.ts,
+        actor_id=ev.actor_id,
+        actor=ev.actor,
+        action=ev.action,
+        target=ev.target,
+        outcome=ev.outcome,
+        details=ev.details,
+        prev_hash=ev.prev_hash,
+    )
+
+
+def check_segment(session: Session, *, after_id: int, after_hash: str, upto_id: int | None) -> VerifyReport:
+    """Walk events ``after_id+1 … upto_id`` (or the end), starting from the trusted ``after_hash``.
+
+    ``events`` counts the events walked; on success ``problem`` is empty and the last hash is
+    the one of event ``upto_id`` (read it with :func:`segment_end`).  Checkpoints use this to
+    check only what was appended since the last signed head before signing a new one.
+    """
+    prev = after_hash
+    expected_id = after_id + 1
     count = 0
-    for ev in _rows(session):
+    for ev in _rows(session, after=after_id, upto=upto_id):
         if ev.id != expected_id:
             return VerifyReport(False, count, expected_id, "missing event (deleted row)")
         if ev.prev_hash != prev:
             return VerifyReport(False, count, ev.id, "link to previous event broken")
-        recomputed = event_hash(
-            id=ev.id,
-            ts=ev.ts,
-            actor_id=ev.actor_id,
-            actor=ev.actor,
-            action=ev.action,
-            target=ev.target,
-            outcome=ev.outcome,
-            details=ev.details,
-            prev_hash=ev.prev_hash,
-        )
-        if recomputed != ev.hash:
+        if recompute(ev) != ev.hash:
             return VerifyReport(False, count, ev.id, "content does not match its hash (edited)")
         prev = ev.hash
         expected_id += 1
         count += 1
+    if upto_id is not None and expected_id != upto_id + 1:
+        return VerifyReport(False, count, expected_id, "missing event (deleted row)")
+    return VerifyReport(True, count, None, "", last_hash=prev)
+
+
+def verify(session: Session) -> VerifyReport:
+    """Walk the whole chain in id order; report the first event that does not check out."""
+    report = check_segment(session, after_id=0, after_hash=GENESIS, upto_id=None)
+    if not report.ok:
+        return report
+    count, prev = report.events, report.last_hash
     head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
     if head.last_id != count or head.last_hash != prev:
         return VerifyReport(False, count, count + 1, "chain head does not match the last event (truncated)")
-    return VerifyReport(True, count)
+    return VerifyReport(True, count, last_hash=prev)
 
 
 def to_record(ev: AuditEvent) -> AuditRecord:
