@@ -22,8 +22,8 @@ import uvicorn
 
 from countylab.bootstrap import DEMO_PASSWORD
 from countylab.web.app import create_app
+from tests.capabilities import CHROMIUM, need
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -35,18 +35,10 @@ ARGS = [
 
 
 def require_browser() -> Any:
-    problem = None
-    if not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is missing (install chromium; never `playwright install`)"
-    else:
-        try:
-            from playwright import sync_api
-        except ImportError:
-            problem = "the playwright package is not installed (pip install -e .[dev])"
-    if problem:
-        if os.environ.get("COUNTYLAB_TEST_REQUIRE_PG") == "1":
-            pytest.fail(f"browser test required by the test script but {problem}")
-        pytest.skip(problem)
+    """Playwright's sync API; skips without Chromium, fails under ``make test`` (tests.capabilities)."""
+    need("browser")
+    from playwright import sync_api
+
     return sync_api
 
 

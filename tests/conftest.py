@@ -13,49 +13,19 @@ from sqlalchemy import create_engine, text
 from countylab.lab import Lab
 from tests.support import build_lab, create_user
 
-pytest_plugins = ["tests.browser"]  # the `browser` and `artifacts` fixtures for UI tests
+# tests.capabilities: the `needs` marker, the required-capability guard and strict mode (no skips
+# under `make test`); tests.browser: the `browser` and `artifacts` fixtures for UI tests.  Neither is
+# imported above: a plugin module imported before it is registered escapes assertion rewriting.
+pytest_plugins = ["tests.capabilities", "tests.browser"]
 
 PG_URL = os.environ.get("COUNTYLAB_TEST_PG_URL", "")
-REQUIRE_PG = os.environ.get("COUNTYLAB_TEST_REQUIRE_PG") == "1"
-
-
-def _missing_capabilities() -> list[str]:
-    """What the whole suite needs on this machine; ``make test`` installs all of it."""
-    import importlib.util
-    import shutil
-
-    from countylab.sandbox import sandbox_available
-
-    missing = []
-    if not sandbox_available():
-        missing.append("a working bubblewrap sandbox and the countylab-sandbox user")
-    if not Path("/usr/bin/chromium").exists():
-        missing.append("Chromium at /usr/bin/chromium")
-    if shutil.which("tesseract") is None:
-        missing.append("Tesseract OCR")
-    if importlib.util.find_spec("ray") is None:
-        missing.append("Ray (pip extra `dev`)")
-    return missing
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Under ``make test`` a missing capability fails the run at once, instead of letting the
-    tests that need it skip (a skipped sandbox test is a failure, not a pass)."""
-    if not REQUIRE_PG:
-        return
-    missing = _missing_capabilities()
-    if missing:
-        raise pytest.UsageError(
-            "make test needs " + "; ".join(missing) + " — run `bash scripts/system-deps.sh test` as root"
-        )
 
 
 def _pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
-    if not PG_URL:
-        if REQUIRE_PG:
-            pytest.fail("COUNTYLAB_TEST_PG_URL is not set although the test script requires PostgreSQL")
-        pytest.skip("PostgreSQL not available (run the suite with `make test`)")
+    from tests.capabilities import need
+
+    need("postgresql")  # skips with plain pytest, fails under scripts/test.sh
     name = "t_" + uuid.uuid4().hex[:12]
     url = PG_URL.replace("postgresql://", "postgresql+psycopg://")
     admin = create_engine(url, isolation_level="AUTOCOMMIT")

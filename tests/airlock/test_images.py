@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 from collections.abc import Callable
 
 import pytest
@@ -71,7 +70,7 @@ def test_ocr_text_is_scanned(make_file: MakeFile) -> None:
     assert clean.status is CheckStatus.passed
 
 
-@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr is not installed")
+@pytest.mark.needs("tesseract")
 def test_real_tesseract_reads_an_id_number_in_a_chart(make_file: MakeFile) -> None:
     ocr = find_tesseract("eng")
     assert ocr is not None

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 import countylab_client as cl
 from countylab.cli import app
-from countylab.sandbox import sandbox_available
 from tests.airlock_e2e.conftest import SAFE_TABLE, World, build_world
 from tests.browser import live_server
 from tests.support import token_for
@@ -87,7 +86,7 @@ def test_cli_release_create_list_download(live: tuple[World, str], tmp_path: Pat
     assert (tmp_path / "by_village.csv").read_bytes() == SAFE_TABLE
 
 
-@pytest.mark.skipif(not sandbox_available(), reason="bubblewrap cannot run here")
+@pytest.mark.needs("sandbox")
 def test_cli_model_register_and_predict(live: tuple[World, str]) -> None:
     world, base = live
     buf = io.BytesIO()

@@ -12,12 +12,11 @@ import joblib
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from countylab.sandbox import sandbox_available
 from countylab.web.app import create_app, iter_api_routes
 from tests.airlock_e2e.conftest import World, request_body
 from tests.support import audit_actions
 
-pytestmark = pytest.mark.skipif(not sandbox_available(), reason="bubblewrap cannot run here")
+pytestmark = pytest.mark.needs("sandbox")  # skips with plain pytest; fails under make test
 
 
 def _model_bytes() -> bytes:

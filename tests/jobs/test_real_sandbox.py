@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,10 +12,7 @@ from countylab.sandbox import sandbox_available
 from countylab.storage.jobs_models import JobAttempt
 from tests.jobs.jobs_helpers import BIG, code_folder, developer, service, states, wait_until
 
-needs_bwrap = pytest.mark.skipif(
-    shutil.which("bwrap") is None or not sandbox_available(),
-    reason="bubblewrap (/usr/bin/bwrap) is not installed or cannot create user namespaces here",
-)
+needs_bwrap = pytest.mark.needs("sandbox")  # skips with plain pytest; fails under make test
 
 JOB = (
     "import os\nout = os.environ.get('COUNTYLAB_OUTBOX', '/outbox')\nopen(out + '/out.txt', 'w').write('1')\n"
@@ -74,7 +69,7 @@ def test_two_actions_run_in_the_sandbox(lab: Lab, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install ray)")
+@pytest.mark.needs("ray")
 def test_one_job_through_a_local_ray(lab: Lab, tmp_path: Path) -> None:
     import ray
 

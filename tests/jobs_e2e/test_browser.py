@@ -15,9 +15,10 @@ import pytest
 from countylab.bootstrap import DEMO_PASSWORD
 from countylab.i18n import catalog
 from countylab.lab import Lab
+from tests.browser import require_browser
+from tests.capabilities import CHROMIUM
 from tests.jobs_e2e.e2e_helpers import EXAMPLE, center, demo_lab_from, serve
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -32,13 +33,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("bw
 
 
 def _sync_api() -> Any:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        pytest.skip("playwright is not installed")
-    return sync_api
+    return require_browser()  # skips without Chromium; fails under make test
 
 
 @pytest.fixture(scope="module")
