@@ -181,7 +181,7 @@ def build(work: Path) -> Audit:
     add_dataset(lab, made.org_id, work, "audit_kinds", [{"kind": "K0"}, {"kind": "K1"}], unit=None)
     settings = EngineSettings(time_bucket_s=0.0, limits=SandboxLimits())
     config = GatewayConfig(project_concurrency=64, rate_per_minute=10**7, wall_clock_s=120.0)
-    lab.dp = QueryGateway(lab.tx, lab.ingestion, settings, InProcessRunner(settings.limits), config)
+    lab.gateway = QueryGateway(lab.tx, lab.ingestion, settings, InProcessRunner(settings.limits), config)
     with lab.tx() as s:
         project = prj.create_project(s, SYSTEM, slug="dp-audit", title="差分隐私审计", org_id=made.org_id)
         prj.add_member(s, SYSTEM, project.id, username="auditor")
@@ -392,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         results = {
             m: audit_mechanism(audit, m, n, args.confidence, progress) for m in args.mechanisms.split(",")
         }
-        audit.lab.dp.close()
+        audit.lab.gateway.close()
         audit.lab.close()
     out = {
         "bench": "dp_audit",

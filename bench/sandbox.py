@@ -30,7 +30,6 @@ from countylab.config import Settings  # noqa: E402
 from countylab.identity import service as ids  # noqa: E402
 from countylab.identity.access import SYSTEM, Principal  # noqa: E402
 from countylab.identity.projects import create_project  # noqa: E402
-from countylab.jobs.center import jobs_of  # noqa: E402
 from countylab.lab import Lab  # noqa: E402
 from countylab.sandbox import sandbox_available  # noqa: E402
 from countylab.storage.jobs_models import Job  # noqa: E402
@@ -53,7 +52,7 @@ def lab_figures(root: Path, workers: int, jobs: int, latency_runs: int) -> dict[
     code.mkdir()
     (code / "job.py").write_text(queue_drain.JOB)
     (code / "countylab.yaml").write_text(queue_drain.SPEC)
-    center = jobs_of(lab)
+    center = lab.jobs
     with lab.tx() as s:
         center.service.set_quota(s, SYSTEM, pid, queue_drain.QUOTA)
     center.start()

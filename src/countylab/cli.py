@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from countylab import __version__
+from countylab.commands import airlock, datasets, jobs, query
 from countylab.config import Settings
 from countylab.errors import CountylabError, UserError
 from countylab_client import CountylabClientError
@@ -37,16 +38,11 @@ app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 
 
-def _register_commands() -> None:
-    import importlib
-
-    from countylab.commands import MODULES
-
-    for module in MODULES:
-        importlib.import_module(f"countylab.commands.{module}").register(app)
-
-
-_register_commands()
+# the command groups that talk to a (possibly remote) lab over its API
+datasets.register(app)
+query.register(app)
+jobs.register(app)
+airlock.register(app)
 
 # typer >= 0.50 vendors its own copy of click: its usage errors are not click's, so catch both.
 try:

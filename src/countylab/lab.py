@@ -1,67 +1,146 @@
-"""Composition root: builds the adapters and services of one lab from its settings."""
+"""Composition root: one county lab, built in plain code from its settings.
+
+Read this file to see the whole system.  :class:`Lab` holds every service as a typed attribute:
+
+========================  ===========================================================  =====================
+attribute                 what it is                                                   area (glossary)
+========================  ===========================================================  =====================
+``engine``/``sessions``   the metadata database (SQLite or PostgreSQL) and its units     storage
+                          of work (:meth:`Lab.tx` writes, :meth:`Lab.read` only reads)
+``warehouse``             versioned Parquet snapshots and push streams (DuckDB reads)   data middle platform
+``ingestion``             uploads, pushes and compaction into versions                   data middle platform
+``maintenance``           background compaction and crash clean-up                       data middle platform
+``connectors``            the scheduler of database pulls                                data middle platform
+``gateway``               the differentially private SQL gateway (built on first use)    data black box
+``jobs``                  the compute center: job service, dispatcher, outboxes          compute center
+``airlock``               release requests, automatic checks, reviews, releases          airlock
+``models``                registered models served as prediction APIs                    airlock (serving)
+========================  ===========================================================  =====================
+
+The web app (:mod:`countylab.web.app`) and the CLI (:mod:`countylab.cli`) are the entry points;
+they build one ``Lab`` from :class:`~countylab.config.Settings` and pass it down.  Construction is
+cheap (no threads, no sandbox probe, no OpenDP import): tests build many labs.  Long-running
+workers start with :meth:`Lab.start_background` (``countylab serve``/``demo``).
+"""
 
 from __future__ import annotations
 
-import importlib
+import shutil
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from countylab import audit
+from countylab.airlock.checking import StaleRechecks
+from countylab.airlock.checkrun import CheckLimits
+from countylab.airlock.service import AirlockService
+from countylab.airlock.sources import IndexCache
 from countylab.catalog.ingestion import Ingestion
 from countylab.catalog.maintenance import Maintenance
 from countylab.config import Settings
+from countylab.connectors.scheduler import Scheduler
 from countylab.errors import PermissionDenied
 from countylab.identity.access import Principal
 from countylab.identity.cache import PrincipalCache
+from countylab.jobs.center import JobsCenter
+from countylab.serving.registry import ModelService
+from countylab.serving.worker import WorkerPool
 from countylab.storage import migrate
 from countylab.storage.all_models import load_all
 from countylab.storage.db import make_engine, make_session_factory, transaction
 from countylab.storage.models import User
 from countylab.storage.warehouse import Warehouse
 
-load_all()  # every table known to the ORM before any session runs
+if TYPE_CHECKING:
+    from countylab.airlock.checks import OcrEngine
+    from countylab.privacy.gateway import QueryGateway
 
-#: capabilities that attach services and background workers to a Lab: ``attach(lab)``
-AREAS = (
-    "countylab.privacy.wiring",
-    "countylab.jobs.wiring",
-    "countylab.airlock.wiring",
-    "countylab.connectors.wiring",
-)
+load_all()  # every table known to the ORM before any session runs
 
 
 class Lab:
-    """One county lab: its settings, metadata database and (later) warehouse and engines."""
+    """One county lab: its settings, metadata database, warehouse and services."""
 
     def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
         self.settings = settings
+        data = settings.data_dir
+        # -- storage ----------------------------------------------------------------------
         self.engine = engine or make_engine(settings.resolved_database_url)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
         self.read_sessions: sessionmaker[Session] = make_session_factory(self.engine, read_only=True)
         self.principals = PrincipalCache()  # bearer token -> principal, a few seconds
         self.warehouse = Warehouse(settings.warehouse_dir)
+        # -- data middle platform (数据中台) ------------------------------------------------
         self.ingestion = Ingestion(
             self.sessions,
             self.warehouse,
-            settings.data_dir / "uploads",
+            data / "uploads",
             max_upload_bytes=settings.upload_max_mb << 20,
             read_sessions=self.read_sessions,
         )
-        self._background: list[tuple[str, Callable[[], None], Callable[[], None]]] = []
         self.maintenance = Maintenance(self)
-        self.register_background("catalog-maintenance", self.maintenance.start, self.maintenance.stop)
-        for area in AREAS:
-            try:
-                module = importlib.import_module(area)
-            except ModuleNotFoundError as exc:  # a capability not built yet
-                if exc.name not in (area, area.rsplit(".", 1)[0]):
-                    raise
-                continue
-            module.attach(self)
+        self.connectors = Scheduler(self)
+        # -- data black box (数据黑匣): the DP gateway, built on first use (OpenDP costs ~1 s) --
+        self._gateway: QueryGateway | None = None
+        self._gateway_lock = threading.Lock()
+        # -- compute center (算力中心) ------------------------------------------------------
+        self.jobs = JobsCenter(self)
+        # -- airlock (结果出域审核) and in-domain model serving ------------------------------
+        airlock_dir = data / "airlock"
+        self.airlock = AirlockService(
+            store_dir=airlock_dir,
+            index_cache=IndexCache(airlock_dir / "index"),
+            read_paths=self.ingestion.read_paths,
+            ocr=_ocr(),
+            check_limits=CheckLimits(settings.check_time_s, settings.check_memory_mb),
+        )
+        self.model_workers = WorkerPool()  # started on the first prediction; reaped when idle
+        self.models = ModelService(
+            models_dir=data / "models",
+            pool=self.model_workers,
+            read_paths=self.ingestion.read_paths,
+        )
+        rechecks = StaleRechecks(self.airlock, self.tx)  # requests a crash left "submitted"
+        # -- background services, started by ``serve``/``demo`` in this order -------------
+        self._background: list[tuple[str, Callable[[], None], Callable[[], None]]] = [
+            ("catalog-maintenance", self.maintenance.start, self.maintenance.stop),
+            ("dp-worker", _nothing, self._close_gateway),
+            ("job-dispatcher", self.jobs.start, self.jobs.stop),
+            ("airlock-rechecks", rechecks.start, rechecks.stop),
+            ("model-workers", self.model_workers.start, self.model_workers.stop),
+            ("connector-scheduler", self.connectors.start, self.connectors.stop),
+        ]
+
+    # -- the DP gateway -----------------------------------------------------------------------
+    @property
+    def gateway(self) -> QueryGateway:
+        """The DP SQL gateway; its worker processes are spawned on the first query."""
+        with self._gateway_lock:
+            if self._gateway is None:
+                from countylab.privacy.gateway import QueryGateway
+                from countylab.privacy.limits import GatewayConfig
+                from countylab.privacy.spec import EngineSettings
+                from countylab.privacy.worker import sandbox_limits
+
+                engine = EngineSettings(limits=sandbox_limits(self.settings))
+                config = GatewayConfig.from_settings(self.settings)
+                self._gateway = QueryGateway(self.tx, self.ingestion, settings=engine, config=config)
+            return self._gateway
+
+    @gateway.setter
+    def gateway(self, gateway: QueryGateway) -> None:
+        """Use a gateway built elsewhere (tests and benchmarks run one in-process)."""
+        with self._gateway_lock:
+            self._gateway = gateway
+
+    def _close_gateway(self) -> None:
+        with self._gateway_lock:
+            if self._gateway is not None:
+                self._gateway.close()
 
     # -- lifecycle --------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -128,3 +207,16 @@ class Lab:
                     **extra,
                 },
             )
+
+
+def _nothing() -> None:
+    """The DP gateway has nothing to start: its workers are spawned by the first query."""
+
+
+def _ocr() -> OcrEngine | None:
+    """Tesseract with Chinese when installed; otherwise images are marked "needs human eyes"."""
+    if shutil.which("tesseract") is None:
+        return None
+    from countylab.airlock.checks.ocr import find_tesseract
+
+    return find_tesseract()

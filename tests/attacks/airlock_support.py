@@ -20,7 +20,6 @@ from fastapi.testclient import TestClient
 
 from countylab.identity import projects as prj
 from countylab.identity.access import SYSTEM
-from countylab.jobs.center import jobs_of
 from countylab.storage.jobs_models import Job
 from countylab.storage.models import Dataset
 from tests.airlock_e2e.conftest import RESIDENTS, World, build_world
@@ -85,7 +84,7 @@ def build_stage(tmp_path: Path) -> Stage:
         d = s.get(Dataset, open_id)
         assert d is not None
         d.grade = "general_1"
-    jobs_of(world.lab).start()
+    world.lab.jobs.start()
     return Stage(world, open_id)
 
 

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from countylab.jobs.wiring import outbox_files
 from countylab.sandbox.identity import SandboxIdentity
 from countylab.storage.models import AuditEvent
 from countylab_client._jobs import pack_folder
@@ -87,7 +86,7 @@ def world(
 
 
 def _stdout(world: dict[str, Any], name: str) -> str:
-    files = outbox_files(world["lab"], world["jobs"][name])
+    files = world["lab"].jobs.outbox_files(world["jobs"][name])
     return next(p for p in files if p.name == "stdout.txt").read_text()
 
 
@@ -130,7 +129,7 @@ def test_outbox_file_bomb_fails_with_the_quota_named(world):
     detail = world["dev"].get(f"/api/jobs/{world['jobs']['outbox_files']}").json()
     assert detail["stopped_by"] == "outbox_quota"
     assert _finish(world, "outbox_files")["security"]["limit"] == "outbox_files"
-    assert len(outbox_files(world["lab"], world["jobs"]["outbox_files"])) <= 2002
+    assert len(world["lab"].jobs.outbox_files(world["jobs"]["outbox_files"])) <= 2002
 
 
 def test_a_job_writes_nowhere_but_its_outbox_tmp_and_shm(world):

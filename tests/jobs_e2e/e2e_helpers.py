@@ -14,7 +14,7 @@ from countylab.catalog import preview
 from countylab.catalog import service as catalog
 from countylab.identity import service as ids
 from countylab.identity.access import SYSTEM, Principal
-from countylab.jobs.center import JobsCenter, jobs_of
+from countylab.jobs.center import JobsCenter
 from countylab.lab import Lab
 from countylab.storage.jobs_models import Job
 from countylab.storage.models import Project, User
@@ -48,7 +48,7 @@ def project_id(lab: Lab, slug: str) -> int:
 
 
 def center(lab: Lab) -> JobsCenter:
-    return jobs_of(lab)
+    return lab.jobs
 
 
 def wait_state(lab: Lab, job_id: int, states: set[str], timeout: float = 60.0) -> str:

@@ -17,7 +17,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from countylab.jobs.wiring import outbox_files
 from countylab.lab import Lab
 from countylab.storage.models import Dataset
 from countylab_client._jobs import pack_folder
@@ -76,7 +75,7 @@ def test_sample_project_runs_on_real_data_and_outputs_stay_in_the_outbox(lab, de
     [attempt] = detail["attempt_list"]
     assert attempt["actions"][0]["name"] == "train" and attempt["actions"][0]["state"] == "succeeded"
 
-    files = outbox_files(lab, job["id"])
+    files = lab.jobs.outbox_files(job["id"])
     names = {p.relative_to(files[0].parents[1]).as_posix() for p in files}
     assert {
         "train/metrics.json",
@@ -130,7 +129,7 @@ def test_logs_are_outputs_developers_never_see_them_stewards_see_a_scanned_tail(
         stdout["lines"][0] == "starting the analysis" and stdout["lines"][-1] == "finished: 3 tables written"
     )
     assert stdout["withheld"] == 3 and sum("withheld" in line for line in stdout["lines"]) == 3
-    raw = (outbox_files(lab, job["id"])[0].parents[1] / "main" / "logs" / "stdout.txt").read_text()
+    raw = (lab.jobs.outbox_files(job["id"])[0].parents[1] / "main" / "logs" / "stdout.txt").read_text()
     secrets = [line.split()[1] for line in raw.splitlines()[1:4]]  # ID number, name, mobile
     assert len(secrets[0]) == 18 and len(secrets[2]) == 11
     page = dev.get(f"/jobs/{job['id']}")  # token auth also works for pages

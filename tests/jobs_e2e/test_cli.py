@@ -86,11 +86,10 @@ def test_local_paths_are_the_server_paths(lab, tmp_path):
     with lab.tx() as s:
         job = center(lab).service.submit(s, _dev(lab), project_id(lab, "elderly-care-demand"), folder)
         job_id = job.id
-    from countylab.jobs.wiring import outbox_files
     from tests.jobs_e2e.e2e_helpers import wait_state
 
     assert wait_state(lab, job_id, {"succeeded", "failed"}) == "succeeded"
-    there = next(p for p in outbox_files(lab, job_id) if p.name == "stdout.txt").read_text()
+    there = next(p for p in lab.jobs.outbox_files(job_id) if p.name == "stdout.txt").read_text()
     assert there.splitlines() == [
         "residents ['part-00000.parquet']",
         "/work /outbox",

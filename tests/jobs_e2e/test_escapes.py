@@ -22,7 +22,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from countylab.audit.log import verify
-from countylab.jobs.wiring import outbox_files
 from countylab.lab import Lab
 from countylab.sandbox.identity import job_passwd
 from countylab.storage.jobs_models import JobAttempt
@@ -149,7 +148,7 @@ def world(demo_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 def stdout(world: dict[str, object], name: str) -> str:
     jid = world["jobs"][name]  # type: ignore[index]
-    files = outbox_files(world["lab"], jid)  # type: ignore[arg-type]
+    files = world["lab"].jobs.outbox_files(jid)  # type: ignore[arg-type]
     return next(p for p in files if p.name == "stdout.txt").read_text()
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from countylab.identity.access import SYSTEM
-from countylab.jobs.center import jobs_of
 from countylab.jobs.queue import move
 from countylab.jobs.states import JobState
 from tests.meta.example import Example
@@ -45,7 +44,7 @@ def _job(world: Any, *, hold: bool, failed: bool) -> int:
         (code / "countylab.yaml").write_text(SPEC)
         (code / "main.py").write_text(MAIN)
         with world.lab.tx() as s:
-            job = jobs_of(world.lab).service.submit(s, SYSTEM, world.project_id, code, hold=hold)
+            job = world.lab.jobs.service.submit(s, SYSTEM, world.project_id, code, hold=hold)
             if failed:
                 move(s, job, JobState.failed, actor="system", action="job.refuse")
             return job.id

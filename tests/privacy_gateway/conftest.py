@@ -55,7 +55,7 @@ def fast_gateway(lab: Lab, **settings: Any) -> QueryGateway:
     config = settings.pop("config", ROOMY)
     runner = settings.pop("runner", None) or InProcessRunner(es.limits, es.bound_seed)
     gateway = QueryGateway(lab.tx, lab.ingestion, es, runner, config)
-    lab.dp = gateway
+    lab.gateway = gateway
     return gateway
 
 

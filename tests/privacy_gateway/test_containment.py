@@ -89,7 +89,7 @@ def worker_gateway(lab: Any, big_file: Path, **limits: Any) -> QueryGateway:
         WorkerRunner(settings.limits, grace_s=5.0),
         GatewayConfig(wall_clock_s=WALL_CLOCK_S, rate_per_minute=1000, project_concurrency=8),
     )
-    lab.dp = gateway
+    lab.gateway = gateway
     return gateway
 
 
@@ -155,12 +155,11 @@ def test_timing_probe_sees_only_the_time_bucket(demo_lab):
 
 
 def test_the_default_gateway_runs_in_a_worker_process(demo_lab):
-    """``lab.dp`` as the server builds it: a pool of spawned workers (``dp_query_workers``)."""
+    """``lab.gateway`` as the server builds it: a pool of spawned workers (``dp_query_workers``)."""
     from countylab.privacy.pool import WorkerPool
-    from countylab.privacy.wiring import LazyGateway, gateway_of
 
-    demo_lab.dp = LazyGateway(demo_lab)
-    gateway = gateway_of(demo_lab)
+    demo_lab._gateway = None  # the fixture installs an in-process one; build the server's
+    gateway = demo_lab.gateway
     assert isinstance(gateway.runner, WorkerPool)
     assert len(gateway.runner.runners) == demo_lab.settings.dp_query_workers == 2
     assert all(isinstance(r, WorkerRunner) for r in gateway.runner.runners)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +25,6 @@ from sqlalchemy.orm import Session
 
 from countylab.errors import Conflict, NotFound, TooLarge, ValidationFailed
 from countylab.storage.jobs_models import Job, JobAttempt
-
-OutboxLister = Callable[[int], list[Path]]
-"""``job_id -> files`` (the jobs engineer's ``outbox_files`` bound to the lab)."""
 
 COPY_LIMIT = 256 * 2**20
 """No single outbox file larger than this is even copied (the checks' caps are far lower)."""
@@ -64,10 +60,10 @@ def _walk(root: Path) -> list[Path]:
     return found
 
 
-def list_outbox(session: Session, job: Job, lister: OutboxLister | None = None) -> list[OutboxEntry]:
+def list_outbox(session: Session, job: Job) -> list[OutboxEntry]:
     """Regular files in the job's latest outbox, by name."""
     root = _attempt_root(session, job)
-    paths = lister(job.id) if lister is not None else _walk(root)
+    paths = _walk(root)
     entries: list[OutboxEntry] = []
     for path in paths:
         try:

@@ -34,7 +34,7 @@ from countylab.airlock.checkrun import CheckLimits, run_in_worker
 from countylab.airlock.checks import OcrEngine, library
 from countylab.airlock.checks.base import DEFAULT_SIZE_CAPS, FileKind
 from countylab.airlock.context import ReadPaths, job_datasets, release_policy
-from countylab.airlock.outbox import OutboxLister, list_outbox
+from countylab.airlock.outbox import list_outbox
 from countylab.airlock.release import ReleaseMixin
 from countylab.airlock.selection import Declared, check_selectors, expand
 from countylab.airlock.sources import IndexCache
@@ -78,7 +78,6 @@ class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
     read_paths: ReadPaths
     ocr: OcrEngine | None = None
     size_caps: Mapping[FileKind, int] = field(default_factory=lambda: dict(DEFAULT_SIZE_CAPS))
-    outbox_lister: OutboxLister | None = None
     ledger_threshold: int = 10
     check_limits: CheckLimits = field(default_factory=CheckLimits)
     check_runner: Runner = run_in_worker
@@ -118,7 +117,7 @@ class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
         declares and how many files each would take.  Never names or sizes."""
         job = self._job(s, actor, job_id)
         declared = Declared.of(job.spec)
-        entries = list_outbox(s, job, self.outbox_lister)
+        entries = list_outbox(s, job)
         selectors = ["*", "logs", *declared.outputs]
         counts = {  # what a request with the selector would take (sidecars never leave)
             sel: sum(1 for _i, e in expand(declared, entries, [sel]) if not library.is_sidecar(e.name))
@@ -192,7 +191,7 @@ class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
         by :meth:`stage`) moved into place, or — for callers without staging — copied now."""
         if staged is None:
             declared = Declared.of(job.spec)
-            entries = list_outbox(s, job, self.outbox_lister)
+            entries = list_outbox(s, job)
             taken = select_files(declared, entries, files)
             folder = self.store_dir / "requests" / str(req.id) / f"round-{req.round}"
             placed = [(f, f.path) for f in copy_files(folder, entries, taken)]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from countylab.airlock.checks import library
-from countylab.airlock.outbox import OutboxEntry, OutboxLister, copy_into_store, list_outbox
+from countylab.airlock.outbox import OutboxEntry, copy_into_store, list_outbox
 from countylab.airlock.rounds import previous_choices
 from countylab.airlock.selection import Declared, check_selectors, expand
 from countylab.errors import ValidationFailed
@@ -91,7 +91,6 @@ def copy_files(
 
 class StagingMixin:
     store_dir: Path
-    outbox_lister: OutboxLister | None
 
     if TYPE_CHECKING:  # provided by the service
 
@@ -131,7 +130,7 @@ class StagingMixin:
         with read() as s:
             job = self._job(s, actor, job_id)
             declared = Declared.of(job.spec)
-            entries = list_outbox(s, job, self.outbox_lister)
+            entries = list_outbox(s, job)
             taken = select_files(declared, entries, choices)
         folder = self._staging()
         try:

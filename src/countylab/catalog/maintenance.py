@@ -9,9 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from countylab.identity.access import SYSTEM
+
+if TYPE_CHECKING:
+    from countylab.lab import Lab
 
 log = logging.getLogger("countylab.catalog")
 
@@ -19,7 +22,7 @@ log = logging.getLogger("countylab.catalog")
 class Maintenance:
     def __init__(
         self,
-        lab: Any,
+        lab: Lab,
         *,
         period_s: float = 10.0,
         min_files: int = 20,

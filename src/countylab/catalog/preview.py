@@ -4,7 +4,7 @@ schema-faithful dummy rows, clearly labelled.  Also the dummy-data download for 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -16,6 +16,9 @@ from countylab.errors import NotFound
 from countylab.identity.access import Principal, authorize
 from countylab.identity.roles import Permission
 from countylab.policy import Action, decide
+
+if TYPE_CHECKING:
+    from countylab.lab import Lab
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ def _profile(ds: Any) -> DatasetProfile:
 
 
 def dummy_table(
-    lab: Any, actor: Principal, dataset_id: int, rows: int, *, seed: int = 0
+    lab: Lab, actor: Principal, dataset_id: int, rows: int, *, seed: int = 0
 ) -> tuple[pa.Table, str]:
     with lab.tx() as s:
         ds = catalog.get_dataset(s, dataset_id)
@@ -45,7 +48,7 @@ def dummy_table(
     return generate(profile, rows, seed=seed), name
 
 
-def preview(lab: Any, actor: Principal, dataset_id: int, rows: int = 20) -> Preview:
+def preview(lab: Lab, actor: Principal, dataset_id: int, rows: int = 20) -> Preview:
     with lab.tx() as s:
         ds = catalog.get_dataset(s, dataset_id)
         authorize(actor, Permission.dataset_read, target=f"dataset:{ds.id}")

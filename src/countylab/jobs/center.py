@@ -1,6 +1,6 @@
 """The compute center (算力中心) of one lab: the job service, its dispatcher and the outbox.
 
-Built by :mod:`countylab.jobs.wiring` for every :class:`~countylab.lab.Lab`; construction is
+Built by :class:`~countylab.lab.Lab` (``lab.jobs``) for every lab; construction is
 cheap (no threads, no sandbox probe).  :meth:`JobsCenter.start` — called with the lab's other
 background work by ``countylab serve``/``demo`` — chooses the runner, builds the executor the
 ``executor`` setting names, reconciles jobs a previous process left ``running`` and starts the
@@ -243,10 +243,3 @@ class JobsCenter:
                     files.append(path)
         return files
 
-
-def jobs_of(lab: Lab) -> JobsCenter:
-    """The lab's compute center (attached by :mod:`countylab.jobs.wiring`), typed."""
-    center = getattr(lab, "jobs", None)
-    if not isinstance(center, JobsCenter):
-        raise RuntimeError("the compute center is not attached to this lab")
-    return center

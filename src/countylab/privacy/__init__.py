@@ -2,10 +2,10 @@
 
 Public surface: build ``TableSpec``s from the catalog, create a ``DPEngine`` over a grant's
 tables (with a ``WorkerRunner`` in the server), ``plan`` → charge ``plan.cost`` → ``execute``.
-The gateway service around it is ``countylab.privacy.gateway.QueryGateway`` (``lab.dp``).
+The gateway service around it is ``countylab.privacy.gateway.QueryGateway`` (``lab.gateway``).
 
-Names are imported lazily: OpenDP takes over a second to import, and every ``Lab`` imports
-``countylab.privacy.wiring`` — only a lab that actually answers a query should pay for it.
+Names are imported lazily: OpenDP takes over a second to import, and ``Lab`` builds its gateway on
+the first query — only a lab that actually answers a query should pay for it.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from countylab import audit
 from countylab.airlock.checks.base import OutputFile
 from countylab.airlock.checks.sniff import MODEL_SUFFIXES, Content, sniff_file
 from countylab.airlock.context import job_datasets
-from countylab.airlock.outbox import OutboxLister, copy_into_store, find_entry, list_outbox
+from countylab.airlock.outbox import copy_into_store, find_entry, list_outbox
 from countylab.airlock.review import require_can_review
 from countylab.airlock.selection import Declared
 from countylab.errors import Conflict, NotFound, PermissionDenied, QuotaExceeded, ValidationFailed
@@ -130,7 +130,6 @@ def model_format(name: str, detail: str) -> str:
 class ModelService:
     models_dir: Path
     pool: WorkerPool
-    outbox_lister: OutboxLister | None = None
     read_paths: ReadPaths | None = None
     default_rate_per_minute: int = 30
     default_daily_quota: int = 1000
@@ -182,7 +181,7 @@ class ModelService:
             reason="no_model_file",
         )
         try:
-            entry = find_entry(list_outbox(s, job, self.outbox_lister), file_name.strip("/"))
+            entry = find_entry(list_outbox(s, job), file_name.strip("/"))
         except NotFound:
             raise unavailable from None
         sniffed = sniff_file(OutputFile(entry.name, entry.path))

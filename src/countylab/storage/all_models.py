@@ -1,26 +1,20 @@
 """Imports every ORM module so that ``Base.metadata`` knows all tables (migrations, tests).
 
-Each capability that adds tables adds its module here.
+Each capability that adds tables adds its module here, by name.
 """
 
 from __future__ import annotations
 
-import importlib
-
-MODEL_MODULES = (
-    "countylab.storage.models",
-    "countylab.storage.catalog_models",
-    "countylab.storage.jobs_models",
-    "countylab.storage.privacy_models",
-    "countylab.storage.airlock_models",
-    "countylab.storage.airlock_rounds_models",
+from countylab.storage import (  # noqa: F401 - imported for their tables
+    airlock_models,
+    airlock_rounds_models,
+    catalog_models,
+    jobs_models,
+    login_models,
+    models,
+    privacy_models,
 )
 
 
 def load_all() -> None:
-    for name in MODEL_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a capability not built yet
-            if exc.name != name:
-                raise
+    """Kept for callers that want to say why they import this module: the imports above did it."""

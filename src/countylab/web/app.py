@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,27 +19,33 @@ from countylab.audit.log import start_request_tracking
 from countylab.i18n import from_accept_language, normalise
 from countylab.lab import Lab
 from countylab.web import errors
+from countylab.web.api import airlock as api_airlock
+from countylab.web.api import catalog as api_catalog
+from countylab.web.api import connectors as api_connectors
+from countylab.web.api import identity as api_identity
+from countylab.web.api import jobs as api_jobs
+from countylab.web.api import query as api_query
 from countylab.web.bodylimit import MIB, BodyLimit
 from countylab.web.deps import LANG_COOKIE, UNSAFE
-from countylab.web.ui import pages
+from countylab.web.ui import airlock_pages, catalog_pages, connector_pages, job_pages, pages, query_pages
 
 _HERE = Path(__file__).parent
 
 
-#: every router of the app, by module under countylab.web (each area owns its own modules)
+#: every router of the app, API first; each area owns its own modules
 ROUTERS = (
-    "api.identity",
-    "api.catalog",
-    "api.connectors",
-    "api.query",
-    "api.jobs",
-    "api.airlock",
-    "ui.pages",
-    "ui.catalog_pages",
-    "ui.connector_pages",
-    "ui.query_pages",
-    "ui.job_pages",
-    "ui.airlock_pages",
+    api_identity.router,
+    api_catalog.router,
+    api_connectors.router,
+    api_query.router,
+    api_jobs.router,
+    api_airlock.router,
+    pages.router,
+    catalog_pages.router,
+    connector_pages.router,
+    query_pages.router,
+    job_pages.router,
+    airlock_pages.router,
 )
 
 
@@ -165,8 +170,8 @@ def create_app(
     )
     errors.install(app)
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
-    for module in ROUTERS:
-        app.include_router(importlib.import_module(f"countylab.web.{module}").router)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -6,7 +6,7 @@ preview is served only for files that passed the file type check.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -14,10 +14,12 @@ from pydantic import BaseModel, Field
 
 from countylab.airlock.render.store import warm_files
 from countylab.airlock.service import FileChoice
-from countylab.airlock.wiring import airlock_of, models_of
 from countylab.serving.registry import ModelCard
 from countylab.storage.airlock_models import RegisteredModel
 from countylab.web.deps import Actor, LabDep
+
+if TYPE_CHECKING:
+    from countylab.lab import Lab
 
 router = APIRouter(prefix="/api", tags=["airlock"])
 
@@ -70,22 +72,22 @@ def outbox(job_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """The selectors a job's ``countylab.yaml`` declares and how many files each takes (never
     file names or sizes: those are written by the job, and reach people only through review)."""
     with lab.read() as s:
-        return airlock_of(lab).outbox(s, actor, job_id)
+        return lab.airlock.outbox(s, actor, job_id)
 
 
-def _checked_view(lab: Any, actor: Any, request_id: int) -> dict[str, Any]:
+def _checked_view(lab: Lab, actor: Any, request_id: int) -> dict[str, Any]:
     """After the submitting transaction has committed: run the automatic checks outside any
     write transaction (a worker with time and memory limits), then read the request."""
-    airlock_of(lab).check_pending(lab.tx, request_id, read=lab.read)
+    lab.airlock.check_pending(lab.tx, request_id, read=lab.read)
     with lab.tx() as s:
-        return dict(airlock_of(lab).view(s, actor, request_id))
+        return dict(lab.airlock.view(s, actor, request_id))
 
 
 @router.post("/airlock/requests", status_code=201)
 def create_request(body: RequestIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """Create a request from selectors (``files[].name``: ``*``, ``logs`` or an output declared in
     countylab.yaml as ``<action>/<path>``); the lab copies the files, the developer sees a count."""
-    request_id = airlock_of(lab).create_staged(  # files are copied before the write transaction
+    request_id = lab.airlock.create_staged(  # files are copied before the write transaction
         lab.tx,
         lab.read,
         actor,
@@ -101,47 +103,47 @@ def create_request(body: RequestIn, actor: Actor, lab: LabDep) -> dict[str, Any]
 @router.get("/airlock/requests")
 def list_requests(actor: Actor, lab: LabDep, scope: str = "mine") -> dict[str, Any]:
     with lab.tx() as s:
-        return {"items": airlock_of(lab).list_requests(s, actor, scope)}
+        return {"items": lab.airlock.list_requests(s, actor, scope)}
 
 
 @router.get("/airlock/requests/{request_id}")
 def get_request(request_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        return dict(airlock_of(lab).view(s, actor, request_id))
+        return dict(lab.airlock.view(s, actor, request_id))
 
 
 @router.post("/airlock/requests/{request_id}/submit")
 def submit(request_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        airlock_of(lab).submit(s, actor, request_id)
+        lab.airlock.submit(s, actor, request_id)
     return _checked_view(lab, actor, request_id)
 
 
 @router.post("/airlock/requests/{request_id}/resubmit")
 def resubmit(request_id: int, body: ResubmitIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     files = [f.choice() for f in body.files] if body.files else None
-    airlock_of(lab).resubmit_staged(lab.tx, lab.read, actor, request_id, job_id=body.job_id, choices=files)
+    lab.airlock.resubmit_staged(lab.tx, lab.read, actor, request_id, job_id=body.job_id, choices=files)
     return _checked_view(lab, actor, request_id)
 
 
 @router.post("/airlock/requests/{request_id}/withdraw")
 def withdraw(request_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        airlock_of(lab).withdraw(s, actor, request_id)
-        return dict(airlock_of(lab).view(s, actor, request_id))
+        lab.airlock.withdraw(s, actor, request_id)
+        return dict(lab.airlock.view(s, actor, request_id))
 
 
 @router.post("/airlock/requests/{request_id}/votes")
 def vote(request_id: int, body: VoteIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        airlock_of(lab).vote(s, actor, request_id, body.choice, body.comment, body.role)
-        return dict(airlock_of(lab).view(s, actor, request_id))
+        lab.airlock.vote(s, actor, request_id, body.choice, body.comment, body.role)
+        return dict(lab.airlock.view(s, actor, request_id))
 
 
 @router.post("/airlock/requests/{request_id}/comments", status_code=201)
 def comment(request_id: int, body: CommentIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        c = airlock_of(lab).comment(s, actor, request_id, body.body, body.file_id)
+        c = lab.airlock.comment(s, actor, request_id, body.body, body.file_id)
         return {"id": c.id, "request_id": request_id, "file_id": c.file_id, "body": c.body}
 
 
@@ -149,7 +151,7 @@ def comment(request_id: int, body: CommentIn, actor: Actor, lab: LabDep) -> dict
 def preview(file_id: int, actor: Actor, lab: LabDep) -> Response:
     warm_files(lab.read, [file_id])  # any parse happens here, under no write lock
     with lab.tx() as s:
-        content = airlock_of(lab).content(s, actor, file_id, "preview")
+        content = lab.airlock.content(s, actor, file_id, "preview")
     return _file_response(content, inline=True)
 
 
@@ -160,7 +162,7 @@ def preview_page(file_id: int, actor: Actor, lab: LabDep, page: int = 1) -> dict
 
     warm_files(lab.read, [file_id])  # any parse happens here, under no write lock
     with lab.tx() as s:
-        content = airlock_of(lab).content(s, actor, file_id, "preview")
+        content = lab.airlock.content(s, actor, file_id, "preview")
     assert content.rendering is not None
     return {"file_id": file_id, "name": content.name, **page_view(content.rendering, page)}
 
@@ -168,13 +170,13 @@ def preview_page(file_id: int, actor: Actor, lab: LabDep, page: int = 1) -> dict
 @router.get("/airlock/released")
 def released(actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        return {"items": airlock_of(lab).released_files(s, actor)}
+        return {"items": lab.airlock.released_files(s, actor)}
 
 
 @router.get("/airlock/files/{file_id}/download")
 def download(file_id: int, actor: Actor, lab: LabDep) -> Response:
     with lab.tx() as s:
-        content = airlock_of(lab).content(s, actor, file_id, "download")
+        content = lab.airlock.content(s, actor, file_id, "download")
     return _file_response(content, inline=False)
 
 
@@ -251,14 +253,14 @@ def model_view(m: RegisteredModel, *, oversight: bool = True) -> dict[str, Any]:
 def register_model(body: ModelIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     card = ModelCard.parse(body.inputs, body.outputs, body.description, body.metrics_file_id, body.target)
     with lab.tx() as s:
-        m = models_of(lab).register(s, actor, body.job_id, body.file, body.name, card)
-        return model_view(m, oversight=models_of(lab).oversees(actor, m))
+        m = lab.models.register(s, actor, body.job_id, body.file, body.name, card)
+        return model_view(m, oversight=lab.models.oversees(actor, m))
 
 
 @router.get("/models")
 def list_models(actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        service = models_of(lab)
+        service = lab.models
         return {
             "items": [
                 model_view(m, oversight=service.oversees(actor, m)) for m in service.list_models(s, actor)
@@ -269,14 +271,14 @@ def list_models(actor: Actor, lab: LabDep) -> dict[str, Any]:
 @router.get("/models/{model_id}")
 def get_model(model_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        m = models_of(lab).get(s, actor, model_id)
-        return model_view(m, oversight=models_of(lab).oversees(actor, m))
+        m = lab.models.get(s, actor, model_id)
+        return model_view(m, oversight=lab.models.oversees(actor, m))
 
 
 @router.post("/models/{model_id}/decision")
 def decide_model(model_id: int, body: DecisionIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        m = models_of(lab).decide(
+        m = lab.models.decide(
             s,
             actor,
             model_id,
@@ -285,16 +287,16 @@ def decide_model(model_id: int, body: DecisionIn, actor: Actor, lab: LabDep) -> 
             rate_per_minute=body.rate_per_minute,
             daily_quota=body.daily_quota,
         )
-        return model_view(m, oversight=models_of(lab).oversees(actor, m))
+        return model_view(m, oversight=lab.models.oversees(actor, m))
 
 
 @router.post("/models/{model_id}/assessment")
 def assess_model(model_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """Run the memorisation tests on the real training data; the report is stored on the card."""
-    return {"model_id": model_id, "assessment": models_of(lab).assess(lab.tx, actor, model_id)}
+    return {"model_id": model_id, "assessment": lab.models.assess(lab.tx, actor, model_id)}
 
 
 @router.post("/models/{model_id}/predict")
 def predict(model_id: int, body: PredictIn, request: Request, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    result: dict[str, Any] = models_of(lab).predict(lab.tx, actor, model_id, body.rows)
+    result: dict[str, Any] = lab.models.predict(lab.tx, actor, model_id, body.rows)
     return result

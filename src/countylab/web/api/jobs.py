@@ -30,7 +30,6 @@ from countylab.errors import TooLarge, ValidationFailed
 from countylab.identity.access import Principal
 from countylab.identity.roles import Role
 from countylab.jobs import JobState, Quota
-from countylab.jobs.center import jobs_of
 from countylab.jobs.facts import coarse_seconds, message, minute, stop_reason
 from countylab.lab import Lab
 from countylab.storage.jobs_models import Job, JobAttempt
@@ -120,9 +119,9 @@ def job_view(job: Job, attempts: list[JobAttempt] | None = None, *, full: bool =
 
 
 def job_detail(lab: Lab, s: Session, actor: Principal, job_id: int) -> dict[str, Any]:
-    job = jobs_of(lab).service.get(s, actor, job_id)
+    job = lab.jobs.service.get(s, actor, job_id)
     return job_view(
-        job, jobs_of(lab).service.attempts(s, actor, job_id), full=sees_details(actor, job.project_id)
+        job, lab.jobs.service.attempts(s, actor, job_id), full=sees_details(actor, job.project_id)
     )
 
 
@@ -141,9 +140,9 @@ def job_views(s: Session, actor: Principal, jobs: list[Job]) -> list[dict[str, A
 
 
 def usage_view(lab: Lab, s: Session, actor: Principal, project_id: int) -> dict[str, Any]:
-    quota = jobs_of(lab).service.quota(s, actor, project_id)
+    quota = lab.jobs.service.quota(s, actor, project_id)
     since = utcnow() - timedelta(days=quota.period_days)
-    used = asdict(jobs_of(lab).service.usage_for_project(s, actor, project_id, since=since))
+    used = asdict(lab.jobs.service.usage_for_project(s, actor, project_id, since=since))
     if not sees_details(actor, project_id):  # metering is a channel: coarse buckets only
         used = {k: coarse_seconds(float(v)) if k.endswith("_s") else v for k, v in used.items()}
         used["max_rss_mb"] = None
@@ -224,7 +223,7 @@ def submit_job(
     hold: bool,
 ) -> dict[str, Any]:
     """One submission: an uploaded tar.gz/zip of the folder, or small code inline."""
-    svc = jobs_of(lab).service
+    svc = lab.jobs.service
     if upload is not None and upload.filename:
         with saved_upload(upload) as archive, lab.tx() as s:
             return job_view(
@@ -300,7 +299,7 @@ def list_jobs(
 ) -> dict[str, Any]:
     wanted = JobState(state) if state else None
     with lab.tx() as s:
-        found = jobs_of(lab).service.list_for_project(
+        found = lab.jobs.service.list_for_project(
             s, actor, project_id, state=wanted, limit=limit, offset=offset
         )
         return {"items": job_views(s, actor, found)}
@@ -310,7 +309,7 @@ def list_jobs(
 def my_jobs(actor: Actor, lab: LabDep, state: str | None = None, limit: int = 100) -> dict[str, Any]:
     """Jobs of the caller's projects (every project for oversight roles)."""
     with lab.tx() as s:
-        found = jobs_of(lab).list_for(s, actor, state=JobState(state) if state else None, limit=limit)
+        found = lab.jobs.list_for(s, actor, state=JobState(state) if state else None, limit=limit)
         return {"items": job_views(s, actor, found)}
 
 
@@ -322,9 +321,9 @@ def get_job(job_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
 
 def _change(lab: Lab, actor: Principal, job_id: int, verb: str) -> Response:
     with lab.tx() as s:
-        job = jobs_of(lab).service.get(s, actor, job_id)
+        job = lab.jobs.service.get(s, actor, job_id)
         before = (job.state, job.cancel_requested, job.attempts)
-        getattr(jobs_of(lab).service, verb)(s, actor, job_id)
+        getattr(lab.jobs.service, verb)(s, actor, job_id)
         changed = (job.state, job.cancel_requested, job.attempts) != before
         view = job_detail(lab, s, actor, job_id)
     response = JSONResponse(view)
@@ -365,7 +364,7 @@ def logs(job_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """Logs are outputs: developers get an explanation (and how to release or debug); oversight
     roles outside the project (stewards, checkers, admins) get the leakage-scanned tail."""
     with lab.tx() as s:
-        job = jobs_of(lab).service.get(s, actor, job_id)
+        job = lab.jobs.service.get(s, actor, job_id)
         if not sees_details(actor, job.project_id):
             return {"job_id": job_id, "outputs": True, "message": LOGS_ARE_OUTPUTS, "streams": []}
         return {
@@ -373,7 +372,7 @@ def logs(job_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
             "outputs": True,
             "message": LOGS_ARE_OUTPUTS,
             "scanned": True,
-            "streams": [x.to_dict() for x in jobs_of(lab).log_excerpt(s, actor, job_id)],
+            "streams": [x.to_dict() for x in lab.jobs.log_excerpt(s, actor, job_id)],
         }
 
 
@@ -408,5 +407,5 @@ def put_quota(project_id: int, body: QuotaIn, actor: Actor, lab: LabDep) -> dict
     ):
         raise ValidationFailed("配额数值必须为正", "quota values must be positive", reason="quota")
     with lab.tx() as s:
-        jobs_of(lab).service.set_quota(s, actor, project_id, Quota(**body.model_dump()))
+        lab.jobs.service.set_quota(s, actor, project_id, Quota(**body.model_dump()))
         return usage_view(lab, s, actor, project_id)

@@ -6,7 +6,7 @@ is a 422 and never reaches the database (where it would be a 5xx).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
@@ -14,8 +14,10 @@ from pydantic import BaseModel, Field
 from countylab.privacy import budget, history, topups
 from countylab.privacy.gateway import QueryRequest
 from countylab.privacy.params import INT64_MAX, MAX_SQL
-from countylab.privacy.wiring import gateway_of
 from countylab.web.deps import Actor, LabDep
+
+if TYPE_CHECKING:
+    from countylab.lab import Lab
 
 router = APIRouter(prefix="/api", tags=["query"])
 
@@ -24,8 +26,8 @@ BodyId = Annotated[int, Field(ge=0, le=INT64_MAX, strict=True)]
 Number = Annotated[float, Field(strict=True)]  # "0.5" and true are not numbers
 
 
-def _period(lab: Any) -> str:
-    return str(getattr(lab.settings, "dp_budget_period", "month"))
+def _period(lab: Lab) -> str:
+    return lab.settings.dp_budget_period
 
 
 class QueryIn(BaseModel):
@@ -50,7 +52,7 @@ def run_query(body: QueryIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
         versions=body.versions,
         confirm_delta=body.confirm_delta,
     )
-    return gateway_of(lab).run(actor, req).to_json()
+    return lab.gateway.run(actor, req).to_json()
 
 
 @router.get("/projects/{project_id}/query-tables")

@@ -13,7 +13,6 @@ from starlette.concurrency import run_in_threadpool
 
 from countylab.airlock.render.store import warm_files, warm_request
 from countylab.airlock.service import FileChoice
-from countylab.airlock.wiring import airlock_of, models_of
 from countylab.errors import CountylabError, PermissionDenied, ValidationFailed
 from countylab.identity.access import has_permission
 from countylab.identity.roles import Permission
@@ -32,9 +31,9 @@ def _split(text: str) -> tuple[str, ...]:
 @router.get("/airlock")
 def airlock_home(request: Request, actor: Actor, lab: LabDep) -> Response:
     with lab.tx() as s:
-        mine = airlock_of(lab).list_requests(s, actor, "mine")
+        mine = lab.airlock.list_requests(s, actor, "mine")
         queue = (
-            airlock_of(lab).list_requests(s, actor, "queue")
+            lab.airlock.list_requests(s, actor, "queue")
             if has_permission(actor, Permission.release_review)
             else []
         )
@@ -50,8 +49,8 @@ def airlock_home(request: Request, actor: Actor, lab: LabDep) -> Response:
 @router.get("/airlock/new")
 def new_request(request: Request, actor: Actor, lab: LabDep, job_id: str = "") -> Response:
     with lab.tx() as s:
-        jobs = airlock_of(lab).jobs_with_outbox(s, actor)
-        outbox = airlock_of(lab).outbox(s, actor, int(job_id)) if job_id.isdigit() else None
+        jobs = lab.airlock.jobs_with_outbox(s, actor)
+        outbox = lab.airlock.outbox(s, actor, int(job_id)) if job_id.isdigit() else None
     return render(request, "airlock_new.html", jobs=jobs, job_id=job_id, outbox=outbox)
 
 
@@ -77,7 +76,7 @@ async def create_request(request: Request, actor: Actor, lab: LabDep) -> Respons
             for i, name in enumerate(form.getlist("files_all"))
             if str(name) in {str(v) for v in form.getlist("files")}
         ]
-        created["id"] = airlock_of(lab).create_staged(  # files copied before the write transaction
+        created["id"] = lab.airlock.create_staged(  # files copied before the write transaction
             lab.tx,
             lab.read,
             actor,
@@ -87,7 +86,7 @@ async def create_request(request: Request, actor: Actor, lab: LabDep) -> Respons
             note=str(form.get("note", "")),
             submit=bool(form.get("submit_now")),
         )
-        airlock_of(lab).check_pending(lab.tx, created["id"], read=lab.read)  # after the commit
+        lab.airlock.check_pending(lab.tx, created["id"], read=lab.read)  # after the commit
 
     # the transaction and the checks' worker must not block the event loop
     response = await run_in_threadpool(form_action, request, back, act, "airlock.flash.created")
@@ -100,7 +99,7 @@ async def create_request(request: Request, actor: Actor, lab: LabDep) -> Respons
 def request_page(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Response:
     warm_request(lab.read, request_id)  # previews are parsed (if ever) before the write transaction
     with lab.tx() as s:
-        view = airlock_of(lab).view(s, actor, request_id)
+        view = lab.airlock.view(s, actor, request_id)
         previews: dict[int, str] = {}
         tables: dict[int, list[list[str]]] = {}
         full_previews: dict[int, int] = {}  # file id -> pages of its complete preview
@@ -108,7 +107,7 @@ def request_page(request: Request, request_id: int, actor: Actor, lab: LabDep) -
             for f in view["files"]:
                 if f["kind"] is None:
                     continue
-                first = first_page(airlock_of(lab).content(s, actor, f["id"], "preview"))
+                first = first_page(lab.airlock.content(s, actor, f["id"], "preview"))
                 full_previews[f["id"]] = first["page_count"]
                 rows = [r["cells"] for r in first["section"]["rows"]]
                 if first["section"]["kind"] == "table":
@@ -116,7 +115,7 @@ def request_page(request: Request, request_id: int, actor: Actor, lab: LabDep) -
                 elif first["section"]["kind"] in ("text", "source"):
                     previews[f["id"]] = "\n".join(r[0] for r in rows)
         jobs = (  # a resubmission may take the files of a re-run job of the same project
-            [j for j in airlock_of(lab).jobs_with_outbox(s, actor) if j.project_id == view["project_id"]]
+            [j for j in lab.airlock.jobs_with_outbox(s, actor) if j.project_id == view["project_id"]]
             if "resubmit" in view["viewer"]["events"]
             else []
         )
@@ -147,8 +146,8 @@ def _act(request: Request, request_id: int, fn: Any, ok: str) -> Response:
 def submit(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Response:
     def act() -> None:
         with lab.tx() as s:
-            airlock_of(lab).submit(s, actor, request_id)
-        airlock_of(lab).check_pending(lab.tx, request_id, read=lab.read)  # after the commit
+            lab.airlock.submit(s, actor, request_id)
+        lab.airlock.check_pending(lab.tx, request_id, read=lab.read)  # after the commit
 
     return _act(request, request_id, act, "airlock.flash.submitted")
 
@@ -159,8 +158,8 @@ def resubmit(
 ) -> Response:
     def act() -> None:
         chosen = int(job_id) if job_id.isdigit() else None
-        airlock_of(lab).resubmit_staged(lab.tx, lab.read, actor, request_id, job_id=chosen)
-        airlock_of(lab).check_pending(lab.tx, request_id, read=lab.read)  # after the commit
+        lab.airlock.resubmit_staged(lab.tx, lab.read, actor, request_id, job_id=chosen)
+        lab.airlock.check_pending(lab.tx, request_id, read=lab.read)  # after the commit
 
     return _act(request, request_id, act, "airlock.flash.submitted")
 
@@ -169,7 +168,7 @@ def resubmit(
 def withdraw(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Response:
     def act() -> None:
         with lab.tx() as s:
-            airlock_of(lab).withdraw(s, actor, request_id)
+            lab.airlock.withdraw(s, actor, request_id)
 
     return _act(request, request_id, act, "airlock.flash.withdrawn")
 
@@ -186,7 +185,7 @@ def vote(
 ) -> Response:
     def act() -> None:
         with lab.tx() as s:
-            airlock_of(lab).vote(s, actor, request_id, choice, comment, role or None)
+            lab.airlock.vote(s, actor, request_id, choice, comment, role or None)
 
     return _act(request, request_id, act, "airlock.flash.voted")
 
@@ -202,7 +201,7 @@ def comment(
 ) -> Response:
     def act() -> None:
         with lab.tx() as s:
-            airlock_of(lab).comment(s, actor, request_id, body, int(file_id) if file_id.isdigit() else None)
+            lab.airlock.comment(s, actor, request_id, body, int(file_id) if file_id.isdigit() else None)
 
     return _act(request, request_id, act, "airlock.flash.commented")
 
@@ -210,14 +209,14 @@ def comment(
 @router.get("/airlock/released")
 def released_page(request: Request, actor: Actor, lab: LabDep) -> Response:
     with lab.tx() as s:
-        files = airlock_of(lab).released_files(s, actor)
+        files = lab.airlock.released_files(s, actor)
     return render(request, "airlock_released.html", files=files)
 
 
 @router.get("/airlock/files/{file_id}/download")
 def download(file_id: int, actor: Actor, lab: LabDep) -> Response:
     with lab.tx() as s:
-        content = airlock_of(lab).content(s, actor, file_id, "download")
+        content = lab.airlock.content(s, actor, file_id, "download")
     return _file_response(content, inline=False)
 
 
@@ -225,7 +224,7 @@ def download(file_id: int, actor: Actor, lab: LabDep) -> Response:
 def preview(file_id: int, actor: Actor, lab: LabDep) -> Response:
     warm_files(lab.read, [file_id])  # any parse happens here, under no write lock
     with lab.tx() as s:
-        content = airlock_of(lab).content(s, actor, file_id, "preview")
+        content = lab.airlock.content(s, actor, file_id, "preview")
     return _file_response(content, inline=True)
 
 
@@ -236,7 +235,7 @@ def preview_page(request: Request, file_id: int, actor: Actor, lab: LabDep, page
 
     warm_files(lab.read, [file_id])  # any parse happens here, under no write lock
     with lab.tx() as s:
-        content = airlock_of(lab).content(s, actor, file_id, "preview")
+        content = lab.airlock.content(s, actor, file_id, "preview")
     assert content.rendering is not None
     view = page_view(content.rendering, page)
     return render(
@@ -254,13 +253,10 @@ def preview_page(request: Request, file_id: int, actor: Actor, lab: LabDep, page
 def models_page(request: Request, actor: Actor, lab: LabDep) -> Response:
     with lab.tx() as s:
         models = [
-            model_view(m, oversight=models_of(lab).oversees(actor, m))
-            for m in models_of(lab).list_models(s, actor)
+            model_view(m, oversight=lab.models.oversees(actor, m)) for m in lab.models.list_models(s, actor)
         ]
         jobs = (
-            airlock_of(lab).jobs_with_outbox(s, actor)
-            if has_permission(actor, Permission.model_register)
-            else []
+            lab.airlock.jobs_with_outbox(s, actor) if has_permission(actor, Permission.model_register) else []
         )
     return render(
         request,
@@ -298,7 +294,7 @@ def register_model(
         if not job_id.isdigit():
             raise ValidationFailed("请选择作业", "choose a job", reason="job")
         with lab.tx() as s:
-            created["id"] = models_of(lab).register(s, actor, int(job_id), file.strip(), name, card).id
+            created["id"] = lab.models.register(s, actor, int(job_id), file.strip(), name, card).id
 
     response = form_action(request, "/models", act, "model.flash.registered")
     if "id" in created:
@@ -309,10 +305,10 @@ def register_model(
 @router.get("/models/{model_id}")
 def model_page(request: Request, model_id: int, actor: Actor, lab: LabDep) -> Response:
     with lab.tx() as s:
-        m = models_of(lab).get(s, actor, model_id)
-        view = model_view(m, oversight=models_of(lab).oversees(actor, m))
-        can_decide = models_of(lab)._may_decide(actor, m) and m.state == "pending"
-        can_call = models_of(lab)._caller(s, actor, m) is not None
+        m = lab.models.get(s, actor, model_id)
+        view = model_view(m, oversight=lab.models.oversees(actor, m))
+        can_decide = lab.models._may_decide(actor, m) and m.state == "pending"
+        can_call = lab.models._caller(s, actor, m) is not None
     return render(
         request,
         "model.html",
@@ -337,7 +333,7 @@ def decide(
 ) -> Response:
     def act() -> None:
         with lab.tx() as s:
-            models_of(lab).decide(
+            lab.models.decide(
                 s,
                 actor,
                 model_id,
@@ -353,7 +349,7 @@ def decide(
 @router.post("/models/{model_id}/assessment")
 def assess(request: Request, model_id: int, actor: Actor, lab: LabDep) -> Response:
     def act() -> None:
-        models_of(lab).assess(lab.tx, actor, model_id)
+        lab.models.assess(lab.tx, actor, model_id)
 
     return form_action(request, f"/models/{model_id}", act, "model.flash.assessed")
 
@@ -368,7 +364,7 @@ def try_model(
         parsed = json.loads(rows)
         if not isinstance(parsed, list):
             raise ValidationFailed("请输入 JSON 数组", "enter a JSON array", reason="rows")
-        result = models_of(lab).predict(lab.tx, actor, model_id, parsed)
+        result = lab.models.predict(lab.tx, actor, model_id, parsed)
     except ValueError:
         error = "JSON"
     except PermissionDenied:
@@ -376,9 +372,9 @@ def try_model(
     except CountylabError as exc:
         error = exc.message(lang_of(request))
     with lab.tx() as s:
-        m = models_of(lab).get(s, actor, model_id)
-        view = model_view(m, oversight=models_of(lab).oversees(actor, m))
-        can_decide = models_of(lab)._may_decide(actor, m) and m.state == "pending"
+        m = lab.models.get(s, actor, model_id)
+        view = model_view(m, oversight=lab.models.oversees(actor, m))
+        can_decide = lab.models._may_decide(actor, m) and m.state == "pending"
     response = render(
         request,
         "model.html",

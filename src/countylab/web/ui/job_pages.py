@@ -6,7 +6,7 @@ metering and the scanned log tail (:func:`countylab.web.api.jobs.sees_details`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -18,7 +18,6 @@ from countylab.errors import CountylabError
 from countylab.i18n import translator
 from countylab.identity.access import has_permission
 from countylab.identity.roles import Permission, Role
-from countylab.jobs.center import jobs_of
 from countylab.jobs.states import RETRYABLE, JobState
 from countylab.storage.models import Project
 from countylab.web.api.jobs import (
@@ -32,6 +31,9 @@ from countylab.web.api.jobs import (
 )
 from countylab.web.deps import Actor, LabDep
 from countylab.web.ui.common import flash_redirect, form_action, lang_of, render
+
+if TYPE_CHECKING:
+    from countylab.lab import Lab
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,7 +49,7 @@ actions:
 """
 
 
-def _projects(lab: Any, actor: Any) -> list[Project]:
+def _projects(lab: Lab, actor: Any) -> list[Project]:
     with lab.tx() as s:
         q = select(Project).where(Project.id.in_(sorted(actor.project_ids))).order_by(Project.title)
         return list(s.execute(q).scalars())
@@ -58,7 +60,7 @@ def jobs_page(request: Request, actor: Actor, lab: LabDep, project: int | None =
     projects = _projects(lab, actor)
     chosen = project if project in {p.id for p in projects} else (projects[0].id if projects else None)
     with lab.tx() as s:
-        jobs = job_views(s, actor, jobs_of(lab).list_for(s, actor))
+        jobs = job_views(s, actor, lab.jobs.list_for(s, actor))
         titles = {p.id: p.title for p in s.execute(select(Project)).scalars()}
         meter = usage_view(lab, s, actor, chosen) if chosen is not None else None
     return render(
@@ -107,7 +109,7 @@ async def submit_page(request: Request, project_id: int, actor: Actor, lab: LabD
 
 @router.get("/jobs/{job_id}")
 def job_page(request: Request, job_id: int, actor: Actor, lab: LabDep) -> Response:
-    center = jobs_of(lab)
+    center = lab.jobs
     with lab.tx() as s:
         job = job_detail(lab, s, actor, job_id)
         project = s.get(Project, job["project_id"])
@@ -141,8 +143,8 @@ def steps(state: str) -> list[tuple[str, str]]:
     return [(st, "current" if i == at else "done" if i < at else "") for i, st in enumerate(seq)]
 
 
-def _change(request: Request, lab: Any, actor: Any, job_id: int, verb: str) -> RedirectResponse:
-    center = jobs_of(lab)
+def _change(request: Request, lab: Lab, actor: Any, job_id: int, verb: str) -> RedirectResponse:
+    center = lab.jobs
     changed: list[bool] = []
 
     def act() -> None:

@@ -6,7 +6,7 @@ The console works without JavaScript (the form posts here and the page shows the
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import Response
@@ -17,9 +17,11 @@ from countylab.identity.roles import Permission
 from countylab.privacy import budget, history, topups
 from countylab.privacy.gateway import QueryRequest
 from countylab.privacy.params import INT64_MAX
-from countylab.privacy.wiring import gateway_of
 from countylab.web.deps import Actor, LabDep
 from countylab.web.ui.common import flash_redirect, form_action, lang_of, render
+
+if TYPE_CHECKING:
+    from countylab.lab import Lab
 
 router = APIRouter(include_in_schema=False)
 
@@ -30,7 +32,7 @@ EXAMPLE_SQL = "SELECT town_code, COUNT(*) FROM residents\nWHERE age > 80 AND liv
 def _console(
     request: Request,
     actor: Principal,
-    lab: Any,
+    lab: Lab,
     project_id: int | None,
     *,
     sql: str = "",
@@ -38,7 +40,7 @@ def _console(
     answer: dict[str, Any] | None = None,
     confirm: dict[str, Any] | None = None,
 ) -> Response:
-    period = str(getattr(lab.settings, "dp_budget_period", "month"))
+    period = lab.settings.dp_budget_period
     with lab.tx() as s:
         projects = history.member_projects(s, actor)
         ids = [p.id for p in projects]
@@ -110,7 +112,7 @@ def run_from_form(
     except ValueError:
         eps = float("nan")
     try:
-        answer = gateway_of(lab).run(
+        answer = lab.gateway.run(
             actor,
             QueryRequest(sql=sql, project_id=project_id, epsilon=eps, confirm_delta=confirm_delta == "1"),
         )
@@ -150,7 +152,7 @@ def set_budget_from_form(
                 epsilon=eps,
                 delta=dlt,
                 user_id=int(user_id) if user_id.isdigit() and len(user_id) < 19 else None,
-                period=str(getattr(lab.settings, "dp_budget_period", "month")),
+                period=lab.settings.dp_budget_period,
             )
 
     return form_action(request, f"/query?project_id={project_id}", act, "query.budget_saved")
@@ -201,7 +203,7 @@ def decide_topup_from_form(
                 topup_id,
                 approve=decision == "approve",
                 note=note,
-                period=str(getattr(lab.settings, "dp_budget_period", "month")),
+                period=lab.settings.dp_budget_period,
             )
 
     return form_action(request, f"/query?project_id={project_id}", act, "query.topup_decided")
