@@ -41,6 +41,24 @@ class Settings(BaseSettings):
     county_name: str = Field(default="示范县", description="Name of the county shown in the UI.")
     session_hours: int = Field(default=12, ge=1, description="Lifetime of a web login session.")
     token_days: int = Field(default=90, ge=1, description="Default lifetime of a new API token.")
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed logins to one account within login_window_s before it is locked for "
+        "login_lockout_s (audited as auth.lockout); a successful login resets the count.",
+    )
+    login_address_max_failures: int = Field(
+        default=30,
+        ge=1,
+        description="Failed logins from one client address within login_window_s (any accounts) "
+        "before that address is refused for login_lockout_s (audited as auth.lockout).",
+    )
+    login_window_s: int = Field(
+        default=900, ge=1, description="Window in which failed logins are counted, in seconds."
+    )
+    login_lockout_s: int = Field(
+        default=900, ge=1, description="How long a locked account or address is refused, in seconds."
+    )
     cookie_secure: bool = Field(default=False, description="Send cookies only over HTTPS.")
     strict_audit: bool = Field(
         default=False,

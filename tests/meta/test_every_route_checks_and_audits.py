@@ -39,6 +39,10 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("PUT", "/api/users/{user_id}/roles"): Example("admin", {"roles": ["developer", "leader"]}),
     ("PUT", "/api/users/{user_id}/active"): Example("admin", {"active": False}),
     ("POST", "/api/tokens"): Example("dev", {"name": "ci"}, open_to_all=True),
+    ("POST", "/api/login"): Example("dev", anonymous=True),
+    ("POST", "/api/me/password"): Example(
+        "dev", {"old": PASSWORD, "new": "another-password"}, open_to_all=True
+    ),
     ("DELETE", "/api/tokens/{token_id}"): Example("dev", open_to_all=False),
     ("POST", "/api/projects"): Example("dev", {"slug": "new-project", "title": "新项目"}),
     ("POST", "/api/projects/{project_id}/members"): Example("dev", {"username": "other"}),
@@ -282,11 +286,31 @@ def test_route_checks_permission_and_audits(tmp_path, method, path):
     app = create_app(world.lab)
     url = world.fill(path, ex, ex.who)
 
-    if ex.anonymous:  # the login form: success and failure are both audited
-        client = TestClient(app)
+    if ex.anonymous:  # the login form and the API login: failure and success are both audited
+        client = TestClient(app, raise_server_exceptions=False)
         before = len(audit_actions(world.lab))
-        browser_login(client, ex.who)
-        assert len(audit_actions(world.lab)) > before
+        if path.startswith("/api/"):
+            resp = client.post(path, json={"username": ex.who, "password": "wrong-password"})
+            assert resp.status_code == 401, resp.text
+        else:
+            page = client.get("/login")
+            pre = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert pre
+            resp = client.post(
+                path,
+                data={"username": ex.who, "password": "wrong-password", "csrf_token": pre.group(1)},
+                follow_redirects=False,
+            )
+            assert resp.status_code == 303 and resp.headers["location"].startswith("/login"), resp.text
+        # the failed request rolled back, but its event was written in a transaction of its own
+        assert audit_actions(world.lab)[before:] == [("login.failed", ex.who, "denied")]
+        before = len(audit_actions(world.lab))
+        if path.startswith("/api/"):
+            resp = client.post(path, json={"username": ex.who, "password": PASSWORD})
+            assert resp.status_code == 200 and resp.json()["csrf_token"], resp.text
+        else:
+            browser_login(client, ex.who)
+        assert audit_actions(world.lab)[before:][:1] == [("login", ex.who, "ok")]
         return
 
     # 1. anonymous: refused, nothing written

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from countylab import audit
-from countylab.errors import Conflict, NotFound, ValidationFailed
+from countylab.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from countylab.identity.access import Principal, authorize
-from countylab.identity.roles import OVERSIGHT_ROLES, Permission
-from countylab.storage.models import Dataset, Grant, Project, ProjectMember, User
+from countylab.identity.roles import OVERSIGHT_ROLES, Permission, Role
+from countylab.storage.models import Dataset, Grant, Org, Project, ProjectMember, User
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
 
@@ -29,7 +29,19 @@ def create_project(
     description: str = "",
     org_id: int | None = None,
 ) -> Project:
+    """A new project, owned by its creator.  It belongs to the creator's own organisation: the
+    organisation's kind decides whether the project counts as in-domain (a department's) for the
+    grade policy, so only admins and operators may file it under another one."""
     authorize(actor, Permission.project_create, target=f"project:{slug}")
+    if org_id is not None and org_id != actor.org_id and not may_choose_org(actor):
+        raise PermissionDenied(
+            "只有平台管理员或运营方可以为项目指定其他单位；项目默认属于创建者所在单位",
+            "Only admins and operators may file a project under another organisation; "
+            "a project belongs to its creator's own organisation",
+            permission=Permission.project_create.value,
+            target=f"project:{slug}",
+            reason="project_org",
+        )
     if not _SLUG.match(slug):
         raise ValidationFailed(
             "项目标识只能含小写字母、数字和连字符（2–64位）",
@@ -40,6 +52,8 @@ def create_project(
         raise ValidationFailed("项目名称不能为空", "Project title is required", field="title")
     if session.execute(select(Project).where(Project.slug == slug)).scalar_one_or_none():
         raise Conflict(f"项目标识“{slug}”已存在", f"Project slug '{slug}' already exists", field="slug")
+    if org_id is not None and session.get(Org, org_id) is None:
+        raise NotFound(f"单位 {org_id} 不存在", f"Organisation {org_id} not found", field="org_id")
     project = Project(
         slug=slug,
         title=title.strip(),
@@ -58,9 +72,14 @@ def create_project(
         actor=actor.username,
         action="project.create",
         target=f"project:{project.id}",
-        details={"slug": slug, "title": project.title},
+        details={"slug": slug, "title": project.title, "org_id": project.org_id},
     )
     return project
+
+
+def may_choose_org(actor: Principal) -> bool:
+    """Admins and operators (and the console) file projects under any organisation."""
+    return actor.is_system or bool(actor.roles & {Role.admin, Role.operator})
 
 
 def get_project(session: Session, actor: Principal, project_id: int) -> Project:

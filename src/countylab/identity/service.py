@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -183,25 +183,53 @@ def set_roles(session: Session, actor: Principal, user_id: int, roles: list[str]
     return user
 
 
-def set_active(session: Session, actor: Principal, user_id: int, active: bool) -> User:
+def set_active(
+    session: Session, actor: Principal, user_id: int, active: bool, *, revoke_tokens: bool = True
+) -> User:
+    """Activate or deactivate a user.  Deactivation ends every web session of the user at once
+    and, unless ``revoke_tokens`` is false, revokes their API tokens for good (a deactivated
+    user's tokens are refused anyway; keeping them only spares reissuing after a suspension)."""
     authorize(actor, Permission.user_manage, target=f"user:{user_id}")
     user = get_user(session, user_id)
     if actor.user_id == user_id and not active:
         raise ValidationFailed("不能停用自己的账号", "You cannot deactivate your own account")
     user.is_active = active
-    if not active:  # end every way in: sessions and tokens
-        for ws in session.execute(select(WebSession).where(WebSession.user_id == user_id)).scalars():
-            session.delete(ws)
-        for tok in session.execute(select(ApiToken).where(ApiToken.user_id == user_id)).scalars():
-            tok.revoked_at = tok.revoked_at or _now()
+    details: dict[str, int] = {}
+    if not active:
+        details["sessions_ended"] = end_sessions(session, user_id)
+        if revoke_tokens:
+            details["tokens_revoked"] = revoke_all_tokens(session, user_id)
     audit.append(
         session,
         actor_id=actor.user_id,
         actor=actor.username,
         action="user.activate" if active else "user.deactivate",
         target=f"user:{user_id}",
+        details=details,
     )
     return user
+
+
+def end_sessions(session: Session, user_id: int, *, keep_sid: str | None = None) -> int:
+    """Delete the user's web sessions except the one whose id is ``keep_sid``; how many ended."""
+    keep = sec.digest(keep_sid) if keep_sid else None
+    ended = 0
+    for ws in session.execute(select(WebSession).where(WebSession.user_id == user_id)).scalars():
+        if ws.id_hash != keep:
+            session.delete(ws)
+            ended += 1
+    return ended
+
+
+def revoke_all_tokens(session: Session, user_id: int) -> int:
+    """Revoke every live API token of the user; how many were live."""
+    now = _now()
+    revoked = 0
+    live = select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+    for tok in session.execute(live).scalars():
+        tok.revoked_at = now
+        revoked += 1
+    return revoked
 
 
 def get_user(session: Session, user_id: int) -> User:
@@ -215,7 +243,19 @@ def list_users(session: Session) -> list[User]:
     return list(session.execute(select(User).order_by(User.username)).scalars())
 
 
-def change_password(session: Session, actor: Principal, *, old: str, new: str) -> None:
+def change_password(
+    session: Session,
+    actor: Principal,
+    *,
+    old: str,
+    new: str,
+    current_sid: str | None = None,
+    revoke_tokens: bool = False,
+) -> dict[str, int]:
+    """The user changes their own password.  Every other web session of theirs ends (someone who
+    knew the old password is logged out); the one of ``current_sid`` stays.  ``revoke_tokens``
+    also revokes all their API tokens, which the old password may have been used to create.
+    Returns how many sessions ended and tokens were revoked."""
     if actor.user_id is None:
         raise NotAuthenticated("请先登录", "Please log in first")
     user = get_user(session, actor.user_id)
@@ -228,41 +268,21 @@ def change_password(session: Session, actor: Principal, *, old: str, new: str) -
             field="new",
         )
     user.password_hash = sec.hash_password(new)
+    ended = {"sessions_ended": end_sessions(session, user.id, keep_sid=current_sid)}
+    if revoke_tokens:
+        ended["tokens_revoked"] = revoke_all_tokens(session, user.id)
     audit.append(
         session,
         actor_id=actor.user_id,
         actor=actor.username,
         action="user.password",
         target=f"user:{user.id}",
+        details=ended,
     )
+    return ended
 
 
 # -- login and sessions -----------------------------------------------------------------------
-
-
-_BAD_LOGIN = ("用户名或密码错误", "Wrong username or password")
-
-
-def check_login(session: Session, username: str, password: str) -> User:
-    """Return the user when the credentials are right; audit either way."""
-    user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
-    if user is None:
-        sec.dummy_verify()
-        ok = False
-    else:
-        ok = sec.verify_password(user.password_hash, password) and user.is_active
-    if not ok or user is None:
-        audit.append(
-            session,
-            actor_id=user.id if user else None,
-            actor=username[:100] or "?",
-            action="login.failed",
-            target=f"user:{user.id}" if user else "",
-            outcome="denied",
-        )
-        raise NotAuthenticated(*_BAD_LOGIN)
-    audit.append(session, actor_id=user.id, actor=user.username, action="login", target=f"user:{user.id}")
-    return user
 
 
 @dataclass(frozen=True)
@@ -369,6 +389,11 @@ _BAD_TOKEN = ("API 令牌无效、已过期或已撤销", "The API token is inva
 
 
 def resolve_token(session: Session, raw: str) -> User:
+    return resolve_token_record(session, raw)[0]
+
+
+def resolve_token_record(session: Session, raw: str) -> tuple[User, ApiToken]:
+    """The user of a live token and the token's row (for ``last_used_at``)."""
     tok = session.execute(select(ApiToken).where(ApiToken.token_hash == sec.digest(raw))).scalar_one_or_none()
     if tok is None or tok.revoked_at is not None:
         raise NotAuthenticated(*_BAD_TOKEN)
@@ -377,13 +402,36 @@ def resolve_token(session: Session, raw: str) -> User:
     user = session.get(User, tok.user_id)
     if user is None or not user.is_active:
         raise NotAuthenticated(*_BAD_TOKEN)
-    return user
+    return user, tok
 
 
-def touch_token(session: Session, raw: str) -> None:
-    tok = session.execute(select(ApiToken).where(ApiToken.token_hash == sec.digest(raw))).scalar_one_or_none()
-    if tok is not None:
-        tok.last_used_at = _now()
+#: ``last_used_at`` is written at most this often per token: a feed sending many requests a
+#: second must not turn every one into a write (SQLite serialises writers)
+TOUCH_EVERY_S = 60
+
+
+def token_needs_touch(last_used_at: datetime | None, *, now: datetime | None = None) -> bool:
+    return last_used_at is None or _aware(last_used_at) < (now or _now()) - timedelta(seconds=TOUCH_EVERY_S)
+
+
+def touch_token(session: Session, raw: str) -> bool:
+    """Record that the token ``raw`` was used now (``last_used_at``), unless it already was in the
+    last ``TOUCH_EVERY_S`` seconds; True when the row was written.  A conditional UPDATE, so two
+    processes touching at once write once and never move the time backwards."""
+    now = _now()
+    result = session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.token_hash == sec.digest(raw),
+            or_(
+                ApiToken.last_used_at.is_(None),
+                ApiToken.last_used_at < now - timedelta(seconds=TOUCH_EVERY_S),
+            ),
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def is_unique_violation(exc: IntegrityError) -> bool:

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from countylab.errors import NotAuthenticated, PermissionDenied
 from countylab.identity import service as ids
 from countylab.identity.access import Principal
+from countylab.identity.login import LoggedIn, LoginPolicy, login
 from countylab.identity.secrets import digest, same
 from countylab.lab import Lab
 
@@ -31,8 +32,12 @@ def _resolve(request: Request) -> Principal | None:
         cached = lab.principals.get(key)
         if cached is None:
             with lab.read() as s:
-                user = ids.resolve_token(s, raw)
+                user, tok = ids.resolve_token_record(s, raw)
                 cached = ids.principal_for(s, user, "token")
+                stale = ids.token_needs_touch(tok.last_used_at)
+            if stale:  # at most once a minute per token: a write of its own, outside the read
+                with lab.tx() as s:
+                    ids.touch_token(s, raw)
             lab.principals.put(key, cached)
         request.state.principal = cached
         return cached
@@ -49,6 +54,24 @@ def _resolve(request: Request) -> Principal | None:
         request.state.user_display = user.display_name
     request.state.principal = principal
     return principal
+
+
+def login_with_password(lab: Lab, request: Request, username: str, password: str) -> LoggedIn:
+    """The web form's and the API's login: throttled per account and per client address, with
+    the counters in the database so that every server process sees the same ones.
+
+    The address is the TCP peer; behind a reverse proxy that is the proxy's, so the per-address
+    limit then counts everyone together (forwarded headers are not trusted: a client sets them)."""
+    address = request.client.host if request.client else "?"
+    return login(
+        lab.tx,
+        lab.read,
+        LoginPolicy.of(lab.settings),
+        username=username,
+        password=password,
+        address=address,
+        session_hours=lab.settings.session_hours,
+    )
 
 
 def optional_principal(request: Request) -> Principal | None:

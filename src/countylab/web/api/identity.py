@@ -1,10 +1,10 @@
-"""API: who am I, organisations, users, tokens, projects, members, grants, audit."""
+"""API: login, who am I, organisations, users, tokens, projects, members, grants, audit."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from countylab import audit
@@ -13,9 +13,57 @@ from countylab.identity import service as ids
 from countylab.identity.access import authorize
 from countylab.identity.roles import Permission
 from countylab.web.api import serialize as out
-from countylab.web.deps import Actor, LabDep
+from countylab.web.deps import SESSION_COOKIE, Actor, LabDep, login_with_password
 
 router = APIRouter(prefix="/api", tags=["identity"])
+
+
+class LoginIn(BaseModel):
+    username: str = Field(max_length=200)
+    password: str = Field(max_length=1000)
+
+
+@router.post("/login")
+def login(body: LoginIn, request: Request, response: Response, lab: LabDep) -> dict[str, Any]:
+    """Password login: a session cookie and its CSRF token; throttled (429 with Retry-After).
+
+    For browser-side clients; send the token as X-CSRF-Token on unsafe requests.  Scripts use API
+    tokens instead.  Wrong credentials are 401; too many failures lock the account or the
+    address for login_lockout_s (429 with Retry-After), whatever the password."""
+    done = login_with_password(lab, request, body.username, body.password)
+    response.set_cookie(
+        SESSION_COOKIE,
+        done.session.session_id,
+        httponly=True,
+        samesite="lax",
+        secure=lab.settings.cookie_secure,
+        max_age=lab.settings.session_hours * 3600,
+    )
+    return {
+        "user_id": done.user_id,
+        "username": done.username,
+        "csrf_token": done.session.csrf_token,
+        "expires_at": done.session.expires_at.isoformat(),
+    }
+
+
+class PasswordIn(BaseModel):
+    old: str = Field(max_length=1000)
+    new: str = Field(max_length=1000)
+    revoke_tokens: bool = False
+
+
+@router.post("/me/password")
+def change_password(body: PasswordIn, request: Request, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """Change one's own password; other web sessions end, revoke_tokens revokes API tokens.
+
+    The calling session stays; ``revoke_tokens`` revokes every API token of the user (also the
+    one making this call, if it is a token)."""
+    keep = request.cookies.get(SESSION_COOKIE) if actor.via == "session" else None
+    with lab.tx() as s:
+        return ids.change_password(
+            s, actor, old=body.old, new=body.new, current_sid=keep, revoke_tokens=body.revoke_tokens
+        )
 
 
 @router.get("/whoami")
@@ -75,12 +123,13 @@ def set_roles(user_id: int, body: RolesIn, actor: Actor, lab: LabDep) -> dict[st
 
 class ActiveIn(BaseModel):
     active: bool
+    revoke_tokens: bool = True  # on deactivation; sessions always end
 
 
 @router.put("/users/{user_id}/active")
 def set_active(user_id: int, body: ActiveIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
-        return out.user(ids.set_active(s, actor, user_id, body.active))
+        return out.user(ids.set_active(s, actor, user_id, body.active, revoke_tokens=body.revoke_tokens))
 
 
 class TokenIn(BaseModel):

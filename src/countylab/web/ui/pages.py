@@ -15,10 +15,11 @@ from countylab.i18n import translator
 from countylab.identity import projects as prj
 from countylab.identity import service as ids
 from countylab.identity.access import authorize, has_permission
+from countylab.identity.login import LoginLocked
 from countylab.identity.roles import OrgKind, Permission, Role
 from countylab.identity.secrets import same
 from countylab.storage.models import Dataset, Org, Project, User
-from countylab.web.deps import LANG_COOKIE, SESSION_COOKIE, Actor, LabDep, MaybeActor
+from countylab.web.deps import LANG_COOKIE, SESSION_COOKIE, Actor, LabDep, MaybeActor, login_with_password
 from countylab.web.ui.common import NAV, flash_redirect, form_action, lang_of, render
 
 router = APIRouter(include_in_schema=False)
@@ -57,16 +58,14 @@ def login(
     if not pre or not same(pre, csrf_token):
         return flash_redirect("/login", t("login.csrf"), "error")
     try:
-        with lab.tx() as s:
-            user = ids.check_login(s, username.strip(), password)
-            new = ids.open_session(s, user, hours=lab.settings.session_hours)
-            user_lang = user.lang
-    except NotAuthenticated as exc:
+        done = login_with_password(lab, request, username, password)
+    except (NotAuthenticated, LoginLocked) as exc:  # both audited, in their own transaction
         return flash_redirect(f"/login?next={_safe_next(next)}", exc.message(lang_of(request)), "error")
+    user_lang = done.lang
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        new.session_id,
+        done.session.session_id,
         httponly=True,
         samesite="lax",
         secure=lab.settings.cookie_secure,
@@ -203,11 +202,16 @@ def set_roles(
 
 @router.post("/users/{user_id}/active")
 def set_active(
-    request: Request, user_id: int, actor: Actor, lab: LabDep, active: Annotated[str, Form()]
+    request: Request,
+    user_id: int,
+    actor: Actor,
+    lab: LabDep,
+    active: Annotated[str, Form()],
+    keep_tokens: Annotated[str, Form()] = "",
 ) -> Response:
     def run() -> None:
         with lab.tx() as s:
-            ids.set_active(s, actor, user_id, active == "1")
+            ids.set_active(s, actor, user_id, active == "1", revoke_tokens=keep_tokens != "1")
 
     return form_action(request, "/orgs", run, "flash.saved")
 
@@ -258,11 +262,23 @@ def revoke_token(request: Request, token_id: int, actor: Actor, lab: LabDep) -> 
 
 @router.post("/me/password")
 def change_password(
-    request: Request, actor: Actor, lab: LabDep, old: Annotated[str, Form()], new: Annotated[str, Form()]
+    request: Request,
+    actor: Actor,
+    lab: LabDep,
+    old: Annotated[str, Form()],
+    new: Annotated[str, Form()],
+    revoke_tokens: Annotated[str, Form()] = "",
 ) -> Response:
     def run() -> None:
         with lab.tx() as s:
-            ids.change_password(s, actor, old=old, new=new)
+            ids.change_password(
+                s,
+                actor,
+                old=old,
+                new=new,
+                current_sid=request.cookies.get(SESSION_COOKIE),
+                revoke_tokens=revoke_tokens == "1",
+            )
 
     return form_action(request, "/me", run, "flash.password_changed")
 
@@ -274,11 +290,13 @@ def change_password(
 def projects_page(request: Request, actor: Actor, lab: LabDep) -> Response:
     with lab.tx() as s:
         projects = prj.visible_projects(s, actor)
+        org_choices = ids.list_orgs(s) if prj.may_choose_org(actor) else []
     return render(
         request,
         "projects.html",
         projects=projects,
         can_create=has_permission(actor, Permission.project_create),
+        org_choices=org_choices,
     )
 
 
@@ -290,10 +308,18 @@ def create_project(
     slug: Annotated[str, Form()],
     title: Annotated[str, Form()],
     description: Annotated[str, Form()] = "",
+    org_id: Annotated[str, Form()] = "",
 ) -> Response:
     def run() -> None:
         with lab.tx() as s:
-            prj.create_project(s, actor, slug=slug.strip(), title=title, description=description)
+            prj.create_project(
+                s,
+                actor,
+                slug=slug.strip(),
+                title=title,
+                description=description,
+                org_id=int(org_id) if org_id.strip().isdigit() else None,
+            )
 
     return form_action(request, "/projects", run, "flash.project_created", name=title)
 
