@@ -40,7 +40,7 @@ def bench_lab(
     from countylab.identity.access import SYSTEM
     from countylab.lab import Lab
 
-    lab = Lab(Settings(data_dir=data_dir, secret_key="bench"))
+    lab = Lab(Settings(data_dir=data_dir))
     lab.migrate()
     with lab.tx() as s:
         org_id = ids.create_org(s, SYSTEM, name=org, kind="department").id

@@ -53,7 +53,7 @@ from countylab.identity import service as ids
 from countylab.identity.access import SYSTEM
 from countylab.lab import Lab
 src, root = Path(sys.argv[1]), Path(sys.argv[2])
-lab = Lab(Settings(data_dir=root, secret_key="bench"))
+lab = Lab(Settings(data_dir=root))
 lab.migrate()
 with lab.tx() as s:
     org = ids.create_org(s, SYSTEM, name="县公安局", kind="department")
@@ -334,7 +334,7 @@ def push_ingest(work: Path, seconds: float, clients: int, profile: Path | None) 
         from countylab.config import Settings
         from countylab.lab import Lab
 
-        reader_lab = Lab(Settings(data_dir=data_dir, secret_key="bench"))  # once, before clients fork
+        reader_lab = Lab(Settings(data_dir=data_dir))  # once, before clients fork
         for fmt in ("json", "arrow"):
             if profile is not None:
                 spy = subprocess.Popen(

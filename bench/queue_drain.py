@@ -76,7 +76,7 @@ def _done(lab: Lab) -> int:
 
 
 def measure(root: Path, runner_kind: str, workers: int, jobs: int, latency_runs: int) -> dict[str, float]:
-    lab = Lab(Settings(data_dir=root / runner_kind, secret_key="bench"))
+    lab = Lab(Settings(data_dir=root / runner_kind))
     lab.migrate()
     with lab.tx() as s:
         uid = ids.create_user(

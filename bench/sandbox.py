@@ -42,7 +42,7 @@ def _state(lab: Lab, job_id: int) -> str:
 
 
 def lab_figures(root: Path, workers: int, jobs: int, latency_runs: int) -> dict[str, float]:
-    lab = Lab(Settings(data_dir=root / "lab", secret_key="bench", job_workers=workers))
+    lab = Lab(Settings(data_dir=root / "lab", job_workers=workers))
     lab.migrate()
     with lab.tx() as s:
         uid = ids.create_user(s, SYSTEM, username="bench", password="bench-password-1", display_name="bench",

@@ -153,7 +153,7 @@ def api_routes() -> list[tuple[str, str, str, str, str]]:
     from countylab.web.app import create_app, iter_api_routes
 
     with tempfile.TemporaryDirectory() as tmp:
-        lab = Lab(Settings(data_dir=Path(tmp), secret_key="docs"))  # noqa: S106 - never connects
+        lab = Lab(Settings(data_dir=Path(tmp)))  # never connects
         try:
             app = create_app(lab)
             routes = iter_api_routes(app)

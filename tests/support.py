@@ -23,7 +23,6 @@ def build_lab(tmp_path: Path, database_url: str = "", **settings: object) -> Lab
         data_dir=tmp_path / "lab-data",
         database_url=database_url,
         strict_audit=True,
-        secret_key="test-secret",
         **settings,
     )  # type: ignore[arg-type]
     lab = Lab(s)

@@ -100,16 +100,6 @@ def test_bad_values_from_environment_and_file(tmp_path, monkeypatch):
         Settings(config_file=toml(tmp_path, "port = \n"))
 
 
-def test_secret_key_file_is_created_once_and_private(tmp_path):
-    s = Settings(data_dir=tmp_path / "lab")
-    key = s.resolved_secret_key()
-    assert len(key) >= 40
-    path = tmp_path / "lab" / "secret.key"
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert Settings(data_dir=tmp_path / "lab").resolved_secret_key() == key
-    assert Settings(data_dir=tmp_path / "lab", secret_key="given").resolved_secret_key() == "given"
-
-
 def test_derived_paths(tmp_path):
     s = Settings(data_dir=tmp_path)
     assert s.warehouse_dir == tmp_path / "warehouse" and s.seed_dir == tmp_path / "seed"

@@ -7,7 +7,6 @@ points reads the environment.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,10 +32,6 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the web server listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the web server listens on.")
-    secret_key: str = Field(
-        default="",
-        description="Key for signing session cookies; empty means read/create data_dir/secret.key.",
-    )
     default_lang: str = Field(default="zh-CN", description="UI language when the user chose none.")
     county_name: str = Field(default="示范县", description="Name of the county shown in the UI.")
     session_hours: int = Field(default=12, ge=1, description="Lifetime of a web login session.")
@@ -87,7 +82,6 @@ class Settings(BaseSettings):
         ge=64,
         description="Memory the airlock's check worker may add (RLIMIT_AS) while parsing a request's files.",
     )
-    demo_feeds: bool = Field(default=False, description="Push live traffic/air feeds (demo only).")
     job_workers: int = Field(
         default=2, ge=1, le=256, description="Sandbox jobs run at once by this server's local executor."
     )
@@ -210,19 +204,6 @@ class Settings(BaseSettings):
     @property
     def seed_dir(self) -> Path:
         return self.data_dir / "seed"
-
-    def resolved_secret_key(self) -> str:
-        """The signing key: the setting, else a key file created once in data_dir."""
-        if self.secret_key:
-            return self.secret_key
-        path = self.data_dir / "secret.key"
-        if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        path.write_text(key)
-        path.chmod(0o600)
-        return key
 
 
 class _TomlFromSetting(PydanticBaseSettingsSource):

@@ -344,7 +344,7 @@ def test_crash_mid_commit_leaves_previous_version_and_no_orphans(world, tmp_path
             print("VERSION-WRITTEN", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
         ing.Ingestion._record = crash
-        lab = Lab(Settings(data_dir=Path({str(lab.settings.data_dir)!r}), secret_key="x"))
+        lab = Lab(Settings(data_dir=Path({str(lab.settings.data_dir)!r})))
         lab.ingestion.ingest_file(SYSTEM, {did}, Path({str(big)!r}), mode="append")
     """)
     proc = subprocess.run(

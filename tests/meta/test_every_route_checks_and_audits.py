@@ -121,7 +121,7 @@ def unsafe_routes() -> list[tuple[str, str]]:
     from countylab.config import Settings
     from countylab.lab import Lab
 
-    lab = Lab(Settings(database_url="sqlite://", secret_key="x"))
+    lab = Lab(Settings(database_url="sqlite://"))
     routes = []
     for route in iter_api_routes(create_app(lab)):
         for method in route.methods & UNSAFE:

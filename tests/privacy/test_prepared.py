@@ -251,7 +251,7 @@ def test_locked_connection_reaches_no_other_file(data_dir: Path, tmp_path: Path)
 def test_limits_come_from_the_lab_settings(tmp_path: Path) -> None:
     from countylab.config import Settings
 
-    limits = sandbox_limits(Settings(data_dir=tmp_path, secret_key="x"), timeout_s=5.0)
+    limits = sandbox_limits(Settings(data_dir=tmp_path), timeout_s=5.0)
     assert limits.data_dir == str(tmp_path.resolve()) and limits.memory_limit == "640MB"
     assert limits.timeout_s == 5.0
     store = PreparedStore.for_limits(limits, 0)

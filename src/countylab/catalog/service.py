@@ -350,21 +350,6 @@ def key_sets(session: Session) -> dict[str, KeySet]:
     return {k.name: k for k in session.execute(select(KeySet)).scalars()}
 
 
-def add_lineage(session: Session, actor: Principal, parent_id: int, child_id: int, via: str) -> None:
-    child = get_dataset(session, child_id)
-    authorize_write(actor, child)
-    get_dataset(session, parent_id)
-    session.add(Lineage(parent_id=parent_id, child_id=child_id, via=via))
-    audit.append(
-        session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="dataset.lineage",
-        target=f"dataset:{child_id}",
-        details={"parent": parent_id, "via": via},
-    )
-
-
 def lineage(session: Session, dataset_id: int) -> tuple[list[tuple[Dataset, str]], list[tuple[Dataset, str]]]:
     ups = session.execute(
         select(Dataset, Lineage.via)

@@ -95,12 +95,6 @@ class Dispatcher:
                 s, actor=f"worker:{self.worker_id}", live_workers=live_workers or {self.worker_id}
             )
 
-    def reap_stale(self, older_than_s: float) -> list[int]:
-        """For shared databases: lose running jobs whose heartbeat is older than ``older_than_s``."""
-        with self._tx() as s:
-            before = utcnow() - timedelta(seconds=older_than_s)
-            return reconcile(s, actor=f"worker:{self.worker_id}", stale_before=before)
-
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="countylab-dispatcher", daemon=True)
         self._thread.start()

@@ -286,35 +286,24 @@ def reconcile(
     *,
     actor: str,
     live_workers: Collection[str] | None = None,
-    stale_before: datetime | None = None,
     now: datetime | None = None,
 ) -> list[int]:
     """Declare lost the running jobs whose worker is gone; requeue each once, then fail it.
 
-    ``live_workers``: workers known alive (after a restart: only the new one).  ``stale_before``:
-    also lose jobs whose heartbeat is older.  Returns the ids of the jobs declared lost.
+    ``live_workers``: workers known alive (after a restart: only the new one).  Returns the ids
+    of the jobs declared lost.
     """
     now = now or utcnow()
     lost: list[int] = []
     for job in session.execute(select(Job).where(Job.state == JobState.running.value)).scalars().all():
-        gone = live_workers is not None and job.worker_id not in live_workers
-        stale = stale_before is not None and (
-            job.heartbeat_at is None or _aware(job.heartbeat_at) < stale_before
-        )
-        if not (gone or stale):
+        if live_workers is None or job.worker_id in live_workers:
             continue
         attempt = session.execute(
             select(JobAttempt).where(JobAttempt.job_id == job.id, JobAttempt.number == job.attempts)
         ).scalar_one_or_none()
         if attempt is not None:
             attempt.state, attempt.finished_at = JobState.lost.value, now
-        _lose(session, job, actor=actor, now=now, why="worker gone" if gone else "heartbeat stale")
+        _lose(session, job, actor=actor, now=now, why="worker gone")
         lost.append(job.id)
     return lost
 
-
-def _aware(ts: datetime) -> datetime:
-    """SQLite hands back naive datetimes even for timezone columns; they were stored as UTC."""
-    from datetime import UTC
-
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
