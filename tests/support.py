@@ -18,7 +18,8 @@ from countylab.web.app import create_app
 PASSWORD = "test-password-1"
 
 
-def build_lab(tmp_path: Path, database_url: str = "", **settings: object) -> Lab:
+def build_lab(tmp_path: Path, database_url: str = "", *, migrate: bool = True, **settings: object) -> Lab:
+    """A lab whose data folder is ``tmp_path / "lab-data"``; ``migrate=False`` opens one already migrated."""
     s = Settings(
         data_dir=tmp_path / "lab-data",
         database_url=database_url,
@@ -26,7 +27,8 @@ def build_lab(tmp_path: Path, database_url: str = "", **settings: object) -> Lab
         **settings,
     )  # type: ignore[arg-type]
     lab = Lab(s)
-    lab.migrate()
+    if migrate:
+        lab.migrate()
     return lab
 
 

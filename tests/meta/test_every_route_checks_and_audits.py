@@ -1,7 +1,8 @@
 """Meta-test: every state-changing route checks a permission and writes an audit event.
 
 It walks the app's routes; a new POST/PUT/PATCH/DELETE route without an entry in EXAMPLES
-fails the suite.  For each route, in a fresh lab:
+fails the suite.  For each route, in a fresh lab (the World is built once; each test opens a new
+Lab over a fresh copy of its data folder, restored at the same path so stored paths stay valid):
   1. anonymous → refused (401 / login redirect), nothing written;
   2. a user with no roles and no memberships → refused, and a ``permission.denied`` event;
   3. the right user with a valid example → succeeds and writes a non-denial audit event.
@@ -12,6 +13,8 @@ from __future__ import annotations
 import importlib
 import io
 import re
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -279,10 +282,35 @@ def _refused(resp) -> bool:
     )
 
 
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Path, Path]]:
+    """The World built once (users, Argon2 hashes, migrations, areas' setup), and a copy of its
+    data folder as it stood then."""
+    home = tmp_path_factory.mktemp("meta-world")
+    world = World(home)
+    world.lab.close()
+    snapshot = tmp_path_factory.mktemp("meta-snapshot") / "lab-data"
+    shutil.copytree(home / "lab-data", snapshot, symlinks=True)
+    yield world, home, snapshot
+
+
+@pytest.fixture
+def world(pristine: tuple[World, Path, Path]) -> Iterator[World]:
+    """The pristine World for one test: its data folder restored from the snapshot at the same path
+    (rows hold absolute paths, e.g. outboxes) and a new Lab over it (no in-memory state carried)."""
+    built, home, snapshot = pristine
+    shutil.rmtree(home / "lab-data")
+    shutil.copytree(snapshot, home / "lab-data", symlinks=True)
+    built.lab = build_lab(home, migrate=False)
+    try:
+        yield built
+    finally:
+        built.lab.close()
+
+
 @pytest.mark.parametrize(("method", "path"), ROUTES)
-def test_route_checks_permission_and_audits(tmp_path, method, path):
+def test_route_checks_permission_and_audits(world, method, path):
     ex = EXAMPLES[(method, path)]
-    world = World(tmp_path)
     app = create_app(world.lab)
     url = world.fill(path, ex, ex.who)
 
@@ -351,8 +379,7 @@ def test_route_checks_permission_and_audits(tmp_path, method, path):
     assert new, f"{method} {path} succeeded without an audit event"
 
 
-def test_cookie_requests_without_csrf_are_refused_and_audited(tmp_path):
-    world = World(tmp_path)
+def test_cookie_requests_without_csrf_are_refused_and_audited(world):
     client = TestClient(create_app(world.lab), raise_server_exceptions=False)
     browser_login(client, "admin")
     before = len(audit_actions(world.lab))
