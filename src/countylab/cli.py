@@ -10,14 +10,13 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from countylab import __version__
-from countylab.commands import airlock, datasets, jobs, query
+from countylab.commands import airlock, datasets, doctor, jobs, query
 from countylab.config import Settings
 from countylab.errors import CountylabError, UserError
 from countylab_client import CountylabClientError
@@ -43,13 +42,12 @@ datasets.register(app)
 query.register(app)
 jobs.register(app)
 airlock.register(app)
+# host checks before or beside a lab (sandbox, cgroups, fonts, OCR, disk, database, settings)
+doctor.register(app)
 
-# typer >= 0.50 vendors its own copy of click: its usage errors are not click's, so catch both.
-try:
-    from typer._click.exceptions import UsageError as _TyperUsageError
-except ImportError:  # pragma: no cover - older typer raises click's own errors
-    _TyperUsageError = click.UsageError  # type: ignore[misc, assignment]
-_USAGE_ERRORS: tuple[type[Any], ...] = (click.UsageError, _TyperUsageError)
+# typer (>= 0.29) vendors its own click: every parsing and usage error it raises is a
+# typer.TyperException (its public base class), never one of the click package's.
+_USAGE_ERRORS: tuple[type[Any], ...] = (typer.TyperException,)
 
 out = Console()
 err = Console(stderr=True)
@@ -161,7 +159,7 @@ def demo(
     from countylab.bootstrap import DEMO_PASSWORD, setup_demo
 
     if size not in ("tiny", "small", "full"):
-        raise click.BadParameter(f"size must be tiny, small or full, not {size!r}", param_hint="--size")
+        raise typer.BadParameter(f"size must be tiny, small or full, not {size!r}", param_hint="--size")
     settings = _settings(data_dir, config, host=host, port=port, county_name="青禾县")
     lab = _lab(settings, must_exist=False)
     report = setup_demo(lab, size=size, seed=seed, progress=lambda msg: out.print(f"  • {msg}"))
@@ -341,9 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     lang = "en" if any(v.startswith("en") for v in (_env_lang(),)) else "zh-CN"
     try:
         rv = app(args=argv, standalone_mode=False)
-    except (click.exceptions.Exit, typer.Exit) as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except (click.exceptions.Abort, typer.Abort):
+    except typer.Abort:
         err.print("aborted / 已取消")
         return 130
     except _USAGE_ERRORS as exc:
