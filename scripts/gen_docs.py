@@ -1,10 +1,11 @@
 """Generate the reference pages from the code: settings, CLI and HTTP API.
 
-    .venv/bin/python scripts/gen_docs.py          # rewrite docs/reference/{settings,cli,api}.md
+    .venv/bin/python scripts/gen_docs.py          # rewrite docs/reference/{settings,cli,api,policy}.md
     .venv/bin/python scripts/gen_docs.py --check  # exit 1 if a checked-in page is out of date
 
 The pages are derived, never hand-edited: settings from the pydantic model's field
-descriptions, the CLI from its own ``--help`` text, the API from the app's routes.
+descriptions, the CLI from its own ``--help`` text, the API from the app's routes, the roles,
+permissions and grade rules from ``identity/roles.py`` and ``policy.py``.
 ``tests/test_docs.py`` runs the check, so a new setting, command or route without
 regenerated docs fails the suite (``make docs`` fixes it).
 """
@@ -198,12 +199,91 @@ def render_api() -> str:
     return "\n".join(lines)
 
 
+# -- roles, permissions and grade rules ---------------------------------------------------------
+
+_ROLE_DOES = {
+    "admin": "installs the lab; manages organisations, users, quotas and settings",
+    "provider": "registers and updates its own department's datasets",
+    "steward": "confirms classification and grade, approves access, sets privacy budgets",
+    "checker": "reviews release requests in the airlock (never from a project they belong to)",
+    "developer": "joins projects, explores dummy data, runs DP queries and sandbox jobs",
+    "leader": "reads dashboards and the public showcase",
+    "operator": "runs scenarios, data products, fees and disclosure",
+}
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def render_policy() -> str:
+    from countylab.catalog.grading import Grade
+    from countylab.identity.roles import PERMISSIONS, Role
+    from countylab.policy import POLICY
+
+    lines = [
+        HEADER,
+        "# Roles, permissions and grade rules",
+        "",
+        "Who may do what (`src/countylab/identity/roles.py`, consulted only by",
+        "`countylab.identity.access.authorize`) and what each grade of data allows by default",
+        "(`src/countylab/policy.py`). One person may hold several roles but never approves or checks",
+        "their own work. A security officer can tighten a dataset's rules, never loosen them.",
+        "",
+        "## Roles",
+        "",
+        "| role | 中文 | English | does |",
+        "|---|---|---|---|",
+    ]
+    for role in Role:
+        lines.append(f"| `{role.value}` | {role.label_zh} | {role.label_en} | {_ROLE_DOES.get(role.value, '')} |")
+    lines += ["", "## Permissions", "", "| permission | roles |", "|---|---|"]
+    for permission, roles in PERMISSIONS.items():
+        held = ", ".join(f"`{r.value}`" for r in Role if r in roles)
+        lines.append(f"| `{permission.value}` | {held} |")
+    lines += [
+        "",
+        "Project-scoped permissions also need membership of the project; oversight roles reach a",
+        "project they are not members of only where a route says so explicitly.",
+        "",
+        "## Grade rules (GB/T 43697-2024)",
+        "",
+        "ε and δ per project are what one project may spend on one dataset per budget period",
+        "(`dp_budget_period`); the yearly figures cap all projects together. ε = 0: no DP queries.",
+        "",
+        "| grade | download rows | DP ε / δ per project | min ε per query | queries a day | ε / δ a year, "
+        "all projects | sandbox jobs | approved code only | external projects | release review |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for grade in sorted(Grade, key=lambda g: -g.rank):
+        r = POLICY[grade]
+        b = r.budget
+        if r.review is None:
+            review = "nothing is released"
+        else:
+            parts = ["automatic checks"] if r.review.auto_checks else []
+            if r.review.checkers:
+                parts.append(f"{r.review.checkers} independent checker{'s' if r.review.checkers > 1 else ''}")
+            if r.review.security_officer:
+                parts.append("security officer")
+            review = " + ".join(parts)
+        lines.append(
+            f"| {grade.label_zh} ({grade.label_en}) | {_yes(r.download_rows)} | {b.epsilon_per_project:g} / "
+            f"{b.delta:g} | {b.min_epsilon:g} | {b.queries_per_day} | {b.epsilon_per_year:g} / "
+            f"{b.delta_per_year:g} | {_yes(r.sandbox_job)} | {_yes(r.sandbox_approved_code_only)} | "
+            f"{_yes(r.external_projects)} | {review} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
 # -- entry ------------------------------------------------------------------------------------
 
 PAGES: dict[str, Callable[[], str]] = {
     "settings.md": render_settings,
     "cli.md": render_cli,
     "api.md": render_api,
+    "policy.md": render_policy,
 }
 
 

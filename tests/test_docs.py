@@ -93,7 +93,7 @@ def test_every_api_route_is_documented(tmp_path):
             assert f"| {method} | `{route.path}` |" in text, f"{method} {route.path} missing from api.md"
 
 
-@pytest.mark.parametrize("name", ["settings.md", "cli.md", "api.md"])
+@pytest.mark.parametrize("name", ["settings.md", "cli.md", "api.md", "policy.md"])
 def test_checked_in_reference_is_freshly_generated(name):
     gen = load_gen_docs()
     assert read(name) == gen.PAGES[name](), f"docs/reference/{name} is out of date: run `make docs`"
@@ -147,3 +147,32 @@ def test_security_table_names_files_that_exist():
     for row in rows:
         for path in re.findall(r"`((?:src|tests)/[^`]+?\.py)(?:::\w+)?`", row):
             assert (ROOT / path).is_file(), f"DEVELOPERS.md security table: {path} does not exist"
+
+
+def test_developers_layout_names_every_module_and_package():
+    """A newcomer finds every top-level part of the package in DEVELOPERS.md's layout list."""
+    text = (ROOT / "DEVELOPERS.md").read_text(encoding="utf-8")
+    layout = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    package = ROOT / "src" / "countylab"
+    parts = [p.name + "/" for p in package.iterdir() if p.is_dir() and (p / "__init__.py").exists()]
+    parts += [p.name for p in package.glob("*.py") if p.name != "__init__.py"]
+    missing = [name for name in sorted(parts) if not re.search(rf"^\s+{re.escape(name)}\s", layout, re.M)]
+    assert not missing, f"DEVELOPERS.md layout does not mention: {missing}"
+
+
+def test_no_comment_or_doc_points_outside_the_repository():
+    """The repository explains itself: no source, test or doc cites a design note it does not hold."""
+    offenders = []
+    for folder in ("src", "tests", "client", "docs", "bench", "scripts"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix not in {".py", ".md", ".html", ".sh", ".toml"} or ".venv" in path.parts:
+                continue
+            if path == Path(__file__):
+                continue
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if "DESIGN.md" in text or "../shared/" in text:
+                offenders.append(str(path.relative_to(ROOT)))
+    for name in ("README.md", "DEVELOPERS.md"):
+        if "DESIGN.md" in (ROOT / name).read_text(encoding="utf-8"):
+            offenders.append(name)
+    assert not offenders, f"these cite a document outside the repository: {offenders}"

@@ -1,4 +1,4 @@
-"""Spec tests for the access policy: every cell of DESIGN.md §3, and overrides only tighten."""
+"""Spec tests for the access policy: every cell of the grade table (docs/reference/policy.md), and overrides only tighten."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ G1, G2, G3, G4, IMP, CORE = (
     Grade.core,
 )
 
-# DESIGN.md §3, columns: download rows, DP queries, sandbox jobs (external project).  Exact
+# The grade table, columns: download rows, DP queries, sandbox jobs (external project).  Exact
 # tables have no action of their own: they come only from sandbox jobs through the airlock.
 TABLE = {
     G1: (True, True, True),

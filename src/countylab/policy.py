@@ -1,4 +1,5 @@
-"""The one access policy: what each grade allows (DESIGN.md §3), written once as data.
+"""The one access policy: what each grade allows, written once as data
+(rendered as docs/reference/policy.md).
 
 Every capability that touches a dataset (downloads, the DP gateway, sandbox jobs, external
 projects, the airlock) asks this module and nothing else, so the table in the docs
@@ -170,7 +171,7 @@ POLICY: dict[Grade, GradeRules] = {
         review=None,
     ),
 }
-"""Default rules per grade: the DESIGN.md §3 table as data.  Only tightened, never edited per
+"""Default rules per grade: the policy reference table as data.  Only tightened, never edited per
 dataset; changing a value here changes the documented policy."""
 
 

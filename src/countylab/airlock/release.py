@@ -1,6 +1,6 @@
 """The human side of the airlock: views, votes, comments, previews, release and downloads.
 
-Rules (DESIGN.md §1, §3, :mod:`.review`): a checker never reviews a request from a project
+Rules (docs/reference/policy.md, :mod:`.review`): a checker never reviews a request from a project
 they belong to, nor their own; votes are blind until the viewer has voted or the request is
 decided; each person votes once and a vote beyond the grade's slots is refused.  When the
 votes approve, the files (the cleaned copies where a check produced one) are copied into the

@@ -1,6 +1,6 @@
 """Who may check a release request, how votes are counted, and what each checker may see.
 
-The rules (DESIGN.md §1 and §3; like OpenSAFELY Airlock's independent review):
+The rules (docs/reference/policy.md; like OpenSAFELY Airlock's independent review):
 
 * a checker never reviews a request of a project they belong to, nor their own request;
 * the number of independent checker approvals comes from the grade

@@ -1,4 +1,4 @@
-"""The roles of DESIGN.md §1 and the permissions each one holds.
+"""The roles of the lab and the permissions each one holds (docs/reference/policy.md).
 
 ``PERMISSIONS`` is the one table that says who may do what; ``countylab.identity.access``
 is the one function that consults it.  Project-scoped permissions additionally need
