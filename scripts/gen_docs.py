@@ -236,7 +236,8 @@ def render_policy() -> str:
         "|---|---|---|---|",
     ]
     for role in Role:
-        lines.append(f"| `{role.value}` | {role.label_zh} | {role.label_en} | {_ROLE_DOES.get(role.value, '')} |")
+        does = _ROLE_DOES.get(role.value, "")
+        lines.append(f"| `{role.value}` | {role.label_zh} | {role.label_en} | {does} |")
     lines += ["", "## Permissions", "", "| permission | roles |", "|---|---|"]
     for permission, roles in PERMISSIONS.items():
         held = ", ".join(f"`{r.value}`" for r in Role if r in roles)
