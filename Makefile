@@ -1,11 +1,12 @@
 # countylab — one task runner. `make demo` runs the demo lab; `make test` runs every test.
-.PHONY: demo test check bench docs clean help
+.PHONY: demo test check bench docs clean help offline-bundle
 
 help:
 	@echo "make demo   - install and run the demo county lab on http://127.0.0.1:8000"
 	@echo "make test   - install test dependencies and run the whole test suite"
 	@echo "make check  - ruff and mypy (strict on the domain and the SDK)"
 	@echo "make bench  - run every benchmark in bench/ (prints one JSON line each)"
+	@echo "make offline-bundle - dist/countylab-offline-*.tar.gz: wheels + install.sh for a server without network"
 
 demo:
 	bash scripts/system-deps.sh runtime
@@ -30,6 +31,9 @@ bench:
 docs:
 	bash scripts/venv.sh dev
 	.venv/bin/python scripts/gen_docs.py
+
+offline-bundle:  # PYTHON=python3.11 picks the interpreter whose version the server has
+	bash scripts/offline-bundle.sh
 
 clean:
 	rm -rf .venv test-artifacts .pytest_cache .mypy_cache .ruff_cache
