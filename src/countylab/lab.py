@@ -146,7 +146,9 @@ class Lab:
     def migrate(self) -> None:
         """Bring the metadata schema to the newest migration (idempotent)."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        migrate.upgrade(self.engine)
+        from countylab.storage.roles import upgrade_as_owner  # the owner role migrates (PostgreSQL)
+
+        upgrade_as_owner(self.settings, self.engine)
 
     def recover(self, *, grace_s: float = 3600.0) -> int:
         """Clean-up after a crash: orphaned warehouse versions and stale uploads."""

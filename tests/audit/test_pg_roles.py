@@ -21,8 +21,7 @@ from countylab.config import Settings
 from countylab.identity import service as ids
 from countylab.identity.access import SYSTEM
 from countylab.lab import Lab
-from countylab.storage import migrate
-from countylab.storage.roles import admin_url, app_role_grants
+from countylab.storage.roles import app_role_grants
 from tests.conftest import PG_URL, _pg_database
 
 
@@ -58,11 +57,11 @@ def _settings(tmp_path, database_url: str, admin: str = "") -> Settings:
 def test_app_role_writes_rows_but_cannot_rewrite_the_audit_log(tmp_path, two_roles):
     owner, app, role = two_roles
     settings = _settings(tmp_path, app, admin=owner)
-    owner_engine = create_engine(admin_url(settings))
+    lab = Lab(settings)
     try:
-        migrate.upgrade(owner_engine)  # migrations run as the owner …
+        lab.migrate()  # as the owner (database_admin_url), though the lab's engine is the app role's
     finally:
-        owner_engine.dispose()
+        lab.close()
     config = tmp_path / "countylab.toml"
     config.write_text(
         f'data_dir = "{settings.data_dir}"\ndatabase_url = "{app}"\ndatabase_admin_url = "{owner}"\n'

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from countylab.config import Settings
 from countylab.errors import UserError
+from countylab.storage import migrate
+from countylab.storage.db import make_engine
 
 _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -66,3 +68,19 @@ def grant_app_role(settings: Settings, role: str) -> None:
                 conn.exec_driver_sql(sql)
     finally:
         engine.dispose()
+
+
+def upgrade_as_owner(settings: Settings, engine: Engine) -> None:
+    """Run the migrations as the owner when ``database_admin_url`` names one, else on ``engine``.
+
+    The app role cannot create or alter tables, so ``countylab init`` (and every upgrade) must
+    reach the database as its owner; the server keeps its own engine for rows.
+    """
+    if not settings.database_admin_url:
+        migrate.upgrade(engine)
+        return
+    owner = make_engine(admin_url(settings))
+    try:
+        migrate.upgrade(owner)
+    finally:
+        owner.dispose()
