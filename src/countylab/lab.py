@@ -15,12 +15,23 @@ attribute                 what it is                                            
 ``jobs``                  the compute center: job service, dispatcher, outboxes          compute center
 ``airlock``               release requests, automatic checks, reviews, releases          airlock
 ``models``                registered models served as prediction APIs                    airlock (serving)
+``server``                this process's identity and heartbeat in ``lab_servers``       storage
+``election``              who runs the singleton services across workers and servers     storage
+``locks``                 cross-process locks by name (datasets, connectors)             storage
 ========================  ===========================================================  =====================
 
 The web app (:mod:`countylab.web.app`) and the CLI (:mod:`countylab.cli`) are the entry points;
 they build one ``Lab`` from :class:`~countylab.config.Settings` and pass it down.  Construction is
 cheap (no threads, no sandbox probe, no OpenDP import): tests build many labs.  Long-running
 workers start with :meth:`Lab.start_background` (``countylab serve``/``demo``).
+
+**Several processes, one database.**  ``serve --workers N`` and several servers share the
+metadata database.  Background services come in two kinds: *per process* ones serve the requests
+of their own process (the DP worker pool, the model worker pool) and run everywhere; *singletons*
+(job dispatcher, connector scheduler, compaction, airlock rechecks, audit checkpoints, demo
+feeds) run only in the process that holds the lab's leadership (:mod:`countylab.storage.leader`:
+a PostgreSQL advisory lock, or a flock next to the SQLite file); when that process dies another
+one takes over within ``leader_retry_s``.
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ from countylab.airlock.checking import StaleRechecks
 from countylab.airlock.checkrun import CheckLimits
 from countylab.airlock.service import AirlockService
 from countylab.airlock.sources import IndexCache
+from countylab.audit.checkpoints import CheckpointService
 from countylab.catalog.ingestion import Ingestion
 from countylab.catalog.maintenance import Maintenance
 from countylab.config import Settings
@@ -52,6 +64,7 @@ from countylab.serving.worker import WorkerPool
 from countylab.storage import migrate
 from countylab.storage.all_models import load_all
 from countylab.storage.db import make_engine, make_session_factory, transaction
+from countylab.storage.leader import Election, NamedLocks, ServerRegistry, leader_lock_file
 from countylab.storage.models import User
 from countylab.storage.warehouse import Warehouse
 
@@ -62,8 +75,15 @@ if TYPE_CHECKING:
 load_all()  # every table known to the ORM before any session runs
 
 
+#: a background service: (name, start, stop)
+Service = tuple[str, Callable[[], None], Callable[[], None]]
+
+
 class Lab:
     """One county lab: its settings, metadata database, warehouse and services."""
+
+    #: seconds between a candidate's tries for leadership (and the leader's checks of its lock)
+    leader_retry_s = 1.0
 
     def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
         self.settings = settings
@@ -74,6 +94,8 @@ class Lab:
         self.read_sessions: sessionmaker[Session] = make_session_factory(self.engine, read_only=True)
         self.principals = PrincipalCache()  # bearer token -> principal, a few seconds
         self.warehouse = Warehouse(settings.warehouse_dir)
+        self.server = ServerRegistry(self.sessions)  # this process in lab_servers, beating
+        self.locks = NamedLocks(self.engine, data / "locks")
         # -- data middle platform (数据中台) ------------------------------------------------
         self.ingestion = Ingestion(
             self.sessions,
@@ -105,15 +127,29 @@ class Lab:
             read_paths=self.ingestion.read_paths,
         )
         rechecks = StaleRechecks(self.airlock, self.tx)  # requests a crash left "submitted"
+        self.checkpoints = CheckpointService.from_settings(settings, self.read_sessions)
         # -- background services, started by ``serve``/``demo`` in this order -------------
-        self._background: list[tuple[str, Callable[[], None], Callable[[], None]]] = [
-            ("catalog-maintenance", self.maintenance.start, self.maintenance.stop),
+        # per process: they serve the requests of their own process
+        self._per_process: list[Service] = [
             ("dp-worker", _nothing, self._close_gateway),
+            ("model-workers", self.model_workers.start, self.model_workers.stop),
+        ]
+        # singletons: only in the elected process, exactly once across workers and servers
+        self._elected: list[Service] = [
+            ("catalog-maintenance", self.maintenance.start, self.maintenance.stop),
             ("job-dispatcher", self.jobs.start, self.jobs.stop),
             ("airlock-rechecks", rechecks.start, rechecks.stop),
-            ("model-workers", self.model_workers.start, self.model_workers.stop),
             ("connector-scheduler", self.connectors.start, self.connectors.stop),
+            ("audit-checkpoints", self.checkpoints.start, self.checkpoints.stop),
         ]
+        self.election = Election(
+            self.engine,
+            on_elected=self._start_singletons,
+            on_deposed=self._stop_singletons,
+            lock_file=leader_lock_file(self.engine, data),
+            retry_s=self.leader_retry_s,
+        )
+        self._background_started = False
 
     # -- the DP gateway -----------------------------------------------------------------------
     @property
@@ -165,17 +201,49 @@ class Lab:
             return s.execute(select(User.id).limit(1)).first() is not None
 
     # -- background services (compaction, connectors, job dispatcher, model workers) -------
-    def register_background(self, name: str, start: Callable[[], None], stop: Callable[[], None]) -> None:
-        """Areas register their long-running workers here; ``serve`` starts and stops them all."""
-        self._background.append((name, start, stop))
+    def register_background(
+        self, name: str, start: Callable[[], None], stop: Callable[[], None], *, elected: bool = True
+    ) -> None:
+        """Areas register their long-running workers here; ``serve`` starts and stops them all.
+
+        ``elected`` (the default, the safe choice): run only in the process that leads, so a
+        service registered by an entry point (the demo feeds) runs once across workers.
+        """
+        (self._elected if elected else self._per_process).append((name, start, stop))
 
     def start_background(self) -> None:
-        for _name, start, _stop in self._background:
+        """Beat in ``lab_servers``, start the per-process services, then campaign for the
+        singletons (the first try is made here, so a lone process leads when this returns)."""
+        if self._background_started:
+            return
+        self._background_started = True
+        self.server.start()
+        for _name, start, _stop in self._per_process:
             start()
+        self.election.start()
 
     def stop_background(self) -> None:
-        for _name, _start, stop in reversed(self._background):
+        """Singletons first (the dispatcher records its stopped jobs while we still beat), then
+        the per-process services, then the heartbeat row is marked stopped.  Idempotent, and
+        safe without a start (a DP query in a test may have spawned gateway workers)."""
+        self._background_started = False
+        self.election.stop()
+        for _name, _start, stop in reversed(self._per_process):
             stop()
+        self.server.stop()
+
+    def _start_singletons(self) -> None:
+        for _name, start, _stop in self._elected:
+            start()
+
+    def _stop_singletons(self) -> None:
+        for _name, _start, stop in reversed(self._elected):
+            stop()
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this process runs the singleton services now."""
+        return self.election.is_leader
 
     def close(self) -> None:
         self.stop_background()

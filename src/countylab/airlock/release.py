@@ -11,6 +11,8 @@ content passed the file type check, so no route ever serves model weights or dis
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -50,6 +52,8 @@ MEDIA_TYPES = {
     "json": "application/json",
 }
 
+Tx = Callable[[], AbstractContextManager[Session]]
+
 
 @dataclass(frozen=True)
 class FileContent:
@@ -58,6 +62,9 @@ class FileContent:
     sha256: str
     media_type: str
     rendering: Rendering | None = None  # a preview's complete, paged content
+    file_id: int = 0
+    request_id: int = 0
+    purpose: str = "download"  # what the audit event says was done: "preview" or "download"
 
 
 def rule_of(req: ReleaseRequest) -> ReviewRule:
@@ -313,25 +320,45 @@ class ReleaseMixin:
             rendering = None
             data = Path(f.released_path).read_bytes()
             sha = f.released_sha256 or ""
-        audit.append(
-            s,
-            actor_id=actor.user_id,
-            actor=actor.username,
-            action=f"release.{purpose}",
-            target=f"release-file:{f.id}",
-            details={"request_id": req.id, "sha256": sha},
-        )
-        return FileContent(
+        return FileContent(  # audited by audit_reads() once the read has committed
             PurePosixPath(f.name).name,
             data,
             sha,
             MEDIA_TYPES.get(f.kind or "", "application/octet-stream"),
             rendering,
+            file_id=f.id,
+            request_id=req.id,
+            purpose=purpose,
         )
+
+    def audit_reads(
+        self, tx: Tx, actor: Principal, *, view: int | None = None, contents: Sequence[FileContent] = ()
+    ) -> None:
+        """The audit events of audited reads (who viewed a request, previewed or downloaded a file),
+        written in one short transaction of their own after the read.
+
+        :meth:`view` and :meth:`content` only read, so a page view runs in a read-only unit of work
+        and never queues behind writers; only these inserts hold the audit head, for milliseconds.
+        A read that failed is not recorded here (its denial is, by the error handler)."""
+        if view is None and not contents:
+            return
+        with tx() as s:
+            if view is not None:
+                audit.record(s, actor, "release.view", f"release:{view}")
+            for c in contents:
+                audit.record(
+                    s,
+                    actor,
+                    f"release.{c.purpose}",
+                    f"release-file:{c.file_id}",
+                    request_id=c.request_id,
+                    sha256=c.sha256,
+                )
 
     # -- reading ------------------------------------------------------------------------------
     def view(self, s: Session, actor: Principal, request_id: int) -> dict[str, Any]:
-        """Everything the viewer may see of one request (an audited view)."""
+        """Everything the viewer may see of one request (an audited view: the caller records it
+        with :meth:`audit_reads` after the read)."""
         authorize(actor, Permission.release_read, target=f"release:{request_id}")
         req = self.load(s, request_id)
         reviewer = self.is_independent_reviewer(actor, req)
@@ -353,10 +380,7 @@ class ReleaseMixin:
             ).scalars()
         )
         authors = _usernames(s, [c.author_id for c in comments if c.author_id is not None])
-        project = s.get(Project, req.project_id)
-        audit.append(
-            s, actor_id=actor.user_id, actor=actor.username, action="release.view", target=f"release:{req.id}"
-        )
+        project = s.get(Project, req.project_id)  # the view is audited by audit_reads()
         voted = any(v.voter_id == str(actor.user_id) for v in votes)
         full = sees_details(actor, req, reviewer=reviewer)
         files = self.files(s, req)

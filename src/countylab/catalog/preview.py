@@ -41,7 +41,7 @@ def _profile(ds: Any) -> DatasetProfile:
 def dummy_table(
     lab: Lab, actor: Principal, dataset_id: int, rows: int, *, seed: int = 0
 ) -> tuple[pa.Table, str]:
-    with lab.tx() as s:
+    with lab.read() as s:
         ds = catalog.get_dataset(s, dataset_id)
         authorize(actor, Permission.dataset_read, target=f"dataset:{ds.id}")
         profile, name = _profile(ds), ds.name
@@ -49,7 +49,7 @@ def dummy_table(
 
 
 def preview(lab: Lab, actor: Principal, dataset_id: int, rows: int = 20) -> Preview:
-    with lab.tx() as s:
+    with lab.read() as s:
         ds = catalog.get_dataset(s, dataset_id)
         authorize(actor, Permission.dataset_read, target=f"dataset:{ds.id}")
         real_allowed = decide(Grade(ds.grade), Action.download_rows).allowed and ds.grade_confirmed

@@ -139,6 +139,8 @@ class JobsCenter:
             datasets=self.datasets,
             outbox_root=self.outbox_root,
             poll_interval_s=poll_interval_s,
+            worker_id=self.lab.server.server_id,  # the jobs it claims are this server's (lab_servers)
+            server_expire_s=self.lab.server.expire_s,
         )
 
     def start(self) -> None:
@@ -151,9 +153,9 @@ class JobsCenter:
         for point in unmount_stale(self.outbox_root):
             log.warning("detached an outbox tmpfs left by a previous process: %s", point)
         dispatcher = self.build_dispatcher()
-        lost = dispatcher.recover()
+        lost = dispatcher.recover()  # only jobs of servers that stopped beating (or of our own past)
         if lost:
-            log.warning("reconciled %d job(s) left running by a previous process: %s", len(lost), lost)
+            log.warning("reconciled %d job(s) left running by stopped servers: %s", len(lost), lost)
         self.dispatcher = dispatcher
         dispatcher.start()
 
@@ -242,4 +244,3 @@ class JobsCenter:
                 if stat.S_ISREG(os.lstat(path).st_mode):
                     files.append(path)
         return files
-

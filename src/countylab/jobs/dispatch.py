@@ -5,17 +5,17 @@ heartbeats and claims as many queued jobs as the executor has free slots — eac
 in its own short transaction.  Several dispatchers may share one database (threads, processes,
 servers): the queue's compare-and-set claim keeps every job to one of them.
 
-On start, :meth:`recover` reconciles jobs left ``running`` by a previous process: their worker
-is gone, so each becomes ``lost`` and is requeued once (or failed).  Queued jobs simply wait.
+On start, and every ``reconcile_interval_s`` after, :meth:`recover` reconciles jobs left
+``running`` by processes that are gone: a process is alive while its row in ``lab_servers`` beats
+(:mod:`countylab.storage.leader`), so a job running on another live server is never touched,
+and one whose server died (or this server's previous incarnation) becomes ``lost`` and is
+requeued once (or failed).  Queued jobs simply wait.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
@@ -29,6 +29,7 @@ from countylab.jobs.queue import Claim, cancel_requests, claim_next, heartbeat, 
 from countylab.jobs.spec import JobSpec
 from countylab.jobs.validate import Quota, topological_order
 from countylab.storage.jobs_models import Job
+from countylab.storage.leader import gone_servers, live_servers, new_server_id
 from countylab.storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ DatasetPaths = Callable[[Session, int], Mapping[str, Path]]
 
 def new_worker_id() -> str:
     """Unique per process start, so a restarted server never mistakes old claims for its own."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return new_server_id()
 
 
 class Dispatcher:
@@ -57,6 +58,8 @@ class Dispatcher:
         poll_interval_s: float = 0.2,
         heartbeat_interval_s: float = 10.0,
         python_prefix: Path | None = None,
+        server_expire_s: float = 15.0,
+        reconcile_interval_s: float = 5.0,
     ) -> None:
         self.sessions = sessions
         self.executor = executor
@@ -67,6 +70,9 @@ class Dispatcher:
         self.poll_interval_s = poll_interval_s
         self.heartbeat_interval_s = heartbeat_interval_s
         self.python_prefix = python_prefix
+        self.server_expire_s = server_expire_s
+        self.reconcile_interval_s = reconcile_interval_s
+        self._last_reconcile = utcnow()
         self._running: set[int] = set()
         self._cancelled: set[int] = set()
         self._wake = threading.Event()
@@ -88,24 +94,47 @@ class Dispatcher:
             session.close()
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def recover(self, *, live_workers: set[str] | None = None) -> list[int]:
-        """Reconcile after a restart: running jobs of workers other than ``live_workers`` are lost."""
+    def recover(self, *, live_workers: set[str] | None = None, periodic: bool = False) -> list[int]:
+        """Declare lost the running jobs of workers that are not alive: not this one, not a server
+        with a fresh heartbeat, not in ``live_workers``.
+
+        ``periodic``: the check a running dispatcher repeats; it judges only workers registered
+        in ``lab_servers`` whose beat stopped (at start, any worker not known alive is gone).
+        """
         with self._tx() as s:
-            return reconcile(
-                s, actor=f"worker:{self.worker_id}", live_workers=live_workers or {self.worker_id}
-            )
+            live = live_servers(s, expire_s=self.server_expire_s) | {self.worker_id} | (live_workers or set())
+            only = gone_servers(s, expire_s=self.server_expire_s) if periodic else None
+            lost = reconcile(s, actor=f"worker:{self.worker_id}", live_workers=live, only_workers=only)
+        self._last_reconcile = utcnow()
+        return lost
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="countylab-dispatcher", daemon=True)
         self._thread.start()
 
     def stop(self, *, shutdown_executor: bool = True) -> None:
+        """Stop claiming; stop the executor's attempts and record them (lost, requeued once).
+
+        Recording matters when only the dispatcher stops and the process lives on (it lost its
+        leadership): its heartbeat stays fresh, so nobody else would ever recover those jobs.
+        """
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
         if shutdown_executor:
             self.executor.shutdown()
+            self._record_outcomes()
+
+    def _record_outcomes(self) -> None:
+        for outcome in self.executor.poll():
+            try:
+                with self._tx() as s:
+                    record_outcome(s, worker_id=self.worker_id, outcome=outcome)
+            except Exception:  # noqa: BLE001 - the database is gone: the server's beat will age
+                log.exception("could not record the outcome of job %d", outcome.job_id)
+            self._running.discard(outcome.job_id)
+            self._cancelled.discard(outcome.job_id)
 
     def wake(self) -> None:
         """Run a step now (a job was submitted, cancelled, or finished)."""
@@ -122,12 +151,16 @@ class Dispatcher:
 
     # -- one round -----------------------------------------------------------------------------
     def step(self) -> int:
-        """Record outcomes, forward cancels, beat, claim; returns how many jobs it started."""
+        """Record outcomes, forward cancels, beat, reconcile, claim; returns how many jobs it started."""
         for outcome in self.executor.poll():
             with self._tx() as s:
                 record_outcome(s, worker_id=self.worker_id, outcome=outcome)
             self._running.discard(outcome.job_id)
             self._cancelled.discard(outcome.job_id)
+        if utcnow() - self._last_reconcile > timedelta(seconds=self.reconcile_interval_s):
+            lost = self.recover(periodic=True)  # servers that died since: their jobs come back to the queue
+            if lost:
+                log.warning("recovered %d job(s) of servers that stopped beating: %s", len(lost), lost)
         if self._running:
             with self._tx() as s:
                 for job_id in cancel_requests(s, self.worker_id):

@@ -230,7 +230,9 @@ def record_outcome(
     """Meter the attempt and, if this worker still owns the job, move it to its final state."""
     now = now or utcnow()
     actor = f"worker:{worker_id}"
-    job = session.execute(select(Job).where(Job.id == outcome.job_id)).scalar_one()
+    # locked (PostgreSQL) so a reconcile elsewhere cannot declare it lost between our check and write
+    job = session.execute(select(Job).where(Job.id == outcome.job_id).with_for_update()).scalar_one()
+    session.refresh(job)
     attempt = session.execute(
         select(JobAttempt).where(JobAttempt.job_id == job.id, JobAttempt.number == outcome.attempt)
     ).scalar_one()
@@ -286,17 +288,34 @@ def reconcile(
     *,
     actor: str,
     live_workers: Collection[str] | None = None,
+    only_workers: Collection[str] | None = None,
     now: datetime | None = None,
 ) -> list[int]:
     """Declare lost the running jobs whose worker is gone; requeue each once, then fail it.
 
-    ``live_workers``: workers known alive (after a restart: only the new one).  Returns the ids
-    of the jobs declared lost.
+    ``live_workers``: the workers known alive — this process and every server whose heartbeat
+    is fresh (:func:`countylab.storage.leader.live_servers`).  A job claimed by any of them is
+    not touched: it is running there.  ``None`` checks nothing (declares nothing lost).
+    ``only_workers``: consider only jobs of these workers (the servers known to have stopped
+    beating), so a periodic check never judges a worker that never registered a heartbeat.
+
+    Each job is re-read under a row lock (PostgreSQL; SQLite's writer lock serialises anyway)
+    before it is declared lost, so two servers reconciling at once lose it once, and a late
+    result being recorded at the same moment is either before (it wins) or after (it is late).
+    Returns the ids of the jobs declared lost.
     """
     now = now or utcnow()
     lost: list[int] = []
-    for job in session.execute(select(Job).where(Job.state == JobState.running.value)).scalars().all():
-        if live_workers is None or job.worker_id in live_workers:
+    if live_workers is None:
+        return lost
+    live = set(live_workers)
+    running = select(Job.id).where(Job.state == JobState.running.value)
+    for job_id in list(session.execute(running).scalars()):
+        job = session.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one()
+        session.refresh(job)  # the row as committed now that we hold its lock
+        if job.state != JobState.running.value or job.worker_id in live:
+            continue
+        if only_workers is not None and job.worker_id not in only_workers:
             continue
         attempt = session.execute(
             select(JobAttempt).where(JobAttempt.job_id == job.id, JobAttempt.number == job.attempts)
@@ -306,4 +325,3 @@ def reconcile(
         _lose(session, job, actor=actor, now=now, why="worker gone")
         lost.append(job.id)
     return lost
-

@@ -13,6 +13,7 @@ from countylab.storage import (  # noqa: F401 - imported for their tables
     login_models,
     models,
     privacy_models,
+    server_models,
 )
 
 

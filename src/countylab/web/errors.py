@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from countylab.errors import (
@@ -67,8 +68,10 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, PermissionDenied):
             lab = request.app.state.lab
             principal = getattr(request.state, "principal", None)
-            if principal is not None:
-                lab.record_denial(principal, exc, method=request.method, path=request.url.path)
+            if principal is not None:  # a write of its own, off the event loop
+                await run_in_threadpool(
+                    lab.record_denial, principal, exc, method=request.method, path=request.url.path
+                )
         if _is_api(request):
             details = {k: v for k, v in exc.details.items() if k != "target"}
             resp = JSONResponse(error_body(exc.code, exc.message(lang), details), status_code=status)

@@ -79,8 +79,15 @@ def _checked_view(lab: Lab, actor: Any, request_id: int) -> dict[str, Any]:
     """After the submitting transaction has committed: run the automatic checks outside any
     write transaction (a worker with time and memory limits), then read the request."""
     lab.airlock.check_pending(lab.tx, request_id, read=lab.read)
-    with lab.tx() as s:
-        return dict(lab.airlock.view(s, actor, request_id))
+    return _view(lab, actor, request_id)
+
+
+def _view(lab: Lab, actor: Any, request_id: int) -> dict[str, Any]:
+    """Read a request, then record the audited view in a short write of its own."""
+    with lab.read() as s:
+        view = dict(lab.airlock.view(s, actor, request_id))
+    lab.airlock.audit_reads(lab.tx, actor, view=request_id)
+    return view
 
 
 @router.post("/airlock/requests", status_code=201)
@@ -102,14 +109,13 @@ def create_request(body: RequestIn, actor: Actor, lab: LabDep) -> dict[str, Any]
 
 @router.get("/airlock/requests")
 def list_requests(actor: Actor, lab: LabDep, scope: str = "mine") -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         return {"items": lab.airlock.list_requests(s, actor, scope)}
 
 
 @router.get("/airlock/requests/{request_id}")
 def get_request(request_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
-        return dict(lab.airlock.view(s, actor, request_id))
+    return _view(lab, actor, request_id)
 
 
 @router.post("/airlock/requests/{request_id}/submit")
@@ -150,8 +156,9 @@ def comment(request_id: int, body: CommentIn, actor: Actor, lab: LabDep) -> dict
 @router.get("/airlock/files/{file_id}/preview")
 def preview(file_id: int, actor: Actor, lab: LabDep) -> Response:
     warm_files(lab.read, [file_id])  # any parse happens here, under no write lock
-    with lab.tx() as s:
+    with lab.read() as s:
         content = lab.airlock.content(s, actor, file_id, "preview")
+    lab.airlock.audit_reads(lab.tx, actor, contents=[content])
     return _file_response(content, inline=True)
 
 
@@ -161,22 +168,24 @@ def preview_page(file_id: int, actor: Actor, lab: LabDep, page: int = 1) -> dict
     from countylab.airlock.render.pages import page_view
 
     warm_files(lab.read, [file_id])  # any parse happens here, under no write lock
-    with lab.tx() as s:
+    with lab.read() as s:
         content = lab.airlock.content(s, actor, file_id, "preview")
+    lab.airlock.audit_reads(lab.tx, actor, contents=[content])
     assert content.rendering is not None
     return {"file_id": file_id, "name": content.name, **page_view(content.rendering, page)}
 
 
 @router.get("/airlock/released")
 def released(actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         return {"items": lab.airlock.released_files(s, actor)}
 
 
 @router.get("/airlock/files/{file_id}/download")
 def download(file_id: int, actor: Actor, lab: LabDep) -> Response:
-    with lab.tx() as s:
+    with lab.read() as s:
         content = lab.airlock.content(s, actor, file_id, "download")
+    lab.airlock.audit_reads(lab.tx, actor, contents=[content])
     return _file_response(content, inline=False)
 
 
@@ -259,7 +268,7 @@ def register_model(body: ModelIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
 
 @router.get("/models")
 def list_models(actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         service = lab.models
         return {
             "items": [
@@ -270,7 +279,7 @@ def list_models(actor: Actor, lab: LabDep) -> dict[str, Any]:
 
 @router.get("/models/{model_id}")
 def get_model(model_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         m = lab.models.get(s, actor, model_id)
         return model_view(m, oversight=lab.models.oversees(actor, m))
 

@@ -99,7 +99,7 @@ def list_datasets(
     grade: str | None = None,
     tag: str | None = None,
 ) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         found = catalog.search_datasets(s, catalog.Filters(q=q, department=department, grade=grade, tag=tag))
         return {"items": [dataset_summary(d) for d in found]}
 
@@ -126,7 +126,7 @@ def create_dataset(body: DatasetIn, actor: Actor, lab: LabDep) -> dict[str, Any]
 
 @router.get("/datasets/{dataset_id}")
 def get_dataset(dataset_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         ds = catalog.get_dataset(s, dataset_id)
         return dataset_detail(s, ds) | {
             "stream_rows": lab.ingestion.stream_rows(ds) if ds.current_version else 0
@@ -210,7 +210,7 @@ def upload_version(
 
 @router.get("/datasets/{dataset_id}/versions")
 def list_versions(dataset_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         catalog.get_dataset(s, dataset_id)
         return {"items": [version_view(v) for v in catalog.versions(s, dataset_id)]}
 
@@ -273,7 +273,7 @@ def set_grade(dataset_id: int, body: GradeIn, actor: Actor, lab: LabDep) -> dict
 
 @router.get("/datasets/{dataset_id}/grade-history")
 def grade_history(dataset_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         return {
             "items": [
                 {
@@ -346,7 +346,7 @@ def dummy_download(
 
 @router.get("/key-sets")
 def list_key_sets(actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         return {
             "items": [
                 {"name": k.name, "title": k.title, "source": k.source, "size": len(k.values)}

@@ -48,7 +48,7 @@ def connector_view(c: Connector, last: SyncRun | None = None) -> dict[str, Any]:
 
 @router.get("/datasets/{dataset_id}/connectors")
 def list_connectors(dataset_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         found = connectors.list_connectors(s, actor, dataset_id)
         last = connectors.last_runs(s, [c.id for c in found])
         return {"items": [connector_view(c, last.get(c.id)) for c in found]}
@@ -104,6 +104,6 @@ def run_now(connector_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
 
 @router.get("/connectors/{connector_id}/runs")
 def list_runs(connector_id: int, actor: Actor, lab: LabDep, limit: int = 50) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         found = connectors.runs(s, actor, connector_id, min(max(limit, 1), 500))
         return {"items": [run_view(r) for r in found]}

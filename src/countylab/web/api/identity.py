@@ -68,7 +68,7 @@ def change_password(body: PasswordIn, request: Request, actor: Actor, lab: LabDe
 
 @router.get("/whoami")
 def whoami(actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         return out.user(ids.get_user(s, actor.user_id)) if actor.user_id else {"username": actor.username}
 
 
@@ -79,7 +79,7 @@ class OrgIn(BaseModel):
 
 @router.get("/orgs")
 def list_orgs(actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         return {"items": [out.org(o) for o in ids.list_orgs(s)]}
 
 
@@ -101,7 +101,7 @@ class UserIn(BaseModel):
 @router.get("/users")
 def list_users(actor: Actor, lab: LabDep) -> dict[str, Any]:
     authorize(actor, Permission.user_read, target="users")
-    with lab.tx() as s:
+    with lab.read() as s:
         return {"items": [out.user(u) for u in ids.list_users(s)]}
 
 
@@ -140,7 +140,7 @@ class TokenIn(BaseModel):
 
 @router.get("/tokens")
 def list_tokens(actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         return {"items": [out.token(t) for t in ids.list_tokens(s, actor.user_id or -1)]}
 
 
@@ -177,7 +177,7 @@ class ProjectIn(BaseModel):
 
 @router.get("/projects")
 def list_projects(actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         return {
             "items": [out.project(p, prj.project_grants(s, p.id)) for p in prj.visible_projects(s, actor)]
         }
@@ -191,7 +191,7 @@ def create_project(body: ProjectIn, actor: Actor, lab: LabDep) -> dict[str, Any]
 
 @router.get("/projects/{project_id}")
 def get_project(project_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         p = prj.get_project(s, actor, project_id)
         return out.project(p, prj.project_grants(s, p.id))
 
@@ -244,7 +244,7 @@ def audit_events(
     user: str | None = None,
 ) -> dict[str, Any]:
     authorize(actor, Permission.audit_read, target="audit")
-    with lab.tx() as s:
+    with lab.read() as s:
         events = audit.log.recent(s, limit=limit, before_id=before_id, action_prefix=action, actor=user)
     return {"items": [out.audit_event(e) for e in events]}
 
@@ -252,7 +252,7 @@ def audit_events(
 @router.get("/audit/verify")
 def audit_verify(actor: Actor, lab: LabDep) -> dict[str, Any]:
     authorize(actor, Permission.audit_verify, target="audit")
-    with lab.tx() as s:
+    with lab.read() as s:
         report = audit.verify(s)
     return {
         "ok": report.ok,

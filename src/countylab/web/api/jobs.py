@@ -298,7 +298,7 @@ def list_jobs(
     project_id: int, actor: Actor, lab: LabDep, state: str | None = None, limit: int = 100, offset: int = 0
 ) -> dict[str, Any]:
     wanted = JobState(state) if state else None
-    with lab.tx() as s:
+    with lab.read() as s:
         found = lab.jobs.service.list_for_project(
             s, actor, project_id, state=wanted, limit=limit, offset=offset
         )
@@ -308,14 +308,14 @@ def list_jobs(
 @router.get("/jobs")
 def my_jobs(actor: Actor, lab: LabDep, state: str | None = None, limit: int = 100) -> dict[str, Any]:
     """Jobs of the caller's projects (every project for oversight roles)."""
-    with lab.tx() as s:
+    with lab.read() as s:
         found = lab.jobs.list_for(s, actor, state=JobState(state) if state else None, limit=limit)
         return {"items": job_views(s, actor, found)}
 
 
 @router.get("/jobs/{job_id}")
 def get_job(job_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         return job_detail(lab, s, actor, job_id)
 
 
@@ -363,7 +363,7 @@ LOGS_ARE_OUTPUTS = {
 def logs(job_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """Logs are outputs: developers get an explanation (and how to release or debug); oversight
     roles outside the project (stewards, checkers, admins) get the leakage-scanned tail."""
-    with lab.tx() as s:
+    with lab.read() as s:
         job = lab.jobs.service.get(s, actor, job_id)
         if not sees_details(actor, job.project_id):
             return {"job_id": job_id, "outputs": True, "message": LOGS_ARE_OUTPUTS, "streams": []}
@@ -379,7 +379,7 @@ def logs(job_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
 @router.get("/projects/{project_id}/usage")
 def usage(project_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """Metered use in the quota period and the quota itself (算力用量与配额)."""
-    with lab.tx() as s:
+    with lab.read() as s:
         return usage_view(lab, s, actor, project_id)
 
 

@@ -58,7 +58,7 @@ def run_query(body: QueryIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
 @router.get("/projects/{project_id}/query-tables")
 def query_tables(project_id: Id, actor: Actor, lab: LabDep, lang: str = "zh-CN") -> dict[str, Any]:
     """Granted datasets as SQL tables: columns, steward bounds, public key sets, what the grade allows."""
-    with lab.tx() as s:
+    with lab.read() as s:
         return {"items": history.console_tables(s, actor, project_id, lang)}
 
 
@@ -66,7 +66,7 @@ def query_tables(project_id: Id, actor: Actor, lab: LabDep, lang: str = "zh-CN")
 def project_budget(project_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """The project's privacy budget ledgers with their renewal period, the datasets' yearly
     ledgers across all projects, top-up requests and the ledger history."""
-    with lab.tx() as s:
+    with lab.read() as s:
         return history.budget_view(s, actor, project_id, period=_period(lab))
 
 
@@ -116,7 +116,7 @@ def request_topup(project_id: Id, body: TopupIn, actor: Actor, lab: LabDep) -> d
 
 @router.get("/projects/{project_id}/budget-topups")
 def project_topups(project_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         return {"items": topups.list_topups(s, actor, project_id=project_id)}
 
 
@@ -125,7 +125,7 @@ def all_topups(
     actor: Actor, lab: LabDep, status: Annotated[str | None, Query(max_length=10)] = None
 ) -> dict[str, Any]:
     """Security officer: top-up requests of every project (``status=pending`` for the queue)."""
-    with lab.tx() as s:
+    with lab.read() as s:
         return {"items": topups.list_topups(s, actor, status=status)}
 
 
@@ -151,7 +151,7 @@ def project_queries(
     mine: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    with lab.tx() as s:
+    with lab.read() as s:
         return {"items": history.history(s, actor, project_id=project_id, mine=mine, limit=limit)}
 
 
@@ -160,5 +160,5 @@ def all_queries(
     actor: Actor, lab: LabDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200
 ) -> dict[str, Any]:
     """Security officer / admin: the query history of every project."""
-    with lab.tx() as s:
+    with lab.read() as s:
         return {"items": history.history(s, actor, limit=limit)}

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from countylab.airlock.release import FileContent
 from countylab.airlock.render.store import warm_files, warm_request
 from countylab.airlock.service import FileChoice
 from countylab.errors import CountylabError, PermissionDenied, ValidationFailed
@@ -30,7 +31,7 @@ def _split(text: str) -> tuple[str, ...]:
 
 @router.get("/airlock")
 def airlock_home(request: Request, actor: Actor, lab: LabDep) -> Response:
-    with lab.tx() as s:
+    with lab.read() as s:
         mine = lab.airlock.list_requests(s, actor, "mine")
         queue = (
             lab.airlock.list_requests(s, actor, "queue")
@@ -48,7 +49,7 @@ def airlock_home(request: Request, actor: Actor, lab: LabDep) -> Response:
 
 @router.get("/airlock/new")
 def new_request(request: Request, actor: Actor, lab: LabDep, job_id: str = "") -> Response:
-    with lab.tx() as s:
+    with lab.read() as s:
         jobs = lab.airlock.jobs_with_outbox(s, actor)
         outbox = lab.airlock.outbox(s, actor, int(job_id)) if job_id.isdigit() else None
     return render(request, "airlock_new.html", jobs=jobs, job_id=job_id, outbox=outbox)
@@ -97,17 +98,20 @@ async def create_request(request: Request, actor: Actor, lab: LabDep) -> Respons
 
 @router.get("/airlock/requests/{request_id}")
 def request_page(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Response:
-    warm_request(lab.read, request_id)  # previews are parsed (if ever) before the write transaction
-    with lab.tx() as s:
+    warm_request(lab.read, request_id)  # previews are parsed (if ever) before any transaction
+    with lab.read() as s:
         view = lab.airlock.view(s, actor, request_id)
         previews: dict[int, str] = {}
         tables: dict[int, list[list[str]]] = {}
         full_previews: dict[int, int] = {}  # file id -> pages of its complete preview
+        previewed: list[FileContent] = []
         if view["viewer"]["reviewer"] and view["checks_status"] != "fail":
             for f in view["files"]:
                 if f["kind"] is None:
                     continue
-                first = first_page(lab.airlock.content(s, actor, f["id"], "preview"))
+                content = lab.airlock.content(s, actor, f["id"], "preview")
+                previewed.append(content)
+                first = first_page(content)
                 full_previews[f["id"]] = first["page_count"]
                 rows = [r["cells"] for r in first["section"]["rows"]]
                 if first["section"]["kind"] == "table":
@@ -119,6 +123,7 @@ def request_page(request: Request, request_id: int, actor: Actor, lab: LabDep) -
             if "resubmit" in view["viewer"]["events"]
             else []
         )
+    lab.airlock.audit_reads(lab.tx, actor, view=request_id, contents=previewed)
     return render(
         request,
         "airlock_request.html",
@@ -208,23 +213,25 @@ def comment(
 
 @router.get("/airlock/released")
 def released_page(request: Request, actor: Actor, lab: LabDep) -> Response:
-    with lab.tx() as s:
+    with lab.read() as s:
         files = lab.airlock.released_files(s, actor)
     return render(request, "airlock_released.html", files=files)
 
 
 @router.get("/airlock/files/{file_id}/download")
 def download(file_id: int, actor: Actor, lab: LabDep) -> Response:
-    with lab.tx() as s:
+    with lab.read() as s:
         content = lab.airlock.content(s, actor, file_id, "download")
+    lab.airlock.audit_reads(lab.tx, actor, contents=[content])
     return _file_response(content, inline=False)
 
 
 @router.get("/airlock/files/{file_id}/preview")
 def preview(file_id: int, actor: Actor, lab: LabDep) -> Response:
     warm_files(lab.read, [file_id])  # any parse happens here, under no write lock
-    with lab.tx() as s:
+    with lab.read() as s:
         content = lab.airlock.content(s, actor, file_id, "preview")
+    lab.airlock.audit_reads(lab.tx, actor, contents=[content])
     return _file_response(content, inline=True)
 
 
@@ -234,8 +241,9 @@ def preview_page(request: Request, file_id: int, actor: Actor, lab: LabDep, page
     from countylab.airlock.render.pages import page_view
 
     warm_files(lab.read, [file_id])  # any parse happens here, under no write lock
-    with lab.tx() as s:
+    with lab.read() as s:
         content = lab.airlock.content(s, actor, file_id, "preview")
+    lab.airlock.audit_reads(lab.tx, actor, contents=[content])
     assert content.rendering is not None
     view = page_view(content.rendering, page)
     return render(
@@ -251,7 +259,7 @@ def preview_page(request: Request, file_id: int, actor: Actor, lab: LabDep, page
 # -- models -----------------------------------------------------------------------------------
 @router.get("/models")
 def models_page(request: Request, actor: Actor, lab: LabDep) -> Response:
-    with lab.tx() as s:
+    with lab.read() as s:
         models = [
             model_view(m, oversight=lab.models.oversees(actor, m)) for m in lab.models.list_models(s, actor)
         ]
@@ -304,7 +312,7 @@ def register_model(
 
 @router.get("/models/{model_id}")
 def model_page(request: Request, model_id: int, actor: Actor, lab: LabDep) -> Response:
-    with lab.tx() as s:
+    with lab.read() as s:
         m = lab.models.get(s, actor, model_id)
         view = model_view(m, oversight=lab.models.oversees(actor, m))
         can_decide = lab.models._may_decide(actor, m) and m.state == "pending"

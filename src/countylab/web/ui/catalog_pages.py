@@ -39,7 +39,7 @@ def catalog_page(
         grade=grade or None,
         tag=tag or None,
     )
-    with lab.tx() as s:
+    with lab.read() as s:
         found = catalog.search_datasets(s, filters)
         departments = list(
             s.execute(select(Org).where(Org.kind == "department").order_by(Org.name)).scalars()
@@ -62,7 +62,7 @@ def catalog_page(
 
 @router.get("/datasets/new")
 def new_dataset_page(request: Request, actor: Actor, lab: LabDep) -> Response:
-    with lab.tx() as s:
+    with lab.read() as s:
         departments = list(
             s.execute(select(Org).where(Org.kind == "department").order_by(Org.name)).scalars()
         )
@@ -122,7 +122,7 @@ def _refused(request: Request, exc: CountylabError, back: str) -> Response:
 
 @router.get("/datasets/{dataset_id}")
 def dataset_page(request: Request, dataset_id: int, actor: Actor, lab: LabDep) -> Response:
-    with lab.tx() as s:
+    with lab.read() as s:
         ds = catalog.get_dataset(s, dataset_id)
         cols = catalog.columns(s, ds.id)
         versions = catalog.versions(s, ds.id)
@@ -162,7 +162,7 @@ def stage_upload(
         staged = lab.ingestion.stage_upload(actor, dataset_id, file.filename or "upload", file.file)
     except CountylabError as exc:
         return _refused(request, exc, f"/datasets/{dataset_id}")
-    with lab.tx() as s:
+    with lab.read() as s:
         ds = catalog.get_dataset(s, dataset_id)
     return render(request, "upload_confirm.html", ds=ds, staged=staged, types=COLUMN_TYPES, modes=MODES)
 
@@ -242,7 +242,7 @@ def set_column(
 
 @router.get("/datasets/{dataset_id}/edit")
 def edit_page(request: Request, dataset_id: int, actor: Actor, lab: LabDep) -> Response:
-    with lab.tx() as s:
+    with lab.read() as s:
         ds = catalog.get_dataset(s, dataset_id)
     return render(
         request, "dataset_edit.html", ds=ds, frequencies=catalog.FREQUENCIES, units=catalog.PRIVACY_UNITS

@@ -27,7 +27,7 @@ def _back(dataset_id: int) -> str:
 @router.get("/datasets/{dataset_id}/connectors")
 def connectors_page(request: Request, dataset_id: int, actor: Actor, lab: LabDep) -> Response:
     lang = lang_of(request)
-    with lab.tx() as s:
+    with lab.read() as s:
         ds = catalog.get_dataset(s, dataset_id)
         found = connectors.list_connectors(s, actor, dataset_id)
         last = connectors.last_runs(s, [c.id for c in found])
@@ -76,7 +76,7 @@ def create_connector(
 
 
 def _dataset_of(lab: LabDep, connector_id: int) -> int | None:
-    with lab.tx() as s:
+    with lab.read() as s:
         c = s.get(Connector, connector_id)
         return c.dataset_id if c is not None else None
 

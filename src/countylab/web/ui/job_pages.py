@@ -50,7 +50,7 @@ actions:
 
 
 def _projects(lab: Lab, actor: Any) -> list[Project]:
-    with lab.tx() as s:
+    with lab.read() as s:
         q = select(Project).where(Project.id.in_(sorted(actor.project_ids))).order_by(Project.title)
         return list(s.execute(q).scalars())
 
@@ -59,7 +59,7 @@ def _projects(lab: Lab, actor: Any) -> list[Project]:
 def jobs_page(request: Request, actor: Actor, lab: LabDep, project: int | None = None) -> Response:
     projects = _projects(lab, actor)
     chosen = project if project in {p.id for p in projects} else (projects[0].id if projects else None)
-    with lab.tx() as s:
+    with lab.read() as s:
         jobs = job_views(s, actor, lab.jobs.list_for(s, actor))
         titles = {p.id: p.title for p in s.execute(select(Project)).scalars()}
         meter = usage_view(lab, s, actor, chosen) if chosen is not None else None
@@ -110,7 +110,7 @@ async def submit_page(request: Request, project_id: int, actor: Actor, lab: LabD
 @router.get("/jobs/{job_id}")
 def job_page(request: Request, job_id: int, actor: Actor, lab: LabDep) -> Response:
     center = lab.jobs
-    with lab.tx() as s:
+    with lab.read() as s:
         job = job_detail(lab, s, actor, job_id)
         project = s.get(Project, job["project_id"])
         full = sees_details(actor, job["project_id"])

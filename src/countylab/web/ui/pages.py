@@ -99,7 +99,7 @@ def switch_lang(code: str, next: str = "/") -> Response:
 def home(request: Request, principal: MaybeActor, lab: LabDep) -> Response:
     if principal is None:
         return RedirectResponse("/login", status_code=303)
-    with lab.tx() as s:
+    with lab.read() as s:
         counts = {
             "orgs": s.scalar(select(func.count(Org.id))) or 0,
             "users": s.scalar(select(func.count(User.id))) or 0,
@@ -134,7 +134,7 @@ def coming_soon(request: Request, capability: str, principal: MaybeActor) -> Res
 @router.get("/orgs")
 def orgs_page(request: Request, actor: Actor, lab: LabDep) -> Response:
     authorize(actor, Permission.user_read, target="orgs")
-    with lab.tx() as s:
+    with lab.read() as s:
         orgs = ids.list_orgs(s)
         users = ids.list_users(s)
     return render(
@@ -221,7 +221,7 @@ def set_active(
 
 @router.get("/me")
 def me_page(request: Request, actor: Actor, lab: LabDep) -> Response:
-    with lab.tx() as s:
+    with lab.read() as s:
         user = ids.get_user(s, actor.user_id or -1)
         tokens = ids.list_tokens(s, user.id)
     new_token = request.cookies.get("new_token")
@@ -288,7 +288,7 @@ def change_password(
 
 @router.get("/projects")
 def projects_page(request: Request, actor: Actor, lab: LabDep) -> Response:
-    with lab.tx() as s:
+    with lab.read() as s:
         projects = prj.visible_projects(s, actor)
         org_choices = ids.list_orgs(s) if prj.may_choose_org(actor) else []
     return render(
@@ -326,7 +326,7 @@ def create_project(
 
 @router.get("/projects/{project_id}")
 def project_page(request: Request, project_id: int, actor: Actor, lab: LabDep) -> Response:
-    with lab.tx() as s:
+    with lab.read() as s:
         project = prj.get_project(s, actor, project_id)
         grants = prj.project_grants(s, project_id)
         granted = {g.dataset_id for g in grants}
@@ -403,7 +403,7 @@ def audit_page(
     request: Request, actor: Actor, lab: LabDep, action: str = "", user: str = "", before: int | None = None
 ) -> Response:
     authorize(actor, Permission.audit_read, target="audit")
-    with lab.tx() as s:
+    with lab.read() as s:
         events = audit.log.recent(
             s, limit=50, before_id=before, action_prefix=action or None, actor=user or None
         )

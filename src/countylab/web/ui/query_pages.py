@@ -41,7 +41,7 @@ def _console(
     confirm: dict[str, Any] | None = None,
 ) -> Response:
     period = lab.settings.dp_budget_period
-    with lab.tx() as s:
+    with lab.read() as s:
         projects = history.member_projects(s, actor)
         ids = [p.id for p in projects]
         pid = project_id if project_id in ids else (ids[0] if ids else None)
@@ -211,7 +211,7 @@ def decide_topup_from_form(
 
 @router.get("/query/history")
 def all_history_page(request: Request, actor: Actor, lab: LabDep) -> Response:
-    with lab.tx() as s:
+    with lab.read() as s:
         runs = history.history(s, actor, limit=500)
         pending = topups.list_topups(s, actor, status="pending") if topups.can_decide(actor) else []
     return render(request, "query_history.html", runs=runs, topups=pending)
