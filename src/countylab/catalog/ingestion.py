@@ -135,13 +135,15 @@ class Ingestion:
             }
             (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
             with self._tx() as s:
-                audit.append(
+                audit.record(
                     s,
-                    actor_id=actor.user_id,
-                    actor=actor.username,
-                    action="dataset.upload.stage",
-                    target=f"dataset:{dataset_id}",
-                    details={"upload_id": upload_id, "filename": name, "bytes": size, "format": fmt},
+                    actor,
+                    "dataset.upload.stage",
+                    f"dataset:{dataset_id}",
+                    upload_id=upload_id,
+                    filename=name,
+                    bytes=size,
+                    format=fmt,
                 )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -330,13 +332,15 @@ class Ingestion:
                 catalog.apply_proposal(s, ds, Grade(result.proposal.grade), result.proposal.reason_zh)
                 ds.dummy_profile = result.dummy.to_dict()
             s.flush()
-            audit.append(
+            audit.record(
                 s,
-                actor_id=actor.user_id,
-                actor=actor.username,
-                action=f"dataset.version.{source}",
-                target=f"dataset:{ds.id}",
-                details={"version": files.version, "rows": files.row_count, "mode": mode, "grade": ds.grade},
+                actor,
+                f"dataset.version.{source}",
+                f"dataset:{ds.id}",
+                version=files.version,
+                rows=files.row_count,
+                mode=mode,
+                grade=ds.grade,
             )
             return version
 
@@ -375,14 +379,7 @@ class Ingestion:
                 _sync_columns(s, ds, schema, result.findings, result.profiles)
                 catalog.apply_proposal(s, ds, Grade(result.proposal.grade), result.proposal.reason_zh)
                 ds.dummy_profile = result.dummy.to_dict()
-                audit.append(
-                    s,
-                    actor_id=actor.user_id,
-                    actor=actor.username,
-                    action="dataset.reanalyse",
-                    target=f"dataset:{ds.id}",
-                    details={"version": version},
-                )
+                audit.record(s, actor, "dataset.reanalyse", f"dataset:{ds.id}", version=version)
 
     # -- pushes and compaction --------------------------------------------------------------
     def push(

@@ -141,13 +141,14 @@ def create_dataset(
     )
     session.add(ds)
     session.flush()
-    audit.append(
+    audit.record(
         session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="dataset.create",
-        target=f"dataset:{ds.id}",
-        details={"name": name, "title": ds.title, "org_id": org_id},
+        actor,
+        "dataset.create",
+        f"dataset:{ds.id}",
+        name=name,
+        title=ds.title,
+        org_id=org_id,
     )
     return ds
 
@@ -174,14 +175,7 @@ def update_dataset(session: Session, actor: Principal, dataset_id: int, **fields
     for k, v in changed.items():
         setattr(ds, k, v.strip() if isinstance(v, str) else v)
     ds.updated_at = _now()
-    audit.append(
-        session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="dataset.update",
-        target=f"dataset:{ds.id}",
-        details={"fields": sorted(changed)},
-    )
+    audit.record(session, actor, "dataset.update", f"dataset:{ds.id}", fields=sorted(changed))
     return ds
 
 
@@ -214,13 +208,12 @@ def set_grade(session: Session, actor: Principal, dataset_id: int, grade: str, r
             by_user_id=actor.user_id,
         )
     )
-    audit.append(
+    audit.record(
         session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action=f"dataset.grade.{kind}",
-        target=f"dataset:{ds.id}",
-        details={"from": current.value, "to": new.value, "reason": reason},
+        actor,
+        f"dataset.grade.{kind}",
+        f"dataset:{ds.id}",
+        **{"from": current.value, "to": new.value, "reason": reason},
     )
     return ds
 
@@ -311,13 +304,13 @@ def set_column(
         raise NotFound(f"公开键集“{fields['key_set']}”不存在", f"Key set '{fields['key_set']}' not found")
     for k, v in fields.items():
         setattr(col, k, v)
-    audit.append(
+    audit.record(
         session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="dataset.column.update",
-        target=f"dataset:{ds.id}",
-        details={"column": name, "fields": sorted(fields)},
+        actor,
+        "dataset.column.update",
+        f"dataset:{ds.id}",
+        column=name,
+        fields=sorted(fields),
     )
     return col
 
@@ -335,14 +328,7 @@ def upsert_key_set(
         session.add(ks)
     else:
         ks.title, ks.values, ks.source = title, list(values), source
-    audit.append(
-        session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="key_set.save",
-        target=f"key_set:{name}",
-        details={"values": len(values)},
-    )
+    audit.record(session, actor, "key_set.save", f"key_set:{name}", values=len(values))
     return ks
 
 
