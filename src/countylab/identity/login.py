@@ -207,21 +207,18 @@ def _record_failure(
                 row.locked_until = now + timedelta(seconds=policy.lockout_s)
                 failures, row.failures, row.window_start = row.failures, 0, now
                 kind = key.split(":", 1)[0]
-                audit.append(
+                audit.record(
                     s,
-                    actor_id=None,
-                    actor="system",
-                    action="auth.lockout",
-                    target=(f"user:{user_id}" if user_id else key) if kind == "account" else key,
+                    None,
+                    "auth.lockout",
+                    (f"user:{user_id}" if user_id else key) if kind == "account" else key,
                     outcome="denied",
-                    details={
-                        "kind": kind,
-                        "username": name[:100],
-                        "address": address,
-                        "failures": failures,
-                        "window_s": policy.window_s,
-                        "until": row.locked_until.isoformat(),
-                    },
+                    kind=kind,
+                    username=name[:100],
+                    address=address,
+                    failures=failures,
+                    window_s=policy.window_s,
+                    until=row.locked_until.isoformat(),
                 )
         s.flush()
         _forget_stale(s, now, policy)
@@ -277,12 +274,5 @@ def unlock(s: Session, actor: Principal, *, username: str | None = None, address
         delete(LoginThrottle).where(LoginThrottle.key.in_(keys)).execution_options(synchronize_session=False)
     )
     cleared = int(getattr(result, "rowcount", 0) or 0)
-    audit.append(
-        s,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="auth.unlock",
-        target=",".join(keys),
-        details={"cleared": cleared},
-    )
+    audit.record(s, actor, "auth.unlock", ",".join(keys), cleared=cleared)
     return cleared

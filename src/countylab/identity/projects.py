@@ -66,13 +66,14 @@ def create_project(
         project.members = [ProjectMember(user_id=actor.user_id, role="owner")]
     session.add(project)
     session.flush()
-    audit.append(
+    audit.record(
         session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="project.create",
-        target=f"project:{project.id}",
-        details={"slug": slug, "title": project.title, "org_id": project.org_id},
+        actor,
+        "project.create",
+        f"project:{project.id}",
+        slug=slug,
+        title=project.title,
+        org_id=project.org_id,
     )
     return project
 
@@ -122,14 +123,7 @@ def add_member(
     member = ProjectMember(project_id=project_id, user_id=user.id, role=role)
     session.add(member)
     session.flush()
-    audit.append(
-        session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="project.member.add",
-        target=f"project:{project_id}",
-        details={"user_id": user.id, "role": role},
-    )
+    audit.record(session, actor, "project.member.add", f"project:{project_id}", user_id=user.id, role=role)
     return member
 
 
@@ -154,14 +148,7 @@ def remove_member(session: Session, actor: Principal, project_id: int, user_id: 
     if member.role == "owner" and len(owners) == 1:
         raise ValidationFailed("不能移除项目的最后一位负责人", "Cannot remove the project's last owner")
     session.delete(member)
-    audit.append(
-        session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="project.member.remove",
-        target=f"project:{project_id}",
-        details={"user_id": user_id},
-    )
+    audit.record(session, actor, "project.member.remove", f"project:{project_id}", user_id=user_id)
 
 
 def grant_dataset(
@@ -183,19 +170,12 @@ def grant_dataset(
     grant = Grant(project_id=project_id, dataset_id=dataset_id, granted_by=actor.user_id, note=note)
     session.add(grant)
     session.flush()
-    audit.append(
-        session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="grant.create",
-        target=f"project:{project_id}",
-        details={"dataset_id": dataset_id, "note": note},
-    )
+    audit.record(session, actor, "grant.create", f"project:{project_id}", dataset_id=dataset_id, note=note)
     return grant
 
 
 def _check_grant_policy(dataset: Dataset) -> None:
-    """核心数据 never goes to external projects (DESIGN.md §3)."""
+    """核心数据 never goes to external projects (docs/reference/policy.md)."""
     if dataset.grade == "core":
         raise ValidationFailed(
             "核心数据不得授权给外部项目", "Core data cannot be granted to projects", dataset_id=dataset.id
@@ -210,14 +190,7 @@ def revoke_grant(session: Session, actor: Principal, project_id: int, dataset_id
     if grant is None:
         raise NotFound("没有这项授权", "No such grant")
     session.delete(grant)
-    audit.append(
-        session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="grant.revoke",
-        target=f"project:{project_id}",
-        details={"dataset_id": dataset_id},
-    )
+    audit.record(session, actor, "grant.revoke", f"project:{project_id}", dataset_id=dataset_id)
 
 
 def project_grants(session: Session, project_id: int) -> list[Grant]:

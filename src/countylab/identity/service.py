@@ -77,14 +77,7 @@ def create_org(session: Session, actor: Principal, *, name: str, kind: str) -> O
     org = Org(name=name, kind=kind_enum.value)
     session.add(org)
     session.flush()
-    audit.append(
-        session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="org.create",
-        target=f"org:{org.id}",
-        details={"name": name, "kind": kind_enum.value},
-    )
+    audit.record(session, actor, "org.create", f"org:{org.id}", name=name, kind=kind_enum.value)
     return org
 
 
@@ -154,13 +147,14 @@ def create_user(
     )
     session.add(user)
     session.flush()
-    audit.append(
+    audit.record(
         session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="user.create",
-        target=f"user:{user.id}",
-        details={"username": username, "roles": [r.value for r in role_list], "org_id": org_id},
+        actor,
+        "user.create",
+        f"user:{user.id}",
+        username=username,
+        roles=[r.value for r in role_list],
+        org_id=org_id,
     )
     return user
 
@@ -172,13 +166,13 @@ def set_roles(session: Session, actor: Principal, user_id: int, roles: list[str]
     before = sorted(user.role_names)
     user.roles = [UserRole(role=r.value) for r in role_list]
     session.flush()
-    audit.append(
+    audit.record(
         session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="user.roles",
-        target=f"user:{user.id}",
-        details={"before": before, "after": [r.value for r in role_list]},
+        actor,
+        "user.roles",
+        f"user:{user.id}",
+        before=before,
+        after=[r.value for r in role_list],
     )
     return user
 
@@ -314,9 +308,7 @@ def close_session(session: Session, actor: Principal, sid: str) -> None:
     ws = session.get(WebSession, sec.digest(sid))
     if ws is not None:
         session.delete(ws)
-    audit.append(
-        session, actor_id=actor.user_id, actor=actor.username, action="logout", target=f"user:{actor.user_id}"
-    )
+    audit.record(session, actor, "logout", f"user:{actor.user_id}")
 
 
 # -- API tokens -------------------------------------------------------------------------------
@@ -347,13 +339,14 @@ def create_token(
     )
     session.add(tok)
     session.flush()
-    audit.append(
+    audit.record(
         session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="token.create",
-        target=f"token:{tok.id}",
-        details={"user_id": user.id, "name": name, "prefix": tok.prefix},
+        actor,
+        "token.create",
+        f"token:{tok.id}",
+        user_id=user.id,
+        name=name,
+        prefix=tok.prefix,
     )
     return IssuedToken(tok.id, raw, expires)
 
@@ -368,13 +361,7 @@ def revoke_token(session: Session, actor: Principal, token_id: int) -> None:
         authorize(actor, Permission.token_self, target=f"token:{token_id}")
     if tok.revoked_at is None:
         tok.revoked_at = _now()
-    audit.append(
-        session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="token.revoke",
-        target=f"token:{token_id}",
-    )
+    audit.record(session, actor, "token.revoke", f"token:{token_id}")
 
 
 def list_tokens(session: Session, user_id: int) -> list[ApiToken]:
