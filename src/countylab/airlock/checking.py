@@ -159,14 +159,15 @@ class CheckingMixin:
         req.checks_status = status.value
         failed = sorted({r.check for rep in reports for r in rep.results if r.status is CheckStatus.fail})
         rounds.record_checks(s, req, list(by_id.values()), failed)
-        audit.append(
+        audit.record(
             s,
-            actor_id=None,
-            actor="system",
-            action="release.checks",
-            target=f"release:{req.id}",
+            None,
+            "release.checks",
+            f"release:{req.id}",
             outcome="ok" if status is not CheckStatus.fail else "failed",
-            details={"status": status.value, "round": req.round, "failed_rules": failed},
+            status=status.value,
+            round=req.round,
+            failed_rules=failed,
         )
         if status is CheckStatus.fail:
             req.state = transition(req.state, ReleaseEvent.return_).value
@@ -186,19 +187,16 @@ class CheckingMixin:
         req.state = transition(req.state, ReleaseEvent.return_).value
         req.return_reason = "check_failed_to_run"
         rounds.record_checks(s, req, self.files(s, req), ["check_failed_to_run"])
-        audit.append(
+        audit.record(
             s,
-            actor_id=None,
-            actor="system",
-            action="release.checks",
-            target=f"release:{req.id}",
+            None,
+            "release.checks",
+            f"release:{req.id}",
             outcome="failed",
-            details={
-                "status": "fail",
-                "round": req.round,
-                "failed_rules": ["check_failed_to_run"],
-                "why": why,
-            },
+            status="fail",
+            round=req.round,
+            failed_rules=["check_failed_to_run"],
+            why=why,
         )
         return req.state
 

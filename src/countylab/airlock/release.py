@@ -163,13 +163,14 @@ class ReleaseMixin:
                 comment=comment,
             )
         )
-        audit.append(
+        audit.record(
             s,
-            actor_id=actor.user_id,
-            actor=actor.username,
-            action="release.vote",
-            target=f"release:{req.id}",
-            details={"choice": chosen.value, "role": voter.value, "round": req.round},
+            actor,
+            "release.vote",
+            f"release:{req.id}",
+            choice=chosen.value,
+            role=voter.value,
+            round=req.round,
         )
         outcome = decision(votes, rule_of(req))
         if outcome is Outcome.approved:
@@ -177,23 +178,11 @@ class ReleaseMixin:
         elif outcome is Outcome.rejected:
             req.state = transition(req.state, ReleaseEvent.reject).value
             req.decided_at = utcnow()
-            audit.append(
-                s,
-                actor_id=actor.user_id,
-                actor=actor.username,
-                action="release.rejected",
-                target=f"release:{req.id}",
-            )
+            audit.record(s, actor, "release.rejected", f"release:{req.id}")
         elif outcome is Outcome.returned:
             req.state = transition(req.state, ReleaseEvent.return_).value
             req.return_reason = "checker"
-            audit.append(
-                s,
-                actor_id=actor.user_id,
-                actor=actor.username,
-                action="release.returned",
-                target=f"release:{req.id}",
-            )
+            audit.record(s, actor, "release.returned", f"release:{req.id}")
         return req
 
     def comment(
@@ -212,14 +201,7 @@ class ReleaseMixin:
         c = ReleaseComment(request_id=req.id, file_id=file_id, author_id=actor.user_id, body=body.strip())
         s.add(c)
         s.flush()
-        audit.append(
-            s,
-            actor_id=actor.user_id,
-            actor=actor.username,
-            action="release.comment",
-            target=f"release:{req.id}",
-            details={"file_id": file_id},
-        )
+        audit.record(s, actor, "release.comment", f"release:{req.id}", file_id=file_id)
         return c
 
     # -- release and downloads ----------------------------------------------------------------
@@ -227,13 +209,7 @@ class ReleaseMixin:
         """Approve and hand the files over: cleaned copies, SHA-256, ledger entries."""
         req.state = transition(req.state, ReleaseEvent.approve).value
         req.decided_at = utcnow()
-        audit.append(
-            s,
-            actor_id=actor.user_id,
-            actor=actor.username,
-            action="release.approved",
-            target=f"release:{req.id}",
-        )
+        audit.record(s, actor, "release.approved", f"release:{req.id}")
         released: dict[str, str] = {}
         regenerated: dict[str, dict[str, str]] = {}
         for f in self.files(s, req):
@@ -260,13 +236,14 @@ class ReleaseMixin:
             ledger_store.record(s, req, f, req.datasets or [])
         req.state = transition(req.state, ReleaseEvent.release).value
         req.released_at = utcnow()
-        audit.append(
+        audit.record(
             s,
-            actor_id=actor.user_id,
-            actor=actor.username,
-            action="release.released",
-            target=f"release:{req.id}",
-            details={"files": released, "regenerated": regenerated, "project_id": req.project_id},
+            actor,
+            "release.released",
+            f"release:{req.id}",
+            files=released,
+            regenerated=regenerated,
+            project_id=req.project_id,
         )
 
     def content(self, s: Session, actor: Principal, file_id: int, purpose: str = "download") -> FileContent:

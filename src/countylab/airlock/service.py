@@ -163,19 +163,16 @@ class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
         s.add(req)
         s.flush()
         added = self._add_files(s, req, job, files, staged)
-        audit.append(
+        audit.record(
             s,
-            actor_id=actor.user_id,
-            actor=actor.username,
-            action="release.create",
-            target=f"release:{req.id}",
-            details={
-                "job_id": job.id,
-                "project_id": job.project_id,
-                "grade": req.grade,
-                "selectors": [f.name for f in files],
-                "files": rounds.file_hashes(added),
-            },
+            actor,
+            "release.create",
+            f"release:{req.id}",
+            job_id=job.id,
+            project_id=job.project_id,
+            grade=req.grade,
+            selectors=[f.name for f in files],
+            files=rounds.file_hashes(added),
         )
         return req
 
@@ -227,14 +224,7 @@ class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
         req = self._member(s, actor, request_id)
         new = transition(req.state, ReleaseEvent.submit)
         if new.value == req.state:  # a repeated click: already submitted
-            audit.append(
-                s,
-                actor_id=actor.user_id,
-                actor=actor.username,
-                action="release.submit",
-                target=f"release:{req.id}",
-                details={"unchanged": True},
-            )
+            audit.record(s, actor, "release.submit", f"release:{req.id}", unchanged=True)
             return req
         return self._submitted(s, actor, req, new, "release.submit", previous_job=None)
 
@@ -255,14 +245,7 @@ class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
         req = self._member(s, actor, request_id)
         new = transition(req.state, ReleaseEvent.resubmit)
         if new.value == req.state:
-            audit.append(
-                s,
-                actor_id=actor.user_id,
-                actor=actor.username,
-                action="release.resubmit",
-                target=f"release:{req.id}",
-                details={"unchanged": True},
-            )
+            audit.record(s, actor, "release.resubmit", f"release:{req.id}", unchanged=True)
             return req
         job = self._job(s, actor, job_id if job_id is not None else req.job_id)
         if job.project_id != req.project_id:
@@ -300,14 +283,7 @@ class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
         req.state = transition(req.state, ReleaseEvent.withdraw).value
         if before != req.state and before != ReleaseState.draft.value:
             rounds.close(s, req, "withdrawn")
-        audit.append(
-            s,
-            actor_id=actor.user_id,
-            actor=actor.username,
-            action="release.withdraw",
-            target=f"release:{req.id}",
-            details={"round": req.round},
-        )
+        audit.record(s, actor, "release.withdraw", f"release:{req.id}", round=req.round)
         return req
 
     def _submitted(
@@ -324,21 +300,18 @@ class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
         req.return_reason = ""
         files = self.files(s, req)
         rounds.open_round(s, req, actor, files)
-        audit.append(
+        audit.record(
             s,
-            actor_id=actor.user_id,
-            actor=actor.username,
-            action=action,
-            target=f"release:{req.id}",
-            details={
-                "round": req.round,
-                "job_id": req.job_id,
-                "previous_job_id": previous_job,
-                "grade": req.grade,
-                "checkers_needed": req.checkers_needed,
-                "officer_needed": req.officer_needed,
-                "datasets": [d.get("id") for d in req.datasets or []],
-                "files": rounds.file_hashes(files),
-            },
+            actor,
+            action,
+            f"release:{req.id}",
+            round=req.round,
+            job_id=req.job_id,
+            previous_job_id=previous_job,
+            grade=req.grade,
+            checkers_needed=req.checkers_needed,
+            officer_needed=req.officer_needed,
+            datasets=[d.get("id") for d in req.datasets or []],
+            files=rounds.file_hashes(files),
         )
         return req
