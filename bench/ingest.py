@@ -24,7 +24,9 @@ import json
 import multiprocessing as mp
 import os
 import queue
+import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +34,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import duckdb
 import httpx
@@ -43,6 +46,7 @@ from ingest_file import DUCKDB, generate, run_child  # bench/ is sys.path[0] whe
 
 BATCH = 1000
 PUSH_ID_BASE = 100_000_000
+PUSH_TARGET = 100_000  # rows/s, issue 11
 
 COUNTYLAB = """
 import sys, time
@@ -130,59 +134,156 @@ def _template(seed_csv: Path) -> pa.Table:
     return pa_csv.read_csv(seed_csv).slice(0, BATCH)
 
 
+def _http_exchange(sock: socket.socket, request: bytes, buf: bytearray) -> tuple[int, bytes]:
+    """One keep-alive HTTP/1.1 round trip on a raw socket: (status, body).
+
+    A lean client on purpose: httpx spent about as much CPU per request as the server's push
+    path, and on 2 cores the clients' CPU is the server's loss (issue 11).
+    """
+    sock.sendall(request)
+    while (end := buf.find(b"\r\n\r\n")) < 0:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        buf += chunk
+    head = bytes(buf[:end]).decode("latin-1").split("\r\n")
+    status = int(head[0].split(" ", 2)[1])
+    length = next((int(h.split(":", 1)[1]) for h in head[1:] if h.lower().startswith("content-length:")), 0)
+    while len(buf) < end + 4 + length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        buf += chunk
+    body = bytes(buf[end + 4 : end + 4 + length])
+    del buf[: end + 4 + length]
+    return status, body
+
+
+def _connection(
+    host: str,
+    port: int,
+    path: str,
+    token: str,
+    fmt: str,
+    table: pa.Table,
+    json_parts: list[bytes],
+    first_id: Any,
+    tag: str,
+    deadline: float,
+    markers: Any,
+    sample_every: int,
+    result: dict[str, Any],
+) -> None:
+    """One keep-alive connection pushing 1,000-row batches with fresh ids until ``deadline``."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: {'application/json' if fmt == 'json' else 'application/vnd.apache.arrow.stream'}\r\n"
+    ).encode()
+    ok = b'"accepted":%d' % BATCH
+    latencies: list[float] = result["latencies"]
+    buf = bytearray()
+    with socket.create_connection((host, port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        batch_no = 0
+        while time.monotonic() < deadline:
+            first = first_id(batch_no)
+            key = f"{tag}-b{batch_no}"
+            if fmt == "json":
+                ids = [b"%d" % i for i in range(first, first + BATCH)]
+                body = b"".join(
+                    [b'{"idempotency_key":"', key.encode(), b'","rows":', *_interleave(json_parts, ids), b"}"]
+                )
+                extra = b""
+            else:
+                batch = table.set_column(0, "resident_id", pa.array(range(first, first + BATCH), pa.int64()))
+                sink = pa.BufferOutputStream()
+                with ipc.new_stream(sink, batch.schema) as writer:
+                    writer.write_table(batch)
+                body = sink.getvalue().to_pybytes()
+                extra = f"Idempotency-Key: {key}\r\n".encode()
+            request = b"".join([head, extra, b"Content-Length: %d\r\n\r\n" % len(body), body])
+            t = time.monotonic()
+            status, answer = _http_exchange(sock, request, buf)
+            done = time.monotonic()
+            if status != 200 or ok not in answer:
+                result["errors"] += 1
+                if result["errors"] <= 3:
+                    print(f"{tag}: {status} {answer[:300]!r}", file=sys.stderr)
+            else:
+                latencies.append(done - t)
+                if batch_no % sample_every == 0:
+                    markers.put((first, done))
+            batch_no += 1
+
+
+def _interleave(parts: list[bytes], ids: list[bytes]) -> list[bytes]:
+    out = [parts[0]]
+    for value, part in zip(ids, parts[1:], strict=True):
+        out += (value, part)
+    return out
+
+
 def _client(
     url: str,
     token: str,
     fmt: str,
     template_path: str,
     client_no: int,
+    conns: int,
     deadline: float,
     out: Any,
     markers: Any,
     sample_every: int,
     id_base: int,
 ) -> None:
-    """One pushing client: 1,000-row batches with fresh ids until ``deadline`` (monotonic)."""
+    """One client process with ``conns`` keep-alive connections (threads: they wait in recv)."""
     table = pa_csv.read_csv(template_path).slice(0, BATCH)
     rows = table.to_pylist()
     for r in rows:
         r["birth_date"] = str(r["birth_date"])
         r["resident_id"] = "\x00ID\x00"
-    parts = json.dumps(rows, ensure_ascii=False).split('"\\u0000ID\\u0000"')
-    assert len(parts) == BATCH + 1
-    headers = {"authorization": f"Bearer {token}"}
-    latencies: list[float] = []
-    errors = 0
-    batch_no = 0
-    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
-        while time.monotonic() < deadline:
-            first = id_base + (client_no * 10_000_000 + batch_no) * BATCH
-            key = f"c{client_no}-b{batch_no}-{fmt}"
-            if fmt == "json":
-                ids = [str(first + i) for i in range(BATCH)]
-                body_rows = "".join(p + i for p, i in zip(parts, ids, strict=False)) + parts[-1]
-                content = b'{"idempotency_key": "' + key.encode() + b'", "rows": ' + body_rows.encode() + b"}"
-                extra = {"content-type": "application/json"}
-            else:
-                batch = table.set_column(0, "resident_id", pa.array(range(first, first + BATCH), pa.int64()))
-                sink = pa.BufferOutputStream()
-                with ipc.new_stream(sink, batch.schema) as writer:
-                    writer.write_table(batch)
-                content = sink.getvalue().to_pybytes()
-                extra = {"content-type": "application/vnd.apache.arrow.stream", "idempotency-key": key}
-            t = time.monotonic()
-            resp = http.post(url + "/rows", content=content, headers=extra)
-            done = time.monotonic()
-            if resp.status_code != 200 or resp.json().get("accepted") != BATCH:
-                errors += 1
-                if errors <= 3:
-                    print(f"client {client_no}: {resp.status_code} {resp.text[:300]}", file=sys.stderr)
-            else:
-                latencies.append(done - t)
-                if batch_no % sample_every == 0:
-                    markers.put((first, done))
-            batch_no += 1
-    out.put({"batches": len(latencies), "errors": errors, "latencies": latencies})
+    # the rows' JSON is encoded once; each batch only splices in its fresh ids
+    json_parts = json.dumps(rows, ensure_ascii=False).encode().split(b'"\\u0000ID\\u0000"')
+    assert len(json_parts) == BATCH + 1
+    parsed = urlsplit(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
+    result: dict[str, Any] = {"latencies": [], "errors": 0}
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    threads = []
+    for c in range(conns):
+        slot = client_no * conns + c
+
+        def first_id(batch_no: int, slot: int = slot) -> int:
+            return id_base + (slot * 1_000_000 + batch_no) * BATCH
+
+        threads.append(
+            threading.Thread(
+                target=_connection,
+                args=(
+                    host,
+                    port,
+                    parsed.path + "/rows",
+                    token,
+                    fmt,
+                    table,
+                    json_parts,
+                    first_id,
+                    f"c{slot}-{fmt}-{id_base}",
+                    deadline,
+                    markers,
+                    sample_every,
+                    result,
+                ),
+            )
+        )
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_s"] = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    result["batches"] = len(result["latencies"])
+    out.put(result)
 
 
 def _reader(
@@ -244,12 +345,60 @@ def _pct(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _query_load(data_dir: str, ds_id: int, deadline: float, out: Any) -> None:
+    """The "under load" part: an analyst-style scan of the pushed dataset, back to back.
+
+    One DuckDB thread over the dataset's current files (version + stream), as queries read
+    it: it competes with the server for the 2 cores the way a busy lab does.
+    """
+    from countylab.catalog import service as catalog
+    from countylab.config import Settings
+    from countylab.lab import Lab
+
+    lab = Lab(Settings(data_dir=Path(data_dir), secret_key="bench"))
+    con = duckdb.connect(config={"threads": 1})
+    done = 0
+    while time.monotonic() < deadline:
+        with lab.tx() as s:
+            paths = [str(p) for p in lab.ingestion.read_paths(catalog.get_dataset(s, ds_id))]
+        try:
+            con.execute(
+                "SELECT town, count(*), avg(income), max(resident_id) FROM read_parquet(?) GROUP BY town",
+                [paths],
+            ).fetchall()
+            done += 1
+        except duckdb.Error:  # a stream file folded away mid-scan: take the next listing
+            pass
+    con.close()
+    lab.close()
+    out.put(done)
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def push_run(
-    url: str, token: str, ds_id: int, lab: Any, seed_csv: Path, fmt: str, seconds: float, clients: int
+    url: str,
+    token: str,
+    ds_id: int,
+    lab: Any,
+    seed_csv: Path,
+    fmt: str,
+    seconds: float,
+    clients: int,
+    conns: int,
+    label: str,
+    server_pid: int,
+    data_dir: Path,
+    with_load: bool,
 ) -> dict[str, Any]:
-    id_base = PUSH_ID_BASE * (1 if fmt == "json" else 10_000)  # unique resident ids across both runs
+    # unique resident ids across all runs
+    id_base = PUSH_ID_BASE * {"json": 1, "load": 100, "arrow": 10_000}.get(label, 1_000_000)
     ctx = mp.get_context("fork")
-    out, markers = ctx.Queue(), ctx.Queue()
+    out, markers, load_out = ctx.Queue(), ctx.Queue(), ctx.Queue()
     lags: list[float] = []
     polls: list[tuple[float, float, int]] = []
     stop, give_up_at = threading.Event(), [float("inf")]
@@ -257,56 +406,67 @@ def push_run(
         target=_reader, args=(lab, ds_id, markers, lags, stop, give_up_at, polls), daemon=True
     )
     reader.start()
+    server_cpu0 = _cpu_s(server_pid)
     start = time.monotonic()
     deadline = start + seconds
     procs = [
         ctx.Process(
             target=_client,
-            args=(
-                f"{url}/api/datasets/{ds_id}",
-                token,
-                fmt,
-                str(seed_csv),
-                n,
-                deadline,
-                out,
-                markers,
-                5,
-                id_base,
-            ),
+            args=(f"{url}/api/datasets/{ds_id}", token, fmt, str(seed_csv), n, conns, deadline, out, markers)
+            + (5 * conns, id_base),
         )
         for n in range(clients)
     ]
+    loader = None
+    if with_load:
+        loader = ctx.Process(target=_query_load, args=(str(data_dir), ds_id, deadline, load_out))
+        loader.start()
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]
     elapsed = time.monotonic() - start
+    server_cpu = _cpu_s(server_pid) - server_cpu0
     for p in procs:
         p.join()
+    queries = load_out.get() if loader is not None else 0
+    if loader is not None:
+        loader.join()
     give_up_at[0] = time.monotonic() + 10
     stop.set()
     reader.join(timeout=15)
     batches = sum(r["batches"] for r in results)
     latencies = [x for r in results for x in r["latencies"]]
+    client_cpu = sum(r["cpu_s"] for r in results)
+    p = f"push_{label}"
     return {
-        f"push_rows_per_s{'' if fmt == 'json' else '_arrow'}": round(batches * BATCH / elapsed),
-        f"push_{fmt}_batches": batches,
-        f"push_{fmt}_errors": sum(r["errors"] for r in results),
-        f"push_{fmt}_seconds": round(elapsed, 2),
-        f"push_{fmt}_post_p50_ms": round(1000 * (_pct(latencies, 0.5) or 0), 1),
-        f"push_{fmt}_post_p99_ms": round(1000 * (_pct(latencies, 0.99) or 0), 1),
-        f"push_{fmt}_visibility_samples": len(lags),
-        f"push_{fmt}_visibility_p50_s": round(_pct(lags, 0.5) or -1, 3),
-        f"push_{fmt}_visibility_p99_s": round(_pct(lags, 0.99) or -1, 3),
+        f"{p}_rows_per_s": round(batches * BATCH / elapsed),
+        f"{p}_connections": clients * conns,
+        f"{p}_concurrent_queries": queries,
+        f"{p}_batches": batches,
+        f"{p}_errors": sum(r["errors"] for r in results),
+        f"{p}_seconds": round(elapsed, 2),
+        # CPU seconds spent per 1,000 pushed rows: the clients must stay well below the server
+        f"{p}_server_cpu_s": round(server_cpu, 2),
+        f"{p}_client_cpu_s": round(client_cpu, 2),
+        f"{p}_client_vs_server_cpu": round(client_cpu / server_cpu, 3) if server_cpu else None,
+        f"{p}_post_p50_ms": round(1000 * (_pct(latencies, 0.5) or 0), 1),
+        f"{p}_post_p99_ms": round(1000 * (_pct(latencies, 0.99) or 0), 1),
+        f"{p}_visibility_samples": len(lags),
+        f"{p}_visibility_p50_s": round(_pct(lags, 0.5) or -1, 3),
+        f"{p}_visibility_p99_s": round(_pct(lags, 0.99) or -1, 3),
         # where a reader's poll spends its time: catalog transaction vs DuckDB scan, and files scanned
-        f"push_{fmt}_reader_polls": len(polls),
-        f"push_{fmt}_reader_errors": sum(1 for p in polls if p[0] < 0),
-        f"push_{fmt}_reader_catalog_p50_s": round(_pct([p[0] for p in polls if p[0] >= 0], 0.5) or 0, 3),
-        f"push_{fmt}_reader_catalog_max_s": round(max((p[0] for p in polls if p[0] >= 0), default=0), 3),
-        f"push_{fmt}_reader_scan_p50_s": round(_pct([p[1] for p in polls if p[0] >= 0], 0.5) or 0, 3),
-        f"push_{fmt}_reader_scan_max_s": round(max((p[1] for p in polls if p[0] >= 0), default=0), 3),
-        f"push_{fmt}_reader_files_max": max((p[2] for p in polls if p[0] >= 0), default=0),
+        f"{p}_reader_polls": len(polls),
+        f"{p}_reader_errors": sum(1 for p in polls if p[0] < 0),
+        f"{p}_reader_catalog_p50_s": round(_pct([p[0] for p in polls if p[0] >= 0], 0.5) or 0, 3),
+        f"{p}_reader_scan_p50_s": round(_pct([p[1] for p in polls if p[0] >= 0], 0.5) or 0, 3),
+        f"{p}_reader_files_max": max((p[2] for p in polls if p[0] >= 0), default=0),
     }
+
+
+# (label, format, connections per client process, concurrent query load): the issue's two JSON
+# figures (peak: 4 connections; under load: 4x the connections while analyst queries scan the
+# same dataset) and the Arrow IPC push beside them
+PHASES = (("json", "json", 1, False), ("load", "json", 4, True), ("arrow", "arrow", 1, False))
 
 
 def push_ingest(work: Path, seconds: float, clients: int, profile: Path | None) -> dict[str, Any]:
@@ -334,17 +494,17 @@ def push_ingest(work: Path, seconds: float, clients: int, profile: Path | None) 
         from countylab.config import Settings
         from countylab.lab import Lab
 
-        reader_lab = Lab(Settings(data_dir=data_dir))  # once, before clients fork
-        for fmt in ("json", "arrow"):
+        reader_lab = Lab(Settings(data_dir=data_dir, secret_key="bench"))  # once, before clients fork
+        for label, fmt, conns, with_load in PHASES:
             if profile is not None:
                 spy = subprocess.Popen(
                     [
-                        str(Path(sys.executable).parent / "py-spy"),
+                        shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
                         "record",
                         "--pid",
                         str(server.pid),
                         "-o",
-                        str(profile.with_suffix(f".{fmt}.txt")),
+                        str(profile.with_suffix(f".{label}.txt")),
                         "-f",
                         "raw",
                         "-r",
@@ -353,14 +513,39 @@ def push_ingest(work: Path, seconds: float, clients: int, profile: Path | None) 
                         str(int(seconds)),
                     ]
                 )
-            result.update(push_run(url, token, ds_id, reader_lab, seed_csv, fmt, seconds, clients))
+            result.update(
+                push_run(
+                    url,
+                    token,
+                    ds_id,
+                    reader_lab,
+                    seed_csv,
+                    fmt,
+                    seconds,
+                    clients,
+                    conns,
+                    label,
+                    server.pid,
+                    data_dir,
+                    with_load,
+                )
+            )
             if spy is not None:
                 spy.wait(timeout=60)
+        # the issue's names: JSON at its peak and under load (4x the connections), Arrow alongside
+        result["push_rows_per_s"] = result["push_json_rows_per_s"]
+        result["push_rows_per_s_under_load"] = result["push_load_rows_per_s"]
+        result["push_rows_per_s_arrow"] = result["push_arrow_rows_per_s"]
+        result["push_json_vs_target"] = round(result["push_json_rows_per_s"] / PUSH_TARGET, 3)
+        result["push_load_vs_target"] = round(result["push_load_rows_per_s"] / PUSH_TARGET, 3)
+        result["push_json_vs_arrow"] = round(
+            result["push_json_rows_per_s"] / result["push_arrow_rows_per_s"], 3
+        )
         result["push_visibility_p50_s"] = max(
-            result["push_json_visibility_p50_s"], result["push_arrow_visibility_p50_s"]
+            result[f"push_{label}_visibility_p50_s"] for label, *_ in PHASES
         )
         result["push_visibility_p99_s"] = max(
-            result["push_json_visibility_p99_s"], result["push_arrow_visibility_p99_s"]
+            result[f"push_{label}_visibility_p99_s"] for label, *_ in PHASES
         )
         return result
     finally:

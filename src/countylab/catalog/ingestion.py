@@ -82,7 +82,7 @@ class Ingestion:
         self.max_upload_bytes = max_upload_bytes
         # idempotency keys are checked and recorded by ``push`` itself, in the metadata database
         self.push_buffer = PushBuffer(warehouse, seen=_NoSeen(), max_rows=100_000)
-        self.committer = GroupCommitter(warehouse, self._tx)
+        self.committer = GroupCommitter(warehouse, self._tx, read_tx=self._read)
         self._push_meta: dict[int, tuple[float, tuple[str, int, TableSchema]]] = {}
         self._locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
