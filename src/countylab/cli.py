@@ -223,6 +223,90 @@ def user_add(
         )
 
 
+@user_app.command("deactivate")
+def user_deactivate(
+    username: Annotated[str, typer.Argument(help="Whose account.")],
+    keep_tokens: Annotated[
+        bool, typer.Option("--keep-tokens", help="Keep (do not revoke) the user's API tokens.")
+    ] = False,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Deactivate a user: their web sessions end at once; their API tokens are revoked unless
+    --keep-tokens (kept tokens stay refused while the user is deactivated)."""
+    from countylab.identity import service as ids
+    from countylab.identity.access import cli_principal
+
+    lab = _lab(_settings(data_dir, config))
+    with lab.tx() as s:
+        user = ids.set_active(
+            s, cli_principal(), ids.find_user(s, username).id, False, revoke_tokens=not keep_tokens
+        )
+        out.print(f"[green]✔[/] user {user.username} deactivated")
+
+
+@user_app.command("activate")
+def user_activate(
+    username: Annotated[str, typer.Argument(help="Whose account.")],
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Activate a deactivated user again."""
+    from countylab.identity import service as ids
+    from countylab.identity.access import cli_principal
+
+    lab = _lab(_settings(data_dir, config))
+    with lab.tx() as s:
+        user = ids.set_active(s, cli_principal(), ids.find_user(s, username).id, True)
+        out.print(f"[green]✔[/] user {user.username} activated")
+
+
+@user_app.command("password")
+def user_password(
+    username: Annotated[str, typer.Argument(help="Whose password.")],
+    password: Annotated[str | None, typer.Option(help="New password (prompted when omitted).")] = None,
+    revoke_tokens: Annotated[
+        bool, typer.Option("--revoke-tokens", help="Also revoke all of the user's API tokens.")
+    ] = False,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Set a user's password; all their web sessions end (and, with --revoke-tokens, their tokens)."""
+    from countylab.identity import service as ids
+    from countylab.identity.access import cli_principal
+
+    lab = _lab(_settings(data_dir, config))
+    if password is None:
+        password = typer.prompt("New password / 新密码", hide_input=True, confirmation_prompt=True)
+    with lab.tx() as s:
+        ended = ids.reset_password(
+            s, cli_principal(), ids.find_user(s, username).id, new=password or "", revoke_tokens=revoke_tokens
+        )
+    out.print(
+        f"[green]✔[/] password of {username} set; sessions ended: {ended['sessions_ended']}"
+        + (f", tokens revoked: {ended['tokens_revoked']}" if "tokens_revoked" in ended else "")
+    )
+
+
+@user_app.command("unlock")
+def user_unlock(
+    username: Annotated[str | None, typer.Argument(help="Account to unlock.")] = None,
+    address: Annotated[str | None, typer.Option(help="Client address to unlock as well.")] = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Clear the failed-login counters and lock of an account and/or a client address."""
+    from countylab.identity.access import cli_principal
+    from countylab.identity.login import unlock
+
+    if not username and not address:
+        raise UserError("请指定用户名或 --address", "Name an account or an --address")
+    lab = _lab(_settings(data_dir, config))
+    with lab.tx() as s:
+        cleared = unlock(s, cli_principal(), username=username, address=address)
+    out.print(f"[green]✔[/] unlocked ({cleared} counter(s) cleared)")
+
+
 @token_app.command("create")
 def token_create(
     username: Annotated[str, typer.Argument(help="Whose token.")],
