@@ -127,11 +127,17 @@ def serve(
     config: Config = None,
     host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Server processes sharing the port and the database.")
+    ] = 1,
 ) -> None:
-    """Run the web server (UI and API)."""
+    """Run the web server (UI and API); with --workers N, N processes on one port."""
     settings = _settings(data_dir, config, host=host, port=port)
     lab = _lab(settings)
-    _run_server(lab, [])
+    if workers == 1:
+        _run_server(lab, [])
+        return
+    _run_workers(lab, workers, data_dir=data_dir, config_file=config, host=host, port=port)
 
 
 def _run_server(lab, demo_logins: list[dict[str, str]]) -> None:  # type: ignore[no-untyped-def]
@@ -143,6 +149,32 @@ def _run_server(lab, demo_logins: list[dict[str, str]]) -> None:  # type: ignore
     out.print(f"[bold]countylab[/] → [link]http://{s.host}:{s.port}[/]  (Ctrl-C to stop)")
     app_ = create_app(lab, demo_logins=demo_logins, background=True)
     uvicorn.run(app_, host=s.host, port=s.port, log_level="warning")
+
+
+def _run_workers(lab, workers: int, **args: object) -> None:  # type: ignore[no-untyped-def]
+    """N uvicorn worker processes, each building its own lab from the same arguments.
+
+    The parent only checked the lab; it closes it before forking workers so no connection or
+    thread is inherited.  Background singletons run in whichever worker wins the election.
+    """
+    import os
+
+    import uvicorn
+
+    from countylab.web.workers import ARGS_VARIABLE, encode_args
+
+    s = lab.settings
+    lab.close()
+    os.environ[ARGS_VARIABLE] = encode_args({k: v for k, v in args.items() if v is not None})
+    out.print(f"[bold]countylab[/] → [link]http://{s.host}:{s.port}[/]  ({workers} workers; Ctrl-C to stop)")
+    uvicorn.run(
+        "countylab.web.workers:app_from_environment",
+        factory=True,
+        host=s.host,
+        port=s.port,
+        workers=workers,
+        log_level="warning",
+    )
 
 
 @app.command()

@@ -36,6 +36,8 @@ one takes over within ``leader_retry_s``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -137,7 +139,7 @@ class Lab:
         # singletons: only in the elected process, exactly once across workers and servers
         self._elected: list[Service] = [
             ("catalog-maintenance", self.maintenance.start, self.maintenance.stop),
-            ("job-dispatcher", self.jobs.start, self.jobs.stop),
+            ("job-dispatcher", self.jobs.start, functools.partial(self.jobs.stop, release=True)),
             ("airlock-rechecks", rechecks.start, rechecks.stop),
             ("connector-scheduler", self.connectors.start, self.connectors.stop),
             ("audit-checkpoints", self.checkpoints.start, self.checkpoints.stop),
@@ -233,12 +235,15 @@ class Lab:
         self.server.stop()
 
     def _start_singletons(self) -> None:
+        self.server.mark_leader(True)
         for _name, start, _stop in self._elected:
             start()
 
     def _stop_singletons(self) -> None:
         for _name, _start, stop in reversed(self._elected):
             stop()
+        with contextlib.suppress(Exception):  # deposed because the database is gone: nothing to record
+            self.server.mark_leader(False)
 
     @property
     def is_leader(self) -> bool:

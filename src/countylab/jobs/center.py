@@ -159,10 +159,12 @@ class JobsCenter:
         self.dispatcher = dispatcher
         dispatcher.start()
 
-    def stop(self) -> None:
+    def stop(self, *, release: bool = False) -> None:
+        """Stop dispatching; ``release`` hands this process's running jobs back to the queue
+        (the process lives on without its leadership, see :meth:`Dispatcher.stop`)."""
         dispatcher, self.dispatcher = self.dispatcher, None
         if dispatcher is not None:
-            dispatcher.stop()
+            dispatcher.stop(release=release)
 
     def wake(self) -> None:
         if self.dispatcher is not None:

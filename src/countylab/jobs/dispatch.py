@@ -112,11 +112,13 @@ class Dispatcher:
         self._thread = threading.Thread(target=self._loop, name="countylab-dispatcher", daemon=True)
         self._thread.start()
 
-    def stop(self, *, shutdown_executor: bool = True) -> None:
-        """Stop claiming; stop the executor's attempts and record them (lost, requeued once).
+    def stop(self, *, shutdown_executor: bool = True, release: bool = False) -> None:
+        """Stop claiming and stop the executor's attempts.
 
-        Recording matters when only the dispatcher stops and the process lives on (it lost its
-        leadership): its heartbeat stays fresh, so nobody else would ever recover those jobs.
+        ``release``: also record those attempts (lost, requeued once).  Needed when only the
+        dispatcher stops and the process lives on (it lost its leadership): its heartbeat stays
+        fresh, so nobody else would ever recover those jobs.  When the process ends, its row in
+        ``lab_servers`` is marked stopped and the next leader recovers them instead.
         """
         self._stop.set()
         self._wake.set()
@@ -124,7 +126,8 @@ class Dispatcher:
             self._thread.join(timeout=30)
         if shutdown_executor:
             self.executor.shutdown()
-            self._record_outcomes()
+            if release:
+                self._record_outcomes()
 
     def _record_outcomes(self) -> None:
         for outcome in self.executor.poll():

@@ -59,6 +59,10 @@ def new_server_id() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def _host() -> str:
+    return socket.gethostname()[:100]
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -120,30 +124,45 @@ class ServerRegistry:
     def register(self) -> None:
         """Write (or refresh) this process's row; mark dead local predecessors stopped."""
         now = utcnow()
-        host = socket.gethostname()[:100]
         with self._tx() as s:
             row = s.get(LabServer, self.server_id)
             if row is None:
                 me = LabServer(
-                    id=self.server_id, host=host, pid=os.getpid(), started_at=now, heartbeat_at=now
+                    id=self.server_id, host=_host(), pid=os.getpid(), started_at=now, heartbeat_at=now
                 )
                 s.add(me)
             else:
                 row.heartbeat_at, row.stopped_at = now, None
-            for other in s.execute(
-                select(LabServer).where(LabServer.host == host, LabServer.stopped_at.is_(None))
-            ).scalars():
-                if other.id != self.server_id and other.pid != os.getpid() and not _pid_alive(other.pid):
-                    other.stopped_at = now  # our host, process gone: a crash; its jobs are ours to recover
+            self._reap_local(s, now)
             # rows of long-dead servers are kept a day for the record, then dropped
             s.execute(delete(LabServer).where(LabServer.heartbeat_at < now - timedelta(days=1)))
 
+    def _reap_local(self, s: Session, now: datetime) -> None:
+        """Mark stopped the rows of this host whose process is gone (a crash, a kill -9): their
+        jobs are recovered at once, not after ``expire_s``.  Other hosts wait for the beat to age."""
+        q = select(LabServer).where(LabServer.host == _host(), LabServer.stopped_at.is_(None))
+        for other in s.execute(q).scalars():
+            if other.id != self.server_id and other.pid != os.getpid() and not _pid_alive(other.pid):
+                other.stopped_at = now
+
     def beat(self) -> None:
+        now = utcnow()
         with self._tx() as s:
             s.execute(
                 update(LabServer)
                 .where(LabServer.id == self.server_id)
-                .values(heartbeat_at=utcnow())
+                .values(heartbeat_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            self._reap_local(s, now)
+
+    def mark_leader(self, leading: bool) -> None:
+        """Record whether this process leads (for operators, ``lab_servers.leading_since``)."""
+        with self._tx() as s:
+            s.execute(
+                update(LabServer)
+                .where(LabServer.id == self.server_id)
+                .values(leading_since=utcnow() if leading else None)
                 .execution_options(synchronize_session=False)
             )
 
@@ -178,7 +197,7 @@ class ServerRegistry:
                 s.execute(
                     update(LabServer)
                     .where(LabServer.id == self.server_id)
-                    .values(stopped_at=utcnow())
+                    .values(stopped_at=utcnow(), leading_since=None)
                     .execution_options(synchronize_session=False)
                 )
         except Exception:  # noqa: BLE001 - the database is gone: the beat will simply age
@@ -318,7 +337,7 @@ class Election:
                 if self._lock.try_acquire():
                     self.is_leader = True
                     self.elected.set()
-                    log.info("elected leader: running the lab's singleton services (pid %d)", os.getpid())
+                    log.warning("elected leader: running the lab's singleton services (pid %d)", os.getpid())
                     self.on_elected()
             elif not self._lock.still_held():
                 log.error("lost leadership (database session gone): stopping the singleton services")

@@ -24,5 +24,7 @@ class LabServer(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # set while this process holds the lab's leadership (runs the singleton services)
+    leading_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # set on a clean stop: its jobs may be recovered at once, without waiting for the beat to age
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

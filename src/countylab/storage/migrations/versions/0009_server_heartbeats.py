@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("pid", sa.Integer, nullable=False),
         sa.Column("started_at", _TS, nullable=False),
         sa.Column("heartbeat_at", _TS, nullable=False),
+        sa.Column("leading_since", _TS, nullable=True),
         sa.Column("stopped_at", _TS, nullable=True),
     )
 
