@@ -92,6 +92,36 @@ def test_an_uninitialised_lab_is_told_to_run_init_and_nothing_is_created(tmp_pat
     assert not data.exists()
 
 
+def test_database_is_reported_empty_then_up_to_date_once_migrated(tmp_path: Path, db_url: str) -> None:
+    """On SQLite and on PostgreSQL (a fresh, empty database from scripts/test.sh)."""
+    from countylab.doctor import check_database
+    from countylab.storage import migrate
+    from countylab.storage.db import make_engine
+
+    settings = Settings(data_dir=tmp_path / "lab", database_url=db_url)
+    before = check_database(settings)
+    assert before.status == "fail" and "countylab init" in before.fix_en
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    after = check_database(settings)
+    assert after.status == "ok", after
+    assert "schema up to date" in after.found_en
+
+
+def test_an_unreachable_database_is_named_without_its_password(tmp_path: Path) -> None:
+    from countylab.doctor import check_database
+
+    settings = Settings(data_dir=tmp_path, database_url="postgresql://lab:s3cret-pw@127.0.0.1:9/countylab")
+    check = check_database(settings)
+    assert check.status == "fail"
+    assert check.found_en.startswith("cannot reach the database postgresql+psycopg://lab:***@127.0.0.1:9/")
+    assert "s3cret-pw" not in check.found_en + check.found_zh
+    assert "database_url" in check.fix_en
+
+
 def test_bad_settings_are_one_failed_check_and_the_host_is_still_checked(tmp_path: Path) -> None:
     config = tmp_path / "countylab.toml"
     config.write_text('port = "abc"\n')
