@@ -175,20 +175,17 @@ def create_connector(
     )
     session.add(c)
     session.flush()
-    audit.append(
+    audit.record(
         session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="connector.create",
-        target=f"connector:{c.id}",
-        details={
-            "dataset": ds.id,
-            "kind": kind,
-            "source_table": c.source_table,
-            "cursor_column": c.cursor_column,
-            "key_columns": c.key_columns,
-            "interval_s": c.interval_s,
-        },
+        actor,
+        "connector.create",
+        f"connector:{c.id}",
+        dataset=ds.id,
+        kind=kind,
+        source_table=c.source_table,
+        cursor_column=c.cursor_column,
+        key_columns=c.key_columns,
+        interval_s=c.interval_s,
     )
     return c
 
@@ -213,13 +210,14 @@ def update_connector(
         reset_cursor = True
     if "enabled" in changed:
         c.next_run_at = _now() if c.enabled else None
-    audit.append(
+    audit.record(
         session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="connector.update",
-        target=f"connector:{c.id}",
-        details={"dataset": c.dataset_id, "fields": changed, "reset_cursor": reset_cursor},
+        actor,
+        "connector.update",
+        f"connector:{c.id}",
+        dataset=c.dataset_id,
+        fields=changed,
+        reset_cursor=reset_cursor,
     )
     return c
 
@@ -229,14 +227,7 @@ def delete_connector(session: Session, actor: Principal, connector_id: int) -> N
     dataset_id = c.dataset_id
     session.execute(delete(SyncRun).where(SyncRun.connector_id == c.id))
     session.delete(c)
-    audit.append(
-        session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="connector.delete",
-        target=f"connector:{connector_id}",
-        details={"dataset": dataset_id},
-    )
+    audit.record(session, actor, "connector.delete", f"connector:{connector_id}", dataset=dataset_id)
 
 
 def runs(session: Session, actor: Principal, connector_id: int, limit: int = 50) -> list[SyncRun]:
