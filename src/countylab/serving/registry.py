@@ -221,13 +221,15 @@ class ModelService:
         dest = self.models_dir / str(model.id) / f"model{PurePosixPath(entry.name).suffix.lower() or '.bin'}"
         model.sha256, model.bytes = copy_into_store(entry.path, dest)
         model.stored_path = str(dest)
-        audit.append(
+        audit.record(
             s,
-            actor_id=actor.user_id,
-            actor=actor.username,
-            action="model.register",
-            target=f"model:{model.id}",
-            details={"job_id": job.id, "file": entry.name, "sha256": model.sha256, "format": model.format},
+            actor,
+            "model.register",
+            f"model:{model.id}",
+            job_id=job.id,
+            file=entry.name,
+            sha256=model.sha256,
+            format=model.format,
         )
         return model
 
@@ -324,18 +326,15 @@ class ModelService:
         model.decided_by, model.decided_at, model.decision_note = actor.user_id, utcnow(), note
         model.rate_per_minute = rate_per_minute or model.rate_per_minute
         model.daily_quota = daily_quota or model.daily_quota
-        audit.append(
+        audit.record(
             s,
-            actor_id=actor.user_id,
-            actor=actor.username,
-            action=f"model.{target}",
-            target=f"model:{model.id}",
-            details={
-                "rate_per_minute": model.rate_per_minute,
-                "daily_quota": model.daily_quota,
-                "note": note,
-                "assessment": report.get("verdict"),
-            },
+            actor,
+            f"model.{target}",
+            f"model:{model.id}",
+            rate_per_minute=model.rate_per_minute,
+            daily_quota=model.daily_quota,
+            note=note,
+            assessment=report.get("verdict"),
         )
         if not approve:
             self.pool.evict(model.id)
@@ -463,24 +462,19 @@ class ModelService:
             call = s.get(ModelCall, call_id)
             if call is not None:
                 call.ok, call.latency_ms = error is None, latency
-            audit.append(
+            audit.record(
                 s,
-                actor_id=actor.user_id,
-                actor=actor.username,
-                action="model.predict",
-                target=f"model:{model_id}",
+                actor,
+                "model.predict",
+                f"model:{model_id}",
                 outcome="ok" if error is None else "failed",
-                details={
-                    "caller": caller,
-                    "org_id": actor.org_id,
-                    "rows": len(matrix),
-                    "latency_ms": round(latency, 2),
-                    "inputs_sha256": digest(matrix),
-                    "outputs_sha256": digest(predictions) if error is None else None,
-                    "error": getattr(error, "details", {}).get("reason", type(error).__name__)
-                    if error
-                    else None,
-                },
+                caller=caller,
+                org_id=actor.org_id,
+                rows=len(matrix),
+                latency_ms=round(latency, 2),
+                inputs_sha256=digest(matrix),
+                outputs_sha256=digest(predictions) if error is None else None,
+                error=getattr(error, "details", {}).get("reason", type(error).__name__) if error else None,
             )
         if error is not None:
             raise error
