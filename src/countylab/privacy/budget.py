@@ -405,13 +405,15 @@ def set_limit(
             at=row.updated_at,
         )
     )
-    audit.append(
+    audit.record(
         session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="budget.set",
-        target=f"project:{project_id}",
-        details={"dataset": ds.name, "user_id": uid or None, "epsilon": epsilon, "delta": delta},
+        actor,
+        "budget.set",
+        f"project:{project_id}",
+        dataset=ds.name,
+        user_id=uid or None,
+        epsilon=epsilon,
+        delta=delta,
     )
     session.flush()
     return _balance(ds, project_id, row, uid, "", period)

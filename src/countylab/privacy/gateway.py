@@ -364,13 +364,15 @@ class QueryGateway:
             period=self.config.period,
         )
         run.epsilon_spent, run.delta_spent = eps, delta
-        audit.append(
+        audit.record(
             s,
-            actor_id=actor.user_id,
-            actor=actor.username,
-            action="query.charge",
-            target=f"project:{req.project_id}",
-            details={"query_id": run.id, "epsilon": eps, "delta": delta, "datasets": run.datasets},
+            actor,
+            "query.charge",
+            f"project:{req.project_id}",
+            query_id=run.id,
+            epsilon=eps,
+            delta=delta,
+            datasets=run.datasets,
         )
 
     def _cached(

@@ -79,24 +79,21 @@ def finish_run(s: Session, actor: Principal, run_id: int, answer: Mapping[str, A
     assert run is not None
     run.status, run.finished_at = status, utcnow()
     run.rows, run.suppressed = len(answer.get("rows", [])), len(answer.get("suppressed", []))
-    audit.append(
+    audit.record(
         s,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="query.run",
-        target=f"project:{run.project_id}",
-        details={
-            "query_id": run.id,
-            "sql": run.sql,
-            "mode": run.mode,
-            "status": status,
-            "epsilon_spent": 0.0 if run.cached else run.epsilon_spent,
-            "delta_spent": 0.0 if run.cached else run.delta_spent,
-            "cached": run.cached,
-            "datasets": run.datasets,
-            "rows": run.rows,
-            "suppressed": run.suppressed,
-        },
+        actor,
+        "query.run",
+        f"project:{run.project_id}",
+        query_id=run.id,
+        sql=run.sql,
+        mode=run.mode,
+        status=status,
+        epsilon_spent=0.0 if run.cached else run.epsilon_spent,
+        delta_spent=0.0 if run.cached else run.delta_spent,
+        cached=run.cached,
+        datasets=run.datasets,
+        rows=run.rows,
+        suppressed=run.suppressed,
     )
 
 
@@ -112,19 +109,16 @@ def log_failure(s: Session, actor: Principal, req: Any, run_id: int, exc: BaseEx
     run = s.get(QueryRun, run_id)
     if run is not None:
         run.status, run.error, run.finished_at = "failed", reason[:500], utcnow()
-    audit.append(
+    audit.record(
         s,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="query.failed",
-        target=f"project:{req.project_id}",
-        details={
-            "query_id": run_id,
-            "sql": req.sql[:4000],
-            "code": code,
-            "reason": reason[:500],
-            "epsilon_spent": run.epsilon_spent if run else 0.0,
-        },
+        actor,
+        "query.failed",
+        f"project:{req.project_id}",
+        query_id=run_id,
+        sql=req.sql[:4000],
+        code=code,
+        reason=reason[:500],
+        epsilon_spent=run.epsilon_spent if run else 0.0,
     )
 
 

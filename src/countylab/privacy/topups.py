@@ -88,13 +88,15 @@ def request_topup(
     )
     session.add(row)
     session.flush()
-    audit.append(
+    audit.record(
         session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="budget.topup_requested",
-        target=target,
-        details={"topup_id": row.id, "dataset": grant.dataset.name, "epsilon": eps, "delta": dlt},
+        actor,
+        "budget.topup_requested",
+        target,
+        topup_id=row.id,
+        dataset=grant.dataset.name,
+        epsilon=eps,
+        delta=dlt,
     )
     return topup_view(session, row)
 
@@ -168,13 +170,15 @@ def decide_topup(
                 at=now,
             )
         )
-    audit.append(
+    audit.record(
         session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action=f"budget.topup_{new}",
-        target=target,
-        details={"topup_id": row.id, "dataset": ds.name, "epsilon": row.epsilon, "delta": row.delta},
+        actor,
+        f"budget.topup_{new}",
+        target,
+        topup_id=row.id,
+        dataset=ds.name,
+        epsilon=row.epsilon,
+        delta=row.delta,
     )
     session.flush()
     session.expire_all()
