@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from countylab.config import Settings
 from countylab.doctor import check_cgroups, run_checks
 
@@ -48,6 +50,7 @@ def _path_without(program: str, tmp_path: Path) -> str:
     return str(shadow)
 
 
+@pytest.mark.needs("sandbox", "tesseract")
 def test_this_host_passes_every_required_check(tmp_path: Path) -> None:
     data = _initialised_lab(tmp_path)
     done = _run(["doctor", "--data-dir", str(data), "--json"])
@@ -63,6 +66,7 @@ def test_this_host_passes_every_required_check(tmp_path: Path) -> None:
     assert all(c["fix"] for c in report["checks"] if c["status"] != "ok")
 
 
+@pytest.mark.needs("sandbox")
 def test_missing_tesseract_fails_with_the_fix_in_both_languages(tmp_path: Path) -> None:
     data = _initialised_lab(tmp_path)
     path = _path_without("tesseract", tmp_path)
