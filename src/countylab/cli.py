@@ -429,10 +429,15 @@ def audit_checkpoint(data_dir: DataDir = None, config: Config = None) -> None:
 
 @audit_app.command("public-key")
 def audit_public_key(data_dir: DataDir = None, config: Config = None) -> None:
-    """Print the checkpoints' public key (hex), to pin in audit_public_key or hand to an auditor."""
+    """Print the checkpoints' public key (hex) to pin in audit_public_key; signs a first checkpoint."""
     from countylab.audit import checkpoints, keys
 
     settings = _settings(data_dir, config)
+    lab = _lab(settings)
+    try:
+        checkpoints.CheckpointService.from_settings(settings, lab.read_sessions).run_once()
+    finally:
+        lab.close()
     print(keys.public_hex(keys.load_or_create(checkpoints.key_path(settings)).public_key()))
 
 

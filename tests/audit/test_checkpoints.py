@@ -9,6 +9,7 @@ import sys
 import threading
 from datetime import UTC, datetime
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from countylab import audit
@@ -194,3 +195,41 @@ def test_record_takes_a_principal_and_keeps_outcome(lab):
     assert explicit.actor == "system"
     with lab.read() as s:
         assert audit.verify(s).ok
+
+
+def test_public_key_command_pins_a_key_that_verifies(capsys, tmp_path):
+    """`audit public-key` on a fresh lab: a key, a first checkpoint, and verify passes under the pin."""
+    from countylab.cli import main as cli_main
+    from tests.support import build_lab
+
+    lab = build_lab(tmp_path)
+    try:
+        _fill(lab, 2)
+    finally:
+        lab.close()
+    data = str(tmp_path / "lab-data")
+    assert cli_main(["audit", "public-key", "--data-dir", data]) == 0
+    pinned = capsys.readouterr().out.strip()
+    assert len(pinned) == 64 and int(pinned, 16) >= 0
+    assert cli_main(["audit", "verify", "--data-dir", data, "--public-key", pinned]) == 0
+    assert "2 events, 1 signed checkpoints (last at event 2)" in capsys.readouterr().out
+    other = keys.public_hex(Ed25519PrivateKey.generate().public_key())
+    assert cli_main(["audit", "verify", "--data-dir", data, "--public-key", other]) == 1
+    assert "[signature]" in capsys.readouterr().err
+
+
+def test_a_refused_first_checkpoint_creates_no_key(lab):
+    """A chain already broken before any checkpoint is not signed, and leaves no key behind."""
+    import pytest
+    from sqlalchemy import text
+
+    from countylab.audit.checkpoints import ChainTampered
+
+    _fill(lab, 3)
+    with lab.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER audit_events_no_update")
+        conn.execute(text("UPDATE audit_events SET actor = 'x' WHERE id = 2"))
+    with pytest.raises(ChainTampered):
+        _service(lab).run_once()
+    assert not key_path(lab.settings).exists()
+    assert not Witness(witness_path(lab.settings)).files()

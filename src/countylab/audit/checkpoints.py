@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,7 +77,7 @@ def _extends_last(session: Session, last: Checkpoint, head: AuditHead) -> None:
 
 def write_checkpoint(
     sessions: sessionmaker[Session],
-    key: Ed25519PrivateKey,
+    key: Ed25519PrivateKey | Callable[[], Ed25519PrivateKey],
     witness: Witness,
     *,
     now: datetime | None = None,
@@ -84,7 +85,9 @@ def write_checkpoint(
     """Sign the current head into the witness unless it is already there.
 
     Returns the newest checkpoint and whether this call wrote it.  Safe to run from several
-    processes at once: the witness lock makes read-compare-append one step.
+    processes at once: the witness lock makes read-compare-append one step.  ``key`` may be a
+    loader, called only when there is something to sign: a key file never exists without a
+    checkpoint in the witness (``verify`` treats that as a removed witness).
     """
     with witness.locked():
         last_line = witness.last()
@@ -104,6 +107,8 @@ def write_checkpoint(
                         "the first checkpoint is not signed",
                     )
             event_id, head_hash = head.last_id, head.last_hash
+        if callable(key):
+            key = key()
         moment = (now or datetime.now(UTC)).astimezone(UTC)
         unsigned = Checkpoint(
             v=FORMAT_VERSION,
@@ -152,7 +157,9 @@ class CheckpointService:
         )
 
     def run_once(self, *, now: datetime | None = None) -> tuple[Checkpoint, bool]:
-        return write_checkpoint(self.sessions, keys.load_or_create(self.key_file), self.witness, now=now)
+        return write_checkpoint(
+            self.sessions, lambda: keys.load_or_create(self.key_file), self.witness, now=now
+        )
 
     def _tick(self) -> None:
         try:
