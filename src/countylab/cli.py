@@ -377,17 +377,13 @@ def audit_verify(
     ] = None,
 ) -> None:
     """Check the hash chain against the signed checkpoints; name each failed check (exit 1) or OK."""
-    from countylab.audit import checkpoints, keys
-    from countylab.audit.verifier import verify_with_witness
-    from countylab.audit.witness import Witness
+    from countylab.audit.verifier import verify_configured
 
     settings = _settings(data_dir, config)
-    trusted = keys.trusted_public_key(public_key or settings.audit_public_key, checkpoints.key_path(settings))
-    witness = Witness(witness_dir or checkpoints.witness_path(settings))
     lab = _lab(settings)
     try:
         with lab.read() as s:
-            verdict = verify_with_witness(s, witness, trusted)
+            verdict = verify_configured(s, settings, public_key=public_key or "", witness_dir=witness_dir)
     finally:
         lab.close()
     for note in verdict.notes:

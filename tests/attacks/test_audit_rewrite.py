@@ -265,3 +265,17 @@ def test_cli_verify_names_the_failed_check_and_exits_1(capsys, tmp_path):
     assert "[checkpoint] event 4 no longer hashes to the head signed in checkpoint 1" in err
     assert "第 4 号事件与检查点 1" in err
     assert "intact" not in captured.out
+
+
+def test_the_api_and_the_audit_page_report_the_rewrite(lab):
+    from tests.support import api_client, create_user
+
+    admin = create_user(lab, "auditor", ["admin"])
+    _staged(lab)
+    client = api_client(lab, admin)
+    assert client.get("/api/audit/verify").json()["ok"] is True
+    _attack(lab, edit_and_recompute)
+    body = client.get("/api/audit/verify").json()
+    assert body["ok"] is False
+    first = body["first_bad_id"]  # the first signed position after the edited event 2
+    assert first > 2 and body["problem"].startswith(f"[checkpoint] event {first} no longer hashes")

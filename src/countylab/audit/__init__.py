@@ -1,10 +1,12 @@
 """The append-only, hash-chained audit log, with signed checkpoints kept in a witness.
 
-``record`` is what services call; ``append`` is the low-level primitive under it.  The
-checkpoint writer (``checkpoints``) and the verifier against the witness (``verifier``) are
-imported from their modules, so that code which only writes events stays light.
+``record`` is what services call; ``append`` is the low-level primitive under it.
+``verify`` checks the hash chain alone; ``verifier.verify_configured`` checks it against the
+signed checkpoints of the witness too (what ``countylab audit verify``, the audit page and
+``GET /api/audit/verify`` report).
 """
 
+from countylab.audit import verifier
 from countylab.audit.log import AuditRecord, VerifyReport, append, record, verify
 
-__all__ = ["AuditRecord", "VerifyReport", "append", "record", "verify"]
+__all__ = ["AuditRecord", "VerifyReport", "append", "record", "verifier", "verify"]

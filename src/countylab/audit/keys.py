@@ -105,10 +105,16 @@ def trusted_public_key(pinned: str, private_path: Path) -> Ed25519PublicKey | No
     if pinned.strip():
         return parse_public(pinned)
     pub = public_path(private_path)
-    if pub.exists():
-        return parse_public(pub.read_text())
-    if private_path.exists():
-        return load_or_create(private_path).public_key()
+    try:
+        if pub.exists():
+            return parse_public(pub.read_text())
+        if private_path.exists():
+            return load_or_create(private_path).public_key()
+    except OSError as exc:  # the key folder was moved out of this process's reach: pin the key
+        raise UserError(
+            f"无法读取审计公钥 {pub}：请在 audit_public_key 中设置公钥",
+            f"Cannot read the audit public key {pub}: set audit_public_key",
+        ) from exc
     return None
 
 

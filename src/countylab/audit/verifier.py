@@ -17,14 +17,17 @@ checkpoints is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from countylab.audit import keys
+from countylab.audit.checkpoints import key_path, witness_path
 from countylab.audit.log import GENESIS, VerifyReport, recompute, verify
 from countylab.audit.witness import GENESIS_LINE, Checkpoint, Witness, WitnessLine, line_digest
+from countylab.config import Settings
 from countylab.storage.models import AuditEvent
 
 
@@ -51,6 +54,14 @@ class Verdict:
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    def summary(self) -> VerifyReport:
+        """The verdict in the shape of the chain's own report (what pages and the API show)."""
+        if self.ok:
+            return VerifyReport(True, self.events, last_hash=self.chain.last_hash)
+        first = self.findings[0]
+        bad = int(first.where.split(" ", 1)[1]) if first.where.startswith("event ") else None
+        return VerifyReport(False, self.events, bad, f"[{first.check}] {first.en}")
 
 
 def _check_lines(lines: list[WitnessLine], key: Ed25519PublicKey) -> tuple[list[WitnessLine], list[Finding]]:
@@ -217,3 +228,11 @@ def verify_with_witness(session: Session, witness: Witness, public_key: Ed25519P
             )
         )
     return Verdict(chain, events, len(good), last, tuple(findings), tuple(notes))
+
+
+def verify_configured(
+    session: Session, settings: Settings, *, public_key: str = "", witness_dir: Path | None = None
+) -> Verdict:
+    """Verify with the lab's own settings: the pinned (or .pub) key and the configured witness."""
+    trusted = keys.trusted_public_key(public_key or settings.audit_public_key, key_path(settings))
+    return verify_with_witness(session, Witness(witness_dir or witness_path(settings)), trusted)

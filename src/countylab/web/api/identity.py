@@ -253,7 +253,7 @@ def audit_events(
 def audit_verify(actor: Actor, lab: LabDep) -> dict[str, Any]:
     authorize(actor, Permission.audit_verify, target="audit")
     with lab.read() as s:
-        report = audit.verify(s)
+        report = audit.verifier.verify_configured(s, lab.settings).summary()  # chain + signed checkpoints
     return {
         "ok": report.ok,
         "events": report.events,

@@ -407,7 +407,7 @@ def audit_page(
         events = audit.log.recent(
             s, limit=50, before_id=before, action_prefix=action or None, actor=user or None
         )
-        report = audit.verify(s)
+        report = audit.verifier.verify_configured(s, lab.settings).summary()  # chain + signed checkpoints
     older = events[-1].id if len(events) == 50 else None
     return render(request, "audit.html", events=events, report=report, action=action, user=user, older=older)
 
