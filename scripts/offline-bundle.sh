@@ -9,7 +9,6 @@
 # same OS and architecture as the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT="$(pwd)"
 PY="${PYTHON:-python3}"
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
   echo "countylab needs Python 3.11 or newer (found $("$PY" --version 2>&1))" >&2; exit 1; }
@@ -24,10 +23,18 @@ trap 'rm -rf "$work"' EXIT
 bundle="$work/$name"
 mkdir -p "$bundle/wheels" "$work/src" dist
 
-# Our wheels, built from a copy so that the checkout gets no build/ or *.egg-info.
-cp pyproject.toml README.md "$work/src/"
-cp -r src client "$work/src/"
-find "$work/src" \( -name __pycache__ -o -name '*.egg-info' -o -name build \) -prune -exec rm -rf {} +
+# Our wheels, built from the committed tree (HEAD, which BUILD-INFO names; uncommitted edits are
+# not shipped) in a copy, so that the checkout gets no build/ or *.egg-info. Outside a git
+# checkout (an unpacked source archive) the files as they are.
+if commit="$(git rev-parse --short HEAD 2>/dev/null)"; then
+  git archive HEAD pyproject.toml README.md src client | tar -x -C "$work/src"
+  git diff --quiet HEAD -- pyproject.toml README.md src client \
+    || echo "note: uncommitted changes in src/ or client/ are not in the bundle (built from $commit)" >&2
+else
+  commit="unknown (not a git checkout)"
+  cp -r pyproject.toml README.md src client "$work/src/"
+  find "$work/src" \( -name __pycache__ -o -name '*.egg-info' -o -name build \) -prune -exec rm -rf {} +
+fi
 "$PY" -m pip wheel -q --no-deps -w "$bundle/wheels" "$work/src/client" "$work/src"
 lab_whl="$(ls "$bundle/wheels"/countylab-"$version"-*.whl)"
 client_whl="$(ls "$bundle/wheels"/countylab_client-*.whl)"
@@ -42,7 +49,7 @@ cat > "$bundle/BUILD-INFO" <<EOF
 countylab ${version}
 python ${pyver}
 platform ${platform}
-built $(date -u +%Y-%m-%dT%H:%M:%SZ) from $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+built $(date -u +%Y-%m-%dT%H:%M:%SZ) from ${commit}
 EOF
 cat > "$bundle/install.sh" <<EOF
 #!/usr/bin/env bash
