@@ -126,6 +126,35 @@ def test_one_event_per_group_lists_every_batch(lab_and_dataset: tuple[Lab, int])
         assert audit.verify(s).ok
 
 
+def test_a_group_with_an_already_committed_key_applies_only_the_new_ones(
+    lab_and_dataset: tuple[Lab, int],
+) -> None:
+    lab, ds_id = lab_and_dataset
+    assert lab.ingestion.push(SYSTEM, ds_id, _rows(3000, 2), "old") == (True, 2)
+    lab.ingestion.committer.max_wait_s = 0.3
+    start = threading.Barrier(3)
+    results: dict[str, tuple[bool, int]] = {}
+
+    def push(key: str, first_id: int) -> None:
+        start.wait()
+        results[key] = lab.ingestion.push(SYSTEM, ds_id, _rows(first_id, 2), key)
+
+    threads = [
+        threading.Thread(target=push, args=(k, i)) for k, i in (("old", 3000), ("n1", 3100), ("n2", 3200))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {"old": (False, 0), "n1": (True, 2), "n2": (True, 2)}
+    assert _count(lab, ds_id) == 2 + 6
+    events = _push_events(lab, ds_id)
+    assert len(events) == 2 and [b["key"] for b in events[0].details["batches"]] == ["old"]
+    assert sorted(b["key"] for b in events[1].details["batches"]) == ["n1", "n2"]  # one group, one event
+    stream = lab.warehouse.stream_dir("live")
+    assert not list(stream.glob(".g-*.parquet"))  # the refused first attempt left no file
+
+
 def test_keys_with_quotes_and_wildcards_are_found(lab_and_dataset: tuple[Lab, int]) -> None:
     lab, ds_id = lab_and_dataset
     odd = ['quote"d', "per%cent_", "中文键"]

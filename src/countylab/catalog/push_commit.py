@@ -99,6 +99,7 @@ class GroupCommitter:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._inflight: set[tuple[int, str]] = set()
+        self._streams: set[Path] = set()  # stream directories known to exist
         self._decided = threading.Condition()
 
     def submit(self, push: PendingPush, timeout_s: float = 60.0) -> bool:
@@ -149,20 +150,31 @@ class GroupCommitter:
                 except BaseException as exc:  # noqa: BLE001 - every waiting request must hear back
                     _fail(items, exc)
                     continue
-                if staged is not None:
-                    self._staged.put(staged)
+                self._staged.put(staged)
 
-    def _stage(self, items: list[PendingPush]) -> _Staged | None:
-        """Decide duplicates, then write the new pushes' rows durably to a hidden file."""
+    def _stage(self, items: list[PendingPush]) -> _Staged:
+        """Write the group's rows durably to a hidden file; its keys are now in flight.
+
+        No read of the key table here: a key committed before (a client's retry) makes the
+        publisher's insert fail, and only then is the group decided key by key (``_commit``).
+        Retries are rare; a metadata round trip on every group is not.
+        """
         first = items[0]
         with self._decided:  # a retried push whose first copy is still in flight waits for it
             while any((i.dataset_id, i.key) in self._inflight for i in items):
                 self._decided.wait()
-        accepted = self._new_keys(items)
-        if not accepted:
-            return None
+        accepted: list[PendingPush] = []
+        seen: set[str] = set()
+        for item in items:
+            if item.key in seen:  # the same key twice in one group: decided after the first
+                self._queue.put(item)
+            else:
+                seen.add(item.key)
+                accepted.append(item)
         stream = self.warehouse.stream_dir(first.name)
-        stream.mkdir(parents=True, exist_ok=True)
+        if stream not in self._streams:
+            stream.mkdir(parents=True, exist_ok=True)
+            self._streams.add(stream)
         stamp = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         hidden = stream / f"{HIDDEN_PREFIX}{stamp}.parquet"
         keys = {(i.dataset_id, i.key) for i in accepted}
@@ -179,7 +191,8 @@ class GroupCommitter:
     def _new_keys(self, items: list[PendingPush]) -> list[PendingPush]:
         """Answer the pushes whose key is already committed (duplicates); return the others."""
         # A read transaction: SQLite takes no write lock for it.  A key another process commits
-        # between this check and our insert makes the insert fail; the group is then decided again.
+        # between this check and the insert makes that insert fail again: the push then fails
+        # and its client retries (and hears "duplicate").
         with self.read_tx() as s:
             existing = set(
                 s.execute(
@@ -223,10 +236,14 @@ class GroupCommitter:
             staged.hidden.unlink(missing_ok=True)
             if retried:
                 raise
-            # another process committed one of these keys since the writer's check: decide again
+            # a key was committed before (a retry, or another process): decide key by key
             accepted = self._new_keys(staged.items)
             if accepted:
-                _write_durable(staged.hidden, accepted)
+                try:
+                    _write_durable(staged.hidden, accepted)
+                except BaseException:
+                    staged.hidden.unlink(missing_ok=True)
+                    raise
                 self._commit(_Staged(accepted, staged.hidden, staged.visible), retried=True)
             return
         except BaseException:
