@@ -34,7 +34,7 @@ POP = cl.Dataset(
     name="population",
     title="户籍人口",
     department="公安局",
-    grade="一般数据3级",
+    grade="general_3",
     tags=("person",),
     row_count=1000,
     current_version=2,
@@ -42,7 +42,7 @@ POP = cl.Dataset(
     columns=(cl.DatasetColumn("town", "VARCHAR"), cl.DatasetColumn("age", "INTEGER", ("pii",))),
     versions=(cl.DatasetVersion(2, 1000, dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)),),
 )
-FIRMS = cl.Dataset(id=12, name="firms", title="企业名录", department="市场监管局", grade="一般数据1级")
+FIRMS = cl.Dataset(id=12, name="firms", title="企业名录", department="市场监管局", grade="general_1")
 
 ANSWER = cl.QueryResult(
     columns=("town", "n"),
@@ -61,8 +61,8 @@ def fake():
     server = FakeServer()
     server.add_project(_project(7), budget=1.0)
     server.add_project(_project(8, members=(99,)))
-    server.add_dataset(POP)
-    server.add_dataset(FIRMS)
+    server.add_dataset(POP, org_id=3)  # the department filter is the owning department's id
+    server.add_dataset(FIRMS, org_id=4)
     server.add_query_answer(SQL, ANSWER)
     return server
 
@@ -175,7 +175,7 @@ def test_project_by_id(client):
 def test_project_not_member_and_missing(client):
     with pytest.raises(cl.PermissionDeniedError) as denied:
         client.project(8)
-    assert denied.value.details == {"project_id": 8}
+    assert denied.value.details == {"permission": "project.read", "reason": "project_member"}
     with pytest.raises(cl.NotFoundError):
         client.project(404)
 
@@ -192,15 +192,17 @@ def test_ids_must_be_ints(client, fake):
 def test_datasets_sends_only_given_filters(client, fake):
     assert [d.name for d in client.datasets()] == ["population", "firms"]
     assert fake.requests[-1].url.params.multi_items() == []
-    found = client.datasets("人口", department="公安局", grade="一般数据3级", tag="person")
+    found = client.datasets("人口", department="3", grade="general_3", tag="person")
     assert [d.id for d in found] == [11]
     assert dict(fake.requests[-1].url.params) == {
         "q": "人口",
-        "department": "公安局",
-        "grade": "一般数据3级",
+        "department": "3",
+        "grade": "general_3",
         "tag": "person",
     }
-    assert client.datasets(department="市场监管局") == [FIRMS]
+    assert client.datasets(department="4") == [FIRMS]
+    with pytest.raises(cl.ValidationError):  # a name, not an id: refused like the server does
+        client.datasets(department="市场监管局")
     assert client.datasets(tag="nothing") == []
 
 
@@ -249,7 +251,7 @@ def test_push_rows_same_explicit_key_is_applied_once(client, fake):
     first = client.push_rows(11, [{"town": "东镇"}], idempotency_key="batch-1")
     again = client.push_rows(11, [{"town": "东镇"}], idempotency_key="batch-1")
     assert (first.duplicate, again.duplicate) == (False, True)
-    assert again.accepted == 1 and again.idempotency_key == "batch-1"
+    assert again.accepted == 0 and again.idempotency_key == "batch-1"  # the server's answer to a repeat
     assert len(fake.pushes) == 1
 
 
@@ -265,7 +267,7 @@ def test_push_rows_lost_response_is_not_applied_twice(client, fake):
     fake.fail_next(1, exc_type=httpx.ReadTimeout, after_apply=True)
     result = client.push_rows(11, [{"town": "东镇"}, {"town": "西镇"}])
     assert len(fake.requests) == 2
-    assert result.duplicate is True and result.accepted == 2
+    assert result.duplicate is True and result.accepted == 0  # the retry itself added nothing
     assert len(fake.pushes) == 1
 
 
@@ -339,7 +341,7 @@ def test_query_over_budget_is_quota_error(client, fake):
     client.query(SQL, epsilon=0.75, project_id=7)
     with pytest.raises(cl.QuotaExceededError) as info:
         client.query_result(SQL, epsilon=0.5, project_id=7)
-    assert info.value.status_code == 429 and info.value.details["requested"] == 0.5
+    assert info.value.status_code == 429 and info.value.details["epsilon_needed"] == 0.5
 
 
 def test_query_result_without_pandas_and_extra_interval_columns():

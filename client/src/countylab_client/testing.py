@@ -6,13 +6,20 @@ It speaks the real wire contract through ``httpx.MockTransport``, so the whole S
     from countylab_client.testing import FakeServer
 
     fake = FakeServer()
-    fake.add_dataset(Dataset(id=1, name="population", title="人口", department="公安局", grade="一般数据2级"))
+    fake.add_dataset(Dataset(id=1, name="population", title="人口", department="公安局", grade="general_2"))
     with fake.client() as client:
         assert client.datasets()[0].name == "population"
 
 The fake keeps the semantics callers rely on: bearer-token auth, project membership, idempotent
 row pushes, a per-project privacy budget spent once per distinct query, and cached answers for
 repeated identical queries.  It is a test double, not a reference implementation of privacy.
+
+Grades travel as the server's codes (``general_1`` … ``general_4``, ``important``, ``core``), never
+as their Chinese labels (一般数据2级 is what a page shows for ``general_2``); ``add_dataset``
+refuses anything else, so a test cannot arrange data the real server would never send.  The
+``department`` filter of the dataset list is the owning department's id, as on the server (give it
+to ``add_dataset(..., org_id=)``); a name is refused with 422 there and here.
+``tests/contract/`` runs one scenario against this fake and a real server and compares them.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ __all__ = ["DEFAULT_TOKEN", "DEFAULT_URL", "FakeServer", "RecordedPush"]
 
 DEFAULT_TOKEN = "clk_test_token"  # noqa: S105 - a fake credential for the fake server
 DEFAULT_URL = "http://countylab.test"
+#: the grade codes the server sends and filters on, lowest first (labels are for pages only)
+_GRADES = ("general_1", "general_2", "general_3", "general_4", "important", "core")
 
 _MESSAGES: dict[str, tuple[str, str]] = {
     "not_authenticated": ("缺少或无效的 API 令牌", "Missing or invalid API token"),
@@ -80,6 +89,7 @@ class FakeServer:
     _answers: dict[str, QueryResult] = field(default_factory=dict)
     _cache: dict[tuple[str, float, int], QueryResult] = field(default_factory=dict)
     _keys: dict[str, int] = field(default_factory=dict)
+    _orgs: dict[int, int | None] = field(default_factory=dict)  # dataset id -> owning org id
     _failures: list[_Failure] = field(default_factory=list)
     _canned: dict[tuple[str, str], list[httpx.Response]] = field(default_factory=dict)
 
@@ -104,8 +114,15 @@ class FakeServer:
         self.budgets[project.id] = self.default_budget if budget is None else budget
         return project
 
-    def add_dataset(self, dataset: Dataset) -> Dataset:
+    def add_dataset(self, dataset: Dataset, *, org_id: int | None = None) -> Dataset:
+        """Serve ``dataset``; ``org_id`` is its department's id, what ``department=`` filters on."""
+        if dataset.grade not in _GRADES:
+            raise ValueError(
+                f"grade {dataset.grade!r}: the server sends grade codes, one of {', '.join(_GRADES)} "
+                "(e.g. general_2, shown as 一般数据2级)"
+            )
         self.datasets[dataset.id] = dataset
+        self._orgs[dataset.id] = org_id
         return dataset
 
     def add_query_answer(self, sql: str, answer: QueryResult) -> None:
@@ -153,7 +170,7 @@ class FakeServer:
             ("GET", "api", "projects"): lambda: httpx.Response(
                 200, json={"items": [p.to_json() for p in self.projects.values() if self._member(p)]}
             ),
-            ("GET", "api", "datasets"): lambda: self._list_datasets(request),
+            ("GET", "api", "datasets"): lambda: self._list_datasets(request, lang),
             ("POST", "api", "query"): lambda: self._query(request, lang),
         }
         key = (request.method, *parts)
@@ -164,12 +181,12 @@ class FakeServer:
             if parts[1] == "projects" and len(parts) == 3 and request.method == "GET":
                 project = self.projects.get(obj_id)
                 if project is None:
-                    return _error(404, "not_found", lang, project_id=obj_id)
+                    return _error(404, "not_found", lang)
                 if not self._member(project):
-                    return _error(403, "permission_denied", lang, project_id=obj_id)
+                    return _denied(lang, "project.read")
                 return httpx.Response(200, json=project.to_json())
             if parts[1] == "datasets" and obj_id not in self.datasets:
-                return _error(404, "not_found", lang, dataset_id=obj_id)
+                return _error(404, "not_found", lang)
             if parts[1] == "datasets" and len(parts) == 3 and request.method == "GET":
                 return httpx.Response(200, json=self.datasets[obj_id].to_json())
             if parts[1] == "datasets" and parts[3:] == ["rows"] and request.method == "POST":
@@ -179,14 +196,18 @@ class FakeServer:
     def _member(self, project: Project) -> bool:
         return any(m.user_id == self.user.id for m in project.members)
 
-    def _list_datasets(self, request: httpx.Request) -> httpx.Response:
+    def _list_datasets(self, request: httpx.Request, lang: str) -> httpx.Response:
         p = request.url.params
         q = (p.get("q") or "").lower()
+        department = p.get("department")
+        if department is not None and not department.isdigit():  # the server filters on org ids
+            problem = {"field": "query.department", "reason": "int_parsing", "message": "not an integer"}
+            return _error(422, "validation_failed", lang, problems=[problem])
         found = [
             d
             for d in self.datasets.values()
             if (not q or q in f"{d.name} {d.title} {d.description}".lower())
-            and p.get("department") in (None, d.department)
+            and (department is None or self._orgs.get(d.id) == int(department))
             and p.get("grade") in (None, d.grade)
             and (p.get("tag") is None or p.get("tag") in d.tags)
         ]
@@ -197,8 +218,8 @@ class FakeServer:
         rows, key = body.get("rows"), body.get("idempotency_key")
         if not isinstance(rows, list) or not isinstance(key, str) or not key:
             return _error(422, "validation_failed", lang, reason="rows and idempotency_key are required")
-        if key in self._keys:
-            return httpx.Response(200, json={"accepted": self._keys[key], "duplicate": True})
+        if key in self._keys:  # like the server: this request added nothing
+            return httpx.Response(200, json={"accepted": 0, "duplicate": True})
         known = {c.name for c in self.datasets[dataset_id].columns}
         for i, row in enumerate(rows):
             unknown = sorted(set(row) - known) if known else []
@@ -215,9 +236,9 @@ class FakeServer:
         sql, epsilon, project_id = body.get("sql"), body.get("epsilon"), body.get("project_id")
         project = self.projects.get(project_id) if isinstance(project_id, int) else None
         if project is None:
-            return _error(404, "not_found", lang, project_id=project_id)
+            return _error(404, "not_found", lang)
         if not self._member(project):
-            return _error(403, "permission_denied", lang, project_id=project_id)
+            return _denied(lang, "query.run")
         if not isinstance(epsilon, int | float) or epsilon <= 0 or sql not in self._answers:
             return _error(422, "validation_failed", lang, reason="epsilon must be > 0 and the SQL known")
         cache_key = (sql, float(epsilon), project_id)
@@ -226,7 +247,16 @@ class FakeServer:
                 200, json=_with(self._cache[cache_key], 0.0, True, self.budgets[project_id])
             )
         if epsilon > self.budgets[project_id] + 1e-12:
-            return _error(429, "quota_exceeded", lang, remaining=self.budgets[project_id], requested=epsilon)
+            left = self.budgets[project_id]
+            return _error(
+                429,
+                "quota_exceeded",
+                lang,
+                reason="budget_exhausted",
+                epsilon_remaining=left,
+                project_epsilon_remaining=left,
+                epsilon_needed=float(epsilon),
+            )
         self.budgets[project_id] -= epsilon
         self._cache[cache_key] = self._answers[sql]
         return httpx.Response(
@@ -238,6 +268,11 @@ def _with(answer: QueryResult, spent: float, cached: bool, remaining: float) -> 
     data = answer.to_json()
     data.update(epsilon_spent=spent, cached=cached, budget_remaining=remaining)
     return data
+
+
+def _denied(lang: str, permission: str) -> httpx.Response:
+    """The server's refusal of a non-member: the permission it checked and why it failed."""
+    return _error(403, "permission_denied", lang, permission=permission, reason="project_member")
 
 
 def _error(status: int, code: str, lang: str, **details: Any) -> httpx.Response:
