@@ -205,6 +205,11 @@ def _v2_bases(mount: Path, proc_cgroup: Path) -> list[Path]:
     return bases
 
 
+def _v1_writable(point: Path) -> bool:
+    """The lab can make its ``countylab`` group here, or one it may use already exists."""
+    return os.access(point, os.W_OK) or os.access(point / "countylab" / "cgroup.procs", os.W_OK)
+
+
 def check_cgroups(
     mounts_file: Path = Path("/proc/self/mounts"), proc_cgroup: Path = Path("/proc/self/cgroup")
 ) -> Check:
@@ -230,7 +235,7 @@ def check_cgroups(
     v1 = sorted(
         c
         for c in CGROUP_CONTROLLERS
-        if any(t == "cgroup" and c in opts and os.access(p, os.W_OK) for p, t, opts in mounts)
+        if any(t == "cgroup" and c in opts and _v1_writable(p) for p, t, opts in mounts)
     )
     v2_fix_zh = (
         "改用 cgroup v2：内核参数 systemd.unified_cgroup_hierarchy=1；以服务运行时在 systemd 单元中设 "
