@@ -61,6 +61,7 @@ from countylab.errors import PermissionDenied
 from countylab.identity.access import Principal
 from countylab.identity.cache import PrincipalCache
 from countylab.jobs.center import JobsCenter
+from countylab.privacy.stale_runs import StaleQueryRuns
 from countylab.serving.registry import ModelService
 from countylab.serving.worker import WorkerPool
 from countylab.storage import migrate
@@ -106,6 +107,7 @@ class Lab:
             max_upload_bytes=settings.upload_max_mb << 20,
             read_sessions=self.read_sessions,
         )
+        self.ingestion.cross_process = self.locks  # one writer per dataset across processes
         self.maintenance = Maintenance(self)
         self.connectors = Scheduler(self)
         # -- data black box (数据黑匣): the DP gateway, built on first use (OpenDP costs ~1 s) --
@@ -130,6 +132,8 @@ class Lab:
         )
         rechecks = StaleRechecks(self.airlock, self.tx)  # requests a crash left "submitted"
         self.checkpoints = CheckpointService.from_settings(settings, self.read_sessions)
+        # DP query runs a killed server left charged but without an outcome
+        stale_queries = StaleQueryRuns(self.tx, wall_clock_s=settings.dp_wall_clock_s)
         # -- background services, started by ``serve``/``demo`` in this order -------------
         # per process: they serve the requests of their own process
         self._per_process: list[Service] = [
@@ -143,6 +147,7 @@ class Lab:
             ("airlock-rechecks", rechecks.start, rechecks.stop),
             ("connector-scheduler", self.connectors.start, self.connectors.stop),
             ("audit-checkpoints", self.checkpoints.start, self.checkpoints.stop),
+            ("dp-stale-queries", stale_queries.start, stale_queries.stop),
         ]
         self.election = Election(
             self.engine,

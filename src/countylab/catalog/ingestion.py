@@ -44,6 +44,7 @@ from countylab.ingest import (
 )
 from countylab.storage.catalog_models import DatasetColumn, DatasetVersion
 from countylab.storage.db import transaction
+from countylab.storage.leader import NamedLocks
 from countylab.storage.models import Dataset
 from countylab.storage.warehouse import VersionFiles, Warehouse
 
@@ -86,6 +87,8 @@ class Ingestion:
         self._push_meta: dict[int, tuple[float, tuple[str, int, TableSchema]]] = {}
         self._locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # set by the Lab: the same dataset lock across processes (serve --workers N, several servers)
+        self.cross_process: NamedLocks | None = None
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
@@ -102,7 +105,11 @@ class Ingestion:
         with self._locks_guard:
             lock = self._locks.setdefault(dataset_id, threading.Lock())
         with lock:
-            yield
+            if self.cross_process is None:
+                yield
+            else:
+                with self.cross_process.hold(f"dataset-{dataset_id}"):
+                    yield
 
     # -- uploads: stage, then commit --------------------------------------------------------
     def stage_upload(
@@ -262,7 +269,8 @@ class Ingestion:
         path = self.warehouse.version_dir(name, version)
         if not path.exists():
             return
-        if time.time() - path.stat().st_mtime < ORPHAN_GRACE_S:
+        # under a cross-process dataset lock nobody else can be committing it: remove it at once
+        if self.cross_process is None and time.time() - path.stat().st_mtime < ORPHAN_GRACE_S:
             raise Conflict(
                 "该数据集有另一个上传正在提交，请稍后重试",
                 "Another upload of this dataset is being committed; try again shortly",

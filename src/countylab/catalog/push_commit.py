@@ -42,6 +42,7 @@ from countylab import audit
 from countylab.audit.log import to_record
 from countylab.identity.access import Principal
 from countylab.ingest import TableSchema
+from countylab.storage import filelock
 from countylab.storage.catalog_models import PushKey
 from countylab.storage.models import AuditEvent, Dataset
 from countylab.storage.warehouse import Warehouse, storage_schema
@@ -70,6 +71,7 @@ class _Staged:
     items: list[PendingPush]
     hidden: Path
     visible: Path
+    claim: int = -1  # flock held on the hidden file until it is published or dropped (filelock)
 
 
 class GroupCommitter:
@@ -180,13 +182,16 @@ class GroupCommitter:
         keys = {(i.dataset_id, i.key) for i in accepted}
         with self._decided:
             self._inflight |= keys
+        claim = -1
         try:
+            claim = filelock.create_claimed(hidden)  # recovery in any process leaves it alone
             _write_durable(hidden, accepted)
         except BaseException:
             hidden.unlink(missing_ok=True)
+            filelock.release(claim)
             self._release(keys)
             raise
-        return _Staged(accepted, hidden, stream / f"g-{stamp}.parquet")
+        return _Staged(accepted, hidden, stream / f"g-{stamp}.parquet", claim)
 
     def _new_keys(self, items: list[PendingPush]) -> list[PendingPush]:
         """Answer the pushes whose key is already committed (duplicates); return the others."""
@@ -224,6 +229,7 @@ class GroupCommitter:
             except BaseException as exc:  # noqa: BLE001 - every waiting request must hear back
                 _fail(staged.items, exc)
             finally:
+                filelock.release(staged.claim)
                 self._release(keys)
 
     def _commit(self, staged: _Staged, *, retried: bool = False) -> None:
@@ -353,25 +359,28 @@ def recover_hidden(warehouse: Warehouse, tx: Callable[[], Any], name_to_id: dict
     for name, dataset_id in name_to_id.items():
         stream = warehouse.stream_dir(name)
         for hidden in sorted(stream.glob(f"{HIDDEN_PREFIX}*.parquet")) if stream.is_dir() else []:
-            try:
-                meta = pq.ParquetFile(hidden).schema_arrow.metadata or {}
-                keys = json.loads(meta.get(KEYS_META, b"[]"))
-            except Exception:  # noqa: BLE001 - a torn file was never acknowledged
-                keys = []
-            committed = False
-            if keys:
-                with tx() as s:
-                    committed = (
-                        s.execute(
-                            select(PushKey.key).where(
-                                PushKey.dataset_id == dataset_id, PushKey.key == keys[0]
-                            )
-                        ).first()
-                        is not None
-                    )
-            if committed:
-                os.rename(hidden, stream / hidden.name[1:])  # ".g-…" → "g-…"
-            else:
-                hidden.unlink(missing_ok=True)
-            handled += 1
+            with filelock.unclaimed(hidden) as free:  # a live writer's file is in flight, not lost
+                if free:
+                    handled += _recover_one(hidden, stream, dataset_id, tx)
     return handled
+
+
+def _recover_one(hidden: Path, stream: Path, dataset_id: int, tx: Callable[[], Any]) -> int:
+    """Publish one hidden group file whose keys are committed; drop it otherwise."""
+    try:
+        meta = pq.ParquetFile(hidden).schema_arrow.metadata or {}
+        keys = json.loads(meta.get(KEYS_META, b"[]"))
+    except Exception:  # noqa: BLE001 - a torn file was never acknowledged
+        keys = []
+    committed = False
+    if keys:
+        with tx() as s:
+            found = s.execute(
+                select(PushKey.key).where(PushKey.dataset_id == dataset_id, PushKey.key == keys[0])
+            ).first()
+            committed = found is not None
+    if committed:
+        os.rename(hidden, stream / hidden.name[1:])  # ".g-…" → "g-…"
+    else:
+        hidden.unlink(missing_ok=True)
+    return 1
