@@ -30,8 +30,10 @@ def _run(args: list[str], *, lang: str = "en", path: str | None = None) -> subpr
     return subprocess.run([COUNTYLAB, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-def _initialised_lab(tmp_path: Path) -> Path:
-    data = tmp_path / "lab"
+@pytest.fixture(scope="module")
+def initialised_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One lab made by ``countylab init`` for the CLI tests (the doctor only reads it)."""
+    data = tmp_path_factory.mktemp("doctor") / "lab"
     done = _run(["init", "--data-dir", str(data), "--admin-password", "doctor-test-pw-1"])
     assert done.returncode == 0, done.stderr
     return data
@@ -51,9 +53,8 @@ def _path_without(program: str, tmp_path: Path) -> str:
 
 
 @pytest.mark.needs("sandbox", "tesseract")
-def test_this_host_passes_every_required_check(tmp_path: Path) -> None:
-    data = _initialised_lab(tmp_path)
-    done = _run(["doctor", "--data-dir", str(data), "--json"])
+def test_this_host_passes_every_required_check(initialised_lab: Path) -> None:
+    done = _run(["doctor", "--data-dir", str(initialised_lab), "--json"])
     report = json.loads(done.stdout)
     by_name = {c["name"]: c for c in report["checks"]}
     assert done.returncode == 0, done.stdout
@@ -67,8 +68,10 @@ def test_this_host_passes_every_required_check(tmp_path: Path) -> None:
 
 
 @pytest.mark.needs("sandbox")
-def test_missing_tesseract_fails_with_the_fix_in_both_languages(tmp_path: Path) -> None:
-    data = _initialised_lab(tmp_path)
+def test_missing_tesseract_fails_with_the_fix_in_both_languages(
+    initialised_lab: Path, tmp_path: Path
+) -> None:
+    data = initialised_lab
     path = _path_without("tesseract", tmp_path)
 
     english = _run(["doctor", "--data-dir", str(data)], lang="en", path=path)
