@@ -1,9 +1,9 @@
 """What a developer may learn about a job before review: a fixed set of facts chosen by the lab.
 
-A job's code is hostile (docs/explanation/security-model.md).  Anything the job controls — file names and sizes in
-its outbox, log text, exit codes, CPU seconds and memory peaks at fine granularity — is a
-channel it can write rows into, so none of it reaches the developer before a checker has
-looked.  What the developer sees instead is a short, fixed vocabulary:
+A job's code is hostile (docs/explanation/security-model.md).  Anything the job controls —
+file names and sizes in its outbox, log text, exit codes, CPU seconds and memory peaks at fine
+granularity — is a channel it can write rows into, so none of it reaches the developer before a
+checker has looked.  What the developer sees instead is a short, fixed vocabulary:
 
 * the job's **state** (queued, running, succeeded, failed…);
 * **which lab limit stopped it** (:class:`StopReason`), from the lab's own classification of

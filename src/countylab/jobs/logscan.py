@@ -1,7 +1,7 @@
 """A leakage-scanned tail of a job's logs, for oversight roles only.
 
-Logs are outputs (docs/explanation/security-model.md): a job can ``print`` rows as easily as write them to a file,
-so ``stdout``/``stderr`` go to the outbox and follow the airlock like any other file.  A
+Logs are outputs (docs/explanation/security-model.md): a job can ``print`` rows as easily as
+write them to a file, so ``stdout``/``stderr`` go to the outbox and follow the airlock like any other file.  A
 developer never sees log text before a release (:mod:`countylab.jobs.facts`: they get the
 state, the limit that stopped the job and the lab's message).  Stewards, checkers and admins
 outside the project may look at the **last lines** of each stream, and even they only after an

@@ -1,6 +1,7 @@
 """Ray executor: each attempt becomes a Ray task that runs the same sandbox on its node.
 
-For the cluster tier (docs/explanation/architecture.md).  Ray schedules by the attempt's largest action (``num_cpus``,
+For the cluster tier (docs/explanation/architecture.md).  Ray schedules by the attempt's
+largest action (``num_cpus``,
 ``num_gpus``, ``memory``); on the node, :func:`run_attempt` runs every action in the sandbox
 exactly as the local executor does, with ``gpu_devices`` set to the GPUs Ray assigned there.
 Code, outbox and dataset paths must be visible at the same place on every node (shared disk).

@@ -3,7 +3,8 @@ size cap per kind.
 
 Allowed: CSV, XLSX, PNG, JPEG, SVG, TXT/log and JSON.  A file whose bytes are something else
 fails, whatever its name; model weights fail with a pointer to the model registry, because a
-trained model can memorise rows and is served in-domain instead of released (docs/explanation/model-serving.md).
+trained model can memorise rows and is served in-domain instead of released
+(docs/explanation/model-serving.md).
 Then the file is parsed into its complete preview and its regenerated form
 (:mod:`countylab.airlock.render`): archive limits are checked from the zip directory before
 anything is inflated, and a file that cannot be fully previewed or regenerated fails here,
