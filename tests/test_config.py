@@ -104,3 +104,17 @@ def test_derived_paths(tmp_path):
     s = Settings(data_dir=tmp_path)
     assert s.warehouse_dir == tmp_path / "warehouse" and s.seed_dir == tmp_path / "seed"
     assert s.resolved_database_url == f"sqlite:///{tmp_path.resolve() / 'countylab.db'}"
+
+
+def test_a_retired_setting_in_an_old_config_file_is_ignored_not_refused(tmp_path, caplog):
+    """An upgraded county server keeps starting: ``secret_key`` did nothing and is dropped with a
+    warning, while an unknown key (a typo) is still refused."""
+    old = tmp_path / "lab.toml"
+    old.write_text(f'data_dir = "{tmp_path}"\nsecret_key = "kept-from-v0"\n', encoding="utf-8")
+    settings = Settings(config_file=old)
+    assert settings.data_dir == tmp_path
+    assert "secret_key" in caplog.text and "ignored" in caplog.text
+    typo = tmp_path / "typo.toml"
+    typo.write_text(f'data_dir = "{tmp_path}"\nsecret_kye = "x"\n', encoding="utf-8")
+    with pytest.raises(ValidationError):
+        Settings(config_file=typo)

@@ -7,6 +7,7 @@ points reads the environment.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -228,4 +229,15 @@ class _TomlFromSetting(PydanticBaseSettingsSource):
             return {}
         if not Path(path).is_file():
             raise ValueError(f"config file not found: {path}")
-        return TomlConfigSettingsSource(self.settings_cls, toml_file=Path(path))()
+        values = TomlConfigSettingsSource(self.settings_cls, toml_file=Path(path))()
+        for key in RETIRED_SETTINGS & values.keys():  # an upgraded lab's file still names them
+            logging.getLogger("countylab.config").warning(
+                "setting %r in %s does nothing any more and is ignored; delete it", key, path
+            )
+            del values[key]
+        return values
+
+
+#: settings that older versions had; a config file naming one still loads (with a warning),
+#: while any other unknown key is refused so that a typo never goes unnoticed
+RETIRED_SETTINGS = frozenset({"secret_key", "demo_feeds"})
