@@ -280,19 +280,30 @@ _running: set[tuple[int, int]] = set()
 _running_guard = threading.Lock()
 
 
+def _already_running() -> Conflict:
+    return Conflict(
+        "该连接器正在同步，请稍后再试", "This connector is already syncing; try again later", reason="running"
+    )
+
+
 @contextmanager
 def _one_at_a_time(host: SyncHost, connector_id: int) -> Iterator[None]:
+    """One sync per connector: among this process's threads (the set), and across processes and
+    servers (the lab's named lock: a manual sync in one worker, the scheduler in the leader)."""
     token = (id(host.ingestion), connector_id)
     with _running_guard:
         if token in _running:
-            raise Conflict(
-                "该连接器正在同步，请稍后再试",
-                "This connector is already syncing; try again later",
-                reason="running",
-            )
+            raise _already_running()
         _running.add(token)
     try:
-        yield
+        locks = host.ingestion.cross_process
+        if locks is None:
+            yield
+        else:
+            with locks.hold(f"connector-{connector_id}", wait=False) as got:
+                if not got:
+                    raise _already_running()
+                yield
     finally:
         with _running_guard:
             _running.discard(token)
