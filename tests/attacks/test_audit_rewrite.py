@@ -198,6 +198,18 @@ def test_a_checkpoint_forged_without_the_key_fails(any_lab):
     assert ("signature", witness.files()[-1].name + ":3") in checks
     assert ("signature", witness.files()[-1].name + ":4") in checks
     assert "checkpoint" in {c for c, _ in checks}
+    # the lab's own writer refuses to link a new checkpoint to a line it did not sign
+    with pytest.raises(ChainTampered, match="not signed by this lab's key"):
+        CheckpointService.from_settings(any_lab.settings, any_lab.read_sessions).run_once()
+
+
+def test_a_replaced_key_file_signs_nothing(lab):
+    """Someone swaps the key file: the writer refuses to extend a witness signed with the old key."""
+    _staged(lab)
+    key_path(lab.settings).unlink()
+    with pytest.raises(ChainTampered, match="key file was replaced"):
+        CheckpointService.from_settings(lab.settings, lab.read_sessions).run_once()
+    assert _verdict(lab).ok  # the .pub beside it is still the old key: the witness checks out
 
 
 def test_an_edited_witness_line_fails(lab):

@@ -75,6 +75,16 @@ def _extends_last(session: Session, last: Checkpoint, head: AuditHead) -> None:
         )
 
 
+def _check_ours(key: Ed25519PrivateKey, last: Checkpoint) -> None:
+    public = key.public_key()
+    if last.key_id != keys.key_id(public) or not keys.signature_ok(public, last.sig, last.body()):
+        raise ChainTampered(
+            f"见证的最后一个检查点（第 {last.seq} 个）不是用本实验室的签名密钥签的：见证被改动，或密钥被更换",
+            f"The witness's last checkpoint ({last.seq}) is not signed by this lab's key: the witness was "
+            "edited, or the key file was replaced",
+        )
+
+
 def write_checkpoint(
     sessions: sessionmaker[Session],
     key: Ed25519PrivateKey | Callable[[], Ed25519PrivateKey],
@@ -92,6 +102,10 @@ def write_checkpoint(
     with witness.locked():
         last_line = witness.last()
         last = last_line.checkpoint if last_line is not None else None
+        if last is not None:  # the line we link to must be ours: never extend a forged checkpoint
+            if callable(key):
+                key = key()
+            _check_ours(key, last)
         with transaction(sessions) as session:
             head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
             if last is not None:
