@@ -149,12 +149,21 @@ def risks_for(
 
 
 def record(
-    session: Session, request: ReleaseRequest, file: ReleaseFile, datasets: Sequence[Mapping[str, Any]]
+    session: Session,
+    request: ReleaseRequest,
+    file: ReleaseFile,
+    datasets: Sequence[Mapping[str, Any]],
+    tables: Sequence[Frequency] | None = None,
 ) -> int:
-    """Record a released frequency table against each source dataset; the number of rows added."""
+    """Record a released frequency table against each source dataset; the number of rows added.
+
+    ``tables`` are the file's :func:`frequency_tables` when the caller parsed them before its
+    transaction (a release does: the parse must not hold the audit head)."""
     added = 0
     base_filter = str((file.spec or {}).get("filter", ""))
-    for grouping, cells, column in frequency_tables(file.name, Path(file.stored_path), file.spec or {}):
+    if tables is None:
+        tables = frequency_tables(file.name, Path(file.stored_path), file.spec or {})
+    for grouping, cells, column in tables:
         for d in datasets:
             session.add(
                 LedgerTable(

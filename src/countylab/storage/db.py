@@ -18,10 +18,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        path = url.split("///", 1)[-1] if "///" in url else ""
+        pool: dict[str, Any] = {}
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            # As many pooled connections as the server has request threads (anyio's 40): a
+            # smaller pool made page views queue for a connection, and overflow ones were opened
+            # and tuned (WAL, pragmas) again on every request (bench/load.py).
+            pool = {"pool_size": 40, "max_overflow": 20}
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **pool)
         _tune_sqlite(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -61,6 +62,11 @@ _SECURITY_HEADERS = [
 ]
 
 
+# Frequent writes that change no role, membership, token or session (pushes, DP queries): they
+# keep the principal cache, which would otherwise be dropped a few times a second under load.
+_KEEPS_PRINCIPALS = re.compile(r"(/rows|^/api/query|^/query)$")
+
+
 class RequestContext:
     """Sets the language, tracks audit events, adds security headers, enforces strict audit.
 
@@ -110,7 +116,7 @@ class RequestContext:
                     )
                     await body(scope, receive, send)
                     return
-                if method in UNSAFE and status < 400 and not scope["path"].endswith("/rows"):
+                if method in UNSAFE and status < 400 and not _KEEPS_PRINCIPALS.search(scope["path"]):
                     self.lab.principals.clear()  # roles, memberships or tokens may have changed
                 present = {k.lower() for k, _ in raw}
                 raw += [(k, v) for k, v in _SECURITY_HEADERS if k not in present]

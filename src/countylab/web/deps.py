@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from countylab.errors import NotAuthenticated, PermissionDenied
 from countylab.identity import service as ids
 from countylab.identity.access import Principal
+from countylab.identity.cache import CachedSession
 from countylab.identity.login import LoggedIn, LoginPolicy, login
 from countylab.identity.secrets import digest, same
 from countylab.lab import Lab
+from countylab.storage.models import User, WebSession
 
 SESSION_COOKIE = "countylab_session"
 LANG_COOKIE = "lang"
@@ -44,16 +49,38 @@ def _resolve(request: Request) -> Principal | None:
     sid = request.cookies.get(SESSION_COOKIE)
     if not sid:
         return None
+    key = digest(sid)
+    entry = lab.principals.get_session(key)
     with lab.read() as s:
-        found = ids.resolve_session(s, sid)
-        if found is None:
-            return None
-        user, ws = found
-        principal = ids.principal_for(s, user, "session")
-        request.state.csrf = ws.csrf_token
-        request.state.user_display = user.display_name
-    request.state.principal = principal
-    return principal
+        if entry is not None and not _session_alive(s, key):
+            return None  # logged out, ended by a password change or deactivation (any process)
+        if entry is None:
+            found = ids.resolve_session(s, sid)
+            if found is None:
+                return None
+            user, ws = found
+            entry = CachedSession(ids.principal_for(s, user, "session"), ws.csrf_token, user.display_name)
+            lab.principals.put_session(key, entry)
+    request.state.csrf = entry.csrf
+    request.state.user_display = entry.display_name
+    request.state.principal = entry.principal
+    return entry.principal
+
+
+def _session_alive(s: Session, key: str) -> bool:
+    """One indexed query instead of the session, the user with roles and org, and memberships:
+    a cached session is still checked on every request, so ending it (logout, deactivation,
+    password change, also from the CLI) takes effect at once; roles and memberships are those
+    of at most ``PrincipalCache.ttl_s`` ago, as for tokens."""
+    row = s.execute(
+        select(WebSession.expires_at)
+        .join(User, User.id == WebSession.user_id)
+        .where(WebSession.id_hash == key, User.is_active.is_(True))
+    ).first()
+    if row is None:
+        return False
+    expires = row[0] if row[0].tzinfo else row[0].replace(tzinfo=UTC)
+    return bool(expires >= datetime.now(UTC))
 
 
 def login_with_password(lab: Lab, request: Request, username: str, password: str) -> LoggedIn:

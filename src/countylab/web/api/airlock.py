@@ -141,9 +141,13 @@ def withdraw(request_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
 
 @router.post("/airlock/requests/{request_id}/votes")
 def vote(request_id: int, body: VoteIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    with lab.tx() as s:
-        lab.airlock.vote(s, actor, request_id, body.choice, body.comment, body.role)
-        return dict(lab.airlock.view(s, actor, request_id))
+    staged = lab.airlock.stage_release(lab.read, actor, request_id) if body.choice == "approve" else {}
+    try:
+        with lab.tx() as s:
+            lab.airlock.vote(s, actor, request_id, body.choice, body.comment, body.role, staged)
+            return dict(lab.airlock.view(s, actor, request_id))
+    finally:
+        lab.airlock.discard_staged(staged)
 
 
 @router.post("/airlock/requests/{request_id}/comments", status_code=201)

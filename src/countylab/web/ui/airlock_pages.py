@@ -189,8 +189,12 @@ def vote(
     role: Annotated[str, Form()] = "",
 ) -> Response:
     def act() -> None:
-        with lab.tx() as s:
-            lab.airlock.vote(s, actor, request_id, choice, comment, role or None)
+        staged = lab.airlock.stage_release(lab.read, actor, request_id) if choice == "approve" else {}
+        try:  # the released files are regenerated above, the transaction only moves them
+            with lab.tx() as s:
+                lab.airlock.vote(s, actor, request_id, choice, comment, role or None, staged)
+        finally:
+            lab.airlock.discard_staged(staged)
 
     return _act(request, request_id, act, "airlock.flash.voted")
 

@@ -61,7 +61,7 @@ def jobs_page(request: Request, actor: Actor, lab: LabDep, project: int | None =
     chosen = project if project in {p.id for p in projects} else (projects[0].id if projects else None)
     with lab.read() as s:
         jobs = job_views(s, actor, lab.jobs.list_for(s, actor))
-        titles = {p.id: p.title for p in s.execute(select(Project)).scalars()}
+        titles = {pid: title for pid, title in s.execute(select(Project.id, Project.title))}
         meter = usage_view(lab, s, actor, chosen) if chosen is not None else None
     return render(
         request,
