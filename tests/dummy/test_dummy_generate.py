@@ -243,15 +243,10 @@ def test_every_column_of_the_null_rate_grid() -> None:
     assert np.all(np.abs(observed - np.array(rates)) <= 0.02)
 
 
-def test_100k_rows_generate_fast() -> None:
-    import time
-
-    started = time.perf_counter()
+def test_100k_rows_generate() -> None:
+    # how fast is a benchmark's question, not a test's (a loaded CI machine is no stopwatch)
     table = generate(residents_profile(), 100_000, seed=1)
-    elapsed = time.perf_counter() - started
-    print(f"100k residents rows (13 columns) in {elapsed:.3f} s")
-    assert table.num_rows == 100_000
-    assert elapsed < 2.0
+    assert table.num_rows == 100_000 and table.num_columns == 13
 
 
 def test_related_generation_is_deterministic_and_checks_parent_columns(family: list[DatasetProfile]) -> None:
