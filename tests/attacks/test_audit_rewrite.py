@@ -291,3 +291,23 @@ def test_the_api_and_the_audit_page_report_the_rewrite(lab):
     assert body["ok"] is False
     first = body["first_bad_id"]  # the first signed position after the edited event 2
     assert first > 2 and body["problem"].startswith(f"[checkpoint] event {first} no longer hashes")
+
+
+def test_the_audit_page_names_a_witness_failure_without_an_event(lab):
+    """A deleted witness breaks no event of the chain: the page says the log failed verification
+    and why, instead of pointing at a non-existent "event None"."""
+    from fastapi.testclient import TestClient
+
+    from countylab.web.app import create_app
+    from tests.support import browser_login, create_user
+
+    create_user(lab, "auditor2", ["admin"])
+    _staged(lab)
+    for path in Witness(witness_path(lab.settings)).files():
+        path.unlink()
+    client = TestClient(create_app(lab))
+    browser_login(client, "auditor2")
+    page = client.get("/audit")
+    assert page.status_code == 200
+    verdict = page.text.split("✘", 1)[1].split("</p>", 1)[0]
+    assert "审计日志未通过校验" in verdict and "None" not in verdict, verdict
