@@ -1,4 +1,9 @@
-"""The one place where lab errors become HTTP responses (JSON for /api, pages for the UI)."""
+"""The one place where lab errors become HTTP responses (JSON for /api, pages for the UI).
+
+It also writes them down: :func:`document_errors` adds the error envelope and every status a lab
+error maps to (:data:`STATUS`) to each API operation of the OpenAPI document, so a client (and the
+schema-driven tests of ``tests/schema/``) knows every answer an operation can give.
+"""
 
 from __future__ import annotations
 
@@ -60,7 +65,86 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
+#: the JSON body of every error answer of the API (``error_body``), as a JSON Schema
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "LabError",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string", "description": "machine-readable reason, e.g. not_found"},
+                "message": {"type": "string", "description": "in the caller's language (zh-CN or en)"},
+                "details": {"type": "object", "additionalProperties": True},
+            },
+        }
+    },
+}
+
+_DESCRIPTIONS = {
+    400: "请求有误 / bad request",
+    401: "未登录或令牌无效 / not authenticated",
+    403: "无权限（已记入审计日志）/ permission denied (audited)",
+    404: "不存在或不可见 / not found",
+    409: "与当前状态冲突 / conflict with the current state",
+    413: "请求体过大 / request body too large",
+    422: "参数有误 / validation failed (details.problems names each field)",
+    429: "请求过多或超出配额，见 Retry-After / too many requests or quota exceeded (see Retry-After)",
+}
+
+
+def error_statuses() -> list[int]:
+    """Every status a lab error can be answered with, except 500 (a bug, never documented)."""
+    return sorted({status for _cls, status in STATUS if status < 500} | {401, 404, 413, 422})
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the error answers to every ``/api`` operation of an OpenAPI document (in place).
+
+    Any API call can meet an expired token (401), a missing permission (403), a missing or
+    invisible object (404), a conflict (409), a rate or quota limit (429), malformed input
+    (422) or a refusal the lab explains (400); an operation with a body can also meet the body
+    limit (413).  FastAPI's own 422 schema (``{"detail": [...]}``) is replaced by the envelope
+    the lab really sends (``{"error": {...}}``).
+    """
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["LabError"] = ERROR_SCHEMA
+    ref = {"$ref": "#/components/schemas/LabError"}
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith("/api/"):
+            continue
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            for status in error_statuses():
+                if status == 413 and "requestBody" not in operation and method.lower() in ("get", "delete"):
+                    continue
+                entry: dict[str, Any] = {
+                    "description": _DESCRIPTIONS.get(status, "error"),
+                    "content": {"application/json": {"schema": ref}},
+                }
+                if status == 429:
+                    entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+                responses[str(status)] = entry
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if unused in components and unused not in str(schema.get("paths", {})):
+            del components[unused]
+    return schema
+
+
 def install(app: FastAPI) -> None:
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(plain_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.exception_handler(CountylabError)
     async def _lab_error(request: Request, exc: CountylabError) -> Response:
         status = status_for(exc)

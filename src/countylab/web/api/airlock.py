@@ -17,6 +17,7 @@ from countylab.airlock.service import FileChoice
 from countylab.serving.registry import ModelCard
 from countylab.storage.airlock_models import RegisteredModel
 from countylab.web.deps import Actor, LabDep
+from countylab.web.params import BodyId, Count, Id, Page
 
 if TYPE_CHECKING:
     from countylab.lab import Lab
@@ -44,7 +45,7 @@ class FileIn(BaseModel):
 
 
 class RequestIn(BaseModel):
-    job_id: int
+    job_id: BodyId
     title: str = ""
     note: str = ""
     files: list[FileIn]
@@ -52,7 +53,7 @@ class RequestIn(BaseModel):
 
 
 class ResubmitIn(BaseModel):
-    job_id: int | None = None
+    job_id: BodyId | None = None
     files: list[FileIn] | None = None
 
 
@@ -64,11 +65,11 @@ class VoteIn(BaseModel):
 
 class CommentIn(BaseModel):
     body: str
-    file_id: int | None = None
+    file_id: BodyId | None = None
 
 
 @router.get("/airlock/jobs/{job_id}/outbox")
-def outbox(job_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def outbox(job_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """The selectors a job's ``countylab.yaml`` declares and how many files each takes (never
     file names or sizes: those are written by the job, and reach people only through review)."""
     with lab.read() as s:
@@ -114,33 +115,33 @@ def list_requests(actor: Actor, lab: LabDep, scope: str = "mine") -> dict[str, A
 
 
 @router.get("/airlock/requests/{request_id}")
-def get_request(request_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def get_request(request_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     return _view(lab, actor, request_id)
 
 
 @router.post("/airlock/requests/{request_id}/submit")
-def submit(request_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def submit(request_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         lab.airlock.submit(s, actor, request_id)
     return _checked_view(lab, actor, request_id)
 
 
 @router.post("/airlock/requests/{request_id}/resubmit")
-def resubmit(request_id: int, body: ResubmitIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def resubmit(request_id: Id, body: ResubmitIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     files = [f.choice() for f in body.files] if body.files else None
     lab.airlock.resubmit_staged(lab.tx, lab.read, actor, request_id, job_id=body.job_id, choices=files)
     return _checked_view(lab, actor, request_id)
 
 
 @router.post("/airlock/requests/{request_id}/withdraw")
-def withdraw(request_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def withdraw(request_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         lab.airlock.withdraw(s, actor, request_id)
         return dict(lab.airlock.view(s, actor, request_id))
 
 
 @router.post("/airlock/requests/{request_id}/votes")
-def vote(request_id: int, body: VoteIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def vote(request_id: Id, body: VoteIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     staged = lab.airlock.stage_release(lab.read, actor, request_id) if body.choice == "approve" else {}
     try:
         with lab.tx() as s:
@@ -151,14 +152,14 @@ def vote(request_id: int, body: VoteIn, actor: Actor, lab: LabDep) -> dict[str, 
 
 
 @router.post("/airlock/requests/{request_id}/comments", status_code=201)
-def comment(request_id: int, body: CommentIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def comment(request_id: Id, body: CommentIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         c = lab.airlock.comment(s, actor, request_id, body.body, body.file_id)
         return {"id": c.id, "request_id": request_id, "file_id": c.file_id, "body": c.body}
 
 
 @router.get("/airlock/files/{file_id}/preview")
-def preview(file_id: int, actor: Actor, lab: LabDep) -> Response:
+def preview(file_id: Id, actor: Actor, lab: LabDep) -> Response:
     warm_files(lab.read, [file_id])  # any parse happens here, under no write lock
     with lab.read() as s:
         content = lab.airlock.content(s, actor, file_id, "preview")
@@ -167,7 +168,7 @@ def preview(file_id: int, actor: Actor, lab: LabDep) -> Response:
 
 
 @router.get("/airlock/files/{file_id}/preview/pages")
-def preview_page(file_id: int, actor: Actor, lab: LabDep, page: int = 1) -> dict[str, Any]:
+def preview_page(file_id: Id, actor: Actor, lab: LabDep, page: Page = 1) -> dict[str, Any]:
     """One page of a file's complete preview (what will be released, and what will not)."""
     from countylab.airlock.render.pages import page_view
 
@@ -186,7 +187,7 @@ def released(actor: Actor, lab: LabDep) -> dict[str, Any]:
 
 
 @router.get("/airlock/files/{file_id}/download")
-def download(file_id: int, actor: Actor, lab: LabDep) -> Response:
+def download(file_id: Id, actor: Actor, lab: LabDep) -> Response:
     with lab.read() as s:
         content = lab.airlock.content(s, actor, file_id, "download")
     lab.airlock.audit_reads(lab.tx, actor, contents=[content])
@@ -211,7 +212,7 @@ def _file_response(content: Any, *, inline: bool) -> Response:
 
 # -- models -----------------------------------------------------------------------------------
 class ModelIn(BaseModel):
-    job_id: int
+    job_id: BodyId
     file: str
     name: str
     inputs: list[str]
@@ -223,14 +224,14 @@ class ModelIn(BaseModel):
         default=None, description="The training dataset's column the model predicts (memorisation tests)."
     )
     description: str = ""
-    metrics_file_id: int | None = None
+    metrics_file_id: BodyId | None = None
 
 
 class DecisionIn(BaseModel):
     approve: bool
     note: str = ""
-    rate_per_minute: int | None = None
-    daily_quota: int | None = None
+    rate_per_minute: Count | None = None
+    daily_quota: Count | None = None
 
 
 class PredictIn(BaseModel):
@@ -282,14 +283,14 @@ def list_models(actor: Actor, lab: LabDep) -> dict[str, Any]:
 
 
 @router.get("/models/{model_id}")
-def get_model(model_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def get_model(model_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.read() as s:
         m = lab.models.get(s, actor, model_id)
         return model_view(m, oversight=lab.models.oversees(actor, m))
 
 
 @router.post("/models/{model_id}/decision")
-def decide_model(model_id: int, body: DecisionIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def decide_model(model_id: Id, body: DecisionIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         m = lab.models.decide(
             s,
@@ -304,12 +305,12 @@ def decide_model(model_id: int, body: DecisionIn, actor: Actor, lab: LabDep) -> 
 
 
 @router.post("/models/{model_id}/assessment")
-def assess_model(model_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def assess_model(model_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """Run the memorisation tests on the real training data; the report is stored on the card."""
     return {"model_id": model_id, "assessment": lab.models.assess(lab.tx, actor, model_id)}
 
 
 @router.post("/models/{model_id}/predict")
-def predict(model_id: int, body: PredictIn, request: Request, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def predict(model_id: Id, body: PredictIn, request: Request, actor: Actor, lab: LabDep) -> dict[str, Any]:
     result: dict[str, Any] = lab.models.predict(lab.tx, actor, model_id, body.rows)
     return result

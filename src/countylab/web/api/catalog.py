@@ -16,6 +16,7 @@ from countylab.errors import ValidationFailed
 from countylab.storage.catalog_models import DatasetColumn, DatasetVersion
 from countylab.storage.models import Dataset
 from countylab.web.deps import Actor, LabDep
+from countylab.web.params import BodyId, Id, QueryId, Seed
 
 router = APIRouter(prefix="/api", tags=["catalog"])
 
@@ -95,7 +96,7 @@ def list_datasets(
     actor: Actor,
     lab: LabDep,
     q: str = "",
-    department: int | None = None,
+    department: QueryId = None,
     grade: str | None = None,
     tag: str | None = None,
 ) -> dict[str, Any]:
@@ -107,7 +108,7 @@ def list_datasets(
 class DatasetIn(BaseModel):
     name: str
     title: str
-    org_id: int | None = None
+    org_id: BodyId | None = None
     description: str = ""
     contact: str = ""
     update_frequency: str = "static"
@@ -125,7 +126,7 @@ def create_dataset(body: DatasetIn, actor: Actor, lab: LabDep) -> dict[str, Any]
 
 
 @router.get("/datasets/{dataset_id}")
-def get_dataset(dataset_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def get_dataset(dataset_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.read() as s:
         ds = catalog.get_dataset(s, dataset_id)
         return dataset_detail(s, ds) | {
@@ -145,7 +146,7 @@ class DatasetPatch(BaseModel):
 
 
 @router.patch("/datasets/{dataset_id}")
-def update_dataset(dataset_id: int, body: DatasetPatch, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def update_dataset(dataset_id: Id, body: DatasetPatch, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         d = catalog.update_dataset(s, actor, dataset_id, **body.model_dump(exclude_none=True))
         return dataset_detail(s, d)
@@ -153,7 +154,7 @@ def update_dataset(dataset_id: int, body: DatasetPatch, actor: Actor, lab: LabDe
 
 @router.post("/datasets/{dataset_id}/uploads", status_code=201)
 def stage_upload(
-    dataset_id: int, file: Annotated[UploadFile, File()], actor: Actor, lab: LabDep
+    dataset_id: Id, file: Annotated[UploadFile, File()], actor: Actor, lab: LabDep
 ) -> dict[str, Any]:
     staged = lab.ingestion.stage_upload(actor, dataset_id, file.filename or "upload", file.file)
     return {
@@ -177,7 +178,7 @@ class CommitIn(BaseModel):
 
 @router.post("/datasets/{dataset_id}/uploads/{upload_id}/commit", status_code=201)
 def commit_upload(
-    dataset_id: int, upload_id: str, body: CommitIn, actor: Actor, lab: LabDep
+    dataset_id: Id, upload_id: str, body: CommitIn, actor: Actor, lab: LabDep
 ) -> dict[str, Any]:
     v = lab.ingestion.commit_upload(
         actor,
@@ -193,7 +194,7 @@ def commit_upload(
 
 @router.post("/datasets/{dataset_id}/versions", status_code=201)
 def upload_version(
-    dataset_id: int,
+    dataset_id: Id,
     file: Annotated[UploadFile, File()],
     actor: Actor,
     lab: LabDep,
@@ -209,7 +210,7 @@ def upload_version(
 
 
 @router.get("/datasets/{dataset_id}/versions")
-def list_versions(dataset_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def list_versions(dataset_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.read() as s:
         catalog.get_dataset(s, dataset_id)
         return {"items": [version_view(v) for v in catalog.versions(s, dataset_id)]}
@@ -219,7 +220,7 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
 @router.post("/datasets/{dataset_id}/rows")
-async def push_rows(dataset_id: int, request: Request, actor: Actor, lab: LabDep) -> Response:
+async def push_rows(dataset_id: Id, request: Request, actor: Actor, lab: LabDep) -> Response:
     """Push a micro-batch (JSON ``{"rows": [...], "idempotency_key": ...}`` or an Arrow IPC stream)."""
     from starlette.concurrency import run_in_threadpool
 
@@ -249,7 +250,7 @@ async def push_rows(dataset_id: int, request: Request, actor: Actor, lab: LabDep
 
 
 @router.post("/datasets/{dataset_id}/compact")
-def compact(dataset_id: int, actor: Actor, lab: LabDep) -> Response:
+def compact(dataset_id: Id, actor: Actor, lab: LabDep) -> Response:
     with lab.tx() as s:
         catalog.authorize_write(actor, catalog.get_dataset(s, dataset_id))
     files = lab.ingestion.compact(actor, dataset_id)
@@ -265,14 +266,14 @@ class GradeIn(BaseModel):
 
 
 @router.put("/datasets/{dataset_id}/grade")
-def set_grade(dataset_id: int, body: GradeIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def set_grade(dataset_id: Id, body: GradeIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         d = catalog.set_grade(s, actor, dataset_id, body.grade, body.reason)
         return dataset_summary(d) | {"grade_reason": d.grade_reason}
 
 
 @router.get("/datasets/{dataset_id}/grade-history")
-def grade_history(dataset_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def grade_history(dataset_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.read() as s:
         return {
             "items": [
@@ -300,7 +301,7 @@ class ColumnIn(BaseModel):
 
 
 @router.put("/datasets/{dataset_id}/columns/{name}")
-def set_column(dataset_id: int, name: str, body: ColumnIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def set_column(dataset_id: Id, name: str, body: ColumnIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         return column_view(
             catalog.set_column(s, actor, dataset_id, name, **body.model_dump(exclude_none=True))
@@ -308,21 +309,19 @@ def set_column(dataset_id: int, name: str, body: ColumnIn, actor: Actor, lab: La
 
 
 @router.get("/datasets/{dataset_id}/preview")
-def preview(
-    dataset_id: int, actor: Actor, lab: LabDep, rows: int = Query(20, ge=1, le=200)
-) -> dict[str, Any]:
+def preview(dataset_id: Id, actor: Actor, lab: LabDep, rows: int = Query(20, ge=1, le=200)) -> dict[str, Any]:
     p = previews.preview(lab, actor, dataset_id, rows)
     return {"dummy": p.dummy, "label": p.label, "columns": p.columns, "rows": p.rows}
 
 
 @router.get("/datasets/{dataset_id}/dummy")
 def dummy_download(
-    dataset_id: int,
+    dataset_id: Id,
     actor: Actor,
     lab: LabDep,
     rows: int = Query(1000, ge=1, le=1_000_000),
     format: str = Query("csv", pattern="^(csv|parquet)$"),
-    seed: int = 0,
+    seed: Seed = 0,
 ) -> Response:
     """Dummy data (模拟数据) with the dataset's schema: free to download, never real rows."""
     table, name = previews.dummy_table(lab, actor, dataset_id, rows, seed=seed)

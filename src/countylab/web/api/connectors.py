@@ -11,6 +11,7 @@ from countylab.connectors import service as connectors
 from countylab.connectors.sources import mask_dsn
 from countylab.storage.catalog_models import Connector, SyncRun
 from countylab.web.deps import Actor, LabDep
+from countylab.web.params import Count, Id, Limit
 
 router = APIRouter(prefix="/api", tags=["connectors"])
 
@@ -47,7 +48,7 @@ def connector_view(c: Connector, last: SyncRun | None = None) -> dict[str, Any]:
 
 
 @router.get("/datasets/{dataset_id}/connectors")
-def list_connectors(dataset_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def list_connectors(dataset_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.read() as s:
         found = connectors.list_connectors(s, actor, dataset_id)
         last = connectors.last_runs(s, [c.id for c in found])
@@ -59,13 +60,13 @@ class ConnectorIn(BaseModel):
     source_table: str
     cursor_column: str
     key_columns: list[str] = Field(default_factory=list)
-    interval_s: int = 300
+    interval_s: Count = 300
     enabled: bool = True
     kind: str = "postgresql"
 
 
 @router.post("/datasets/{dataset_id}/connectors", status_code=201)
-def create_connector(dataset_id: int, body: ConnectorIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def create_connector(dataset_id: Id, body: ConnectorIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         return connector_view(connectors.create_connector(s, actor, dataset_id, **body.model_dump()))
 
@@ -75,13 +76,13 @@ class ConnectorPatch(BaseModel):
     source_table: str | None = None
     cursor_column: str | None = None
     key_columns: list[str] | None = None
-    interval_s: int | None = None
+    interval_s: Count | None = None
     enabled: bool | None = None
     reset_cursor: bool = False
 
 
 @router.patch("/connectors/{connector_id}")
-def update_connector(connector_id: int, body: ConnectorPatch, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def update_connector(connector_id: Id, body: ConnectorPatch, actor: Actor, lab: LabDep) -> dict[str, Any]:
     fields = body.model_dump(exclude_none=True)
     reset = bool(fields.pop("reset_cursor", False))
     with lab.tx() as s:
@@ -90,20 +91,20 @@ def update_connector(connector_id: int, body: ConnectorPatch, actor: Actor, lab:
 
 
 @router.delete("/connectors/{connector_id}")
-def delete_connector(connector_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def delete_connector(connector_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         connectors.delete_connector(s, actor, connector_id)
     return {"deleted": connector_id}
 
 
 @router.post("/connectors/{connector_id}/run")
-def run_now(connector_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def run_now(connector_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """Sync now; a failed sync is still a run (``status: failed`` with the reason), not an HTTP error."""
     return run_view(connectors.run_sync(lab, actor, connector_id, trigger="manual"))
 
 
 @router.get("/connectors/{connector_id}/runs")
-def list_runs(connector_id: int, actor: Actor, lab: LabDep, limit: int = 50) -> dict[str, Any]:
+def list_runs(connector_id: Id, actor: Actor, lab: LabDep, limit: Limit = 50) -> dict[str, Any]:
     with lab.read() as s:
         found = connectors.runs(s, actor, connector_id, min(max(limit, 1), 500))
         return {"items": [run_view(r) for r in found]}

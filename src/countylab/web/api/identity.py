@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from countylab import audit
@@ -14,6 +14,7 @@ from countylab.identity.access import authorize
 from countylab.identity.roles import Permission
 from countylab.web.api import serialize as out
 from countylab.web.deps import SESSION_COOKIE, Actor, LabDep, login_with_password
+from countylab.web.params import BodyId, Id, Limit, QueryId
 
 router = APIRouter(prefix="/api", tags=["identity"])
 
@@ -94,7 +95,7 @@ class UserIn(BaseModel):
     password: str
     display_name: str = ""
     roles: list[str] = Field(default_factory=list)
-    org_id: int | None = None
+    org_id: BodyId | None = None
     lang: str = "zh-CN"
 
 
@@ -116,7 +117,7 @@ class RolesIn(BaseModel):
 
 
 @router.put("/users/{user_id}/roles")
-def set_roles(user_id: int, body: RolesIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def set_roles(user_id: Id, body: RolesIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         return out.user(ids.set_roles(s, actor, user_id, body.roles))
 
@@ -127,7 +128,7 @@ class ActiveIn(BaseModel):
 
 
 @router.put("/users/{user_id}/active")
-def set_active(user_id: int, body: ActiveIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def set_active(user_id: Id, body: ActiveIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         return out.user(ids.set_active(s, actor, user_id, body.active, revoke_tokens=body.revoke_tokens))
 
@@ -135,7 +136,7 @@ def set_active(user_id: int, body: ActiveIn, actor: Actor, lab: LabDep) -> dict[
 class TokenIn(BaseModel):
     name: str = "api"
     days: int | None = Field(default=None, ge=1, le=3650)
-    user_id: int | None = None
+    user_id: BodyId | None = None
 
 
 @router.get("/tokens")
@@ -162,7 +163,7 @@ def create_token(body: TokenIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
 
 
 @router.delete("/tokens/{token_id}")
-def revoke_token(token_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def revoke_token(token_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         ids.revoke_token(s, actor, token_id)
     return {"revoked": token_id}
@@ -172,7 +173,7 @@ class ProjectIn(BaseModel):
     slug: str
     title: str
     description: str = ""
-    org_id: int | None = None
+    org_id: BodyId | None = None
 
 
 @router.get("/projects")
@@ -190,7 +191,7 @@ def create_project(body: ProjectIn, actor: Actor, lab: LabDep) -> dict[str, Any]
 
 
 @router.get("/projects/{project_id}")
-def get_project(project_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def get_project(project_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.read() as s:
         p = prj.get_project(s, actor, project_id)
         return out.project(p, prj.project_grants(s, p.id))
@@ -202,33 +203,33 @@ class MemberIn(BaseModel):
 
 
 @router.post("/projects/{project_id}/members", status_code=201)
-def add_member(project_id: int, body: MemberIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def add_member(project_id: Id, body: MemberIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         m = prj.add_member(s, actor, project_id, username=body.username, role=body.role)
         return {"project_id": m.project_id, "user_id": m.user_id, "role": m.role}
 
 
 @router.delete("/projects/{project_id}/members/{user_id}")
-def remove_member(project_id: int, user_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def remove_member(project_id: Id, user_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         prj.remove_member(s, actor, project_id, user_id)
     return {"removed": user_id}
 
 
 class GrantIn(BaseModel):
-    dataset_id: int
+    dataset_id: BodyId
     note: str = ""
 
 
 @router.post("/projects/{project_id}/grants", status_code=201)
-def grant(project_id: int, body: GrantIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def grant(project_id: Id, body: GrantIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         g = prj.grant_dataset(s, actor, project_id, body.dataset_id, note=body.note)
         return {"id": g.id, "project_id": g.project_id, "dataset_id": g.dataset_id}
 
 
 @router.delete("/projects/{project_id}/grants/{dataset_id}")
-def revoke_grant(project_id: int, dataset_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def revoke_grant(project_id: Id, dataset_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         prj.revoke_grant(s, actor, project_id, dataset_id)
     return {"revoked": dataset_id}
@@ -238,8 +239,8 @@ def revoke_grant(project_id: int, dataset_id: int, actor: Actor, lab: LabDep) ->
 def audit_events(
     actor: Actor,
     lab: LabDep,
-    limit: int = Query(100, ge=1, le=1000),
-    before_id: int | None = None,
+    limit: Limit = 100,
+    before_id: QueryId = None,
     action: str | None = None,
     user: str | None = None,
 ) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from countylab.lab import Lab
 from countylab.storage.jobs_models import Job, JobAttempt
 from countylab.storage.models import utcnow
 from countylab.web.deps import Actor, LabDep
+from countylab.web.params import Id, Limit, Offset
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
@@ -257,7 +258,7 @@ def form_files(fields: dict[str, Any]) -> dict[str, str]:
 
 
 @router.post("/projects/{project_id}/jobs", status_code=201)
-async def submit(project_id: int, request: Request, actor: Actor, lab: LabDep) -> dict[str, Any]:
+async def submit(project_id: Id, request: Request, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """Submit a job: multipart ``file`` (tar.gz or zip of the folder with ``countylab.yaml``), or
     JSON ``{"files": {"countylab.yaml": "...", "main.py": "..."}}`` for small code.  Optional
     ``name``, ``hold`` (wait for a steward), ``priority`` (admins and operators)."""
@@ -295,7 +296,12 @@ async def submit(project_id: int, request: Request, actor: Actor, lab: LabDep) -
 
 @router.get("/projects/{project_id}/jobs")
 def list_jobs(
-    project_id: int, actor: Actor, lab: LabDep, state: str | None = None, limit: int = 100, offset: int = 0
+    project_id: Id,
+    actor: Actor,
+    lab: LabDep,
+    state: JobState | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     wanted = JobState(state) if state else None
     with lab.read() as s:
@@ -306,7 +312,7 @@ def list_jobs(
 
 
 @router.get("/jobs")
-def my_jobs(actor: Actor, lab: LabDep, state: str | None = None, limit: int = 100) -> dict[str, Any]:
+def my_jobs(actor: Actor, lab: LabDep, state: JobState | None = None, limit: Limit = 100) -> dict[str, Any]:
     """Jobs of the caller's projects (every project for oversight roles)."""
     with lab.read() as s:
         found = lab.jobs.list_for(s, actor, state=JobState(state) if state else None, limit=limit)
@@ -314,7 +320,7 @@ def my_jobs(actor: Actor, lab: LabDep, state: str | None = None, limit: int = 10
 
 
 @router.get("/jobs/{job_id}")
-def get_job(job_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def get_job(job_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.read() as s:
         return job_detail(lab, s, actor, job_id)
 
@@ -333,19 +339,19 @@ def _change(lab: Lab, actor: Principal, job_id: int, verb: str) -> Response:
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel(job_id: int, actor: Actor, lab: LabDep) -> Response:
+def cancel(job_id: Id, actor: Actor, lab: LabDep) -> Response:
     """Cancel: queued/pending jobs at once; a running job is killed within a fraction of a second."""
     return _change(lab, actor, job_id, "cancel")
 
 
 @router.post("/jobs/{job_id}/retry")
-def retry(job_id: int, actor: Actor, lab: LabDep) -> Response:
+def retry(job_id: Id, actor: Actor, lab: LabDep) -> Response:
     """A failed, killed or lost job goes back to the queue (a new attempt)."""
     return _change(lab, actor, job_id, "retry")
 
 
 @router.post("/jobs/{job_id}/admit")
-def admit(job_id: int, actor: Actor, lab: LabDep) -> Response:
+def admit(job_id: Id, actor: Actor, lab: LabDep) -> Response:
     """A steward admits a held job (its code was reviewed) into the queue."""
     return _change(lab, actor, job_id, "admit")
 
@@ -360,7 +366,7 @@ LOGS_ARE_OUTPUTS = {
 
 
 @router.get("/jobs/{job_id}/logs")
-def logs(job_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def logs(job_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """Logs are outputs: developers get an explanation (and how to release or debug); oversight
     roles outside the project (stewards, checkers, admins) get the leakage-scanned tail."""
     with lab.read() as s:
@@ -377,7 +383,7 @@ def logs(job_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
 
 
 @router.get("/projects/{project_id}/usage")
-def usage(project_id: int, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def usage(project_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """Metered use in the quota period and the quota itself (算力用量与配额)."""
     with lab.read() as s:
         return usage_view(lab, s, actor, project_id)
@@ -395,7 +401,7 @@ class QuotaIn(BaseModel):
 
 
 @router.put("/projects/{project_id}/quota")
-def put_quota(project_id: int, body: QuotaIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+def put_quota(project_id: Id, body: QuotaIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """Stewards and admins set a project's compute quota."""
     if (
         body.max_cpu <= 0

@@ -8,21 +8,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from countylab.privacy import budget, history, topups
 from countylab.privacy.gateway import QueryRequest
-from countylab.privacy.params import INT64_MAX, MAX_SQL
+from countylab.privacy.params import MAX_SQL
+from countylab.web import params
 from countylab.web.deps import Actor, LabDep
+from countylab.web.params import Id, Limit
 
 if TYPE_CHECKING:
     from countylab.lab import Lab
 
 router = APIRouter(prefix="/api", tags=["query"])
 
-Id = Annotated[int, Path(ge=0, le=INT64_MAX)]
-BodyId = Annotated[int, Field(ge=0, le=INT64_MAX, strict=True)]
+BodyId = Annotated[params.BodyId, Field(strict=True)]  # "5", 5.0 and true are not ids
 Number = Annotated[float, Field(strict=True)]  # "0.5" and true are not numbers
 
 
@@ -149,16 +150,14 @@ def project_queries(
     actor: Actor,
     lab: LabDep,
     mine: bool = False,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Limit = 100,
 ) -> dict[str, Any]:
     with lab.read() as s:
         return {"items": history.history(s, actor, project_id=project_id, mine=mine, limit=limit)}
 
 
 @router.get("/queries")
-def all_queries(
-    actor: Actor, lab: LabDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200
-) -> dict[str, Any]:
+def all_queries(actor: Actor, lab: LabDep, limit: Limit = 200) -> dict[str, Any]:
     """Security officer / admin: the query history of every project."""
     with lab.read() as s:
         return {"items": history.history(s, actor, limit=limit)}

@@ -20,6 +20,7 @@ from countylab.identity.roles import Permission
 from countylab.serving.registry import ModelCard
 from countylab.web.api.airlock import _file_response, model_view
 from countylab.web.deps import Actor, LabDep
+from countylab.web.params import Id, Page
 from countylab.web.ui.common import form_action, lang_of, render
 
 router = APIRouter(include_in_schema=False)
@@ -97,7 +98,7 @@ async def create_request(request: Request, actor: Actor, lab: LabDep) -> Respons
 
 
 @router.get("/airlock/requests/{request_id}")
-def request_page(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Response:
+def request_page(request: Request, request_id: Id, actor: Actor, lab: LabDep) -> Response:
     warm_request(lab.read, request_id)  # previews are parsed (if ever) before any transaction
     with lab.read() as s:
         view = lab.airlock.view(s, actor, request_id)
@@ -148,7 +149,7 @@ def _act(request: Request, request_id: int, fn: Any, ok: str) -> Response:
 
 
 @router.post("/airlock/requests/{request_id}/submit")
-def submit(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Response:
+def submit(request: Request, request_id: Id, actor: Actor, lab: LabDep) -> Response:
     def act() -> None:
         with lab.tx() as s:
             lab.airlock.submit(s, actor, request_id)
@@ -159,7 +160,7 @@ def submit(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Resp
 
 @router.post("/airlock/requests/{request_id}/resubmit")
 def resubmit(
-    request: Request, request_id: int, actor: Actor, lab: LabDep, job_id: Annotated[str, Form()] = ""
+    request: Request, request_id: Id, actor: Actor, lab: LabDep, job_id: Annotated[str, Form()] = ""
 ) -> Response:
     def act() -> None:
         chosen = int(job_id) if job_id.isdigit() else None
@@ -170,7 +171,7 @@ def resubmit(
 
 
 @router.post("/airlock/requests/{request_id}/withdraw")
-def withdraw(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Response:
+def withdraw(request: Request, request_id: Id, actor: Actor, lab: LabDep) -> Response:
     def act() -> None:
         with lab.tx() as s:
             lab.airlock.withdraw(s, actor, request_id)
@@ -181,7 +182,7 @@ def withdraw(request: Request, request_id: int, actor: Actor, lab: LabDep) -> Re
 @router.post("/airlock/requests/{request_id}/votes")
 def vote(
     request: Request,
-    request_id: int,
+    request_id: Id,
     actor: Actor,
     lab: LabDep,
     choice: Annotated[str, Form()],
@@ -202,7 +203,7 @@ def vote(
 @router.post("/airlock/requests/{request_id}/comments")
 def comment(
     request: Request,
-    request_id: int,
+    request_id: Id,
     actor: Actor,
     lab: LabDep,
     body: Annotated[str, Form()],
@@ -223,7 +224,7 @@ def released_page(request: Request, actor: Actor, lab: LabDep) -> Response:
 
 
 @router.get("/airlock/files/{file_id}/download")
-def download(file_id: int, actor: Actor, lab: LabDep) -> Response:
+def download(file_id: Id, actor: Actor, lab: LabDep) -> Response:
     with lab.read() as s:
         content = lab.airlock.content(s, actor, file_id, "download")
     lab.airlock.audit_reads(lab.tx, actor, contents=[content])
@@ -231,7 +232,7 @@ def download(file_id: int, actor: Actor, lab: LabDep) -> Response:
 
 
 @router.get("/airlock/files/{file_id}/preview")
-def preview(file_id: int, actor: Actor, lab: LabDep) -> Response:
+def preview(file_id: Id, actor: Actor, lab: LabDep) -> Response:
     warm_files(lab.read, [file_id])  # any parse happens here, under no write lock
     with lab.read() as s:
         content = lab.airlock.content(s, actor, file_id, "preview")
@@ -240,7 +241,7 @@ def preview(file_id: int, actor: Actor, lab: LabDep) -> Response:
 
 
 @router.get("/airlock/files/{file_id}/view")
-def preview_page(request: Request, file_id: int, actor: Actor, lab: LabDep, page: int = 1) -> Response:
+def preview_page(request: Request, file_id: Id, actor: Actor, lab: LabDep, page: Page = 1) -> Response:
     """The complete, paged preview of one file: every sheet, row, line, comment and property."""
     from countylab.airlock.render.pages import page_view
 
@@ -315,7 +316,7 @@ def register_model(
 
 
 @router.get("/models/{model_id}")
-def model_page(request: Request, model_id: int, actor: Actor, lab: LabDep) -> Response:
+def model_page(request: Request, model_id: Id, actor: Actor, lab: LabDep) -> Response:
     with lab.read() as s:
         m = lab.models.get(s, actor, model_id)
         view = model_view(m, oversight=lab.models.oversees(actor, m))
@@ -335,7 +336,7 @@ def model_page(request: Request, model_id: int, actor: Actor, lab: LabDep) -> Re
 @router.post("/models/{model_id}/decision")
 def decide(
     request: Request,
-    model_id: int,
+    model_id: Id,
     actor: Actor,
     lab: LabDep,
     approve: Annotated[str, Form()],
@@ -359,7 +360,7 @@ def decide(
 
 
 @router.post("/models/{model_id}/assessment")
-def assess(request: Request, model_id: int, actor: Actor, lab: LabDep) -> Response:
+def assess(request: Request, model_id: Id, actor: Actor, lab: LabDep) -> Response:
     def act() -> None:
         lab.models.assess(lab.tx, actor, model_id)
 
@@ -368,7 +369,7 @@ def assess(request: Request, model_id: int, actor: Actor, lab: LabDep) -> Respon
 
 @router.post("/models/{model_id}/predict")
 def try_model(
-    request: Request, model_id: int, actor: Actor, lab: LabDep, rows: Annotated[str, Form()]
+    request: Request, model_id: Id, actor: Actor, lab: LabDep, rows: Annotated[str, Form()]
 ) -> Response:
     result: dict[str, Any] | None = None
     error = ""

@@ -18,6 +18,7 @@ from countylab.identity.roles import Permission, Role
 from countylab.ingest import COLUMN_TYPES, MODES
 from countylab.storage.models import Org
 from countylab.web.deps import Actor, LabDep
+from countylab.web.params import Id
 from countylab.web.ui.common import flash_redirect, form_action, lang_of, render
 
 router = APIRouter(include_in_schema=False)
@@ -121,7 +122,7 @@ def _refused(request: Request, exc: CountylabError, back: str) -> Response:
 
 
 @router.get("/datasets/{dataset_id}")
-def dataset_page(request: Request, dataset_id: int, actor: Actor, lab: LabDep) -> Response:
+def dataset_page(request: Request, dataset_id: Id, actor: Actor, lab: LabDep) -> Response:
     with lab.read() as s:
         ds = catalog.get_dataset(s, dataset_id)
         cols = catalog.columns(s, ds.id)
@@ -156,7 +157,7 @@ def dataset_page(request: Request, dataset_id: int, actor: Actor, lab: LabDep) -
 
 @router.post("/datasets/{dataset_id}/upload")
 def stage_upload(
-    request: Request, dataset_id: int, actor: Actor, lab: LabDep, file: Annotated[UploadFile, File()]
+    request: Request, dataset_id: Id, actor: Actor, lab: LabDep, file: Annotated[UploadFile, File()]
 ) -> Response:
     try:
         staged = lab.ingestion.stage_upload(actor, dataset_id, file.filename or "upload", file.file)
@@ -169,7 +170,7 @@ def stage_upload(
 
 @router.post("/datasets/{dataset_id}/upload/{upload_id}/commit")
 async def commit_upload(
-    request: Request, dataset_id: int, upload_id: str, actor: Actor, lab: LabDep
+    request: Request, dataset_id: Id, upload_id: str, actor: Actor, lab: LabDep
 ) -> Response:
     from starlette.concurrency import run_in_threadpool
 
@@ -201,7 +202,7 @@ async def commit_upload(
 @router.post("/datasets/{dataset_id}/grade")
 def set_grade(
     request: Request,
-    dataset_id: int,
+    dataset_id: Id,
     actor: Actor,
     lab: LabDep,
     grade: Annotated[str, Form()],
@@ -217,7 +218,7 @@ def set_grade(
 @router.post("/datasets/{dataset_id}/columns/{name}")
 def set_column(
     request: Request,
-    dataset_id: int,
+    dataset_id: Id,
     name: str,
     actor: Actor,
     lab: LabDep,
@@ -241,7 +242,7 @@ def set_column(
 
 
 @router.get("/datasets/{dataset_id}/edit")
-def edit_page(request: Request, dataset_id: int, actor: Actor, lab: LabDep) -> Response:
+def edit_page(request: Request, dataset_id: Id, actor: Actor, lab: LabDep) -> Response:
     with lab.read() as s:
         ds = catalog.get_dataset(s, dataset_id)
     return render(
@@ -252,7 +253,7 @@ def edit_page(request: Request, dataset_id: int, actor: Actor, lab: LabDep) -> R
 @router.post("/datasets/{dataset_id}/edit")
 def edit_dataset(
     request: Request,
-    dataset_id: int,
+    dataset_id: Id,
     actor: Actor,
     lab: LabDep,
     title: Annotated[str, Form()],
@@ -278,7 +279,7 @@ def edit_dataset(
 
 
 @router.get("/datasets/{dataset_id}/dummy.csv")
-def dummy_csv(dataset_id: int, actor: Actor, lab: LabDep, rows: int = 1000) -> Response:
+def dummy_csv(dataset_id: Id, actor: Actor, lab: LabDep, rows: int = 1000) -> Response:
     return RedirectResponse(
         f"/api/datasets/{dataset_id}/dummy?rows={min(max(rows, 1), 100_000)}&format=csv", status_code=303
     )

@@ -15,6 +15,7 @@ from countylab.errors import CountylabError
 from countylab.i18n import translator
 from countylab.storage.catalog_models import Connector
 from countylab.web.deps import Actor, LabDep
+from countylab.web.params import Id
 from countylab.web.ui.common import FLASH_COOKIE, form_action, lang_of, render
 
 router = APIRouter(include_in_schema=False)
@@ -25,7 +26,7 @@ def _back(dataset_id: int) -> str:
 
 
 @router.get("/datasets/{dataset_id}/connectors")
-def connectors_page(request: Request, dataset_id: int, actor: Actor, lab: LabDep) -> Response:
+def connectors_page(request: Request, dataset_id: Id, actor: Actor, lab: LabDep) -> Response:
     lang = lang_of(request)
     with lab.read() as s:
         ds = catalog.get_dataset(s, dataset_id)
@@ -50,7 +51,7 @@ def connectors_page(request: Request, dataset_id: int, actor: Actor, lab: LabDep
 @router.post("/datasets/{dataset_id}/connectors")
 def create_connector(
     request: Request,
-    dataset_id: int,
+    dataset_id: Id,
     actor: Actor,
     lab: LabDep,
     dsn: Annotated[str, Form()],
@@ -82,7 +83,7 @@ def _dataset_of(lab: LabDep, connector_id: int) -> int | None:
 
 
 @router.post("/connectors/{connector_id}/run")
-def run_now(request: Request, connector_id: int, actor: Actor, lab: LabDep) -> Response:
+def run_now(request: Request, connector_id: Id, actor: Actor, lab: LabDep) -> Response:
     back = _back(dataset_id) if (dataset_id := _dataset_of(lab, connector_id)) else "/datasets"
     t = translator(lang_of(request))
     try:
@@ -113,7 +114,7 @@ def _refuse(request: Request, back: str, exc: CountylabError) -> Response:
 
 @router.post("/connectors/{connector_id}/toggle")
 def toggle(
-    request: Request, connector_id: int, actor: Actor, lab: LabDep, enabled: Annotated[str, Form()] = ""
+    request: Request, connector_id: Id, actor: Actor, lab: LabDep, enabled: Annotated[str, Form()] = ""
 ) -> Response:
     back = _back(dataset_id) if (dataset_id := _dataset_of(lab, connector_id)) else "/datasets"
 
@@ -125,7 +126,7 @@ def toggle(
 
 
 @router.post("/connectors/{connector_id}/delete")
-def delete(request: Request, connector_id: int, actor: Actor, lab: LabDep) -> Response:
+def delete(request: Request, connector_id: Id, actor: Actor, lab: LabDep) -> Response:
     back = _back(dataset_id) if (dataset_id := _dataset_of(lab, connector_id)) else "/datasets"
 
     def run() -> None:

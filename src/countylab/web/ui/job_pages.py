@@ -30,6 +30,7 @@ from countylab.web.api.jobs import (
     usage_view,
 )
 from countylab.web.deps import Actor, LabDep
+from countylab.web.params import Id, QueryId
 from countylab.web.ui.common import flash_redirect, form_action, lang_of, render
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def _projects(lab: Lab, actor: Any) -> list[Project]:
 
 
 @router.get("/jobs")
-def jobs_page(request: Request, actor: Actor, lab: LabDep, project: int | None = None) -> Response:
+def jobs_page(request: Request, actor: Actor, lab: LabDep, project: QueryId = None) -> Response:
     projects = _projects(lab, actor)
     chosen = project if project in {p.id for p in projects} else (projects[0].id if projects else None)
     with lab.read() as s:
@@ -78,7 +79,7 @@ def jobs_page(request: Request, actor: Actor, lab: LabDep, project: int | None =
 
 
 @router.post("/projects/{project_id}/jobs")
-async def submit_page(request: Request, project_id: int, actor: Actor, lab: LabDep) -> Response:
+async def submit_page(request: Request, project_id: Id, actor: Actor, lab: LabDep) -> Response:
     form = await request.form()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     found = form.get("file")
@@ -108,7 +109,7 @@ async def submit_page(request: Request, project_id: int, actor: Actor, lab: LabD
 
 
 @router.get("/jobs/{job_id}")
-def job_page(request: Request, job_id: int, actor: Actor, lab: LabDep) -> Response:
+def job_page(request: Request, job_id: Id, actor: Actor, lab: LabDep) -> Response:
     center = lab.jobs
     with lab.read() as s:
         job = job_detail(lab, s, actor, job_id)
@@ -161,15 +162,15 @@ def _change(request: Request, lab: Lab, actor: Any, job_id: int, verb: str) -> R
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_page(request: Request, job_id: int, actor: Actor, lab: LabDep) -> Response:
+def cancel_page(request: Request, job_id: Id, actor: Actor, lab: LabDep) -> Response:
     return _change(request, lab, actor, job_id, "cancel")
 
 
 @router.post("/jobs/{job_id}/retry")
-def retry_page(request: Request, job_id: int, actor: Actor, lab: LabDep) -> Response:
+def retry_page(request: Request, job_id: Id, actor: Actor, lab: LabDep) -> Response:
     return _change(request, lab, actor, job_id, "retry")
 
 
 @router.post("/jobs/{job_id}/admit")
-def admit_page(request: Request, job_id: int, actor: Actor, lab: LabDep) -> Response:
+def admit_page(request: Request, job_id: Id, actor: Actor, lab: LabDep) -> Response:
     return _change(request, lab, actor, job_id, "admit")

@@ -20,6 +20,7 @@ from countylab.identity.roles import OrgKind, Permission, Role
 from countylab.identity.secrets import same
 from countylab.storage.models import Dataset, Org, Project, User
 from countylab.web.deps import LANG_COOKIE, SESSION_COOKIE, Actor, LabDep, MaybeActor, login_with_password
+from countylab.web.params import FormId, Id, QueryId
 from countylab.web.ui.common import NAV, flash_redirect, form_action, lang_of, render
 
 router = APIRouter(include_in_schema=False)
@@ -188,7 +189,7 @@ def create_user(
 @router.post("/users/{user_id}/roles")
 def set_roles(
     request: Request,
-    user_id: int,
+    user_id: Id,
     actor: Actor,
     lab: LabDep,
     roles: Annotated[list[str] | None, Form()] = None,
@@ -203,7 +204,7 @@ def set_roles(
 @router.post("/users/{user_id}/active")
 def set_active(
     request: Request,
-    user_id: int,
+    user_id: Id,
     actor: Actor,
     lab: LabDep,
     active: Annotated[str, Form()],
@@ -237,7 +238,7 @@ def create_token(
     actor: Actor,
     lab: LabDep,
     name: Annotated[str, Form()] = "api",
-    days: Annotated[int, Form()] = 90,
+    days: Annotated[int, Form(ge=1, le=3650)] = 90,  # the API's bounds (TokenIn)
 ) -> Response:
     t = translator(lang_of(request))
     try:
@@ -252,7 +253,7 @@ def create_token(
 
 
 @router.post("/me/tokens/{token_id}/revoke")
-def revoke_token(request: Request, token_id: int, actor: Actor, lab: LabDep) -> Response:
+def revoke_token(request: Request, token_id: Id, actor: Actor, lab: LabDep) -> Response:
     def run() -> None:
         with lab.tx() as s:
             ids.revoke_token(s, actor, token_id)
@@ -325,7 +326,7 @@ def create_project(
 
 
 @router.get("/projects/{project_id}")
-def project_page(request: Request, project_id: int, actor: Actor, lab: LabDep) -> Response:
+def project_page(request: Request, project_id: Id, actor: Actor, lab: LabDep) -> Response:
     with lab.read() as s:
         project = prj.get_project(s, actor, project_id)
         grants = prj.project_grants(s, project_id)
@@ -348,7 +349,7 @@ def project_page(request: Request, project_id: int, actor: Actor, lab: LabDep) -
 @router.post("/projects/{project_id}/members")
 def add_member(
     request: Request,
-    project_id: int,
+    project_id: Id,
     actor: Actor,
     lab: LabDep,
     username: Annotated[str, Form()],
@@ -362,7 +363,7 @@ def add_member(
 
 
 @router.post("/projects/{project_id}/members/{user_id}/remove")
-def remove_member(request: Request, project_id: int, user_id: int, actor: Actor, lab: LabDep) -> Response:
+def remove_member(request: Request, project_id: Id, user_id: Id, actor: Actor, lab: LabDep) -> Response:
     def run() -> None:
         with lab.tx() as s:
             prj.remove_member(s, actor, project_id, user_id)
@@ -373,10 +374,10 @@ def remove_member(request: Request, project_id: int, user_id: int, actor: Actor,
 @router.post("/projects/{project_id}/grants")
 def grant(
     request: Request,
-    project_id: int,
+    project_id: Id,
     actor: Actor,
     lab: LabDep,
-    dataset_id: Annotated[int, Form()],
+    dataset_id: FormId,
     note: Annotated[str, Form()] = "",
 ) -> Response:
     def run() -> None:
@@ -387,7 +388,7 @@ def grant(
 
 
 @router.post("/projects/{project_id}/grants/{dataset_id}/revoke")
-def revoke_grant(request: Request, project_id: int, dataset_id: int, actor: Actor, lab: LabDep) -> Response:
+def revoke_grant(request: Request, project_id: Id, dataset_id: Id, actor: Actor, lab: LabDep) -> Response:
     def run() -> None:
         with lab.tx() as s:
             prj.revoke_grant(s, actor, project_id, dataset_id)
@@ -400,7 +401,7 @@ def revoke_grant(request: Request, project_id: int, dataset_id: int, actor: Acto
 
 @router.get("/audit")
 def audit_page(
-    request: Request, actor: Actor, lab: LabDep, action: str = "", user: str = "", before: int | None = None
+    request: Request, actor: Actor, lab: LabDep, action: str = "", user: str = "", before: QueryId = None
 ) -> Response:
     authorize(actor, Permission.audit_read, target="audit")
     with lab.read() as s:

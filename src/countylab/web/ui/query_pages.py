@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from countylab.errors import CountylabError, PermissionDenied, ValidationFailed
@@ -16,8 +16,8 @@ from countylab.identity.access import Principal, has_permission
 from countylab.identity.roles import Permission
 from countylab.privacy import budget, history, topups
 from countylab.privacy.gateway import QueryRequest
-from countylab.privacy.params import INT64_MAX
 from countylab.web.deps import Actor, LabDep
+from countylab.web.params import FormId, Id, QueryId
 from countylab.web.ui.common import flash_redirect, form_action, lang_of, render
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def console_page(
     request: Request,
     actor: Actor,
     lab: LabDep,
-    project_id: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
+    project_id: QueryId = None,
 ) -> Response:
     return _console(request, actor, lab, project_id)
 
@@ -98,7 +98,7 @@ def run_from_form(
     actor: Actor,
     lab: LabDep,
     sql: Annotated[str, Form()],
-    project_id: Annotated[int, Form(ge=0, le=INT64_MAX)],
+    project_id: FormId,
     epsilon: Annotated[str, Form()] = "0.5",
     confirm_delta: Annotated[str, Form()] = "",
 ) -> Response:
@@ -131,8 +131,8 @@ def set_budget_from_form(
     request: Request,
     actor: Actor,
     lab: LabDep,
-    project_id: Annotated[int, Form(ge=0, le=INT64_MAX)],
-    dataset_id: Annotated[int, Form(ge=0, le=INT64_MAX)],
+    project_id: FormId,
+    dataset_id: FormId,
     epsilon: Annotated[str, Form()] = "",
     delta: Annotated[str, Form()] = "",
     user_id: Annotated[str, Form()] = "",
@@ -163,8 +163,8 @@ def request_topup_from_form(
     request: Request,
     actor: Actor,
     lab: LabDep,
-    project_id: Annotated[int, Form(ge=0, le=INT64_MAX)],
-    dataset_id: Annotated[int, Form(ge=0, le=INT64_MAX)],
+    project_id: FormId,
+    dataset_id: FormId,
     epsilon: Annotated[str, Form()] = "",
     reason: Annotated[str, Form(max_length=topups.MAX_REASON)] = "",
 ) -> Response:
@@ -186,8 +186,8 @@ def decide_topup_from_form(
     request: Request,
     actor: Actor,
     lab: LabDep,
-    topup_id: Annotated[int, Path(ge=0, le=INT64_MAX)],
-    project_id: Annotated[int, Form(ge=0, le=INT64_MAX)],
+    topup_id: Id,
+    project_id: FormId,
     decision: Annotated[str, Form()] = "",
     note: Annotated[str, Form(max_length=topups.MAX_REASON)] = "",
 ) -> Response:
