@@ -337,17 +337,9 @@ class ReleaseMixin:
             rendering = preview_rendering(Path(f.stored_path), f.name)
             data, sha = rendering.regenerated, rendering.sha256
         else:
-            authorize(
+            authorize(  # members only
                 actor, Permission.release_create, project_id=req.project_id, target=f"release-file:{f.id}"
             )
-            if not actor.is_system and req.project_id not in actor.project_ids:
-                authorize(
-                    actor,
-                    Permission.release_create,
-                    project_id=req.project_id,
-                    project_owner=True,
-                    target=f"release-file:{f.id}",
-                )
             if req.state != ReleaseState.released.value or f.released_path is None:
                 raise Conflict(
                     f"该文件尚未出域（申请状态：{ReleaseState(req.state).label_zh}）",

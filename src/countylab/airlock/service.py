@@ -88,27 +88,12 @@ class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
         if job is None:
             raise NotFound(f"作业 {job_id} 不存在", f"job {job_id} not found", reason="no_job")
         authorize(actor, Permission.release_create, project_id=job.project_id, target=f"job:{job_id}")
-        if not actor.is_system and job.project_id not in actor.project_ids:
-            authorize(
-                actor,
-                Permission.release_create,
-                project_id=job.project_id,
-                project_owner=True,
-                target=f"job:{job_id}",
-            )
         return job
 
     def _member(self, s: Session, actor: Principal, request_id: int) -> ReleaseRequest:
         authorize(actor, Permission.release_create, target=f"release:{request_id}")
         req = self.load(s, request_id, lock=True)
-        if not actor.is_system and req.project_id not in actor.project_ids:
-            authorize(
-                actor,
-                Permission.release_create,
-                project_id=req.project_id,
-                project_owner=True,
-                target=f"release:{request_id}",
-            )
+        authorize(actor, Permission.release_create, project_id=req.project_id, target=f"release:{request_id}")
         return req
 
     # -- the developer's side -----------------------------------------------------------------

@@ -161,8 +161,6 @@ class ModelService:
         if job is None:
             raise NotFound(f"作业 {job_id} 不存在", f"job {job_id} not found", reason="no_job")
         authorize(actor, Permission.model_register, project_id=job.project_id, target=f"job:{job_id}")
-        if not actor.is_system and job.project_id not in actor.project_ids:
-            authorize(actor, Permission.model_register, project_id=job.project_id, project_owner=True)
         card.validate()
         if not name.strip():
             raise ValidationFailed("请填写模型名称", "give the model a name", reason="name")
