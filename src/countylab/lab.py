@@ -55,6 +55,7 @@ from countylab.airlock.sources import IndexCache
 from countylab.audit.checkpoints import CheckpointService
 from countylab.catalog.ingestion import Ingestion
 from countylab.catalog.maintenance import Maintenance
+from countylab.catalog.push_commit import recover_hidden
 from countylab.config import Settings
 from countylab.connectors.scheduler import Scheduler
 from countylab.errors import PermissionDenied
@@ -68,7 +69,7 @@ from countylab.storage import migrate
 from countylab.storage.all_models import load_all
 from countylab.storage.db import make_engine, make_session_factory, transaction
 from countylab.storage.leader import Election, NamedLocks, ServerRegistry, leader_lock_file
-from countylab.storage.models import User
+from countylab.storage.models import Dataset, User
 from countylab.storage.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -225,6 +226,7 @@ class Lab:
             return
         self._background_started = True
         self.server.start()
+        self._recover_pushes()
         for _name, start, _stop in self._per_process:
             start()
         self.election.start()
@@ -238,6 +240,15 @@ class Lab:
         for _name, _start, stop in reversed(self._per_process):
             stop()
         self.server.stop()
+
+    def _recover_pushes(self) -> None:
+        """Publish (or drop) the pushed groups a killed process left hidden, before this process
+        serves: a client retrying such a push hears "duplicate" from whichever worker it reaches,
+        so its rows must be visible by then.  Every process does it; files a live process is
+        still writing are claimed (:mod:`countylab.storage.filelock`) and left alone."""
+        with self.read() as s:
+            names = {d.name: d.id for d in s.execute(select(Dataset)).scalars()}
+        recover_hidden(self.warehouse, self.tx, names)
 
     def _start_singletons(self) -> None:
         self.server.mark_leader(True)
