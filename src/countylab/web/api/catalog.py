@@ -226,23 +226,28 @@ async def push_rows(dataset_id: Id, request: Request, actor: Actor, lab: LabDep)
 
     body = await request.body()
     ctype = request.headers.get("content-type", "")
-    payload: list[dict[str, Any]] | bytes
-    if ctype.startswith(ARROW_STREAM):
-        payload, key = body, request.headers.get("idempotency-key")
-    else:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise ValidationFailed(
-                "请求体不是合法的 JSON", "The request body is not valid JSON", reason="bad_json"
-            ) from None
-        if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
-            raise ValidationFailed(
-                '请求体须为 {"rows": [...]}', 'The body must be {"rows": [...]}', reason="bad_shape"
-            )
-        payload = data["rows"]
-        key = data.get("idempotency_key") or request.headers.get("idempotency-key")
-    accepted, rows = await run_in_threadpool(lab.ingestion.push, actor, dataset_id, payload, key)
+    header_key = request.headers.get("idempotency-key")
+
+    def parse_and_push() -> tuple[bool, int]:  # JSON parsing and the push both off the event loop
+        payload: list[dict[str, Any]] | bytes
+        if ctype.startswith(ARROW_STREAM):
+            payload, key = body, header_key
+        else:
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise ValidationFailed(
+                    "请求体不是合法的 JSON", "The request body is not valid JSON", reason="bad_json"
+                ) from None
+            if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+                raise ValidationFailed(
+                    '请求体须为 {"rows": [...]}', 'The body must be {"rows": [...]}', reason="bad_shape"
+                )
+            payload = data["rows"]
+            key = data.get("idempotency_key") or header_key
+        return lab.ingestion.push(actor, dataset_id, payload, key)
+
+    accepted, rows = await run_in_threadpool(parse_and_push)
     response = JSONResponse({"accepted": rows if accepted else 0, "duplicate": not accepted})
     if not accepted:  # a retried batch: nothing changed, so nothing to audit
         response.headers["X-Countylab-Outcome"] = "unchanged"
