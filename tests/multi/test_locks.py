@@ -129,3 +129,26 @@ def test_claimed_file_is_left_alone_until_its_writer_dies(tmp_path: Path) -> Non
     finally:
         kill(other) if other.poll() is None else None
     assert not list(tmp_path.glob(".t-*"))  # the temporary name never stays
+
+
+def test_a_frozen_leader_loses_its_lock_on_postgresql(tmp_path: Path) -> None:
+    """SIGSTOP, not death: the leader's session goes idle and PostgreSQL ends it (idle_session_timeout)."""
+    for raw in _pg_database():
+        url = raw.replace("postgresql://", "postgresql+psycopg://")
+        other = holder("election", url, tmp_path / "unused.leader")
+        engine = make_engine(url)
+        elected = threading.Event()
+        me = Election(
+            engine, on_elected=elected.set, on_deposed=lambda: None, lock_file=tmp_path / "x", retry_s=0.2
+        )
+        try:
+            os.kill(other.pid, signal.SIGSTOP)
+            t0 = time.monotonic()
+            me.start()
+            assert elected.wait(30), "a frozen leader kept the lock"
+            assert 3.0 < time.monotonic() - t0 < 20  # the idle timeout (5 s), not at once, not never
+        finally:
+            me.stop()
+            os.kill(other.pid, signal.SIGCONT)
+            kill(other) if other.poll() is None else None
+            engine.dispose()

@@ -207,8 +207,9 @@ class ServerRegistry:
 class _PgLeaderLock:
     """The advisory lock on a connection kept for as long as we lead."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, idle_timeout_s: float) -> None:
         self.engine = engine
+        self.idle_timeout_s = idle_timeout_s
         self.conn: Connection | None = None
 
     def try_acquire(self) -> bool:
@@ -223,8 +224,20 @@ class _PgLeaderLock:
         if not got:
             conn.close()
             return False
+        self._bound_idle(conn)
         self.conn = conn
         return True
+
+    def _bound_idle(self, conn: Connection) -> None:
+        """A leader that hangs (stopped, swapped out, partitioned) stops pinging; PostgreSQL then
+        ends its session after ``idle_timeout_s`` and the lock passes on.  A dead one's socket
+        closes at once.  (PostgreSQL 14+; older servers keep only the dead-socket case.)"""
+        try:
+            ms = int(self.idle_timeout_s * 1000)
+            conn.execute(text(f"SET idle_session_timeout = {ms}"))
+            conn.commit()
+        except Exception:  # noqa: BLE001 - an older server without the setting
+            conn.rollback()
 
     def still_held(self) -> bool:
         if self.conn is None:
@@ -310,7 +323,7 @@ class Election:
         self.retry_s = retry_s
         self._lock: _PgLeaderLock | _FileLeaderLock
         if engine.dialect.name == "postgresql":
-            self._lock = _PgLeaderLock(engine)
+            self._lock = _PgLeaderLock(engine, idle_timeout_s=max(5.0, 10 * retry_s))
         else:
             self._lock = _FileLeaderLock(lock_file)
         self.is_leader = False
