@@ -259,10 +259,10 @@ class _PgLeaderLock:
         try:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_KEY})
             conn.commit()
-            conn.close()
         except Exception:  # noqa: BLE001 - closing the session releases it anyway
-            conn.invalidate()
-            conn.close()
+            log.warning("could not unlock leadership; closing its session instead")
+        conn.invalidate()  # never back to the pool: it carries the idle timeout
+        conn.close()
 
 
 class _FileLeaderLock:
