@@ -11,6 +11,8 @@ PostgreSQL (the admin).  Each answer is checked:
 * **response schema conformance** — the body matches the documented schema of its status;
 * **status code conformance** — the status is one the operation documents (the lab's error
   answers are documented for every operation by ``countylab.web.errors.document_errors``);
+* **content type conformance** — JSON where JSON is documented, CSV/Parquet for dummy data,
+  any type only for airlock files;
 * **state changes are audited** — an unsafe call (POST/PUT/PATCH/DELETE) that succeeded without
   saying ``X-Countylab-Outcome: refused|unchanged`` moved the audit head.  The server also runs
   with ``strict_audit``, which turns such a call into a 500 by itself.
@@ -36,7 +38,13 @@ from tests.schema.conftest import Served
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 SEED = 20261205
 MAX_EXAMPLES = 5
-CHECKS = ("not_a_server_error", "response_schema_conformance", "status_code_conformance", "audited")
+CHECKS = (
+    "not_a_server_error",
+    "response_schema_conformance",
+    "status_code_conformance",
+    "content_type_conformance",
+    "audited",
+)
 
 
 def config() -> SchemathesisConfig:

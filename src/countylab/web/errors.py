@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -167,6 +168,20 @@ def install(app: FastAPI) -> None:
             redirect.headers["X-Countylab-Outcome"] = "refused"
             return redirect
         return _page(request, status, exc.message(lang))
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def _unstorable(request: Request, exc: Exception) -> Response:
+        """A value the database (or the standard library) cannot hold: an integer past a column's
+        range that no parameter bound caught, or a NUL character in PostgreSQL text.  The input
+        is wrong, not the lab: 422, like any other malformed input (the transaction rolled back)."""
+        log.warning("refused an unstorable value on %s %s: %s", request.method, request.url.path, type(exc))
+        refused = ValidationFailed(
+            "输入中有无法存储的值（数值超出范围或含 NUL 字符）",
+            "the input holds a value that cannot be stored (a number out of range or a NUL character)",
+            reason="out_of_range",
+        )
+        return await _lab_error(request, refused)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError) -> Response:

@@ -17,7 +17,7 @@ from countylab.airlock.service import FileChoice
 from countylab.serving.registry import ModelCard
 from countylab.storage.airlock_models import RegisteredModel
 from countylab.web.deps import Actor, LabDep
-from countylab.web.params import BodyId, Count, Id, Page
+from countylab.web.params import ANY_FILE, BodyId, Count, Id, Page
 
 if TYPE_CHECKING:
     from countylab.lab import Lab
@@ -158,7 +158,7 @@ def comment(request_id: Id, body: CommentIn, actor: Actor, lab: LabDep) -> dict[
         return {"id": c.id, "request_id": request_id, "file_id": c.file_id, "body": c.body}
 
 
-@router.get("/airlock/files/{file_id}/preview")
+@router.get("/airlock/files/{file_id}/preview", response_class=Response, responses=ANY_FILE)
 def preview(file_id: Id, actor: Actor, lab: LabDep) -> Response:
     warm_files(lab.read, [file_id])  # any parse happens here, under no write lock
     with lab.read() as s:
@@ -186,7 +186,7 @@ def released(actor: Actor, lab: LabDep) -> dict[str, Any]:
         return {"items": lab.airlock.released_files(s, actor)}
 
 
-@router.get("/airlock/files/{file_id}/download")
+@router.get("/airlock/files/{file_id}/download", response_class=Response, responses=ANY_FILE)
 def download(file_id: Id, actor: Actor, lab: LabDep) -> Response:
     with lab.read() as s:
         content = lab.airlock.content(s, actor, file_id, "download")

@@ -319,7 +319,19 @@ def preview(dataset_id: Id, actor: Actor, lab: LabDep, rows: int = Query(20, ge=
     return {"dummy": p.dummy, "label": p.label, "columns": p.columns, "rows": p.rows}
 
 
-@router.get("/datasets/{dataset_id}/dummy")
+@router.get(
+    "/datasets/{dataset_id}/dummy",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "dummy rows as CSV or Parquet (an attachment)",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
 def dummy_download(
     dataset_id: Id,
     actor: Actor,

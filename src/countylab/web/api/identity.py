@@ -14,7 +14,7 @@ from countylab.identity.access import authorize
 from countylab.identity.roles import Permission
 from countylab.web.api import serialize as out
 from countylab.web.deps import SESSION_COOKIE, Actor, LabDep, login_with_password
-from countylab.web.params import BodyId, Id, Limit, QueryId
+from countylab.web.params import BodyId, EventId, Id, Limit
 
 router = APIRouter(prefix="/api", tags=["identity"])
 
@@ -240,7 +240,7 @@ def audit_events(
     actor: Actor,
     lab: LabDep,
     limit: Limit = 100,
-    before_id: QueryId = None,
+    before_id: EventId = None,
     action: str | None = None,
     user: str | None = None,
 ) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from countylab.identity.roles import OrgKind, Permission, Role
 from countylab.identity.secrets import same
 from countylab.storage.models import Dataset, Org, Project, User
 from countylab.web.deps import LANG_COOKIE, SESSION_COOKIE, Actor, LabDep, MaybeActor, login_with_password
-from countylab.web.params import FormId, Id, QueryId
+from countylab.web.params import EventId, FormId, Id
 from countylab.web.ui.common import NAV, flash_redirect, form_action, lang_of, render
 
 router = APIRouter(include_in_schema=False)
@@ -401,7 +401,7 @@ def revoke_grant(request: Request, project_id: Id, dataset_id: Id, actor: Actor,
 
 @router.get("/audit")
 def audit_page(
-    request: Request, actor: Actor, lab: LabDep, action: str = "", user: str = "", before: QueryId = None
+    request: Request, actor: Actor, lab: LabDep, action: str = "", user: str = "", before: EventId = None
 ) -> Response:
     authorize(actor, Permission.audit_read, target="audit")
     with lab.read() as s:
