@@ -95,7 +95,13 @@ class Lab:
         # -- storage ----------------------------------------------------------------------
         self.engine = engine or make_engine(settings.resolved_database_url)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
-        self.read_sessions: sessionmaker[Session] = make_session_factory(self.engine, read_only=True)
+        # read-only units of work see one snapshot, as SQLite's WAL readers do: on PostgreSQL's
+        # default READ COMMITTED, a multi-statement read (the audit chain walk, then its head) would
+        # mix states of concurrent writers and report a false "truncated" chain
+        reads = self.engine
+        if self.engine.dialect.name == "postgresql":
+            reads = self.engine.execution_options(isolation_level="REPEATABLE READ")
+        self.read_sessions: sessionmaker[Session] = make_session_factory(reads, read_only=True)
         self.principals = PrincipalCache()  # bearer token -> principal, a few seconds
         self.warehouse = Warehouse(settings.warehouse_dir)
         self.server = ServerRegistry(self.sessions)  # this process in lab_servers, beating
