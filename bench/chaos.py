@@ -24,7 +24,9 @@ data folder itself:
 6. ``countylab audit verify`` passes.
 
 Ends with one JSON line: ``kills``, ``invariant_violations`` (0 expected), each violation found,
-counts of acknowledged operations and timings.  Run: ``.venv/bin/python bench/chaos.py``.
+counts of acknowledged operations and timings.  Run: ``.venv/bin/python bench/chaos.py``;
+``--workers 2`` serves with two processes, ``--postgres`` keeps the metadata in a throw-away
+PostgreSQL cluster (started and stopped here, as ``scripts/test.sh`` does).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import io
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -464,6 +467,79 @@ def make_datasets(url: str, tokens: dict[str, str], ids: dict[str, int], work: P
     ids["push_ds"], ids["file_ds"] = push.id, files.id
 
 
+class ThrowawayPostgres:
+    """A PostgreSQL cluster in a temporary folder on 127.0.0.1 (as scripts/test.sh starts one)."""
+
+    def __init__(self) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+        if not found:
+            raise SystemExit("PostgreSQL server binaries not found (scripts/system-deps.sh test)")
+        # its own folder straight under /tmp: the postgres user cannot enter the bench's 0700 one
+        self.bin, self.dir, self.port = (
+            found[-1],
+            Path(tempfile.mkdtemp(prefix="countylab-chaos-pg-")),
+            free_port(),
+        )
+        self.as_user: list[str] = []
+        if os.getuid() == 0:
+            os.chown(self.dir, *_uid_gid("postgres"))
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+
+    def start(self) -> str:
+        data = str(self.dir / "data")
+        run = [
+            *self.as_user,
+            str(self.bin / "initdb"),
+            "-D",
+            data,
+            "-U",
+            "countylab",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ]
+        subprocess.run(run, check=True, capture_output=True)
+        opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c max_connections=200"
+        start = [
+            *self.as_user,
+            str(self.bin / "pg_ctl"),
+            "-D",
+            data,
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "-o",
+            opts,
+        ]
+        subprocess.run([*start, "start"], check=True, capture_output=True)
+        subprocess.run(
+            [str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "countylab", "chaos"],
+            check=True,
+            capture_output=True,
+        )
+        return f"postgresql://countylab@127.0.0.1:{self.port}/chaos"
+
+    def stop(self) -> None:
+        stop = [
+            *self.as_user,
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.dir / "data"),
+            "-m",
+            "immediate",
+            "stop",
+        ]
+        subprocess.run(stop, check=False, capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _uid_gid(user: str) -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--kills", type=int, default=20)
@@ -471,6 +547,7 @@ def main() -> int:
     ap.add_argument("--max-up", type=float, default=4.0, help="seconds up before a kill, at most")
     ap.add_argument("--workers", type=int, default=1, help="serve --workers")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--postgres", action="store_true", help="metadata in a throw-away PostgreSQL")
     ap.add_argument("--data-dir", type=Path, default=None, help="default: a fresh temporary folder")
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -483,6 +560,25 @@ def main() -> int:
         "COUNTYLAB_DP_RATE_PER_MINUTE": "600",
         "COUNTYLAB_JOB_WORKERS": "2",
     }
+    postgres = ThrowawayPostgres() if args.postgres else None
+    if postgres is not None:
+        env["COUNTYLAB_DATABASE_URL"] = postgres.start()
+        os.environ["COUNTYLAB_DATABASE_URL"] = env["COUNTYLAB_DATABASE_URL"]  # this process's own Lab
+    try:
+        return _run(args, rng, work, data_dir, logfile, env)
+    finally:
+        if postgres is not None:
+            postgres.stop()
+
+
+def _run(
+    args: argparse.Namespace,
+    rng: random.Random,
+    work: Path,
+    data_dir: Path,
+    logfile: Path,
+    env: dict[str, str],
+) -> int:
     t0 = time.monotonic()
     log(f"setting up the tiny demo lab in {data_dir}")
     tokens, ids = setup(data_dir, env, logfile)
@@ -528,6 +624,7 @@ def main() -> int:
         "violations": violations[:50],
         "client_errors": clients.errors,
         "workers": args.workers,
+        "database": "postgresql" if env.get("COUNTYLAB_DATABASE_URL") else "sqlite",
         "acknowledged": {
             "pushes": len(led.pushes),
             "uploads": len(led.uploads),
