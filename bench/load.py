@@ -1,18 +1,19 @@
 """Load benchmark (issue 11): 1, 10 and 50 logged-in users on a real ``countylab serve``.
 
 Each backend (SQLite, then PostgreSQL) gets a fresh demo lab (``setup_demo``, size tiny) plus
-``--users`` load accounts (developer and provider, members of the demo project
-``elderly-care-demand``) and one dataset they push to.  The server is the real command,
-``countylab serve`` on 127.0.0.1 (``--workers N`` when asked), started as a child process; the
+load accounts (developer and provider) spread over ``PROJECTS`` projects with the grants of the
+demo project ``elderly-care-demand``, and one dataset they push to.  The server is the real
+command, ``countylab serve`` on 127.0.0.1 (``--workers N`` when asked), started as a child process; the
 users log in through ``POST /api/login`` (session cookie and CSRF token, as the browser does).
 
 Every user then loops: think for a random 0.5–1.0 s (seeded), then one request drawn from MIX:
 the main pages and API routes (catalog list and detail, dataset page, projects, jobs, budgets, DP
 console, airlock), now and then a DP query (``POST /api/query``, cycling through a few query
 texts: after the first of each the answer cache answers, as for any repeated query, and every
-query is still audited) and now and then a push of 20 rows.  Each level runs for ``--seconds``
-after a short warm-up; latency is measured from just before the request is written to the last
-byte of the answer.  Any status >= 400, broken connection or timeout is an error.
+query is still audited) and now and then a push of 20 rows.  One request of each kind warms the
+server first; each level runs for ``--seconds`` after a 2 s ramp; latency is measured from just
+before the request is written to the last byte of the answer.  Any status >= 400, broken
+connection or timeout is an error.
 
 The load generator is one asyncio process with a minimal HTTP/1.1 client (one keep-alive
 connection per user): httpx spent about as much CPU per request as the server does, and on two
@@ -593,7 +594,7 @@ def main() -> None:
     if "50" in {str(x) for x in levels}:
         report["p95_ms_50_users"] = worst
     report["errors"] = errors
-    report["p95_median_note"] = "one run; README figures are medians of repeated runs"
+    report["note"] = "each user thinks 0.5-1.0 s (seeded) between requests; one run per level"
     print(json.dumps(report, ensure_ascii=False))
 
 
