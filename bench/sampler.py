@@ -31,6 +31,7 @@ IDLE = {
     ("thread.py", "_worker"),
     ("_base.py", "wait"),
     ("threading.py", "_wait_for_tstate_lock"),
+    ("executors.py", "_work"),  # the job executor's threads, blocked in SimpleQueue.get (C code)
 }
 
 
