@@ -6,9 +6,10 @@ Two mechanisms, both in the metadata database's own terms so no extra service is
 row in ``lab_servers`` at start and beats it every ``beat_s`` seconds.  A job claimed by a
 process whose beat is fresh belongs to that process and nobody else touches it; a job whose
 process stopped beating for ``expire_s`` (killed, host gone) or stopped cleanly is recovered.
-At start a process also marks stopped the rows of *its own host* whose pid is no longer alive
-(its previous incarnation after a crash), so a restarting server recovers its own jobs at
-once instead of waiting for the beat to age.
+At start and with every beat a process also marks stopped the rows of *its own host* whose pid
+is no longer alive and which missed three beats (its previous incarnation after a crash, a
+sibling worker killed), so their jobs are recovered within seconds instead of after
+``expire_s``.
 
 **Leader election** (:class:`Election`) for the background services that must run exactly once
 across workers and servers (job dispatcher, connector scheduler, compaction, airlock rechecks,
@@ -139,8 +140,14 @@ class ServerRegistry:
 
     def _reap_local(self, s: Session, now: datetime) -> None:
         """Mark stopped the rows of this host whose process is gone (a crash, a kill -9): their
-        jobs are recovered at once, not after ``expire_s``.  Other hosts wait for the beat to age."""
-        q = select(LabServer).where(LabServer.host == _host(), LabServer.stopped_at.is_(None))
+        jobs are recovered after a few missed beats, not after ``expire_s``.  Other hosts wait for
+        the beat to age.  The missed beats matter too: two containers may share a host name
+        while each has its own pid namespace, and a process that still beats is alive somewhere."""
+        q = select(LabServer).where(
+            LabServer.host == _host(),
+            LabServer.stopped_at.is_(None),
+            LabServer.heartbeat_at < now - timedelta(seconds=3 * self.beat_s),
+        )
         for other in s.execute(q).scalars():
             if other.id != self.server_id and other.pid != os.getpid() and not _pid_alive(other.pid):
                 other.stopped_at = now
