@@ -479,14 +479,15 @@ def push_ingest(
     )
     spy: subprocess.Popen[bytes] | None = None
     try:
-        for _ in range(300):
+        started = time.monotonic() + 120  # a busy 2-core machine can take half a minute and more
+        while True:
             try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
+                if time.monotonic() > started or server.poll() is not None:
+                    raise SystemExit("server did not start") from None
                 time.sleep(0.1)
-        else:
-            raise SystemExit("server did not start")
         result: dict[str, Any] = {"push_clients": clients, "push_batch_rows": BATCH}
         from countylab.config import Settings
         from countylab.lab import Lab
