@@ -22,9 +22,15 @@ from collections.abc import Sequence
 from statistics import NormalDist
 from typing import Any
 
-import opendp.prelude as dp
+import opendp.measurements as dp_m
+import opendp.transformations as dp_t
+from opendp.domains import atom_domain, map_domain, vector_domain
+from opendp.metrics import absolute_distance, l01inf_distance, l1_distance
+from opendp.mod import enable_features
 
-dp.enable_features("contrib")
+# Not ``opendp.prelude``: it also imports OpenDP's scikit-learn extras (1.5 s on every start of
+# the server and of each DP worker), and none of them is used here.
+enable_features("contrib")
 
 _SLACK = 1.0 + 1e-9
 
@@ -49,8 +55,8 @@ def _whole(n: int | float) -> int:
 
 @functools.lru_cache(maxsize=1024)
 def _laplace(sensitivity: int, epsilon: float) -> tuple[Any, float]:
-    space = dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64")
-    return _checked_scale(lambda s: dp.m.make_laplace(*space, scale=s), sensitivity, epsilon, sensitivity)
+    space = vector_domain(atom_domain(T="i64")), l1_distance(T="i64")
+    return _checked_scale(lambda s: dp_m.make_laplace(*space, scale=s), sensitivity, epsilon, sensitivity)
 
 
 def laplace_ints(values: Sequence[int], sensitivity: int, epsilon: float) -> tuple[list[int], float]:
@@ -81,12 +87,12 @@ def threshold_counts(
 @functools.lru_cache(maxsize=256)
 def _threshold(k: int, epsilon: float, delta: float) -> tuple[Any, float, int]:
     """The checked Laplace-threshold measurement: (measurement, scale, threshold)."""
-    dom = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T="i64"))
-    met = dp.l01inf_distance(dp.absolute_distance(T="i64"))
+    dom = map_domain(atom_domain(T=str), atom_domain(T="i64"))
+    met = l01inf_distance(absolute_distance(T="i64"))
     scale = k / epsilon
 
     def build(t: int, s: float) -> Any:
-        return dp.m.make_laplace_threshold(dom, met, scale=s, threshold=t)
+        return dp_m.make_laplace_threshold(dom, met, scale=s, threshold=t)
 
     for _ in range(50):
         if build(10**9, scale).map((k, k, k))[0] <= epsilon * _SLACK:
@@ -109,7 +115,7 @@ def quantile_from_counts(edges: Sequence[float], noisy_counts: Sequence[float], 
     counts = [max(0.0, float(c)) for c in noisy_counts]
     if sum(counts) <= 0.0:
         return (float(edges[0]) + float(edges[-1])) / 2.0
-    post = dp.t.make_quantiles_from_counts(
+    post = dp_t.make_quantiles_from_counts(
         bin_edges=[float(e) for e in edges], alphas=[q], interpolation="linear"
     )
     return float(post(counts)[0])
