@@ -193,12 +193,17 @@ class Client(CatalogAPI, QueryAPI, JobsAPI, AirlockAPI):
         self,
         q: str | None = None,
         *,
-        department: str | None = None,
+        department: int | None = None,
         grade: str | None = None,
         tag: str | None = None,
     ) -> list[Dataset]:
-        """Search the catalogue; filters left as ``None`` are not sent."""
-        filters = {"q": q, "department": department, "grade": grade, "tag": tag}
+        """Search the catalogue; filters left as ``None`` are not sent.
+
+        ``department`` is the owning department's organisation id (``Dataset.org_id``, or
+        ``whoami().org.id`` for your own), not its name: names are not unique across counties.
+        """
+        dept = None if department is None else str(_check_id(department, "department"))
+        filters = {"q": q, "department": dept, "grade": grade, "tag": tag}
         params = {k: v for k, v in filters.items() if v is not None}
         return [Dataset.from_json(d) for d in self._items(self._send("GET", "/api/datasets", params=params))]
 

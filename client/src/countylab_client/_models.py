@@ -263,6 +263,7 @@ class Dataset:
     department: str
     grade: str
     tags: tuple[str, ...] = ()
+    org_id: int | None = None  # the owning department's id: what ``datasets(department=…)`` takes
     row_count: int | None = None
     current_version: int | None = None
     description: str = ""
@@ -278,6 +279,7 @@ class Dataset:
             department=_str(data, "department"),
             grade=_str(data, "grade"),
             tags=_str_tuple(data, "tags", optional=True),
+            org_id=_opt_int(data, "org_id"),
             row_count=_opt_int(data, "row_count"),
             current_version=_opt_int(data, "current_version"),
             description=_str(data, "description", default=""),
@@ -293,6 +295,7 @@ class Dataset:
             "department": self.department,
             "grade": self.grade,
             "tags": list(self.tags),
+            "org_id": self.org_id,
             "row_count": self.row_count,
             "current_version": self.current_version,
         }

@@ -122,7 +122,7 @@ class FakeServer:
                 "(e.g. general_2, shown as 一般数据2级)"
             )
         self.datasets[dataset.id] = dataset
-        self._orgs[dataset.id] = org_id
+        self._orgs[dataset.id] = org_id if org_id is not None else dataset.org_id
         return dataset
 
     def add_query_answer(self, sql: str, answer: QueryResult) -> None:

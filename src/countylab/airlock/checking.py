@@ -31,10 +31,13 @@ from countylab.airlock.checks.base import FileKind
 from countylab.airlock.context import ReadPaths, dataset_source, job_datasets, release_policy
 from countylab.airlock.sources import IndexCache
 from countylab.airlock.states import ReleaseEvent, ReleaseState, transition
-from countylab.identity.access import SYSTEM
+from countylab.identity.access import SYSTEM, Principal
 from countylab.storage.airlock_models import ReleaseFile, ReleaseRequest
 from countylab.storage.jobs_models import Job
 from countylab.storage.models import Project, utcnow
+
+if TYPE_CHECKING:
+    from countylab.airlock.release import StagedFile
 
 log = logging.getLogger(__name__)
 Tx = Callable[[], AbstractContextManager[Session]]
@@ -54,7 +57,13 @@ class CheckingMixin:
 
         def load(self, s: Session, request_id: int, *, lock: bool = False) -> ReleaseRequest: ...
         def files(self, s: Session, req: ReleaseRequest) -> list[ReleaseFile]: ...
-        def release_now(self, s: Session, req: ReleaseRequest, actor: Any) -> None: ...
+        def release_now(
+            self,
+            s: Session,
+            req: ReleaseRequest,
+            actor: Principal,
+            staged: Mapping[int, StagedFile] | None = None,
+        ) -> None: ...
 
     def recheck_stale(self, tx: Tx, *, older_than: timedelta = timedelta(minutes=10)) -> list[int]:
         """Check again the requests a crash left ``submitted`` (ids that were checked)."""
