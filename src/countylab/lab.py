@@ -290,19 +290,15 @@ class Lab:
 
     def record_denial(self, actor: Principal, error: PermissionDenied, **extra: Any) -> None:
         """Write a ``permission.denied`` event in its own transaction (the request's rolls back)."""
+        details = {"permission": error.details.get("permission"), "reason": error.details.get("reason")}
         with self.tx() as s:
-            audit.append(
+            audit.record(
                 s,
-                actor_id=actor.user_id,
-                actor=actor.username,
-                action="permission.denied",
-                target=str(error.details.get("target", "")),
+                actor,
+                "permission.denied",
+                str(error.details.get("target", "")),
                 outcome="denied",
-                details={
-                    "permission": error.details.get("permission"),
-                    "reason": error.details.get("reason"),
-                    **extra,
-                },
+                **{**details, **extra},
             )
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from countylab.airlock.render.store import warm_files
 from countylab.airlock.service import FileChoice
+from countylab.identity.access import Principal
 from countylab.serving.registry import ModelCard
 from countylab.storage.airlock_models import RegisteredModel
 from countylab.web.deps import Actor, LabDep
@@ -76,14 +77,14 @@ def outbox(job_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
         return lab.airlock.outbox(s, actor, job_id)
 
 
-def _checked_view(lab: Lab, actor: Any, request_id: int) -> dict[str, Any]:
+def _checked_view(lab: Lab, actor: Principal, request_id: int) -> dict[str, Any]:
     """After the submitting transaction has committed: run the automatic checks outside any
     write transaction (a worker with time and memory limits), then read the request."""
     lab.airlock.check_pending(lab.tx, request_id, read=lab.read)
     return _view(lab, actor, request_id)
 
 
-def _view(lab: Lab, actor: Any, request_id: int) -> dict[str, Any]:
+def _view(lab: Lab, actor: Principal, request_id: int) -> dict[str, Any]:
     """Read a request, then record the audited view in a short write of its own."""
     with lab.read() as s:
         view = dict(lab.airlock.view(s, actor, request_id))

@@ -6,7 +6,7 @@ metering and the scanned log tail (:func:`countylab.web.api.jobs.sees_details`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile
 
 from countylab.errors import CountylabError
 from countylab.i18n import translator
-from countylab.identity.access import has_permission
+from countylab.identity.access import Principal, has_permission
 from countylab.identity.roles import Permission, Role
 from countylab.jobs.states import RETRYABLE, JobState
 from countylab.storage.models import Project
@@ -50,7 +50,7 @@ actions:
 """
 
 
-def _projects(lab: Lab, actor: Any) -> list[Project]:
+def _projects(lab: Lab, actor: Principal) -> list[Project]:
     with lab.read() as s:
         q = select(Project).where(Project.id.in_(sorted(actor.project_ids))).order_by(Project.title)
         return list(s.execute(q).scalars())
@@ -144,7 +144,7 @@ def steps(state: str) -> list[tuple[str, str]]:
     return [(st, "current" if i == at else "done" if i < at else "") for i, st in enumerate(seq)]
 
 
-def _change(request: Request, lab: Lab, actor: Any, job_id: int, verb: str) -> RedirectResponse:
+def _change(request: Request, lab: Lab, actor: Principal, job_id: int, verb: str) -> RedirectResponse:
     center = lab.jobs
     changed: list[bool] = []
 
