@@ -58,12 +58,17 @@ def test_claim_race_two_dispatchers_200_jobs_each_runs_once(lab: Lab, tmp_path: 
     who, pid = developer(lab, "dev", "p1")
     svc = service(lab, tmp_path, default_quota=BIG)
     ids = submit_many(lab, svc, who, pid, code_folder(tmp_path), 200)
-    runner = FakeRunner()
+    # Each dispatcher runs at most 2 jobs at once; the first runs wait until 3 are running, so
+    # both dispatchers are in the race however the scheduler of a loaded machine orders threads.
+    gate = threading.Event()
+    runner = FakeRunner(block=gate)
     a, b = (
         dispatcher(lab, tmp_path, runner, default_quota=BIG),
         dispatcher(lab, tmp_path, runner, default_quota=BIG),
     )
     with running(a), running(b):
+        wait_until(lambda: len(runner.runs) >= 3, timeout=60)
+        gate.set()
         wait_until(lambda: states(lab, ids).count("succeeded") == 200, timeout=60)
     assert len(runner.runs) == 200 and set(runner.runs.values()) == {1}
     with lab.tx() as s:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -255,25 +256,7 @@ def change_password(
     user = get_user(session, actor.user_id)
     if not sec.verify_password(user.password_hash, old):
         raise ValidationFailed("原密码不正确", "The current password is wrong", field="old")
-    if len(new) < sec.MIN_PASSWORD_LENGTH:
-        raise ValidationFailed(
-            f"密码至少{sec.MIN_PASSWORD_LENGTH}位",
-            f"Password must be at least {sec.MIN_PASSWORD_LENGTH} characters",
-            field="new",
-        )
-    user.password_hash = sec.hash_password(new)
-    ended = {"sessions_ended": end_sessions(session, user.id, keep_sid=current_sid)}
-    if revoke_tokens:
-        ended["tokens_revoked"] = revoke_all_tokens(session, user.id)
-    audit.append(
-        session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="user.password",
-        target=f"user:{user.id}",
-        details=ended,
-    )
-    return ended
+    return _set_password(session, actor, user, new, "user.password", current_sid, revoke_tokens)
 
 
 def reset_password(
@@ -283,6 +266,20 @@ def reset_password(
     leak: every web session of that user ends; ``revoke_tokens`` also revokes their API tokens."""
     authorize(actor, Permission.user_manage, target=f"user:{user_id}")
     user = get_user(session, user_id)
+    return _set_password(session, actor, user, new, "user.password_reset", None, revoke_tokens)
+
+
+def _set_password(
+    session: Session,
+    actor: Principal,
+    user: User,
+    new: str,
+    action: str,
+    keep_sid: str | None,
+    revoke_tokens: bool,
+) -> dict[str, int]:
+    """Store the new hash, end the user's web sessions (but ``keep_sid``), optionally revoke their
+    API tokens, and audit it; returns how many sessions ended and tokens were revoked."""
     if len(new) < sec.MIN_PASSWORD_LENGTH:
         raise ValidationFailed(
             f"密码至少{sec.MIN_PASSWORD_LENGTH}位",
@@ -290,17 +287,11 @@ def reset_password(
             field="new",
         )
     user.password_hash = sec.hash_password(new)
-    ended = {"sessions_ended": end_sessions(session, user.id)}
+    ended = {"sessions_ended": end_sessions(session, user.id, keep_sid=keep_sid)}
     if revoke_tokens:
         ended["tokens_revoked"] = revoke_all_tokens(session, user.id)
-    audit.append(
-        session,
-        actor_id=actor.user_id,
-        actor=actor.username,
-        action="user.password_reset",
-        target=f"user:{user.id}",
-        details=ended,
-    )
+    details: dict[str, Any] = dict(ended)
+    audit.record(session, actor, action, f"user:{user.id}", **details)
     return ended
 
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from countylab.jobs.executors import Executor
 from countylab.jobs.queue import Claim, cancel_requests, claim_next, heartbeat, reconcile, record_outcome
 from countylab.jobs.spec import JobSpec
 from countylab.jobs.validate import Quota, topological_order
+from countylab.storage.db import transaction
 from countylab.storage.jobs_models import Job
 from countylab.storage.leader import gone_servers, live_servers, new_server_id
 from countylab.storage.models import utcnow
@@ -81,17 +82,8 @@ class Dispatcher:
         self._last_beat = utcnow()
         executor.subscribe(self.wake)
 
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        session = self.sessions()
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+    def _tx(self) -> AbstractContextManager[Session]:
+        return transaction(self.sessions)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def recover(self, *, live_workers: set[str] | None = None, periodic: bool = False) -> list[int]:

@@ -37,13 +37,14 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, delete, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from countylab.storage.db import transaction
 from countylab.storage.models import utcnow
 from countylab.storage.server_models import LabServer
 
@@ -110,17 +111,8 @@ class ServerRegistry:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        session = self.sessions()
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+    def _tx(self) -> AbstractContextManager[Session]:
+        return transaction(self.sessions)
 
     def register(self) -> None:
         """Write (or refresh) this process's row; mark dead local predecessors stopped."""

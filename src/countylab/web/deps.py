@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -98,6 +98,19 @@ def login_with_password(lab: Lab, request: Request, username: str, password: str
         password=password,
         address=address,
         session_hours=lab.settings.session_hours,
+    )
+
+
+def set_session_cookie(response: Response, lab: Lab, session_id: str) -> None:
+    """The web session cookie, set the same way by the login form and ``POST /api/login``:
+    HttpOnly (no script reads it), SameSite=Lax, Secure when the lab says so."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        httponly=True,
+        samesite="lax",
+        secure=lab.settings.cookie_secure,
+        max_age=lab.settings.session_hours * 3600,
     )
 
 

@@ -13,7 +13,7 @@ from countylab.identity import service as ids
 from countylab.identity.access import authorize
 from countylab.identity.roles import Permission
 from countylab.web.api import serialize as out
-from countylab.web.deps import SESSION_COOKIE, Actor, LabDep, login_with_password
+from countylab.web.deps import SESSION_COOKIE, Actor, LabDep, login_with_password, set_session_cookie
 from countylab.web.params import BodyId, EventId, Id, Limit
 
 router = APIRouter(prefix="/api", tags=["identity"])
@@ -32,14 +32,7 @@ def login(body: LoginIn, request: Request, response: Response, lab: LabDep) -> d
     tokens instead.  Wrong credentials are 401; too many failures lock the account or the
     address for login_lockout_s (429 with Retry-After), whatever the password."""
     done = login_with_password(lab, request, body.username, body.password)
-    response.set_cookie(
-        SESSION_COOKIE,
-        done.session.session_id,
-        httponly=True,
-        samesite="lax",
-        secure=lab.settings.cookie_secure,
-        max_age=lab.settings.session_hours * 3600,
-    )
+    set_session_cookie(response, lab, done.session.session_id)
     return {
         "user_id": done.user_id,
         "username": done.username,

@@ -19,7 +19,15 @@ from countylab.identity.login import LoginLocked
 from countylab.identity.roles import OrgKind, Permission, Role
 from countylab.identity.secrets import same
 from countylab.storage.models import Dataset, Org, Project, User
-from countylab.web.deps import LANG_COOKIE, SESSION_COOKIE, Actor, LabDep, MaybeActor, login_with_password
+from countylab.web.deps import (
+    LANG_COOKIE,
+    SESSION_COOKIE,
+    Actor,
+    LabDep,
+    MaybeActor,
+    login_with_password,
+    set_session_cookie,
+)
 from countylab.web.params import EventId, FormId, Id
 from countylab.web.ui.common import NAV, flash_redirect, form_action, lang_of, render
 
@@ -64,14 +72,7 @@ def login(
         return flash_redirect(f"/login?next={_safe_next(next)}", exc.message(lang_of(request)), "error")
     user_lang = done.lang
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        done.session.session_id,
-        httponly=True,
-        samesite="lax",
-        secure=lab.settings.cookie_secure,
-        max_age=lab.settings.session_hours * 3600,
-    )
+    set_session_cookie(response, lab, done.session.session_id)
     if not request.cookies.get(LANG_COOKIE):
         response.set_cookie(LANG_COOKIE, user_lang, max_age=365 * 86400, samesite="lax")
     response.delete_cookie(PRE_CSRF)
