@@ -1,4 +1,5 @@
-"""Spec tests for the access policy: every cell of the grade table (docs/reference/policy.md), and overrides only tighten."""
+"""Spec tests for the access policy: every cell of the grade table (docs/reference/policy.md),
+and overrides only tighten."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 CHUNK = 64 * 1024
 BOUNDARY = "countylab-schema-test"
 MULTIPART_START = (
-    f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\n"
+    f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n'
     "Content-Type: text/csv\r\n\r\n"
 )
 
