@@ -42,6 +42,7 @@ from countylab.airlock.staging import Staged, StagingMixin, copy_files, select_f
 from countylab.airlock.states import ReleaseEvent, ReleaseState, transition
 from countylab.errors import NotFound, PermissionDenied, ValidationFailed
 from countylab.identity.access import SYSTEM, Principal, authorize
+from countylab.identity.projects import authorize_member
 from countylab.identity.roles import Permission
 from countylab.storage.airlock_models import ReleaseComment, ReleaseFile, ReleaseRequest
 from countylab.storage.jobs_models import Job
@@ -87,13 +88,13 @@ class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
         job = s.get(Job, job_id)
         if job is None:
             raise NotFound(f"作业 {job_id} 不存在", f"job {job_id} not found", reason="no_job")
-        authorize(actor, Permission.release_create, project_id=job.project_id, target=f"job:{job_id}")
+        authorize_member(s, actor, Permission.release_create, job.project_id, f"job:{job_id}")
         return job
 
     def _member(self, s: Session, actor: Principal, request_id: int) -> ReleaseRequest:
         authorize(actor, Permission.release_create, target=f"release:{request_id}")
         req = self.load(s, request_id, lock=True)
-        authorize(actor, Permission.release_create, project_id=req.project_id, target=f"release:{request_id}")
+        authorize_member(s, actor, Permission.release_create, req.project_id, f"release:{request_id}")
         return req
 
     # -- the developer's side -----------------------------------------------------------------

@@ -195,3 +195,31 @@ def revoke_grant(session: Session, actor: Principal, project_id: int, dataset_id
 
 def project_grants(session: Session, project_id: int) -> list[Grant]:
     return list(session.execute(select(Grant).where(Grant.project_id == project_id)).scalars())
+
+
+def authorize_member(
+    session: Session, principal: Principal, permission: Permission, project_id: int, target: str = ""
+) -> None:
+    """:func:`authorize` for acting inside a project, with membership read from the database.
+
+    A principal's memberships are cached for a few seconds (and per process), so a member removed
+    from another process, or by the console, could go on spending the project's privacy budget,
+    running code or asking releases until the cache expires.  Actions that spend, run or release
+    check the membership row in their own transaction instead: removal takes effect at once,
+    on every server."""
+    authorize(principal, permission, project_id=project_id, target=target)
+    if principal.is_system:
+        return
+    still = session.execute(
+        select(ProjectMember.user_id).where(
+            ProjectMember.project_id == project_id, ProjectMember.user_id == principal.user_id
+        )
+    ).first()
+    if still is None:
+        raise PermissionDenied(
+            "没有权限：您已不是该项目的成员",
+            "Permission denied: you are no longer a member of this project",
+            permission=permission.value,
+            target=target,
+            reason="project_member",
+        )

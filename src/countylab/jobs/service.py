@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from countylab import audit
 from countylab.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from countylab.identity.access import Principal, authorize
+from countylab.identity.projects import authorize_member
 from countylab.identity.roles import Permission, Role
 from countylab.jobs.codestore import CodeLimits, store_code
 from countylab.jobs.dispatch import DatasetPaths
@@ -97,7 +98,7 @@ class JobService:
         than 0 is for admins and operators.  ``hold``: leave the job ``pending`` until
         :meth:`admit` (code review before it may touch 重要数据).
         """
-        _authorize_run(principal, project_id, f"project:{project_id}")
+        _authorize_run(session, principal, project_id, f"project:{project_id}")
         project = session.get(Project, project_id)
         if project is None:
             raise NotFound(
@@ -201,7 +202,7 @@ class JobService:
         ``cancelled`` when it has.  Already cancelled: nothing happens."""
         job = self._load(session, principal, job_id, lock=True)
         if not (principal.roles & _STAFF):
-            _authorize_run(principal, job.project_id, f"job:{job_id}")
+            _authorize_run(session, principal, job.project_id, f"job:{job_id}")
         actor: dict[str, Any] = {"actor": principal.username, "actor_id": principal.user_id}
         if job.state == JobState.running.value:
             if not job.cancel_requested:
@@ -216,7 +217,7 @@ class JobService:
     def retry(self, session: Session, principal: Principal, job_id: int) -> Job:
         """A failed, killed or lost job goes back to the queue; its next claim is a new attempt."""
         job = self._load(session, principal, job_id, lock=True)
-        _authorize_run(principal, job.project_id, f"job:{job_id}")
+        _authorize_run(session, principal, job.project_id, f"job:{job_id}")
         if JobState(job.state) in RETRYABLE:
             quota = quota_for(session, job.project_id, self.default_quota)
             check_budget(
@@ -316,8 +317,8 @@ class JobService:
         )
 
 
-def _authorize_run(principal: Principal, project_id: int, target: str) -> None:
+def _authorize_run(session: Session, principal: Principal, project_id: int, target: str) -> None:
     """Running code on a project's data is for its members only: oversight roles (stewards,
     checkers) may read a project's jobs but never run code in it, so no one both submits and
     reviews.  The system and the console operator pass."""
-    authorize(principal, Permission.job_submit, project_id=project_id, target=target)  # members only
+    authorize_member(session, principal, Permission.job_submit, project_id, target)

@@ -49,7 +49,8 @@ from countylab.errors import (
     UserError,
     ValidationFailed,
 )
-from countylab.identity.access import Principal, authorize
+from countylab.identity.access import Principal
+from countylab.identity.projects import authorize_member
 from countylab.identity.roles import Permission
 from countylab.policy import Action, require
 from countylab.privacy import answers, budget, ledgers, params
@@ -269,7 +270,7 @@ class QueryGateway:
         self, s: Session, actor: Principal, req: QueryRequest, sql: str, versions: Mapping[str, int]
     ) -> _Prepared:
         target = f"project:{req.project_id}"
-        authorize(actor, Permission.query_run, project_id=req.project_id, target=target)  # members only
+        authorize_member(s, actor, Permission.query_run, req.project_id, target)
         found = s.execute(
             select(Project.status, Org.kind)
             .outerjoin(Org, Org.id == Project.org_id)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from countylab import audit
 from countylab.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from countylab.identity.access import Principal, authorize, has_permission
+from countylab.identity.projects import authorize_member
 from countylab.identity.roles import Permission
 from countylab.privacy import ledgers
 from countylab.privacy.budget import _ensure, grade_limits
@@ -57,7 +58,7 @@ def request_topup(
 ) -> dict[str, Any]:
     """A project member asks for ``epsilon`` (and ``delta``) more on a granted dataset this period."""
     target = f"project:{project_id}"
-    authorize(actor, Permission.query_run, project_id=project_id, target=target)  # members only
+    authorize_member(session, actor, Permission.query_run, project_id, target)
     grant = session.execute(
         select(Grant).where(Grant.project_id == project_id, Grant.dataset_id == dataset_id)
     ).scalar_one_or_none()

@@ -44,6 +44,7 @@ from countylab.airlock.review import require_can_review
 from countylab.airlock.selection import Declared
 from countylab.errors import Conflict, NotFound, PermissionDenied, QuotaExceeded, ValidationFailed
 from countylab.identity.access import Principal, authorize
+from countylab.identity.projects import authorize_member
 from countylab.identity.roles import Permission
 from countylab.serving import assess as memo
 from countylab.serving.outputs import (
@@ -160,7 +161,7 @@ class ModelService:
         job = s.get(Job, job_id)
         if job is None:
             raise NotFound(f"作业 {job_id} 不存在", f"job {job_id} not found", reason="no_job")
-        authorize(actor, Permission.model_register, project_id=job.project_id, target=f"job:{job_id}")
+        authorize_member(s, actor, Permission.model_register, job.project_id, f"job:{job_id}")
         card.validate()
         if not name.strip():
             raise ValidationFailed("请填写模型名称", "give the model a name", reason="name")
