@@ -15,6 +15,7 @@ attribute                 what it is                                            
 ``jobs``                  the compute center: job service, dispatcher, outboxes          compute center
 ``airlock``               release requests, automatic checks, reviews, releases          airlock
 ``models``                registered models served as prediction APIs                    airlock (serving)
+``checkpoints``           signed checkpoints of the audit chain head, into the witness   audit
 ``server``                this process's identity and heartbeat in ``lab_servers``       storage
 ``election``              who runs the singleton services across workers and servers     storage
 ``locks``                 cross-process locks by name (datasets, connectors)             storage
