@@ -263,13 +263,7 @@ class JobService:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
-        authorize(
-            principal,
-            Permission.project_read,
-            project_id=project_id,
-            oversight=True,
-            target=f"project:{project_id}",
-        )
+        _authorize_read(principal, project_id)
         q = select(Job).where(Job.project_id == project_id)
         if state is not None:
             q = q.where(Job.state == state.value)
@@ -279,24 +273,12 @@ class JobService:
     def usage_for_project(
         self, session: Session, principal: Principal, project_id: int, *, since: datetime | None = None
     ) -> UsageTotals:
-        authorize(
-            principal,
-            Permission.project_read,
-            project_id=project_id,
-            oversight=True,
-            target=f"project:{project_id}",
-        )
+        _authorize_read(principal, project_id)
         return usage_since(session, project_id, since)
 
     # -- quotas ----------------------------------------------------------------------------------
     def quota(self, session: Session, principal: Principal, project_id: int) -> Quota:
-        authorize(
-            principal,
-            Permission.project_read,
-            project_id=project_id,
-            oversight=True,
-            target=f"project:{project_id}",
-        )
+        _authorize_read(principal, project_id)
         return quota_for(session, project_id, self.default_quota)
 
     def set_quota(self, session: Session, principal: Principal, project_id: int, quota: Quota) -> None:
@@ -315,6 +297,12 @@ class JobService:
             target=f"project:{project_id}",
             details=dict(quota.__dict__),
         )
+
+
+def _authorize_read(principal: Principal, project_id: int) -> None:
+    """Reading a project's jobs, usage and quota: its members, and oversight roles watching it."""
+    target = f"project:{project_id}"
+    authorize(principal, Permission.project_read, project_id=project_id, oversight=True, target=target)
 
 
 def _authorize_run(session: Session, principal: Principal, project_id: int, target: str) -> None:
