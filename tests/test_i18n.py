@@ -48,11 +48,14 @@ def test_values_are_non_empty_and_use_the_same_placeholders():
 def test_catalog_files_have_no_duplicate_keys():
     import json
 
+    from countylab.i18n import catalog_files
+
     for lang in LANGS:
-        text = (SRC / "i18n" / f"{lang}.json").read_text(encoding="utf-8")
-        pairs = json.loads(text, object_pairs_hook=list)
-        keys = [k for k, _v in pairs]
-        assert len(keys) == len(set(keys)), f"duplicate keys in {lang}.json"
+        seen: list[str] = []
+        for path in catalog_files(lang):
+            pairs = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=list)
+            seen += [k for k, _v in pairs]
+        assert len(seen) == len(set(seen)), f"duplicate keys in the {lang} catalog files"
 
 
 def _used_literal_keys() -> dict[str, set[str]]:

@@ -319,15 +319,24 @@ def set_column(
 
 
 def upsert_key_set(
-    session: Session, actor: Principal, *, name: str, title: str, values: list[Any], source: str | None = None
+    session: Session,
+    actor: Principal,
+    *,
+    name: str,
+    title: str,
+    values: list[Any],
+    source: str | None = None,
+    labels: dict[str, str] | None = None,
 ) -> KeySet:
+    """Create or replace a public key set; ``labels`` maps each code to its display name."""
     authorize(actor, Permission.dataset_grade, target=f"key_set:{name}")
     ks = session.execute(select(KeySet).where(KeySet.name == name)).scalar_one_or_none()
+    names = {str(k): str(v) for k, v in (labels or {}).items()}
     if ks is None:
-        ks = KeySet(name=name, title=title, values=list(values), source=source)
+        ks = KeySet(name=name, title=title, values=list(values), source=source, labels=names)
         session.add(ks)
     else:
-        ks.title, ks.values, ks.source = title, list(values), source
+        ks.title, ks.values, ks.source, ks.labels = title, list(values), source, names
     audit.record(session, actor, "key_set.save", f"key_set:{name}", values=len(values))
     return ks
 

@@ -1,8 +1,10 @@
 """Message catalogs (zh-CN default, en) for the UI and CLI.
 
-Catalogs are JSON files beside this module, one per language, keyed by dotted names.  A test
-checks that both catalogs have exactly the same keys and that every key used in a template
-exists, so no string is left untranslated or scattered in templates.
+Catalogs are JSON files beside this module, keyed by dotted names: ``<lang>.json`` holds the
+common words, and ``<lang>/<area>.json`` the words of one area (search, notifications, …), so a
+capability brings its own words without touching everyone else's file.  A key defined in two
+files is an error.  A test checks that both catalogs have exactly the same keys and that every key
+used in a template exists, so no string is left untranslated or scattered in templates.
 """
 
 from __future__ import annotations
@@ -18,10 +20,20 @@ DEFAULT_LANG = "zh-CN"
 _DIR = Path(__file__).parent
 
 
+def catalog_files(lang: str) -> list[Path]:
+    """The files that make up one language's catalog: the common file, then each area's file."""
+    return [_DIR / f"{lang}.json", *sorted((_DIR / lang).glob("*.json"))]
+
+
 @cache
 def catalog(lang: str) -> dict[str, str]:
-    path = _DIR / f"{lang}.json"
-    data: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+    data: dict[str, str] = {}
+    for path in catalog_files(lang):
+        part: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+        twice = sorted(set(part) & set(data))
+        if twice:
+            raise ValueError(f"{path.name}: keys already defined in another catalog file: {twice[:5]}")
+        data.update(part)
     return data
 
 

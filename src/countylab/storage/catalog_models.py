@@ -55,6 +55,8 @@ class KeySet(Base):
     title: Mapped[str] = mapped_column(String(200), default="")
     source: Mapped[str | None] = mapped_column(String(200), nullable=True)
     values: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # code -> display name (town code -> 城关镇): public like the codes, shown in answers at no cost
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
 
 class DatasetVersion(Base):
