@@ -1,0 +1,257 @@
+"""Tables out as files that WPS and Excel open cleanly: CSV with a BOM, and XLSX.
+
+Why both: county staff double-click downloads.  Excel reads a BOM-less UTF-8 CSV as the local
+code page (GBK on a Chinese Windows), which turns every Chinese character into mojibake; the BOM
+makes it read UTF-8.  XLSX keeps types (numbers stay numbers, dates stay dates), so sums and
+filters work without "convert to number".
+
+Formula injection (CSV/DDE injection, OWASP): a cell whose text starts with ``=``, ``+``, ``-``
+or ``@`` (or a tab/CR that Excel strips before looking) is run as a formula when the file is
+opened.  Residents' data is text typed by other people, so every *text* cell is guarded:
+
+* XLSX: the cell is written as a string with a leading apostrophe character ``'`` in the value
+  ONLY when it would otherwise look like a formula.  openpyxl writes a plain inline string and
+  never a formula for ``data_type="s"``, but Excel/WPS re-evaluate a string cell when a user
+  edits it, and LibreOffice may on import; the apostrophe is the convention spreadsheet users
+  know ("text, not formula") and is visible, so nobody mistakes the value.
+* CSV: the same leading apostrophe.  A tab prefix (another common guard) is invisible and
+  breaks exact matching after a round-trip; the apostrophe is visible and greppable.
+
+Numbers are never guarded: ``-3`` is a number cell (XLSX) or an unquoted number (CSV), not
+text.  Header texts are guarded too (a column title may come from an uploaded file).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import unicodedata
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import pyarrow as pa
+
+__all__ = [
+    "FORMULA_PREFIXES",
+    "content_disposition",
+    "guard_text",
+    "safe_filename",
+    "table_to_csv",
+    "table_to_xlsx",
+]
+
+#: Leading characters that make Excel/WPS/LibreOffice treat a cell as a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+_BOM = "\ufeff"
+_MAX_WIDTH = 60
+_MIN_WIDTH = 6
+
+
+def guard_text(value: str) -> str:
+    """Return ``value`` with a leading apostrophe if a spreadsheet would run it as a formula."""
+    if value and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def _header_texts(table: pa.Table, headers: dict[str, str] | None) -> list[str]:
+    names = list(table.column_names)
+    return [guard_text((headers or {}).get(n) or n) for n in names]
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, float):
+        # repr gives the shortest round-tripping text; never "1e+16"-style surprises for
+        # ordinary magnitudes because Excel reads both.
+        return repr(value) if value == value else ""
+    if isinstance(value, (int, decimal.Decimal)):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return guard_text(str(value))
+
+
+def table_to_csv(table: pa.Table, headers: dict[str, str] | None = None) -> bytes:
+    """Encode ``table`` as RFC 4180 CSV: UTF-8 with BOM, CRLF line ends, minimal quoting.
+
+    ``headers`` maps column name -> display title (e.g. the Chinese title); missing names keep
+    the column name.  Booleans are written 是/否 in both languages (what the Chinese UI shows);
+    callers that need ``true``/``false`` should cast first.
+    """
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, dialect="excel", lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(_header_texts(table, headers))
+    for row in _rows(table):
+        writer.writerow([_csv_cell(v) for v in row])
+    return (_BOM + buf.getvalue()).encode("utf-8")
+
+
+def _rows(table: pa.Table) -> Iterable[tuple[Any, ...]]:
+    cols = [table.column(i) for i in range(table.num_columns)]
+    for batch_start in range(0, table.num_rows, 10_000):
+        chunk = [c.slice(batch_start, 10_000).to_pylist() for c in cols]
+        yield from zip(*chunk, strict=True)
+
+
+def _display_width(text: str) -> int:
+    """Columns a text occupies in a spreadsheet: CJK (wide) characters count double."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+def _xlsx_cell(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, decimal.Decimal):
+        # Excel has only doubles; a Decimal with ≤15 significant digits survives exactly.
+        return float(value) if len(value.as_tuple().digits) <= 15 else str(value)
+    if isinstance(value, dt.datetime):
+        # Excel cannot store time zones; show the wall-clock value the caller converted to.
+        return value.replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, (dt.date, dt.time)):
+        return value
+    if isinstance(value, bytes):
+        return value.hex()
+    return _xml_safe(guard_text(str(value)))
+
+
+def _xml_safe(text: str) -> str:
+    """XLSX (XML 1.0) cannot hold most C0 control characters; show each as U+FFFD, not crash."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
+
+
+def _number_format(arrow_type: pa.DataType) -> str | None:
+    if pa.types.is_timestamp(arrow_type):
+        return "yyyy-mm-dd hh:mm:ss"
+    if pa.types.is_date(arrow_type):
+        return "yyyy-mm-dd"
+    if pa.types.is_time(arrow_type):
+        return "hh:mm:ss"
+    if pa.types.is_integer(arrow_type):
+        return "0"
+    return None
+
+
+def table_to_xlsx(
+    table: pa.Table,
+    headers: dict[str, str] | None = None,
+    sheet: str = "数据",
+    title: str | None = None,
+    notes: Sequence[str] | None = None,
+) -> bytes:
+    """Encode ``table`` as one XLSX worksheet with typed cells.
+
+    Layout, top to bottom: an optional bold ``title`` row (merged across the columns), the bold
+    header row (frozen, with an autofilter so users can sort and filter at once), the data, then
+    one blank row and the ``notes`` lines (e.g. "模拟数据，不含真实个人信息").  Column widths follow
+    the longest of header and the first 1,000 values, with CJK counted double.
+    """
+    # openpyxl is imported lazily: it is heavy and only downloads need it.
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
+    wb = Workbook(write_only=False)
+    ws = wb.active
+    assert ws is not None
+    ws.title = _sheet_title(sheet)
+    ncols = max(table.num_columns, 1)
+    bold = Font(bold=True)
+    row_no = 1
+    if title:
+        ws.cell(row=1, column=1, value=_xml_safe(guard_text(title))).font = Font(bold=True, size=14)
+        if ncols > 1:
+            ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=ncols)
+        ws.cell(row=1, column=1).alignment = Alignment(horizontal="left")
+        row_no = 2
+    header_row = row_no
+    header_texts = _header_texts(table, headers)
+    widths = [_display_width(h) for h in header_texts]
+    for j, text in enumerate(header_texts, start=1):
+        c = ws.cell(row=header_row, column=j, value=_xml_safe(text))
+        c.font = bold
+        c.data_type = "s"
+    formats = [_number_format(table.schema.field(i).type) for i in range(table.num_columns)]
+    for i, row in enumerate(_rows(table)):
+        r = header_row + 1 + i
+        for j, value in enumerate(row):
+            v = _xlsx_cell(value)
+            cell = ws.cell(row=r, column=j + 1, value=v)
+            if isinstance(v, str):
+                cell.data_type = "s"  # never let openpyxl infer a formula
+            elif formats[j] and v is not None:
+                cell.number_format = formats[j]
+            if i < 1000 and v is not None:
+                widths[j] = max(widths[j], _display_width(_width_text(v)))
+    last_data = header_row + table.num_rows
+    if table.num_columns:
+        ws.freeze_panes = ws.cell(row=header_row + 1, column=1)
+        ws.auto_filter.ref = (
+            f"A{header_row}:{get_column_letter(table.num_columns)}{max(last_data, header_row)}"
+        )
+    for j, w in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(j)].width = min(max(w + 2, _MIN_WIDTH), _MAX_WIDTH)
+    if notes:
+        r = last_data + 2
+        for line in notes:
+            c = ws.cell(row=r, column=1, value=_xml_safe(guard_text(str(line))))
+            c.data_type = "s"
+            c.font = Font(italic=True, color="666666")
+            r += 1
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def _width_text(v: Any) -> str:
+    if isinstance(v, dt.datetime):
+        return "0000-00-00 00:00:00"
+    if isinstance(v, (dt.date, dt.time)):
+        return "0000-00-00"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def _sheet_title(name: str) -> str:
+    """Excel sheet names: at most 31 characters, none of ``[]:*?/\\``."""
+    cleaned = "".join("_" if ch in "[]:*?/\\" else ch for ch in name).strip("'") or "Sheet1"
+    return cleaned[:31]
+
+
+def safe_filename(name: str) -> str:
+    """Make ``name`` safe as a download file name on Windows, keeping Chinese characters."""
+    cleaned = "".join("_" if (ch in '<>:"/\\|?*' or ord(ch) < 32) else ch for ch in name)
+    cleaned = cleaned.strip(" .") or "download"
+    return cleaned[:150]
+
+
+def content_disposition(filename: str, inline: bool = False) -> str:
+    """A ``Content-Disposition`` value that every browser reads, Chinese names included.
+
+    RFC 6266/5987: ``filename=`` carries an ASCII fallback (non-ASCII replaced by ``_``) for old
+    clients; ``filename*=UTF-8''…`` carries the real name percent-encoded, which browsers prefer.
+    """
+    name = safe_filename(filename)
+    ascii_name = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\%' else "_" for ch in name)
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
