@@ -136,7 +136,7 @@ def _xml_safe(text: str) -> str:
     """XLSX (XML 1.0) cannot hold most C0 control characters; show each as U+FFFD, not crash."""
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
+    return str(ILLEGAL_CHARACTERS_RE.sub("\ufffd", text))
 
 
 def _number_format(arrow_type: pa.DataType) -> str | None:
