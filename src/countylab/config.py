@@ -169,6 +169,34 @@ class Settings(BaseSettings):
     audit_checkpoint_interval_s: float = Field(
         default=300, gt=0, description="Seconds between audit checkpoints (written only when the head moved)."
     )
+    notify_smtp_host: str = Field(
+        default="", description="SMTP server for notification e-mails; empty: no e-mail is sent."
+    )
+    notify_smtp_port: int = Field(default=25, ge=1, le=65535, description="Port of the SMTP server.")
+    notify_smtp_security: Literal["none", "starttls", "ssl"] = Field(
+        default="starttls", description="SMTP transport security: none, STARTTLS or implicit TLS (ssl)."
+    )
+    notify_smtp_user: str = Field(default="", description="SMTP login name; empty: no login.")
+    notify_smtp_password_file: Path | None = Field(
+        default=None, description="File holding the SMTP password (kept out of the settings)."
+    )
+    notify_smtp_from: str = Field(
+        default="countylab@localhost", description="From address of notification e-mails."
+    )
+    notify_webhook_url: str = Field(
+        default="",
+        description="URL of the county messaging platform: each notification is POSTed there as JSON "
+        "(signed with HMAC-SHA256); empty: no webhook.",
+    )
+    notify_webhook_secret_file: Path | None = Field(
+        default=None, description="File holding the webhook's HMAC-SHA256 signing secret."
+    )
+    notify_max_attempts: int = Field(
+        default=8, ge=1, le=100, description="Delivery attempts (e-mail, webhook) before one is given up."
+    )
+    notify_interval_s: float = Field(
+        default=5.0, gt=0, description="Seconds between passes of the notification delivery service."
+    )
 
     @field_validator("default_lang")
     @classmethod

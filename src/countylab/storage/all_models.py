@@ -12,7 +12,9 @@ from countylab.storage import (  # noqa: F401 - imported for their tables
     jobs_models,
     login_models,
     models,
+    notify_models,
     privacy_models,
+    search_models,
     server_models,
 )
 
