@@ -27,7 +27,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -54,6 +54,8 @@ from countylab.serving.outputs import (
     digest,
     parse_outputs,
 )
+from countylab.serving.schema import InputSchema, build, expand, needs_encoding, raw_record
+from countylab.serving.schema_catalog import column_facts, declared_inputs
 from countylab.serving.worker import WorkerPool
 from countylab.storage.airlock_models import ModelCall, RegisteredModel, ReleaseFile, ReleaseRequest
 from countylab.storage.jobs_models import Job
@@ -162,7 +164,6 @@ class ModelService:
         if job is None:
             raise NotFound(f"作业 {job_id} 不存在", f"job {job_id} not found", reason="no_job")
         authorize_member(s, actor, Permission.model_register, job.project_id, f"job:{job_id}")
-        card.validate()
         if not name.strip():
             raise ValidationFailed("请填写模型名称", "give the model a name", reason="name")
         # Outbox names are written by the job: only a file the developer declared as a model in
@@ -189,6 +190,8 @@ class ModelService:
             and PurePosixPath(entry.name).suffix.lower() not in MODEL_SUFFIXES
         ):
             raise unavailable
+        card, schema = self._schema(s, job, entry.path, card)
+        card.validate()
         metrics = self._metrics(s, job.project_id, card.metrics_file_id)
         model = RegisteredModel(
             project_id=job.project_id,
@@ -208,6 +211,7 @@ class ModelService:
                     {"name": d.name, "version": d.current_version} for d in job_datasets(s, job)
                 ],
                 "metrics": metrics,
+                "input_schema": schema.to_json() if schema is not None else None,
             },
             state="pending",
             rate_per_minute=self.default_rate_per_minute,
@@ -231,6 +235,18 @@ class ModelService:
             format=model.format,
         )
         return model
+
+    def _schema(
+        self, s: Session, job: Job, path: Path, card: ModelCard
+    ) -> tuple[ModelCard, InputSchema | None]:
+        """The input schema (see :mod:`.schema`): from the job's sidecar beside the model, or
+        from the catalog columns the card's inputs name.  A declared schema fills empty inputs."""
+        declared = declared_inputs(path)
+        facts = column_facts(s, [d.name for d in job_datasets(s, job)])
+        schema = build(card.inputs, facts, declared)
+        if schema is not None and declared and not card.inputs:
+            card = replace(card, inputs=tuple(schema.columns))
+        return card, schema
 
     def _metrics(self, s: Session, project_id: int, file_id: int | None) -> dict[str, Any] | None:
         if file_id is None:
@@ -382,8 +398,7 @@ class ModelService:
             raise ValidationFailed(
                 f"每次预测 1 到 {MAX_ROWS} 行", f"send 1 to {MAX_ROWS} rows per call", reason="rows"
             )
-        inputs = [str(i) for i in model.card.get("inputs") or []]
-        matrix = [_row(r, inputs, i) for i, r in enumerate(rows)]
+        matrix = _rows(model.card or {}, rows)
         now = datetime.now(UTC)
         counted = select(func.count(ModelCall.id)).where(
             ModelCall.model_id == model.id, ModelCall.caller == caller
@@ -448,12 +463,16 @@ class ModelService:
             path = Path(model.stored_path)
             specs = card_outputs(model.card or {})
             inputs = [str(i) for i in model.card.get("inputs") or []]
+            schema = InputSchema.from_card(model.card or {})
+        encoded = needs_encoding(schema)
         started = time.perf_counter()
         error: Exception | None = None
         predictions: list[Any] = []
-        try:
-            matrix = in_domain(load_domain(path), inputs, matrix)
-            predictions = check_predictions(self.pool.predict(model_id, path, matrix, inputs), specs)
+        try:  # the domain is checked on the fields' own columns, before any encoding
+            assert schema is not None or not encoded
+            matrix = in_domain(load_domain(path), _field_columns(schema, inputs), matrix)
+            model_rows = [expand(schema, r) for r in matrix] if schema is not None and encoded else matrix
+            predictions = check_predictions(self.pool.predict(model_id, path, model_rows, inputs), specs)
         except Exception as exc:  # noqa: BLE001 - audited below, then raised
             error = exc
         latency = (time.perf_counter() - started) * 1000
@@ -542,7 +561,9 @@ class ModelService:
     ) -> dict[str, Any]:
         from countylab.serving.training import load_sample
 
-        inputs = [str(i) for i in card.get("inputs") or []]
+        model_inputs = [str(i) for i in card.get("inputs") or []]
+        schema = InputSchema.from_card(card)
+        inputs = _field_columns(schema, model_inputs)  # what the training rows hold
         target = card.get("target") or None
         specs = card_outputs(card)
         if not specs:
@@ -567,7 +588,9 @@ class ModelService:
         save_domain(path, domain)
 
         def predict(rows: list[list[Any]]) -> list[Any]:
-            raw = self.pool.predict(model_id, path, rows, inputs)
+            if schema is not None and needs_encoding(schema):
+                rows = [expand(schema, r) for r in rows]
+            raw = self.pool.predict(model_id, path, rows, model_inputs)
             try:
                 return check_predictions(raw, specs)
             except Conflict:
@@ -589,6 +612,32 @@ class ModelService:
             return report
         except Exception:  # noqa: BLE001 - a model that cannot run cannot be approved
             return memo.not_assessable("模型无法在沙箱中运行", "the model could not run in the sandbox")
+
+
+def _field_columns(schema: InputSchema | None, inputs: list[str]) -> list[str]:
+    """The catalog columns a row holds before encoding: the fields' own for an encoded model."""
+    return [f.column for f in schema.fields] if schema is not None and needs_encoding(schema) else inputs
+
+
+def _rows(card: dict[str, Any], rows: Sequence[Any]) -> list[list[Any]]:
+    """Each record as one value per field (named records, see :mod:`.schema`) or per model input
+    (positional rows: models whose inputs are plain columns, as before)."""
+    schema = InputSchema.from_card(card)
+    inputs = [str(i) for i in card.get("inputs") or []]
+    out: list[list[Any]] = []
+    for i, r in enumerate(rows):
+        if schema is not None and isinstance(r, dict):
+            out.append(raw_record(schema, r, i + 1))
+        elif needs_encoding(schema):
+            raise ValidationFailed(
+                f'第 {i + 1} 行：该模型按字段名调用，请按字段名传入（如 {{"town": "城关镇"}}）',
+                f'row {i + 1}: this model takes named fields (e.g. {{"town": "城关镇"}}), not positions',
+                row=i + 1,
+                reason="named_fields_required",
+            )
+        else:
+            out.append(_row(r, inputs, i))
+    return out
 
 
 def _row(row: Any, inputs: list[str], i: int) -> list[Any]:
@@ -675,7 +724,8 @@ def in_domain(domain: dict[str, Any] | None, inputs: list[str], matrix: list[lis
                     raise outside_domain()
                 fixed.append(int(round(number)) if rule.get("whole") else value)
             else:
-                if str(value) not in set(rule["levels"]):
+                text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+                if text not in set(rule["levels"]):
                     raise outside_domain()
                 fixed.append(value)
         out.append(fixed)

@@ -216,7 +216,11 @@ class ModelIn(BaseModel):
     job_id: BodyId
     file: str
     name: str
-    inputs: list[str]
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="Model columns in order; may be left out when the job declared named input fields "
+        "beside the model (model.joblib.countylab.json).",
+    )
     outputs: list[str | dict[str, Any]] = Field(
         description="Typed outputs: 'visits:number:0..50:2', 'risk:category:low|high', or objects "
         "{name, type: number|category, lower, upper, decimals, categories}. Free text is refused."
