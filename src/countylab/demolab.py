@@ -135,12 +135,41 @@ def _key_sets(lab: Lab, files: dict[str, dict[str, Any]], seed_dir: Path) -> Non
                     )
                     values = sorted(set(table.column(column).to_pylist()))
                 catalog.upsert_key_set(
-                    s, SYSTEM, name=name, title=name, values=values or [], source=ks["source"]
+                    s,
+                    SYSTEM,
+                    name=name,
+                    title=name,
+                    values=values or [],
+                    source=ks["source"],
+                    labels=_key_labels(seed_dir, files, ks["source"]),
                 )
                 ds = catalog.get_by_name(s, spec["name"])
                 for col in catalog.columns(s, ds.id):
                     if col.name == ks["column"]:
                         col.key_set = name
+
+
+def _key_labels(seed_dir: Path, files: dict[str, dict[str, Any]], source: str | None) -> dict[str, str]:
+    """Names of a key set's codes from its source table: ``towns.town_code`` → ``town_name``.
+
+    Public metadata (the county's own town and village names), so an answer can show 城关镇
+    beside 330729001 at no privacy cost."""
+    import pyarrow.csv as pacsv
+
+    if not source or not source.endswith("_code"):
+        return {}
+    src, column = source.split(".")
+    name_column = column.removesuffix("_code") + "_name"
+    if src not in files or name_column not in {c["name"] for c in files[src]["columns"]}:
+        return {}
+    table = pacsv.read_csv(
+        seed_dir / files[src]["file"],
+        convert_options=pacsv.ConvertOptions(
+            column_types={column: "string", name_column: "string"}, include_columns=[column, name_column]
+        ),
+    )
+    codes, names = table.column(column).to_pylist(), table.column(name_column).to_pylist()
+    return {str(c): str(n) for c, n in zip(codes, names, strict=True) if c is not None and n is not None}
 
 
 def _steward_metadata(lab: Lab, spec: dict[str, Any], steward: Principal) -> None:

@@ -29,6 +29,7 @@ from countylab.web.api import query as api_query
 from countylab.web.bodylimit import MIB, BodyLimit
 from countylab.web.deps import LANG_COOKIE, UNSAFE
 from countylab.web.ui import airlock_pages, catalog_pages, connector_pages, job_pages, pages, query_pages
+from countylab.web.ui import filters
 
 _HERE = Path(__file__).parent
 
@@ -166,6 +167,7 @@ def create_app(
         directory=str(_HERE / "templates"), context_processors=[pages.context_processor]
     )
     app.state.templates = templates
+    app.state.people = filters.install(templates, lab)  # |bjtime |label |person |action_label |details
     app.add_middleware(RequestContext, lab=lab)
     settings = lab.settings  # outermost: bodies are limited before anything reads them
     app.add_middleware(

@@ -6,12 +6,15 @@ is a 422 and never reaches the database (where it would be a 5xx).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from countylab.privacy import budget, history, topups
+from countylab import export
+from countylab.i18n import translator
+from countylab.privacy import budget, history, present, topups
 from countylab.privacy.gateway import QueryRequest
 from countylab.privacy.params import MAX_SQL
 from countylab.web import params
@@ -41,9 +44,17 @@ class QueryIn(BaseModel):
     confirm_delta: bool = True  # false: a query that would spend δ answers 409 (reason confirm_delta)
 
 
+def _lang(request: Request) -> str:
+    return str(getattr(request.state, "lang", "zh-CN"))
+
+
 @router.post("/query")
-def run_query(body: QueryIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    """Run a DP query; ε and δ are checked against each grade and charged before the answer exists."""
+def run_query(body: QueryIn, request: Request, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """Run a DP query; ε and δ are checked against each grade and charged before the answer exists.
+
+    ``rows`` and ``intervals`` are the released values, unrounded.  ``display`` is a view of the
+    same answer for people (readable headers, key-set names beside codes, values rounded to
+    their interval), built afterwards from public metadata at no privacy cost."""
     req = QueryRequest(
         sql=body.sql,
         project_id=body.project_id,
@@ -53,7 +64,43 @@ def run_query(body: QueryIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
         versions=body.versions,
         confirm_delta=body.confirm_delta,
     )
-    return lab.gateway.run(actor, req).to_json()
+    return answer_view(lab, lab.gateway.run(actor, req).to_json(), body.sql, _lang(request))
+
+
+def answer_view(lab: Lab, answer: dict[str, Any], sql: str, lang: str) -> dict[str, Any]:
+    """The answer with its ``display`` block (post-processing; reads public metadata only)."""
+    with lab.read() as s:
+        meta = present.load_meta(s, list(answer.get("datasets") or []))
+    return {**answer, "display": present.display(answer, sql, meta, lang)}
+
+
+@router.get("/queries/{query_id}/answer.{fmt}")
+def export_answer(
+    query_id: Id, fmt: Literal["csv", "xlsx"], request: Request, actor: Actor, lab: LabDep
+) -> Response:
+    """A project member downloads an answer of the project: CSV (UTF-8 with BOM) or XLSX with the
+    DP note (ε spent, interval level, rounding).  Reads the stored answer: costs no budget."""
+    lang = _lang(request)
+    with lab.read() as s:
+        run, answer = present.stored_answer(s, actor, query_id)
+        meta = present.load_meta(s, list(answer.get("datasets") or []))
+    answer = {**answer, "epsilon_spent": run.epsilon_spent, "delta_spent": run.delta_spent}
+    shown = present.display(answer, run.sql, meta, lang)
+    table = present.answer_table(answer, shown, lang)
+    t = translator(lang)
+    name = t("answers.file_name", query_id=query_id)
+    if fmt == "csv":
+        body, media = export.table_to_csv(table), "text/csv; charset=utf-8"
+    else:
+        body = export.table_to_xlsx(
+            table,
+            sheet=t("answers.sheet"),
+            title=t("answers.file_title", query_id=query_id),
+            notes=[f"SQL: {run.sql}", *present.note_lines(answer, lang)],
+        )
+        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    disposition = export.content_disposition(f"{name}.{fmt}")
+    return Response(body, media_type=media, headers={"Content-Disposition": disposition})
 
 
 @router.get("/projects/{project_id}/query-tables")
