@@ -1,4 +1,4 @@
-"""Command line: ``countylab demo | serve | init | user add | token create | audit verify``.
+"""Command line: ``countylab demo | serve | init | login | user add | token create | audit verify``.
 
 Entry points stay thin: parse, build settings once, call one service, print.  Every lab error
 and every usage error is one line on stderr and a non-zero exit, never a traceback.
@@ -7,6 +7,8 @@ and every usage error is one line on stderr and a non-zero exit, never a traceba
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +19,7 @@ from rich.table import Table
 
 from countylab import __version__
 from countylab.commands import airlock, datasets, doctor, jobs, query
+from countylab.commands import login as login_cmd
 from countylab.config import Settings
 from countylab.errors import CountylabError, UserError
 from countylab_client import CountylabClientError
@@ -38,6 +41,7 @@ app.add_typer(audit_app, name="audit")
 
 
 # the command groups that talk to a (possibly remote) lab over its API
+login_cmd.register(app)
 datasets.register(app)
 query.register(app)
 jobs.register(app)
@@ -148,7 +152,24 @@ def _run_server(lab, demo_logins: list[dict[str, str]]) -> None:  # type: ignore
     s = lab.settings
     out.print(f"[bold]countylab[/] → [link]http://{s.host}:{s.port}[/]  (Ctrl-C to stop)")
     app_ = create_app(lab, demo_logins=demo_logins, background=True)
-    uvicorn.run(app_, host=s.host, port=s.port, log_level="warning")
+    with _recorded(s):
+        uvicorn.run(app_, host=s.host, port=s.port, log_level="warning")
+
+
+@contextmanager
+def _recorded(s: Settings) -> Iterator[None]:
+    """While serving, the per-user state file names this lab, so `countylab datasets list` in
+    another shell reaches this port without --url (:mod:`countylab.commands.local_state`)."""
+    from countylab.commands.local_state import forget_server, record_server
+
+    try:
+        record_server(s.host, s.port, s.data_dir)
+    except OSError as exc:  # a read-only home must not stop the lab
+        err.print(f"note: could not record the running lab ({exc}) / 未能记录运行中的实验室")
+    try:
+        yield
+    finally:
+        forget_server()
 
 
 def _run_workers(lab, workers: int, **args: object) -> None:  # type: ignore[no-untyped-def]
@@ -167,14 +188,15 @@ def _run_workers(lab, workers: int, **args: object) -> None:  # type: ignore[no-
     lab.close()
     os.environ[ARGS_VARIABLE] = encode_args({k: v for k, v in args.items() if v is not None})
     out.print(f"[bold]countylab[/] → [link]http://{s.host}:{s.port}[/]  ({workers} workers; Ctrl-C to stop)")
-    uvicorn.run(
-        "countylab.web.workers:app_from_environment",
-        factory=True,
-        host=s.host,
-        port=s.port,
-        workers=workers,
-        log_level="warning",
-    )
+    with _recorded(s):
+        uvicorn.run(
+            "countylab.web.workers:app_from_environment",
+            factory=True,
+            host=s.host,
+            port=s.port,
+            workers=workers,
+            log_level="warning",
+        )
 
 
 @app.command()

@@ -88,6 +88,13 @@ class Job:
     stopped_by: str | None = None  # memory | time | cpu_time | pids | outbox_quota | seccomp | …
     message: Mapping[str, str] = field(default_factory=dict)  # the lab's own {"zh", "en"}
     attempt_list: tuple[Mapping[str, Any], ...] = ()
+    #: CPU seconds used by the latest attempt: exact for oversight roles, a coarse bucket
+    #: (60, 600, 3600 …: "at most") for project members, see ``cpu_coarse``
+    cpu_s: float = 0.0
+    cpu_coarse: bool = True
+    duration_s: float | None = None  # started → finished (whole minutes for project members)
+    #: the outputs ``countylab.yaml`` declares: ``{"action", "path", "kind", "selector"}``
+    outputs: tuple[Mapping[str, str], ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -108,6 +115,12 @@ class Job:
             attempt_list=tuple(a for a in attempts if isinstance(a, Mapping))
             if isinstance(attempts, list)
             else (),
+            cpu_s=float(data.get("cpu_s") or 0.0),
+            cpu_coarse=bool(data.get("cpu_coarse", True)),
+            duration_s=float(d) if isinstance(d := data.get("duration_s"), int | float) else None,
+            outputs=tuple(o for o in outs if isinstance(o, Mapping))
+            if isinstance(outs := data.get("outputs"), list)
+            else (),
             raw=dict(data),
         )
 
@@ -117,6 +130,12 @@ class Job:
     @property
     def finished(self) -> bool:
         return self.state in ("succeeded", "failed", "killed", "cancelled")
+
+    @property
+    def outcome(self) -> str:
+        """One line for a list: the state and, when it did not succeed, the lab's reason
+        (``failed: memory``); the lab's own sentence is in ``message``."""
+        return f"{self.state}: {self.stopped_by}" if self.stopped_by else self.state
 
 
 class JobsAPI:
@@ -128,8 +147,8 @@ class JobsAPI:
         """Submit a folder (packed here), a ``.tar.gz``/``.zip`` file, or archive bytes as a job."""
         if isinstance(code, bytes):
             content, filename = code, "code.tar.gz"
-        elif Path(code).is_dir():
-            content, filename = pack_folder(code), "code.tar.gz"
+        elif Path(code).is_dir():  # named after the folder: the job's default name starts with it
+            content, filename = pack_folder(code), f"{Path(code).resolve().name}.tar.gz"
         else:
             content, filename = Path(code).read_bytes(), Path(code).name
         data = {"name": name, "hold": "1" if hold else ""}

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from countylab.commands.remote import Token, Url, client, err, out
+from countylab.commands.local_state import resolve_token, resolve_url
+from countylab.commands.remote import Token, Url, cli_lang, client, err, out
+
+if TYPE_CHECKING:
+    from countylab_client import Job
 
 job_app = typer.Typer(
     help="Sandbox jobs on the lab: submit, status, logs, cancel, retry. 作业.", no_args_is_help=True
@@ -19,6 +23,7 @@ job_app = typer.Typer(
 Folder = Annotated[Path, typer.Argument(help="Job folder holding countylab.yaml (default: here).")]
 JobId = Annotated[int, typer.Argument(help="Job id.")]
 FINISHED = ("succeeded", "failed", "killed", "cancelled")
+STATES = ("pending", "queued", "running", "succeeded", "failed", "killed", "cancelled", "lost")
 
 
 def register(app: typer.Typer) -> None:
@@ -63,14 +68,13 @@ def run(
     Dummy data comes from the lab (--url/--token), a local folder (--dummy-dir), or what an
     earlier run left in .countylab/dummy/.  Outputs land in .countylab/outbox/<action>/.
     """
-    import os
-
     from countylab.jobs.local import read_spec, run_local, spec_datasets, stage_from_dir, staged_dummy
 
+    check_folder(folder)
     names = spec_datasets(read_spec(folder))
     if dummy_dir is not None:
         datasets = stage_from_dir(dummy_dir, folder, names)
-    elif url or token or os.environ.get("COUNTYLAB_TOKEN"):
+    elif url or resolve_token(token, resolve_url(url)):
         datasets = _fetch_dummy(folder, names, url, token, rows)
     else:
         datasets = staged_dummy(folder, names)
@@ -99,28 +103,141 @@ def run(
     out.print("[green]✔[/] succeeded 成功")
 
 
+def _usage_error(zh: str, en: str) -> typer.Exit:
+    """A wrong argument: one line on stderr in the user's language, exit code 2, no traceback."""
+    err.print(f"error: {en if cli_lang() == 'en' else zh}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def check_folder(folder: Path) -> None:
+    """Refuse a missing folder or a spec that cannot be read before anything is packed or sent."""
+    from countylab.errors import CountylabError
+    from countylab.jobs.local import read_spec
+
+    if not folder.is_dir():
+        what_zh, what_en = (
+            ("不是文件夹", "is not a folder") if folder.exists() else ("不存在", "does not exist")
+        )
+        raise _usage_error(f"作业文件夹{what_zh}：{folder}", f"the job folder {what_en}: {folder}")
+    try:
+        read_spec(folder)
+    except CountylabError as exc:
+        raise _usage_error(exc.message("zh-CN"), exc.message("en")) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _usage_error(
+            f"无法读取 {folder / 'countylab.yaml'}：{exc}", f"cannot read {folder / 'countylab.yaml'}: {exc}"
+        ) from None
+
+
 @job_app.command("submit")
 def submit(
     folder: Folder = Path("."),
     project: Annotated[int, typer.Option("--project", help="Project id.")] = 0,
-    name: Annotated[str, typer.Option(help="A name for the job.")] = "",
+    name: Annotated[
+        str,
+        typer.Option(
+            help="A name for the job (default: name/title in countylab.yaml, else '<folder>: <script>')."
+        ),
+    ] = "",
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the job has finished.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON (for scripts).")] = False,
     url: Url = None,
     token: Token = None,
 ) -> None:
     """Submit a folder's code (no data, no links, ≤ 20 MB) as a job of a project."""
     if not project:
-        raise typer.BadParameter("--project is required / 需要 --project", param_hint="--project")
+        raise _usage_error("需要 --project（项目编号）", "--project (the project id) is required")
+    check_folder(folder)
     with client(url, token) as c:
         job = c.submit_job(project, folder, name=name)
-        out.print(f"[green]✔[/] job {job.id}: {job.state}")
+        if not as_json:
+            out.print(
+                f"[green]✔[/] {_t()('jobs.job')} {job.id} · {job.name}: {_state(job.state)}", highlight=False
+            )
+        started = time.monotonic()
         while wait and not job.finished:
             time.sleep(1.0)
             job = c.job(job.id)
-        if wait:
+            if not as_json and time.monotonic() - started > 5:
+                err.print(f"  … {_state(job.state)} ({time.monotonic() - started:.0f} s)", highlight=False)
+                started = time.monotonic()
+        if as_json:
             _print_job(job.to_json())
-            if job.state != "succeeded":
-                raise typer.Exit(1)
+        elif wait:
+            print_summary(job)
+        if wait and job.state != "succeeded":
+            raise typer.Exit(1)
+
+
+def _t():  # type: ignore[no-untyped-def]
+    from countylab.i18n import translator
+
+    return translator(cli_lang())
+
+
+def _state(state: str) -> str:
+    return str(_t()(f"jobs.state.{state}"))
+
+
+def cpu_text(job: Job) -> str:
+    """``12.3 s`` for oversight roles, ``≤ 60 s`` for project members (a coarse bucket)."""
+    if job.cpu_coarse:
+        return f"≤ {job.cpu_s:.0f} s" if job.cpu_s else "0 s"
+    return f"{job.cpu_s:.1f} s"
+
+
+def duration_text(job: Job) -> str:
+    t = _t()
+    if job.duration_s is None:
+        return "—"
+    if job.cpu_coarse:  # whole minutes between minute-rounded timestamps
+        minutes = int(job.duration_s // 60)
+        return t("jobs.under_a_minute") if minutes == 0 else t("jobs.minutes", n=minutes)
+    return f"{job.duration_s:.1f} s"
+
+
+def outcome_text(job: Job) -> str:
+    t = _t()
+    text = _state(job.state)
+    if job.stopped_by:
+        text += (
+            f"（{t('jobs.stop.' + job.stopped_by)}）"
+            if cli_lang() != "en"
+            else f" ({t('jobs.stop.' + job.stopped_by)})"
+        )
+    return text
+
+
+def print_summary(job: Job) -> None:
+    """What --wait prints: a few labelled lines a person reads, and the next step."""
+    t = _t()
+    mark = "[green]✔[/]" if job.state == "succeeded" else "[red]✘[/]"
+    out.print(f"{mark} {t('jobs.job')} {job.id} · {job.name}", highlight=False)
+    rows = [
+        (t("jobs.state"), outcome_text(job)),
+        ("CPU", cpu_text(job)),
+        (t("jobs.duration"), duration_text(job)),
+    ]
+    lang = "en" if cli_lang() == "en" else "zh"
+    if job.message.get(lang):
+        rows.append((t("jobs.lab_message"), str(job.message[lang])))
+    for label, value in rows:
+        out.print(f"  {label}: {value}", markup=False, highlight=False)
+    if job.outputs:
+        out.print(f"  {t('jobs.outputs')}:", markup=False, highlight=False)
+        for o in job.outputs:
+            out.print(
+                f"    {o.get('selector')}  ({t('jobs.kind.' + str(o.get('kind')))})",
+                markup=False,
+                highlight=False,
+            )
+    if job.state == "succeeded":
+        hint = t("jobs.next_release", id=job.id)
+    elif job.stopped_by in ("exited_with_error", "missing_output"):
+        hint = t("jobs.next_debug")
+    else:
+        hint = t("jobs.next_page", id=job.id)
+    out.print(f"  {t('jobs.next')}: {hint}", markup=False, highlight=False)
 
 
 def _print_job(view: dict[str, object]) -> None:
@@ -128,29 +245,61 @@ def _print_job(view: dict[str, object]) -> None:
 
 
 @job_app.command("status")
-def status(job_id: JobId, url: Url = None, token: Token = None) -> None:
-    """A job's state, which lab limit stopped it and the lab's message (JSON).
+def status(
+    job_id: JobId,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON (for scripts).")] = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """A job's state, which lab limit stopped it, CPU, duration and declared outputs.
 
     Exit codes, logs and exact metering are outputs: shown only to stewards, checkers and admins
     outside the project."""
     with client(url, token) as c:
-        _print_job(c.job(job_id).to_json())
+        job = c.job(job_id)
+    if as_json:
+        _print_job(job.to_json())
+    else:
+        print_summary(job)
 
 
 @job_app.command("list")
 def list_jobs(
     project: Annotated[int | None, typer.Option("--project", help="Only this project.")] = None,
     state: Annotated[str | None, typer.Option(help="Only this state.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the jobs as JSON (for scripts).")] = False,
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Jobs of your projects, newest first."""
+    """Jobs of your projects, newest first: name, outcome, CPU seconds used and duration."""
+    if state is not None and state not in STATES:
+        raise _usage_error(
+            f"没有这种状态：{state}（可用：{', '.join(STATES)}）",
+            f"no such state: {state} (one of {', '.join(STATES)})",
+        )
     with client(url, token) as c:
         items = c.jobs(project, state=state)
-    table = Table("id", "project", "name", "state 状态", "stopped by 终止原因", "attempts")
+    if as_json:
+        out.print_json(json.dumps([j.to_json() for j in items], ensure_ascii=False, default=str))
+        return
+    t = _t()
+    table = Table(
+        "#",
+        t("jobs.project"),
+        t("jobs.name"),
+        t("jobs.state"),
+        "CPU",
+        t("jobs.duration"),
+        t("jobs.submitted_at"),
+    )
     for j in items:
-        table.add_row(str(j.id), str(j.project_id), j.name, j.state, j.stopped_by or "", str(j.attempts))
+        created = str(j.raw.get("created_at") or "")[:16].replace("T", " ")
+        table.add_row(
+            str(j.id), str(j.project_id), j.name, outcome_text(j), cpu_text(j), duration_text(j), created
+        )
     out.print(table)
+    if any(j.cpu_coarse for j in items):
+        err.print(t("jobs.coarse_note"), highlight=False)
 
 
 @job_app.command("cancel")

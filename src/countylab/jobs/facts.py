@@ -188,3 +188,45 @@ def minute(ts: Any) -> str | None:
     if ts is None:
         return None
     return str(ts.replace(second=0, microsecond=0).isoformat())
+
+
+def listing(job: Any, actions: Iterable[Mapping[str, Any]], *, full: bool) -> dict[str, Any]:
+    """What a jobs list shows beside the name and state: CPU seconds actually used (the latest
+    attempt's cgroup accounting), how long it ran, and the outputs its spec declares.
+
+    For a project member the CPU seconds are a coarse bucket (:func:`coarse_seconds`) and the
+    duration is whole minutes between the minute-rounded timestamps the member already sees;
+    oversight roles (``full``) get both exactly.  Declared outputs are the developer's own words
+    (path and kind from ``countylab.yaml``), not what the job wrote.
+    """
+    acts = list(actions)
+    used = sum(float(a.get("cpu_s") or 0) for a in acts)
+    started, finished = getattr(job, "started_at", None), getattr(job, "finished_at", None)
+    duration: float | None = None
+    if started is not None and finished is not None:
+        if full:
+            duration = round(max(0.0, (finished - started).total_seconds()), 1)
+        else:
+            first, last = (ts.replace(second=0, microsecond=0) for ts in (started, finished))
+            duration = max(0.0, (last - first).total_seconds())
+    return {
+        "cpu_s": round(used, 1) if full else coarse_seconds(used),
+        "cpu_coarse": not full,
+        "duration_s": duration,
+        "outputs": declared_outputs(getattr(job, "spec", None) or {}),
+    }
+
+
+def declared_outputs(spec: Mapping[str, Any]) -> list[dict[str, str]]:
+    """``[{"action", "path", "kind", "selector"}]`` in spec order; ``selector`` (``action/path``)
+    is how a release request names the file."""
+    found: list[dict[str, str]] = []
+    for action, body in dict(spec.get("actions") or {}).items():
+        for out in (body or {}).get("outputs") or []:
+            path = str(out.get("path", "")).strip("/")
+            if path:
+                found.append(
+                    {"action": str(action), "path": path, "kind": str(out.get("kind", "")),
+                     "selector": f"{action}/{path}"}
+                )  # fmt: skip
+    return found

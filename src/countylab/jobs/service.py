@@ -23,6 +23,7 @@ from countylab.identity.projects import authorize_member
 from countylab.identity.roles import Permission, Role
 from countylab.jobs.codestore import CodeLimits, store_code
 from countylab.jobs.dispatch import DatasetPaths
+from countylab.jobs.naming import job_name
 from countylab.jobs.queue import move, record
 from countylab.jobs.quotas import UsageTotals, check_budget, quota_for, set_quota, usage_since
 from countylab.jobs.spec import JobSpec, parse_spec
@@ -91,8 +92,12 @@ class JobService:
         name: str = "",
         priority: int = 0,
         hold: bool = False,
+        source: str = "",
     ) -> Job:
         """Store ``code`` (folder or tar/zip), validate its spec and queue the job.
+
+        ``source``: the submitted folder's or archive's file name, for the job's default name
+        (:func:`countylab.jobs.naming.job_name`).
 
         ``spec``: the YAML text; default: ``countylab.yaml`` inside the code.  ``priority`` other
         than 0 is for admins and operators.  ``hold``: leave the job ``pending`` until
@@ -114,7 +119,8 @@ class JobService:
             )
         stored = store_code(code, self.code_root / str(project_id), limits=self.code_limits)
         try:
-            job = self._admit_new(session, principal, project_id, stored.path, spec, name, priority, hold)
+            label = (name, source or code.name)
+            job = self._admit_new(session, principal, project_id, stored.path, spec, label, priority, hold)
             job.code_sha256, job.code_bytes = stored.sha256, stored.bytes
             session.flush()
         except BaseException:
@@ -129,7 +135,7 @@ class JobService:
         project_id: int,
         folder: Path,
         spec: str | bytes | None,
-        name: str,
+        label: tuple[str, str],  # (the name typed, the submitted folder or archive name)
         priority: int,
         hold: bool,
     ) -> Job:
@@ -152,7 +158,7 @@ class JobService:
         job = Job(
             project_id=project_id,
             submitted_by=principal.user_id,
-            name=name or ", ".join(a.name for a in parsed.actions)[:200],
+            name=job_name(parsed, explicit=label[0], source=label[1]),
             state=JobState.pending.value,
             priority=priority,
             spec=parsed.to_dict(),

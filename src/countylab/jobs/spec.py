@@ -7,6 +7,7 @@ hour later inside the sandbox.  :func:`parse_spec` checks the shape (known keys,
 paths).  Example::
 
     version: 1
+    name: 养老服务需求预测        # optional: how the job is listed (or ``title``)
     actions:
       prepare:
         run: python prepare.py
@@ -77,6 +78,7 @@ class Action:
 class JobSpec:
     actions: tuple[Action, ...]  # in file order
     lines: Mapping[Path_, int] = field(default_factory=dict, compare=False, repr=False)
+    title: str = ""  # ``name:`` or ``title:`` at the top: how people tell this job from the others
 
     def line_of(self, *path: str | int) -> int:
         """The line of ``path`` in the file, or of its nearest ancestor that has one."""
@@ -100,6 +102,7 @@ class JobSpec:
         """Plain data for the ``jobs.spec`` JSON column and for shipping to a Ray node."""
         return {
             "version": 1,
+            **({"title": self.title} if self.title else {}),
             "actions": {
                 a.name: {
                     "run": a.run,
@@ -202,7 +205,8 @@ def parse_spec(text: str | bytes) -> JobSpec:
 
 # -- building typed objects --------------------------------------------------------------------
 
-_TOP_KEYS = {"version", "description", "actions"}
+_TOP_KEYS = {"version", "name", "title", "description", "actions"}
+MAX_TITLE = 200
 _ACTION_KEYS = {"run", "needs", "datasets", "outputs", "resources", "description"}
 _OUTPUT_KEYS = {"path", "kind"}
 _RESOURCE_KEYS = {"cpu", "memory_mb", "time_s", "gpu"}
@@ -262,7 +266,25 @@ def _build(data: dict[str, Any], lines: Mapping[Path_, int]) -> JobSpec:
             "at least one action must be listed under 'actions'",
         )
     built = tuple(_action(ctx, str(name), body) for name, body in actions.items())
-    return JobSpec(built, lines)
+    return JobSpec(built, lines, _title(ctx, data))
+
+
+def _title(ctx: _Ctx, data: Mapping[str, Any]) -> str:
+    """``name`` or ``title`` (one of them): free text, one line, at most MAX_TITLE characters."""
+    if "name" in data and "title" in data:
+        raise ctx.fail(("title",), "title", "name 和 title 只能写一个", "give either name or title, not both")
+    key = "name" if "name" in data else "title"
+    value = data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ctx.fail((key,), "type", f"{key} 必须是文字", f"{key} must be text")
+    text = " ".join(str(value).split())
+    if len(text) > MAX_TITLE:
+        raise ctx.fail(
+            (key,), "too_long", f"{key} 最长 {MAX_TITLE} 个字符", f"{key} is at most {MAX_TITLE} characters"
+        )
+    return text
 
 
 def _action(ctx: _Ctx, name: str, body: Any) -> Action:

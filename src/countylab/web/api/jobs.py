@@ -30,7 +30,7 @@ from countylab.errors import TooLarge, ValidationFailed
 from countylab.identity.access import Principal
 from countylab.identity.roles import Role
 from countylab.jobs import JobState, Quota
-from countylab.jobs.facts import coarse_seconds, message, minute, stop_reason
+from countylab.jobs.facts import coarse_seconds, listing, message, minute, stop_reason
 from countylab.lab import Lab
 from countylab.storage.jobs_models import Job, JobAttempt
 from countylab.storage.models import utcnow
@@ -100,7 +100,7 @@ def job_view(job: Job, attempts: list[JobAttempt] | None = None, *, full: bool =
         "started_at": minute(job.started_at),
         "finished_at": minute(job.finished_at),
         "details": full,
-    }
+    } | listing(job, acts, full=full)  # CPU s used, duration, declared outputs (coarse for members)
     if full:
         view |= {
             "error": job.error,
@@ -228,8 +228,11 @@ def submit_job(
     if upload is not None and upload.filename:
         with saved_upload(upload) as archive, lab.tx() as s:
             return job_view(
-                svc.submit(s, actor, project_id, archive, name=name, priority=priority, hold=hold)
-            )
+                svc.submit(
+                    s, actor, project_id, archive, name=name, priority=priority, hold=hold,
+                    source=upload.filename,
+                )
+            )  # fmt: skip
     if files:
         with inline_folder(files) as folder, lab.tx() as s:
             return job_view(svc.submit(s, actor, project_id, folder, name=name, priority=priority, hold=hold))
