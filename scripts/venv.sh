@@ -3,18 +3,24 @@
 # Third-party versions come from constraints.txt (scripts/refresh_constraints.py writes it); the
 # client is named on the same command line as the lab, so pip satisfies the lab's
 # `countylab-client==…` requirement with this checkout's ./client, never with an index.
+# Output is one short line per step: pip runs quietly (no progress bars, no version nag, no
+# root warning) but its errors still show; then `countylab` is linked onto PATH.
 set -euo pipefail
 extra="${1:-}"
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
   echo "countylab needs Python 3.11 or newer (found $("$PY" --version 2>&1))" >&2; exit 1; }
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off PIP_ROOT_USER_ACTION=ignore \
+  PIP_NO_WARN_SCRIPT_LOCATION=1 PIP_NO_INPUT=1
 if [ ! -x .venv/bin/python ]; then
+  echo "• creating .venv ($("$PY" --version 2>&1))"
   "$PY" -m venv .venv
 fi
 stamp=".venv/.installed-${extra:-base}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ client/pyproject.toml -nt "$stamp" ] \
   || [ constraints.txt -nt "$stamp" ]; then
+  echo "• installing countylab${extra:+ [$extra]} into .venv (a few minutes the first time)"
   .venv/bin/python -m pip install -q --upgrade pip
   if [ "$extra" = "dev" ]; then
     .venv/bin/python -m pip install -q -c constraints.txt -e ./client -e '.[dev]'
@@ -22,4 +28,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ client/pyproject.to
     .venv/bin/python -m pip install -q -c constraints.txt -e ./client -e .
   fi
   touch "$stamp"
+else
+  echo "• .venv is up to date"
 fi
+bash scripts/link-cli.sh
