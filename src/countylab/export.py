@@ -31,6 +31,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
@@ -47,6 +48,7 @@ __all__ = [
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 _BOM = "\ufeff"
+BEIJING = ZoneInfo("Asia/Shanghai")
 _MAX_WIDTH = 60
 _MIN_WIDTH = 6
 
@@ -75,12 +77,18 @@ def _csv_cell(value: Any) -> str:
     if isinstance(value, (int, decimal.Decimal)):
         return str(value)
     if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ")
+        return _wall_clock(value).isoformat(sep=" ")
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, bytes):
         return value.hex()
     return guard_text(str(value))
+
+
+def _wall_clock(value: dt.datetime) -> dt.datetime:
+    """Times are stored in UTC and shown in Beijing time; the file says so in no cell, because
+    Excel has no time zones: a zone-aware value becomes its Asia/Shanghai wall-clock time."""
+    return value.astimezone(BEIJING).replace(tzinfo=None) if value.tzinfo else value
 
 
 def table_to_csv(table: pa.Table, headers: dict[str, str] | None = None) -> bytes:
@@ -123,8 +131,7 @@ def _xlsx_cell(value: Any) -> Any:
         # Excel has only doubles; a Decimal with ≤15 significant digits survives exactly.
         return float(value) if len(value.as_tuple().digits) <= 15 else str(value)
     if isinstance(value, dt.datetime):
-        # Excel cannot store time zones; show the wall-clock value the caller converted to.
-        return value.replace(tzinfo=None) if value.tzinfo else value
+        return _wall_clock(value)
     if isinstance(value, (dt.date, dt.time)):
         return value
     if isinstance(value, bytes):
@@ -133,9 +140,13 @@ def _xlsx_cell(value: Any) -> Any:
 
 
 def _xml_safe(text: str) -> str:
-    """XLSX (XML 1.0) cannot hold most C0 control characters; show each as U+FFFD, not crash."""
+    """XLSX (XML 1.0) cannot hold most C0 control characters; show each as U+FFFD, not crash.
+
+    Line breaks become ``\n``, the one Excel shows inside a cell (XML readers turn a bare CR
+    into LF anyway, so writing it unchanged would not round-trip)."""
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     return str(ILLEGAL_CHARACTERS_RE.sub("\ufffd", text))
 
 

@@ -22,6 +22,7 @@ import httpx
 
 from ._airlock import AirlockAPI
 from ._catalog import CatalogAPI
+from ._downloads import DownloadsAPI
 from ._errors import CountylabClientError, TransportError, error_from_response
 from ._frames import require_pandas
 from ._jobs import JobsAPI
@@ -61,7 +62,7 @@ def _clean_row(row: object, index: int) -> dict[str, Any]:
     return {str(k): (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
-class Client(CatalogAPI, QueryAPI, JobsAPI, AirlockAPI):
+class Client(CatalogAPI, DownloadsAPI, QueryAPI, JobsAPI, AirlockAPI):
     """Synchronous client for a countylab server.
 
     ``transport`` lets tests plug in ``countylab_client.testing.FakeServer().transport`` (or any

@@ -21,15 +21,31 @@ from countylab.i18n import from_accept_language, normalise
 from countylab.lab import Lab
 from countylab.web import errors
 from countylab.web.api import airlock as api_airlock
+from countylab.web.api import audit_export as api_audit_export
 from countylab.web.api import catalog as api_catalog
 from countylab.web.api import connectors as api_connectors
+from countylab.web.api import downloads as api_downloads
 from countylab.web.api import identity as api_identity
 from countylab.web.api import jobs as api_jobs
+from countylab.web.api import notifications as api_notifications
 from countylab.web.api import query as api_query
+from countylab.web.api import search as api_search
+from countylab.web.api import usage as api_usage
 from countylab.web.bodylimit import MIB, BodyLimit
 from countylab.web.deps import LANG_COOKIE, UNSAFE
-from countylab.web.ui import airlock_pages, catalog_pages, connector_pages, job_pages, pages, query_pages
-from countylab.web.ui import filters
+from countylab.web.ui import (
+    airlock_pages,
+    audit_view,
+    catalog_pages,
+    connector_pages,
+    filters,
+    job_pages,
+    notify_pages,
+    pages,
+    query_pages,
+    search_pages,
+    usage_pages,
+)
 
 _HERE = Path(__file__).parent
 
@@ -37,17 +53,26 @@ _HERE = Path(__file__).parent
 #: every router of the app, API first; each area owns its own modules
 ROUTERS = (
     api_identity.router,
+    api_audit_export.router,
     api_catalog.router,
+    api_downloads.router,
     api_connectors.router,
     api_query.router,
     api_jobs.router,
     api_airlock.router,
+    api_notifications.router,
+    api_usage.router,
+    api_search.router,
     pages.router,
+    audit_view.router,
     catalog_pages.router,
     connector_pages.router,
     query_pages.router,
     job_pages.router,
     airlock_pages.router,
+    search_pages.router,
+    notify_pages.router,
+    usage_pages.router,
 )
 
 
