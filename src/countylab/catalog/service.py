@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from countylab import audit
-from countylab.catalog import search as catalog_search
+from countylab.catalog import search_service
 from countylab.catalog.grading import Grade, check_grade_change
 from countylab.errors import Conflict, NotFound, ValidationFailed
 from countylab.identity.access import Principal, authorize
@@ -391,22 +391,5 @@ def search_datasets(session: Session, filters: Filters) -> list[Dataset]:
         found = [d for d in found if filters.tag in (d.tags or [])]
     if not filters.q.strip():
         return found
-    cols: dict[int, list[str]] = {}
-    for c in session.execute(
-        select(DatasetColumn).where(DatasetColumn.dataset_id.in_([d.id for d in found]))
-    ).scalars():
-        cols.setdefault(c.dataset_id, []).extend([c.name, c.title or ""])
-    docs = [
-        catalog_search.Document(
-            d.id,
-            {
-                "title": f"{d.title} {d.name}",
-                "description": d.description or "",
-                "tags": " ".join(d.tags or []),
-                "columns": " ".join(cols.get(d.id, [])) + " " + d.org.name,
-            },
-        )
-        for d in found
-    ]
-    by_id = {d.id: d for d in found}
-    return [by_id[i] for i, _ in catalog_search.search(docs, filters.q)]
+    # ranked: 分词, synonyms, BM25F over title, tags, columns, description (catalog/search.py)
+    return [d for d, _ in search_service.rank(session, found, filters.q)]

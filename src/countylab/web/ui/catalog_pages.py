@@ -41,7 +41,11 @@ def catalog_page(
         tag=tag or None,
     )
     with lab.read() as s:
-        found = catalog.search_datasets(s, filters)
+        from countylab.catalog import search_service  # ranked, with why each matched
+
+        ranked = search_service.search(s, filters)
+        found = [d for d, _ in ranked]
+        why = {d.id: h.matches for d, h in ranked}
         departments = list(
             s.execute(select(Org).where(Org.kind == "department").order_by(Org.name)).scalars()
         )
@@ -50,6 +54,7 @@ def catalog_page(
         request,
         "catalog.html",
         datasets=found,
+        why=why,
         q=q,
         department=department,
         grade=grade,

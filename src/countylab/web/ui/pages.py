@@ -402,21 +402,28 @@ def revoke_grant(request: Request, project_id: Id, dataset_id: Id, actor: Actor,
 
 @router.get("/audit")
 def audit_page(
-    request: Request, actor: Actor, lab: LabDep, action: str = "", user: str = "", before: EventId = None
+    request: Request,
+    actor: Actor,
+    lab: LabDep,
+    action: str = "",
+    user: str = "",
+    target: str = "",
+    outcome: str = "",
+    since: str = "",
+    until: str = "",
+    before: EventId = None,
 ) -> Response:
+    """The audit log as people read it: filters, Chinese names, Beijing time, paged, exportable."""
+    from countylab.web.ui import audit_view
+
     authorize(actor, Permission.audit_read, target="audit")
-    with lab.read() as s:
-        events = audit.log.recent(
-            s, limit=50, before_id=before, action_prefix=action or None, actor=user or None
-        )
-        report = audit.verifier.verify_configured(s, lab.settings).summary()  # chain + signed checkpoints
-    older = events[-1].id if len(events) == 50 else None
-    return render(request, "audit.html", events=events, report=report, action=action, user=user, older=older)
+    return audit_view.page(request, lab, user, action, target, outcome, since, until, before)
 
 
 def context_processor(request: Request) -> dict[str, Any]:
     """Values every template sees (wired in app.py)."""
     from countylab.web.ui.common import nav_for, read_flash
+    from countylab.web.ui.notify_pages import notify_context
 
     principal = getattr(request.state, "principal", None)
     lang = lang_of(request)
@@ -431,4 +438,5 @@ def context_processor(request: Request) -> dict[str, Any]:
         "path": request.url.path,
         "county": request.app.state.lab.settings.county_name,
         "role_label": lambda r: Role(r).label_zh if lang == "zh-CN" else Role(r).label_en,
+        **notify_context(request),
     }
