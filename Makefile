@@ -2,20 +2,21 @@
 .PHONY: demo test check bench docs clean help offline-bundle
 
 help:
-	@echo "make demo   - install and run the demo county lab on http://127.0.0.1:8000"
+	@echo "make demo   - install and run the demo county lab on http://127.0.0.1:8000 (puts countylab on PATH)"
 	@echo "make test   - install test dependencies and run the whole test suite"
 	@echo "make check  - ruff and mypy (strict on the domain and the SDK)"
 	@echo "make bench  - run every benchmark in bench/ (prints one JSON line each)"
 	@echo "make offline-bundle - dist/countylab-offline-*.tar.gz: wheels + install.sh for a server without network"
 
+# `@`: make does not echo the commands; each script prints one short line per step itself.
 demo:
-	bash scripts/system-deps.sh runtime
-	bash scripts/venv.sh
-	.venv/bin/countylab demo
+	@bash scripts/system-deps.sh runtime
+	@bash scripts/venv.sh
+	@.venv/bin/countylab demo
 
 test:
-	bash scripts/system-deps.sh test
-	bash scripts/venv.sh dev
+	@bash scripts/system-deps.sh test
+	@bash scripts/venv.sh dev
 	bash scripts/test.sh
 
 check:

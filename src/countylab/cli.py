@@ -46,6 +46,9 @@ datasets.register(app)
 query.register(app)
 jobs.register(app)
 airlock.register(app)
+# plural spellings people type (`countylab datasets list`), hidden from --help
+app.add_typer(datasets.dataset_app, name="datasets", hidden=True)
+app.add_typer(jobs.job_app, name="jobs", hidden=True)
 # host checks before or beside a lab (sandbox, cgroups, fonts, OCR, disk, database, settings)
 doctor.register(app)
 
@@ -224,6 +227,11 @@ def demo(
         table.add_row(login["role"], login["username"])
     out.print(table)
     out.print(f"URL: http://{settings.host}:{settings.port}")
+    out.print(
+        "命令行 CLI: countylab login -u developer   →   countylab datasets list",
+        markup=False,
+        highlight=False,
+    )
     if not no_serve:
         from countylab.demolab import LiveFeeds
 

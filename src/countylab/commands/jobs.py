@@ -222,9 +222,9 @@ def print_summary(job: Job) -> None:
     if job.message.get(lang):
         rows.append((t("jobs.lab_message"), str(job.message[lang])))
     for label, value in rows:
-        out.print(f"  {label}: {value}", markup=False, highlight=False)
+        out.print(f"  {label}: {value}", markup=False, highlight=False, soft_wrap=True)
     if job.outputs:
-        out.print(f"  {t('jobs.outputs')}:", markup=False, highlight=False)
+        out.print(f"  {t('jobs.outputs')}:", markup=False, highlight=False, soft_wrap=True)
         for o in job.outputs:
             out.print(
                 f"    {o.get('selector')}  ({t('jobs.kind.' + str(o.get('kind')))})",
@@ -237,7 +237,7 @@ def print_summary(job: Job) -> None:
         hint = t("jobs.next_debug")
     else:
         hint = t("jobs.next_page", id=job.id)
-    out.print(f"  {t('jobs.next')}: {hint}", markup=False, highlight=False)
+    out.print(f"  {t('jobs.next')}: {hint}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_job(view: dict[str, object]) -> None:
@@ -326,7 +326,7 @@ def logs(job_id: JobId, url: Url = None, token: Token = None) -> None:
     with client(url, token) as c:
         info = c.job_logs_info(job_id)
     msg = info.get("message") or {}
-    out.print(f"{msg.get('zh', '')}\n{msg.get('en', '')}", markup=False, highlight=False)
+    out.print(f"{msg.get('zh', '')}\n{msg.get('en', '')}", markup=False, highlight=False, soft_wrap=True)
     out.print(
         "调试 debug:  countylab run <folder> --url … (模拟数据 dummy data)\n"
         "出域 release: countylab release create --job <id> --file logs --submit",
@@ -339,4 +339,4 @@ def logs(job_id: JobId, url: Url = None, token: Token = None) -> None:
             f"older lines omitted 省略 {st['omitted']})"
         )
         for line in st["lines"]:
-            out.print(line, markup=False, highlight=False)
+            out.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -109,8 +109,9 @@ def login(
     out.print(
         f"[green]✔[/] 已登录 logged in: {username} @ {where}  (令牌有效期至 token expires {expires})",
         highlight=False,
+        soft_wrap=True,
     )
-    err.print(f"令牌已保存 token stored: {path}", highlight=False)
+    err.print(f"令牌已保存 token stored: {path}", highlight=False, soft_wrap=True)
 
 
 def logout(url: Url = None) -> None:
@@ -118,7 +119,7 @@ def logout(url: Url = None) -> None:
     where = resolve_url(url)
     entry = drop_login(where)
     if entry is None:
-        out.print(f"未登录 not logged in: {where} ({credentials_file()})", highlight=False)
+        out.print(f"未登录 not logged in: {where} ({credentials_file()})", highlight=False, soft_wrap=True)
         return
     revoked = False
     token_id = entry.get("token_id")
@@ -136,4 +137,4 @@ def logout(url: Url = None) -> None:
         if revoked
         else "实验室不可达，令牌仅在本机删除 lab unreachable: forgotten here only"
     )
-    out.print(f"[green]✔[/] 已退出 logged out: {where} ({note})", highlight=False)
+    out.print(f"[green]✔[/] 已退出 logged out: {where} ({note})", highlight=False, soft_wrap=True)

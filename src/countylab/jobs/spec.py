@@ -185,15 +185,27 @@ def parse_spec(text: str | bytes) -> JobSpec:
             f"文件超过 {MAX_SPEC_BYTES} 字节",
             f"file exceeds {MAX_SPEC_BYTES} bytes",
         )
-    source = raw.decode("utf-8", errors="strict")
+    try:
+        source = raw.decode("utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise problem(
+            1, "(root)", "encoding", "文件不是 UTF-8 编码", f"the file is not UTF-8 text ({exc.reason})"
+        ) from exc
     try:
         root = yaml.compose(source, Loader=yaml.SafeLoader)
         data = yaml.safe_load(source)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
+        # one line: PyYAML's own text spans several lines with a caret drawing
+        what = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        column = f", column {mark.column + 1}" if mark is not None else ""
         raise problem(
-            line, "(root)", "yaml_syntax", f"YAML 语法错误：{exc}", f"YAML syntax error: {exc}"
+            line,
+            "(root)",
+            "yaml_syntax",
+            f"YAML 语法错误：{what}{column}",
+            f"YAML syntax error: {what}{column}",
         ) from exc
     lines: dict[Path_, int] = {}
     if root is not None:
