@@ -287,7 +287,7 @@ def list_jobs(
         "#",
         t("jobs.project"),
         t("jobs.name"),
-        t("jobs.state"),
+        t("jobs.outcome"),
         "CPU",
         t("jobs.duration"),
         t("jobs.submitted_at"),
