@@ -16,6 +16,7 @@ attribute                 what it is                                            
 ``airlock``               release requests, automatic checks, reviews, releases          airlock
 ``models``                registered models served as prediction APIs                    airlock (serving)
 ``checkpoints``           signed checkpoints of the audit chain head, into the witness   audit
+``notify``                notifications sent on by e-mail and webhook (the outbox)       notifications
 ``server``                this process's identity and heartbeat in ``lab_servers``       storage
 ``election``              who runs the singleton services across workers and servers     storage
 ``locks``                 cross-process locks by name (datasets, connectors)             storage
@@ -63,6 +64,7 @@ from countylab.errors import PermissionDenied
 from countylab.identity.access import Principal
 from countylab.identity.cache import PrincipalCache
 from countylab.jobs.center import JobsCenter
+from countylab.notify.delivery import Delivery
 from countylab.privacy.stale_runs import StaleQueryRuns
 from countylab.serving.registry import ModelService
 from countylab.serving.worker import WorkerPool
@@ -142,6 +144,8 @@ class Lab:
         self.checkpoints = CheckpointService.from_settings(settings, self.read_sessions)
         # DP query runs a killed server left charged but without an outcome
         stale_queries = StaleQueryRuns(self.tx, wall_clock_s=settings.dp_wall_clock_s)
+        # notifications leave by e-mail and webhook from the outbox, once across servers
+        self.notify = Delivery(self.tx, settings)
         # -- background services, started by ``serve``/``demo`` in this order -------------
         # per process: they serve the requests of their own process
         self._per_process: list[Service] = [
@@ -156,6 +160,7 @@ class Lab:
             ("connector-scheduler", self.connectors.start, self.connectors.stop),
             ("audit-checkpoints", self.checkpoints.start, self.checkpoints.stop),
             ("dp-stale-queries", stale_queries.start, stale_queries.stop),
+            ("notify-delivery", self.notify.start, self.notify.stop),
         ]
         self.election = Election(
             self.engine,

@@ -49,6 +49,9 @@ AUDITED_READS = {
     "/airlock/files/{file_id}/view": "release.preview",
     "/api/airlock/files/{file_id}/download": "release.download",
     "/airlock/files/{file_id}/download": "release.download",
+    "/audit/export.csv": "audit.export",
+    "/audit/export.xlsx": "audit.export",
+    "/api/audit/export": "audit.export",
 }
 # Routes that answer without touching the database at all.
 NO_DATABASE = {"/healthz", "/lang/{code}", "/datasets/{dataset_id}/dummy.csv", "/login"}

@@ -32,6 +32,7 @@ from countylab.airlock.context import ReadPaths, dataset_source, job_datasets, r
 from countylab.airlock.sources import IndexCache
 from countylab.airlock.states import ReleaseEvent, ReleaseState, transition
 from countylab.identity.access import SYSTEM, Principal
+from countylab.notify.hooks import release_notice
 from countylab.storage.airlock_models import ReleaseFile, ReleaseRequest
 from countylab.storage.jobs_models import Job
 from countylab.storage.models import Project, utcnow
@@ -101,8 +102,8 @@ class CheckingMixin:
             if req.state != ReleaseState.submitted.value or req.round != job.round:
                 return None  # withdrawn meanwhile, or another caller recorded this round
             if reports is None:
-                return self._failed_to_run(s, req, failure)
-            return self._record(s, req, job, reports, risks)
+                return release_notice(s, req, self._failed_to_run(s, req, failure))
+            return release_notice(s, req, self._record(s, req, job, reports, risks))
 
     def _check_job(self, s: Session, req: ReleaseRequest) -> CheckJob:
         files = self.files(s, req)

@@ -40,6 +40,7 @@ from countylab.airlock.states import ReleaseEvent, ReleaseState, allowed_events,
 from countylab.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from countylab.identity.access import Principal, authorize, has_permission
 from countylab.identity.roles import Permission, Role
+from countylab.notify.hooks import release_notice
 from countylab.policy import ReviewRule
 from countylab.storage.airlock_models import ReleaseComment, ReleaseFile, ReleaseRequest, ReleaseVote
 from countylab.storage.models import Project, User, utcnow
@@ -199,7 +200,7 @@ class ReleaseMixin:
             req.state = transition(req.state, ReleaseEvent.return_).value
             req.return_reason = "checker"
             audit.record(s, actor, "release.returned", f"release:{req.id}")
-        return req
+        return release_notice(s, req, req, actor_id=actor.user_id, review=False)
 
     def comment(
         self, s: Session, actor: Principal, request_id: int, body: str, file_id: int | None = None

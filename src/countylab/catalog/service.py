@@ -21,6 +21,7 @@ from countylab.catalog.grading import Grade, check_grade_change
 from countylab.errors import Conflict, NotFound, ValidationFailed
 from countylab.identity.access import Principal, authorize
 from countylab.identity.roles import Permission, Role
+from countylab.notify.hooks import grade_notice
 from countylab.storage.catalog_models import DatasetColumn, DatasetVersion, GradeChange, KeySet, Lineage
 from countylab.storage.models import Dataset, Org
 
@@ -226,6 +227,7 @@ def apply_proposal(session: Session, ds: Dataset, grade: Grade, reason: str) -> 
     current = Grade(ds.grade)
     previous = Grade(ds.proposed_grade) if ds.proposed_grade else None
     ds.proposed_grade = grade.value
+    grade_notice(session, ds, previous.value if previous else None)
     if not ds.grade_confirmed:
         if grade != current or not ds.grade_reason:
             session.add(

@@ -46,6 +46,7 @@ from countylab.connectors.sources import (
 from countylab.errors import Conflict, CountylabError, NotFound, PermissionDenied, ValidationFailed
 from countylab.identity.access import Principal
 from countylab.identity.roles import Role
+from countylab.notify.hooks import connector_notice
 from countylab.storage.catalog_models import Connector, SyncRun
 
 log = logging.getLogger("countylab.connectors")
@@ -445,6 +446,7 @@ def _finish(
         else:
             run.status = "failed"
             run.error = json.dumps({"zh": error[0], "en": error[1], "reason": error[2]}, ensure_ascii=False)
+            connector_notice(s, run, {"zh": error[0], "en": error[1]})
         audit.append(
             s,
             actor_id=actor.user_id,

@@ -29,6 +29,7 @@ from countylab.jobs.attempt import AttemptOutcome
 from countylab.jobs.quotas import check_budget, quota_for
 from countylab.jobs.states import JobState, check_transition
 from countylab.jobs.validate import Quota
+from countylab.notify.hooks import job_notice
 from countylab.storage.jobs_models import Job, JobAttempt, UsageRecord
 from countylab.storage.models import utcnow
 
@@ -81,6 +82,7 @@ def move(
         job.finished_at = now
     session.flush()
     record(session, job, action, actor=actor, actor_id=actor_id, **details)
+    job_notice(session, job, target.value)
     return True
 
 

@@ -20,6 +20,7 @@ from countylab.errors import Conflict, NotFound, PermissionDenied, ValidationFai
 from countylab.identity.access import Principal, authorize, has_permission
 from countylab.identity.projects import authorize_member
 from countylab.identity.roles import Permission
+from countylab.notify.hooks import topup_notice
 from countylab.privacy import ledgers
 from countylab.privacy.budget import _ensure, grade_limits
 from countylab.privacy.ledgers import period_bounds
@@ -99,6 +100,7 @@ def request_topup(
         epsilon=eps,
         delta=dlt,
     )
+    topup_notice(session, row, actor.user_id)
     return topup_view(session, row)
 
 
@@ -185,6 +187,7 @@ def decide_topup(
     session.expire_all()
     refreshed = session.get(BudgetTopup, row.id)
     assert refreshed is not None
+    topup_notice(session, refreshed, actor.user_id)
     return topup_view(session, refreshed)
 
 

@@ -46,6 +46,7 @@ from countylab.errors import Conflict, NotFound, PermissionDenied, QuotaExceeded
 from countylab.identity.access import Principal, authorize
 from countylab.identity.projects import authorize_member
 from countylab.identity.roles import Permission
+from countylab.notify.hooks import model_notice
 from countylab.serving import assess as memo
 from countylab.serving.outputs import (
     OutputSpec,
@@ -234,6 +235,7 @@ class ModelService:
             sha256=model.sha256,
             format=model.format,
         )
+        model_notice(s, model, actor.user_id)
         return model
 
     def _schema(
@@ -353,6 +355,7 @@ class ModelService:
         )
         if not approve:
             self.pool.evict(model.id)
+        model_notice(s, model, actor.user_id)
         return model
 
     def _caller(self, s: Session, actor: Principal, model: RegisteredModel) -> str | None:

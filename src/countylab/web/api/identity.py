@@ -236,10 +236,20 @@ def audit_events(
     before_id: EventId = None,
     action: str | None = None,
     user: str | None = None,
+    target: str | None = None,
+    outcome: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
 ) -> dict[str, Any]:
+    """Events newest first; ``action`` is exact or ``group:<family>``, ``since``/``until`` Beijing dates."""
+    from countylab.audit import search
+
     authorize(actor, Permission.audit_read, target="audit")
+    f = search.AuditFilter.parse(
+        actor=user, action=action, target=target, outcome=outcome, since=since, until=until
+    )
     with lab.read() as s:
-        events = audit.log.recent(s, limit=limit, before_id=before_id, action_prefix=action, actor=user)
+        events = search.find(s, f, limit=limit, before_id=before_id)
     return {"items": [out.audit_event(e) for e in events]}
 
 
