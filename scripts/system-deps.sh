@@ -11,6 +11,7 @@ mode="${1:-runtime}"
 pkgs=(bubblewrap libseccomp2 uidmap fonts-noto-cjk ca-certificates tesseract-ocr tesseract-ocr-chi-sim)
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then pkgs+=(python3-venv); fi
 if [ "$mode" = "test" ]; then pkgs+=(chromium postgresql); fi
+if ! command -v npm >/dev/null; then pkgs+=(nodejs npm); fi  # scripts/assets.sh: ECharts (charts)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi

@@ -32,3 +32,4 @@ else
   echo "• .venv is up to date"
 fi
 bash scripts/link-cli.sh
+bash scripts/assets.sh  # ECharts into web/static/vendor/ from package-lock.json (charts of answers)

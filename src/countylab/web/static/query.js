@@ -21,30 +21,100 @@
     return String(v);
   }
 
+  // The answer as people read it: the server's display block (headers, names beside codes,
+  // values rounded to their interval); the raw rows only when an older answer has none.
+  function shownTable(data) {
+    const d = data.display;
+    if (d) return d;
+    return {
+      headers: data.columns, roles: data.columns.map((c) => ((data.intervals || {})[c] ? "measure" : "group")),
+      cells: data.rows.map((r) => r.map(fmt)), values: data.rows.map((r) => r.map((v) => (typeof v === "number" ? v : null))),
+      low: data.rows.map((r, i) => data.columns.map((c) => { const iv = (data.intervals || {})[c]; return iv && iv[i] ? fmt(iv[i][0]) : null; })),
+      high: data.rows.map((r, i) => data.columns.map((c) => { const iv = (data.intervals || {})[c]; return iv && iv[i] ? fmt(iv[i][1]) : null; })),
+      names: data.rows.map((r) => r.map(() => null)), missing: {},
+    };
+  }
+
+  const num = (t) => (t === null || t === undefined ? null : Number(String(t).replace(/,/g, "")));
+
+  // Chart data for countylab.chart: one group column (bars) or two (grouped bars), one measure.
+  function chartData(data, d, m) {
+    const groups = d.roles.map((r, i) => (r === "group" ? i : -1)).filter((i) => i >= 0);
+    if (!groups.length || groups.length > 2 || m < 0) return null;
+    const label = (r, c) => (d.names[r][c] !== null && d.names[r][c] !== undefined ? d.names[r][c] : d.cells[r][c]);
+    const [g1, g2] = groups;
+    const cats = [];
+    d.cells.forEach((row, r) => { if (!cats.includes(label(r, g1))) cats.push(label(r, g1)); });
+    const keys = g2 === undefined ? [d.headers[m]] : [];
+    if (g2 !== undefined) d.cells.forEach((row, r) => { if (!keys.includes(label(r, g2))) keys.push(label(r, g2)); });
+    const series = keys.map((k) => {
+      const s = { name: k, values: cats.map(() => null), low: cats.map(() => null), high: cats.map(() => null), texts: cats.map(() => null) };
+      d.cells.forEach((row, r) => {
+        if (g2 !== undefined && label(r, g2) !== k) return;
+        const i = cats.indexOf(label(r, g1));
+        s.values[i] = d.values[r][m];
+        s.low[i] = num(d.low[r][m]);
+        s.high[i] = num(d.high[r][m]);
+        s.texts[i] = d.cells[r][m];
+      });
+      return s;
+    });
+    return { categories: cats, series, missing: (d.missing || {})[data.columns[g1]] || [] };
+  }
+
+  function drawChart(data, d) {
+    const box = document.getElementById("answer-chart");
+    const pick = document.getElementById("chart-measure");
+    if (!box || !(window.countylab && window.countylab.chart)) return;
+    const measures = d.roles.map((r, i) => (r === "measure" ? i : -1)).filter((i) => i >= 0);
+    const m = pick && pick.value !== "" ? Number(pick.value) : (measures.length ? measures[0] : -1);
+    const cd = chartData(data, d, m);
+    box.closest(".answer-chart").hidden = !cd;
+    if (!cd) return;
+    window.countylab.chart.barsWithIntervals(box, cd, {
+      yName: d.headers[m], missingLabel: box.dataset.missing, intervalLabel: box.dataset.interval,
+    });
+  }
+
+  function chartSection(data, d) {
+    const section = el("div", { class: "answer-chart" });
+    section.appendChild(el("h3", {}, result.dataset.chart));
+    const measures = d.roles.map((r, i) => (r === "measure" ? i : -1)).filter((i) => i >= 0);
+    if (measures.length > 1) {
+      const pick = el("select", { id: "chart-measure", "aria-label": result.dataset.chart });
+      measures.forEach((i) => pick.appendChild(el("option", { value: String(i) }, d.headers[i])));
+      pick.addEventListener("change", () => drawChart(data, d));
+      section.appendChild(pick);
+    }
+    section.appendChild(el("div", { id: "answer-chart", class: "chart", role: "img", "aria-label": result.dataset.chart,
+      "data-missing": result.dataset.notReleased, "data-interval": result.dataset.interval }));
+    section.appendChild(el("p", { class: "muted small" }, result.dataset.chartHint));
+    return section;
+  }
+
   function renderAnswer(data) {
     result.replaceChildren();
+    const d = shownTable(data);
     result.appendChild(el("h2", {}, result.dataset.resultTitle));
     const wrap = el("div", { class: "table-wrap" });
     const table = el("table", { class: "table result-table" });
     const head = el("tr");
-    data.columns.forEach((c) => head.appendChild(el("th", {}, c)));
+    d.headers.forEach((c, j) => head.appendChild(el("th", { title: data.columns[j] }, c)));
     table.appendChild(el("thead")).appendChild(head);
     const body = el("tbody");
-    data.rows.forEach((row, i) => {
+    d.cells.forEach((row, i) => {
       const tr = el("tr");
       row.forEach((v, j) => {
-        const td = el("td", {}, fmt(v));
-        const iv = (data.intervals || {})[data.columns[j]];
-        if (iv && iv[i]) {
-          td.appendChild(el("span", { class: "ci" },
-            `${result.dataset.interval} [${fmt(iv[i][0])}, ${fmt(iv[i][1])}]`));
+        const td = el("td", d.roles[j] === "measure" ? { class: "num" } : {}, v);
+        if (d.low[i][j] !== null && d.low[i][j] !== undefined) {
+          td.appendChild(el("span", { class: "ci" }, `${result.dataset.interval} [${d.low[i][j]}, ${d.high[i][j]}]`));
         }
         tr.appendChild(td);
       });
       body.appendChild(tr);
     });
-    if (!data.rows.length) {
-      body.appendChild(el("tr")).appendChild(el("td", { colspan: data.columns.length, class: "muted" },
+    if (!d.cells.length) {
+      body.appendChild(el("tr")).appendChild(el("td", { colspan: d.headers.length, class: "muted" },
         result.dataset.noRows));
     }
     table.appendChild(body);
@@ -55,6 +125,13 @@
     const p = el("p", { class: "query-cost" }, `${cost} · ${result.dataset.remaining} `);
     p.appendChild(el("strong", { id: "budget-remaining" }, fmt(data.budget_remaining)));
     result.appendChild(p);
+    if (data.query_id) {
+      const dl = el("p", { class: "row-form downloads" });
+      dl.appendChild(el("a", { class: "button", id: "download-csv", href: `/api/queries/${data.query_id}/answer.csv`, download: "" }, result.dataset.csv));
+      dl.appendChild(el("a", { class: "button", id: "download-xlsx", href: `/api/queries/${data.query_id}/answer.xlsx`, download: "" }, result.dataset.xlsx));
+      result.appendChild(dl);
+    }
+    result.appendChild(chartSection(data, d));
     if (data.suppressed && data.suppressed.length) {
       result.appendChild(el("h3", {}, result.dataset.suppressed));
       const ul = el("ul", { class: "small" });
@@ -64,6 +141,7 @@
     const notes = el("ul", { class: "muted small" });
     (data.notes || []).forEach((n) => notes.appendChild(el("li", {}, n)));
     result.appendChild(notes);
+    drawChart(data, d);
   }
 
   function updateBudget(data) {
@@ -89,6 +167,12 @@
     tbody.prepend(tr);
   }
 
+  // An answer rendered by the server (the form posted without JavaScript, or a reload) gets its chart.
+  const initial = document.getElementById("answer-json");
+  if (initial) {
+    try { renderAnswer(JSON.parse(initial.textContent)); } catch (err) { /* the table stays */ }
+  }
+
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const fd = new FormData(form);
@@ -102,6 +186,8 @@
     button.disabled = true;
     errorBox.hidden = true;
     result.setAttribute("aria-busy", "true");
+    const progress = document.getElementById("query-progress");
+    if (progress) progress.hidden = false;
     try {
       const post = () => fetch("/api/query", {
         method: "POST",
@@ -134,6 +220,7 @@
     } finally {
       button.disabled = false;
       result.removeAttribute("aria-busy");
+      if (progress) progress.hidden = true;
     }
   });
 })();

@@ -16,6 +16,7 @@ from countylab.identity.access import Principal, has_permission
 from countylab.identity.roles import Permission
 from countylab.privacy import budget, history, topups
 from countylab.privacy.gateway import QueryRequest
+from countylab.web.api.query import answer_view
 from countylab.web.deps import Actor, LabDep
 from countylab.web.params import FormId, Id, QueryId
 from countylab.web.ui.common import flash_redirect, form_action, lang_of, render
@@ -123,7 +124,8 @@ def run_from_form(
         if isinstance(exc, PermissionDenied):
             lab.record_denial(actor, exc, method=request.method, path=request.url.path)
         return flash_redirect(f"/query?project_id={project_id}", exc.message(lang_of(request)), "error")
-    return _console(request, actor, lab, project_id, sql=sql, epsilon=eps, answer=answer.to_json())
+    shown = answer_view(lab, answer.to_json(), sql, lang_of(request))
+    return _console(request, actor, lab, project_id, sql=sql, epsilon=eps, answer=shown)
 
 
 @router.post("/query/budgets")
