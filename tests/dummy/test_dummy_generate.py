@@ -9,7 +9,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from countylab.dummy import ColumnProfile, DatasetProfile, arrow_type, generate, generate_related, is_dummy
+from countylab.dummy import (
+    ColumnProfile,
+    DatasetProfile,
+    arrow_type,
+    generate,
+    generate_related,
+    generation_order,
+    is_dummy,
+)
 from countylab.errors import TooLarge, ValidationFailed
 from countylab.identifiers import is_valid_id_number, is_valid_luhn, is_valid_uscc
 from tests.dummy.dummy_profiles import care_profile, households_profile, residents_profile
@@ -166,16 +174,25 @@ def test_self_reference_and_missing_parent_fall_back() -> None:
     assert all(h.startswith("H") for h in table.column("household_id").to_pylist())
 
 
-def test_cycles_between_datasets_are_refused() -> None:
+def test_cycles_between_datasets_are_cut_and_still_join() -> None:
+    """A household names its head resident and a resident their household: a strict order is
+    refused, but generating both cuts the cycle and patches the cut keys, so both joins hold."""
     a = DatasetProfile(
-        "a", [ColumnProfile("id", "int64", "key"), ColumnProfile("b_id", "int64", foreign_key="b.id")]
+        "a",
+        [ColumnProfile("id", "int64", "key"), ColumnProfile("b_id", "int64", foreign_key="b.id")],
+        primary_key=["id"],
     )
     b = DatasetProfile(
-        "b", [ColumnProfile("id", "int64", "key"), ColumnProfile("a_id", "int64", foreign_key="a.id")]
+        "b",
+        [ColumnProfile("id", "int64", "key"), ColumnProfile("a_id", "int64", foreign_key="a.id")],
+        primary_key=["id"],
     )
     with pytest.raises(ValidationFailed) as caught:
-        generate_related([a, b], {}, seed=0)
+        generation_order([a, b])
     assert caught.value.details["reason"] == "foreign_key"
+    tables = generate_related([a, b], {"a": 50, "b": 70}, seed=0)
+    assert set(tables["a"].column("b_id").to_pylist()) <= set(tables["b"].column("id").to_pylist())
+    assert set(tables["b"].column("a_id").to_pylist()) <= set(tables["a"].column("id").to_pylist())
 
 
 def test_composite_primary_key_is_made_unique() -> None:

@@ -4,18 +4,21 @@ only counts, null rates and (for non-sensitive columns) ranges."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from countylab.catalog.grading import GradeProposal, propose_grade
 from countylab.catalog.pii import ColumnFinding, detect_table
-from countylab.dummy import DatasetProfile, profile_from_table
+from countylab.dummy import DatasetProfile, profile_from_table, relations
+from countylab.dummy.profiling import KeySetInfo
 
 SAMPLE_ROWS = 100_000
 _PII_TO_SEMANTIC = {
@@ -61,8 +64,13 @@ def analyse(
     key_sets: dict[str, list[str]],
     primary_key: list[str] | None,
     foreign_keys: dict[str, str] | None = None,
+    key_set_labels: dict[str, dict[str, str]] | None = None,
+    catalog_key_sets: list[KeySetInfo] | None = None,
+    as_of: dt.date | None = None,
 ) -> Analysis:
-    sample = pa.Table.from_batches(list(sample_batches(paths))) if paths else None
+    """``key_set_labels``: display names of the codes of each key-set column; ``catalog_key_sets``:
+    every public key set of the county, so unlinked columns of town names are still recognised."""
+    sample = spread_sample(paths) if paths else None
     findings = detect_table(sample) if sample is not None and sample.num_rows else []
     proposal = propose_grade(
         findings, privacy_unit=privacy_unit, row_count=row_count, tags=tags, department=department
@@ -75,6 +83,9 @@ def analyse(
         merged.setdefault(f.column, _PII_TO_SEMANTIC[str(f.kind)])
     if privacy_unit_column:
         merged.setdefault(privacy_unit_column, "privacy_unit_id")
+    for column in foreign_keys or {}:
+        if column not in key_sets:
+            merged[column] = "foreign_key"  # its shape (H0000001) is learnt like a key's
     # In a dataset about persons or enterprises an extreme value is one unit's value: no min/max at all.
     hidden = sensitive if privacy_unit == "none" else sensitive | _all_columns(paths)
     profiles = quality_profile(paths, hidden) if paths else {}
@@ -87,9 +98,49 @@ def analyse(
         sensitive_columns=sensitive,
         name=name,
         primary_key=primary_key,
+        key_set_labels=key_set_labels,
+        catalog_key_sets=catalog_key_sets,
+        as_of=as_of,
     )
     dummy = _with_foreign_keys(dummy, foreign_keys or {}, set(key_sets))
+    dummy = relations.follows(dummy, sample, list(foreign_keys or {}), sensitive)
     return Analysis(findings, proposal, profiles, dummy)
+
+
+def spread_sample(paths: list[Path], limit: int = SAMPLE_ROWS) -> pa.Table:
+    """Up to ``limit`` rows spread evenly over the whole version, in file order.
+
+    Files are usually sorted (residents by household, hence by village and town): the first
+    100,000 rows of a large county are three towns, and a profile built from them gave the other
+    nine towns almost no weight. Every k-th row keeps the order and covers every town."""
+    total = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+    if total <= limit:
+        return pa.Table.from_batches(list(sample_batches(paths, total)))
+    wanted = np.floor(np.arange(limit) * (total / limit)).astype(np.int64)
+    picked: list[pa.RecordBatch] = []
+    offset = 0
+    for batch in sample_batches(paths, total):
+        lo, hi = np.searchsorted(wanted, [offset, offset + batch.num_rows])
+        picked.append(batch.take(pa.array(wanted[lo:hi] - offset)))
+        offset += batch.num_rows
+    table = pa.Table.from_batches([b for b in picked if b.num_rows])
+    return table.slice(0, limit)
+
+
+def key_set_inputs(cols: list[Any], all_sets: dict[str, Any]) -> dict[str, Any]:
+    """The key-set arguments of :func:`analyse` from catalog columns and key sets, so the
+    ingestion paths pass labels and the county's code lists without repeating the mapping."""
+    return {
+        "key_set_labels": {
+            c.name: dict(all_sets[c.key_set].labels or {})
+            for c in cols
+            if c.key_set in all_sets and all_sets[c.key_set].labels
+        },
+        "catalog_key_sets": [
+            KeySetInfo([str(v) for v in ks.values], {str(k): str(v) for k, v in (ks.labels or {}).items()})
+            for ks in all_sets.values()
+        ],
+    }
 
 
 def _with_foreign_keys(

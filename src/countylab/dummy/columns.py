@@ -17,6 +17,9 @@ from collections.abc import Callable
 import numpy as np
 
 from countylab.dummy import fakes
+from countylab.dummy.coherence import AGE_NAMES as _AGE_NAMES
+from countylab.dummy.coherence import BIRTH_HINTS as _BIRTH_HINTS
+from countylab.dummy.coherence import relabel
 from countylab.dummy.profile import ColumnProfile, DatasetProfile, parse_bound, parse_category
 from countylab.errors import ValidationFailed
 
@@ -36,12 +39,13 @@ _PLACE_RANKS = (
     ("乡", 3),
     ("村", 4),
 )
-_BIRTH_HINTS = ("birth", "出生", "dob", "csrq")
-_AGE_NAMES = frozenset({"age", "年龄", "nl", "age_years"})
 _SEX_NAMES = frozenset({"sex", "gender", "性别", "xb"})
 _MALE = frozenset({"男", "m", "male", "1"})
 _FEMALE = frozenset({"女", "f", "female", "2"})
 _DEFAULT_DATES = ("2015-01-01", "2024-12-31T23:59:59")
+_COVERAGE_FACTOR = 4
+# Free-text columns by name: only these get bland remarks; other text gets neutral placeholders.
+_REMARK_HINTS = ("备注", "说明", "情况", "意见", "描述", "摘要", "内容", "note", "remark", "comment", "memo")
 
 
 def column_rng(seed: int, dataset: str, column: str, salt: int = 0) -> np.random.Generator:
@@ -74,16 +78,31 @@ def make_unique(values: Values, regenerate: Callable[[int], Values], col: Column
     raise cannot_make_unique(col, len(values), "取值空间太小", "the value space is too small")
 
 
-def category_values(col: ColumnProfile, n: int, rng: np.random.Generator, unique: bool) -> Values:
+def category_choices(col: ColumnProfile) -> Values:
+    """The approved categories as values of the column's type."""
     labels = col.categories or []
-    parsed = [parse_category(col.type, str(v)) for v in labels]
-    choices = np.array(parsed) if col.type not in ("string",) else np.array(labels, dtype=str)
+    if col.type == "string":
+        return np.array(labels, dtype=str)
+    return np.array([parse_category(col.type, str(v)) for v in labels])
+
+
+def category_values(col: ColumnProfile, n: int, rng: np.random.Generator, unique: bool) -> Values:
+    """Draws by the approved weights; with enough rows every approved category appears.
+
+    Every category on an approved list is real (a public code, or a value seen at least
+    ``MIN_CATEGORY_COUNT`` times), so code that groups by town meets all twelve towns on dummy
+    data as on real data, not the three that a skewed weight happens to favour.
+    """
+    choices = category_choices(col)
     if unique:
         if n > len(choices):
             raise cannot_make_unique(col, n, "类别数不足", "not enough categories")
         return rng.permutation(choices)[:n]
     weights = np.asarray(col.category_weights if col.category_weights else np.ones(len(choices)), float)
-    return rng.choice(choices, size=n, p=weights / weights.sum())
+    values = rng.choice(choices, size=n, p=weights / weights.sum())
+    if n >= _COVERAGE_FACTOR * len(choices):
+        values[rng.choice(n, size=len(choices), replace=False)] = choices
+    return values
 
 
 def _numeric_bounds(col: ColumnProfile, unique_count: int) -> tuple[float, float, float | None]:
@@ -144,12 +163,16 @@ def temporal_values(col: ColumnProfile, n: int, rng: np.random.Generator, unique
     lo = parse_bound(kind, col.minimum if col.minimum is not None else _DEFAULT_DATES[0])
     hi = parse_bound(kind, col.maximum if col.maximum is not None else _DEFAULT_DATES[1])
     lo_i, hi_i = int(lo), int(hi)
+    step = col.step_seconds if kind == "timestamp" and col.step_seconds else 1
+    if step > 1:  # whole steps only: hourly readings stay on the hour
+        lo_i, hi_i = -(-lo_i // step), max(hi_i // step, -(-lo_i // step))
     if unique:
         if hi_i - lo_i + 1 < n:
             raise cannot_make_unique(col, n, "日期范围太窄", "the date range is too narrow")
         offsets = rng.choice(hi_i - lo_i + 1, size=n, replace=False) + lo_i
     else:
         offsets = rng.integers(lo_i, hi_i + 1, size=n)
+    offsets = offsets * step
     if kind == "date":
         days = offsets.astype("datetime64[D]")
         return np.datetime_as_string(days) if col.type == "string" else days
@@ -175,7 +198,7 @@ def key_values(col: ColumnProfile, n: int, rng: np.random.Generator, unique: boo
         numbers = rng.integers(start, (end if end is not None else start + max(1, n // 2) - 1) + 1, size=n)
     if col.type == "int64":
         return numbers
-    width = max(6, len(str(start + n)))
+    width = max(col.key_width or 6, len(str(start + n)))
     return fakes.sequential_keys(_key_prefix(col), numbers, width)
 
 
@@ -211,10 +234,12 @@ def independent_values(col: ColumnProfile, n: int, rng: np.random.Generator, uni
     if col.type == "bool":
         p = col.mean if col.mean is not None and 0.0 <= col.mean <= 1.0 else 0.5
         return rng.random(n) < p
-    if semantic == "category":
-        labels = np.array([f"类别{i}" for i in range(1, 6)])
-        return labels[rng.integers(0, len(labels), n)]
-    values = fakes.phrases(rng, n)
+    if semantic == "text" or any(h in col.name.lower() for h in _REMARK_HINTS):
+        values = fakes.phrases(rng, n)
+    else:  # no approved list: placeholders that say which column they stand for, never a phrase
+        stem = "类别" if semantic == "category" else col.name
+        labels = np.array([f"{stem}{i}" for i in range(1, 6)])
+        values = labels[rng.integers(0, len(labels), n)]
     if unique:
         values = np.strings.add(values, np.arange(1, n + 1).astype(str))
     return values
@@ -229,13 +254,21 @@ def _find(profile: DatasetProfile, test: Callable[[ColumnProfile], bool]) -> Col
     return next((c for c in profile.columns if test(c)), None)
 
 
+def feeds_dependent(source: ColumnProfile, target: ColumnProfile) -> bool:
+    """Whether ``target`` (an ID number or address) reads ``source`` of the same row."""
+    if target.semantic == "id_number":
+        name = source.name.lower()
+        return name in _SEX_NAMES or name in _AGE_NAMES or any(h in name for h in _BIRTH_HINTS)
+    return _place_rank(source) is not None
+
+
 def _birth_dates(
     profile: DatasetProfile, done: dict[str, Values], n: int, as_of: np.datetime64, rng: np.random.Generator
 ) -> Values | None:
     birth = _find(profile, lambda c: c.type == "date" and any(h in c.name.lower() for h in _BIRTH_HINTS))
     if birth is not None and birth.name in done:
         return done[birth.name].astype("datetime64[D]")
-    age = _find(profile, lambda c: c.type == "int64" and c.name.lower() in _AGE_NAMES)
+    age = _find(profile, lambda c: c.type in ("int64", "float64") and c.name.lower() in _AGE_NAMES)
     if age is not None and age.name in done:
         years = np.clip(done[age.name], 0, 120)
         days = (years * 365.25 + rng.integers(1, 365, n)).astype(np.int64)
@@ -255,10 +288,17 @@ def _sexes(profile: DatasetProfile, done: dict[str, Values]) -> Values | None:
 
 
 def _place_rank(col: ColumnProfile) -> int | None:
-    if col.type != "string" or not col.categories:
+    """Administrative level of a place column (county 2, town 3, village 4) from its names.
+
+    The names are the column's categories, or the labels of its codes (a town-code column whose
+    key set names 12 towns is a town column)."""
+    if col.type != "string" or not (col.categories or col.labels):
+        return None
+    names = list(col.labels.values()) if col.labels else list(col.categories or [])
+    if not names:
         return None
     ranks = set()
-    for value in col.categories:
+    for value in names:
         rank = next((r for suffix, r in _PLACE_RANKS if value.endswith(suffix)), None)
         if rank is None:
             return None
@@ -284,14 +324,19 @@ def dependent_values(
             values = make_unique(values, lambda k: fakes.id_numbers(rng, k, prefix=col.id_prefix), col)
         return values
     ranked = sorted(
-        (
-            (rank, i, c.name)
-            for i, c in enumerate(profile.columns)
-            if (rank := _place_rank(c)) is not None and c.name in done
-        ),
+        (rank, i, c)
+        for i, c in enumerate(profile.columns)
+        if (rank := _place_rank(c)) is not None and c.name in done
     )
-    places = [done[name].astype(str) for _, _, name in ranked]
-    values = fakes.addresses(rng, n, places)
+    places: list[Values] = []
+    seen_ranks: set[int] = set()
+    for rank, _, c in ranked:
+        if rank in seen_ranks:
+            continue  # a town code and a town name column name the same town once
+        seen_ranks.add(rank)
+        values = done[c.name].astype(str)
+        places.append(relabel(values, c.labels) if c.labels else values)
+    values = fakes.addresses(rng, n, places, county=col.id_prefix)
     if unique:
-        values = make_unique(values, lambda k: fakes.addresses(rng, k, []), col)
+        values = make_unique(values, lambda k: fakes.addresses(rng, k, [], county=col.id_prefix), col)
     return values

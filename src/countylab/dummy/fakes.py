@@ -161,18 +161,20 @@ def person_names(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.strings.add(np.strings.add(surname, first), second)
 
 
-def addresses(rng: np.random.Generator, n: int, places: list[np.ndarray]) -> np.ndarray:
-    """Addresses built from place columns of the same rows (county → town → village), if any.
+def addresses(
+    rng: np.random.Generator, n: int, places: list[np.ndarray], *, county: str | None = None
+) -> np.ndarray:
+    """Addresses built from place columns of the same rows (town → village), if any.
 
     ``places`` are string arrays ordered from the largest division down, ``""`` where a row has
-    no value; without them the address uses a made-up county so it never names a real place.
+    no value. ``county`` is the approved administrative prefix (``青禾县``), learnt from the
+    data only when shared by many rows; without places the address uses generic place names.
     """
+    prefix = county if county is not None else (None if places else _FAKE_COUNTY)
     if not places:
-        places = [
-            np.full(n, _FAKE_COUNTY),
-            _TOWNS[rng.integers(0, len(_TOWNS), n)],
-            _VILLAGES[rng.integers(0, len(_VILLAGES), n)],
-        ]
+        places = [_TOWNS[rng.integers(0, len(_TOWNS), n)], _VILLAGES[rng.integers(0, len(_VILLAGES), n)]]
+    if prefix:
+        places = [np.full(n, prefix), *places]
     result = places[0].astype(str)
     for part in places[1:]:
         result = np.strings.add(result, part.astype(str))

@@ -20,15 +20,25 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from countylab.dummy import coherence
 from countylab.dummy import columns as colgen
+from countylab.dummy.keys import unique_key_rows
 from countylab.dummy.output import mark_dummy
-from countylab.dummy.profile import ColumnProfile, DatasetProfile, arrow_type, split_foreign_key
+from countylab.dummy.profile import (
+    ColumnProfile,
+    DatasetProfile,
+    arrow_type,
+    parse_bound,
+    parse_category,
+    split_foreign_key,
+)
 from countylab.errors import TooLarge, ValidationFailed
 
 MAX_ROWS = 10_000_000
 DEFAULT_AS_OF = dt.date(2025, 1, 1)  # fixed, so ages → birth dates do not drift with the clock
 _SALT_NULLS = 1
 _SALT_KEY_REDRAW = 100
+_SALT_PATCH = 200
 
 
 @dataclass
@@ -107,22 +117,115 @@ def _foreign_values(
     return pool[rng.integers(0, len(pool), n)]
 
 
-def _draw(
+def _derived(
+    job: _Job, col: ColumnProfile, n: int, rng: np.random.Generator, done: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Values taken from other columns of the row (or the parent row), and a mask of misses."""
+    profile = job.profile
+    if col.follows is not None and col.follows in done:
+        hit = coherence.parent_lookup(col, profile.column(col.follows), done[col.follows], job.related)
+        if hit is not None:
+            return hit
+    if col.label_of is not None and col.label_of in done:
+        labels = profile.column(col.label_of).labels or {}
+        return coherence.relabel(done[col.label_of], labels), np.zeros(n, dtype=bool)
+    if col.determined_by is not None and col.mapping is not None and col.determined_by in done:
+        values, missing = coherence.mapped(done[col.determined_by], col.mapping)
+        if col.type != "string":
+            parsed = [parse_category(col.type, v) if v else parse_category(col.type, "0") for v in values]
+            values = np.array(parsed)
+        return values, missing
+    return None
+
+
+def _plain(
     job: _Job, col: ColumnProfile, n: int, rng: np.random.Generator, done: dict[str, np.ndarray], unique: bool
 ) -> np.ndarray:
+    profile = job.profile
     if job.parent(col) is not None:
         return _foreign_values(job, col, n, rng, done, unique)
+    birth = coherence.birth_column(profile)
+    age = coherence.age_column(profile)
+    if birth is not None and col.name == birth.name and age is not None and age.name in done:
+        births = coherence.births_from_ages(done[age.name], job.as_of, rng, birth)
+        # a birth date clipped into its approved range moves the age with it: they always agree
+        done[age.name] = coherence.exact_age(births, job.as_of).astype(done[age.name].dtype)
+        return births
+    if age is not None and col.name == age.name and birth is not None and birth.name in done:
+        years = coherence.exact_age(done[birth.name], job.as_of)
+        return years.astype(np.int64 if col.type == "int64" else np.float64)
+    if col.weights_by_age is not None and col.categories and not unique:
+        ages = coherence.ages_of_rows(profile, done, job.as_of)
+        if ages is not None:
+            return coherence.by_age(col, ages, rng, colgen.category_choices(col))
     if colgen.is_dependent(col):
-        return colgen.dependent_values(col, job.profile, n, rng, done, job.as_of, unique)
+        return colgen.dependent_values(col, profile, n, rng, done, job.as_of, unique)
     return colgen.independent_values(col, n, rng, unique)
 
 
-def _stage(job: _Job, col: ColumnProfile) -> int:
-    """Order of generation: plain columns, then columns reading the row, then self-references."""
+def _draw(
+    job: _Job, col: ColumnProfile, n: int, rng: np.random.Generator, done: dict[str, np.ndarray], unique: bool
+) -> np.ndarray:
+    derived = None if unique else _derived(job, col, n, rng, done)
+    if derived is None:
+        values = _plain(job, col, n, rng, done, unique)
+    else:
+        values, missing = derived
+        if missing.any():
+            subset = {name: v[missing] for name, v in done.items() if len(v) == n}
+            fill = _plain(job, col, int(missing.sum()), rng, subset, False)
+            if (
+                values.dtype.kind == "U"
+                and fill.dtype.kind == "U"
+                and fill.dtype.itemsize > values.dtype.itemsize
+            ):
+                values = values.astype(fill.dtype)
+            values = values.copy()
+            values[missing] = fill
+    if col.after is not None and col.after in done and col.type in ("date", "timestamp"):
+        values = coherence.not_before(values, done[col.after], rng, col)
+    if col.scale is not None and col.type == "float64":
+        values = np.round(values.astype(np.float64), col.scale)
+    return values
+
+
+def _needs(job: _Job, col: ColumnProfile) -> list[str]:
+    """Columns that must be drawn before ``col`` (their values shape its values)."""
+    profile = job.profile
+    needs = [r for r in (col.follows, col.label_of, col.determined_by, col.after) if r is not None]
     ref = job.parent(col)
-    if ref is not None and ref[0] == job.profile.name:
-        return 2
-    return 1 if ref is None and colgen.is_dependent(col) else 0
+    if ref is not None and ref[0] == profile.name:
+        needs.append(ref[1])
+    birth, age = coherence.birth_column(profile), coherence.age_column(profile)
+    if birth is not None and age is not None and col.name == birth.name:
+        needs.append(age.name)
+    if col.weights_by_age is not None:
+        needs.extend(c.name for c in (age, birth) if c is not None)
+    if colgen.is_dependent(col):
+        needs.extend(c.name for c in profile.columns if c.name != col.name and colgen.feeds_dependent(c, col))
+    return [name for name in needs if name != col.name]
+
+
+def _order(job: _Job, first: list[str]) -> list[ColumnProfile]:
+    """Columns in an order where each comes after what it needs (a cycle is cut where met)."""
+    by_name = {c.name: c for c in job.profile.columns}
+    placed: set[str] = set(first)
+    visiting: set[str] = set()
+    ordered: list[ColumnProfile] = []
+
+    def visit(name: str) -> None:
+        if name in placed or name in visiting or name not in by_name:
+            return
+        visiting.add(name)
+        for need in _needs(job, by_name[name]):
+            visit(need)
+        visiting.discard(name)
+        placed.add(name)
+        ordered.append(by_name[name])
+
+    for col in job.profile.columns:
+        visit(col.name)
+    return ordered
 
 
 def _duplicate_rows(keys: list[np.ndarray]) -> np.ndarray:
@@ -167,60 +270,138 @@ def _to_arrow(job: _Job, col: ColumnProfile, values: np.ndarray) -> pa.Array:
     return pa.array(values, type=arrow_type(col.type), mask=mask)
 
 
+def capacity(profile: DatasetProfile) -> int:
+    """Most rows the profile can have: a dataset keyed by the 12 public town codes has 12 rows.
+
+    Only key columns with a closed category list bound it; a table asked for more rows than
+    its keys allow is generated whole (every key once) rather than refused or padded with
+    codes that do not exist in the county."""
+    keys = list(profile.primary_key or []) or [c.name for c in profile.columns if c.unique][:1]
+    if not keys:
+        return MAX_ROWS
+    total = 1
+    for name in keys:
+        size = _key_space(profile.column(name))
+        if size is None:
+            return MAX_ROWS
+        total = min(total * size, MAX_ROWS)
+    return total
+
+
+def _key_space(col: ColumnProfile) -> int | None:
+    """How many distinct values a key column can take, when its approved metadata bounds it."""
+    if col.foreign_key is not None:
+        return None
+    if col.categories:
+        return len(set(col.categories))
+    if col.minimum is None or col.maximum is None or col.semantic in ("key", "privacy_unit_id"):
+        return None
+    low, high = parse_bound(col.type, col.minimum), parse_bound(col.type, col.maximum)
+    if col.type == "timestamp" and col.step_seconds:  # hourly readings: hours in the approved range
+        step = col.step_seconds
+        return int(high // step - (-(-low // step))) + 1
+    return None  # an integer or date key with too narrow a range is refused, not cut short
+
+
 def generate(
     profile: DatasetProfile,
     rows: int,
     *,
     seed: int = 0,
     related: dict[str, pa.Table] | None = None,
-    as_of: dt.date = DEFAULT_AS_OF,
+    as_of: dt.date | None = None,
 ) -> pa.Table:
     """``rows`` synthetic rows shaped like ``profile``, marked as dummy data.
 
     ``related`` maps dataset names to already generated tables that foreign keys may point at.
-    ``as_of`` is the day ages are counted back from when an ID number must match an age column.
+    ``as_of`` is "today" for the rows: ages are counted to it and no birth date follows it; by
+    default the profile's own ``as_of`` (the day it was proposed), else ``DEFAULT_AS_OF``.
     """
     if rows < 0:
         raise ValidationFailed("行数须非负", "rows must be >= 0", reason="rows")
     if rows > MAX_ROWS:
         raise TooLarge(f"一次最多生成 {MAX_ROWS} 行", f"at most {MAX_ROWS} rows at a time", reason="rows")
     schema = profile.arrow_schema()
+    rows = min(rows, capacity(profile))
     if rows == 0:
         return mark_dummy(schema.empty_table(), dataset=profile.name, seed=seed)
-    job = _Job(profile, rows, seed, dict(related or {}), np.datetime64(as_of, "D"))
+    day = as_of if as_of is not None else (profile.as_of or DEFAULT_AS_OF)
+    job = _Job(profile, rows, seed, dict(related or {}), np.datetime64(day, "D"))
     done: dict[str, np.ndarray] = {}
-    for stage in range(3):
-        for col in profile.columns:
-            if _stage(job, col) == stage:
-                done[col.name] = _draw(job, col, rows, job.rng(col.name), done, job.is_unique(col))
-    if len(profile.primary_key or []) > 1:
+    composite = len(profile.primary_key or []) > 1
+    if composite:
+        done.update(unique_key_rows(job, _draw))
+    for col in _order(job, list(done)):
+        done[col.name] = _draw(job, col, rows, job.rng(col.name), done, job.is_unique(col))
+    if composite:
         _make_keys_unique(job, done)
     arrays = [_to_arrow(job, col, done[col.name]) for col in profile.columns]
     return mark_dummy(pa.Table.from_arrays(arrays, schema=schema), dataset=profile.name, seed=seed)
 
 
+def _needs_of(profiles: list[DatasetProfile]) -> dict[str, set[str]]:
+    names = {p.name for p in profiles}
+    return {
+        p.name: {split_foreign_key(c.foreign_key)[0] for c in p.columns if c.foreign_key is not None}
+        & (names - {p.name})
+        for p in profiles
+    }
+
+
 def generation_order(profiles: list[DatasetProfile]) -> list[DatasetProfile]:
     """Parents before children (Kahn's algorithm, stable in input order); cycles are refused."""
+    order, deferred = _plan(profiles)
+    if deferred:
+        stuck = sorted({name for name, _ in deferred})
+        raise ValidationFailed(
+            f"外键构成循环：{stuck}", f"foreign keys form a cycle: {stuck}", reason="foreign_key"
+        )
+    return order
+
+
+def _plan(profiles: list[DatasetProfile]) -> tuple[list[DatasetProfile], list[tuple[str, str]]]:
+    """Parents first; a cycle (a household names its head resident, a resident their household)
+    is cut at the dataset most others wait for, and the cut edges are returned to be patched."""
     by_name = {p.name: p for p in profiles}
     if len(by_name) != len(profiles):
         raise ValidationFailed("数据集名重复", "duplicate dataset names", reason="profiles")
-    needs = {
-        p.name: {split_foreign_key(c.foreign_key)[0] for c in p.columns if c.foreign_key is not None}
-        & (by_name.keys() - {p.name})
-        for p in profiles
-    }
+    needs = _needs_of(profiles)
     ordered: list[DatasetProfile] = []
     placed: set[str] = set()
+    deferred: list[tuple[str, str]] = []
     while len(ordered) < len(profiles):
         ready = [p for p in profiles if p.name not in placed and needs[p.name] <= placed]
         if not ready:
-            stuck = sorted(by_name.keys() - placed)
-            raise ValidationFailed(
-                f"外键构成循环：{stuck}", f"foreign keys form a cycle: {stuck}", reason="foreign_key"
-            )
+            stuck = [p for p in profiles if p.name not in placed]
+            waiting = {p.name: sum(p.name in needs[q.name] for q in stuck) for p in stuck}
+            cut = max(stuck, key=lambda p: (waiting[p.name], -len(needs[p.name] - placed)))
+            deferred.extend((cut.name, parent) for parent in sorted(needs[cut.name] - placed))
+            ready = [cut]
         ordered.extend(ready)
         placed.update(p.name for p in ready)
-    return ordered
+    return ordered, deferred
+
+
+def _patch_foreign(
+    table: pa.Table, profile: DatasetProfile, parent: str, parent_table: pa.Table, seed: int
+) -> pa.Table:
+    """Redraw the foreign keys that pointed at a dataset generated later (a cut cycle)."""
+    for i, col in enumerate(profile.columns):
+        if col.foreign_key is None or split_foreign_key(col.foreign_key)[0] != parent:
+            continue
+        column = split_foreign_key(col.foreign_key)[1]
+        if column not in parent_table.column_names or parent_table.num_rows == 0:
+            continue
+        pool = pc.drop_null(parent_table.column(column))
+        if len(pool) == 0:
+            continue
+        rng = colgen.column_rng(seed, profile.name, col.name, _SALT_PATCH)
+        values = pool.take(pa.array(rng.integers(0, len(pool), table.num_rows)))
+        old = table.column(i)
+        mask = pc.is_null(old)
+        patched = pc.if_else(mask, pa.scalar(None, values.type), values).cast(old.type)
+        table = table.set_column(i, table.schema.field(i), patched)
+    return table
 
 
 def generate_related(
@@ -228,11 +409,15 @@ def generate_related(
     rows: dict[str, int],
     *,
     seed: int = 0,
-    as_of: dt.date = DEFAULT_AS_OF,
+    as_of: dt.date | None = None,
 ) -> dict[str, pa.Table]:
     """Generate several datasets so that their foreign keys join; ``rows`` defaults to the hint."""
+    order, deferred = _plan(profiles)
     tables: dict[str, pa.Table] = {}
-    for profile in generation_order(profiles):
+    for profile in order:
         count = rows.get(profile.name, profile.row_count_hint)
         tables[profile.name] = generate(profile, count, seed=seed, related=tables, as_of=as_of)
+    by_name = {p.name: p for p in profiles}
+    for child, parent in deferred:
+        tables[child] = _patch_foreign(tables[child], by_name[child], parent, tables[parent], seed)
     return tables

@@ -44,6 +44,9 @@ DISTRIBUTIONS = ("uniform", "normal", "lognormal")
 _STRING_ONLY = frozenset({"id_number", "person_name", "address", "uscc", "licence_plate", "text"})
 _STRING_OR_INT = frozenset({"mobile", "bank_card", "key", "privacy_unit_id", "foreign_key"})
 PROFILE_FORMAT = 1
+#: Age bands (lower bounds, years) that age-conditional category weights are kept for.
+AGE_BANDS = (0, 6, 12, 15, 18, 23, 30, 45, 60, 70, 80)
+MAX_SCALE = 6
 # id_prefix: longest allowed prefix and its alphabet (None: any text), by semantic.
 _PREFIX_RULES: dict[str, tuple[int, str | None]] = {
     "id_number": (6, "0123456789"),
@@ -134,6 +137,27 @@ class ColumnProfile:
     id_prefix: str | None = None
     foreign_key: str | None = None
     unique: bool = False
+    # -- what keeps a row coherent (all structural or public; see docs/explanation/dummy-data.md) --
+    #: display names of category codes, from the public key set's labels (code -> name)
+    labels: dict[str, str] | None = None
+    #: this column holds the label (name) of the code in that column of the same row
+    label_of: str | None = None
+    #: this column's value is a function of that column's value (village -> town) ...
+    determined_by: str | None = None
+    #: ... given by this table (determinant value -> value), all public or frequent values
+    mapping: dict[str, str] | None = None
+    #: copy the value from the parent row that this foreign-key column of the same row points at
+    follows: str | None = None
+    #: decimal places of a float column (money: 2); None leaves full precision
+    scale: int | None = None
+    #: digits after ``id_prefix`` in sequential keys (``H0000001``: prefix H, width 7)
+    key_width: int | None = None
+    #: category weights per age band (``AGE_BANDS``), rows with no observed band are all 0
+    weights_by_age: list[list[float]] | None = None
+    #: a date/timestamp column that this one never precedes (end date >= start date)
+    after: str | None = None
+    #: timestamps fall on whole multiples of this many seconds (hourly readings: 3600)
+    step_seconds: int | None = None
 
     def __post_init__(self) -> None:
         self._validate()
@@ -159,6 +183,7 @@ class ColumnProfile:
         self._validate_range()
         self._validate_categories()
         self._validate_prefix()
+        self._validate_coherence()
         if self.foreign_key is not None:
             try:
                 split_foreign_key(self.foreign_key)
@@ -213,6 +238,31 @@ class ColumnProfile:
         if self.semantic == "mobile" and not prefix.startswith("1"):
             raise _bad(self.name, "id_prefix", "手机号前缀须以 1 开头", "a mobile prefix starts with 1")
 
+    def _validate_coherence(self) -> None:
+        name = self.name
+        for field_name in ("label_of", "determined_by", "follows", "after"):
+            if getattr(self, field_name) == name:
+                raise _bad(name, field_name, "不能引用本列", f"{field_name} cannot name the column itself")
+        if (self.determined_by is None) != (self.mapping is None):
+            raise _bad(name, "mapping", "决定列与对照表须同时给出", "determined_by needs a mapping")
+        if self.scale is not None and not (0 <= self.scale <= MAX_SCALE and self.type == "float64"):
+            raise _bad(name, "scale", f"小数位须在 0 到 {MAX_SCALE} 之间且为小数列", "bad scale")
+        if self.key_width is not None and not (1 <= self.key_width <= 30):
+            raise _bad(name, "key_width", "键的位数须在 1 到 30 之间", "key_width must be within [1, 30]")
+        if self.step_seconds is not None and not (
+            1 <= self.step_seconds <= 86_400 and self.type == "timestamp"
+        ):
+            raise _bad(name, "step_seconds", "时间步长须在 1 秒到 1 天之间", "step_seconds must be 1..86400")
+        if self.after is not None and self.type not in ("date", "timestamp"):
+            raise _bad(name, "after", "只有日期列有先后", "after needs a date or timestamp column")
+        weights = self.weights_by_age
+        if weights is not None:
+            width = len(self.categories or [])
+            if len(weights) != len(AGE_BANDS) or any(len(row) != width for row in weights):
+                raise _bad(name, "weights_by_age", "按年龄段的权重形状不符", "weights_by_age shape")
+            if any(not math.isfinite(w) or w < 0 for row in weights for w in row):
+                raise _bad(name, "weights_by_age", "权重须非负", "weights must be >= 0")
+
     def _validate_categories(self) -> None:
         if self.categories is None:
             if self.category_weights is not None:
@@ -251,6 +301,7 @@ class ColumnProfile:
             "id_prefix": self.id_prefix,
             "foreign_key": self.foreign_key,
             "unique": self.unique,
+            **{key: value for key in _COHERENCE_FIELDS if (value := getattr(self, key)) is not None},
         }
 
     @classmethod
@@ -272,6 +323,20 @@ class ColumnProfile:
             raise ValidationFailed("列描述格式错误", f"bad column profile: {exc}", reason="format") from None
 
 
+_COHERENCE_FIELDS = (
+    "labels",
+    "label_of",
+    "determined_by",
+    "mapping",
+    "follows",
+    "scale",
+    "key_width",
+    "weights_by_age",
+    "after",
+    "step_seconds",
+)
+
+
 @dataclass
 class DatasetProfile:
     """A steward-approved description of one dataset, enough to synthesise look-alike rows."""
@@ -280,6 +345,8 @@ class DatasetProfile:
     columns: list[ColumnProfile]
     row_count_hint: int = 1000
     primary_key: list[str] | None = field(default=None)
+    #: the day the data describe ("today" for ages and registration dates); ISO date
+    as_of: str | None = None
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -299,6 +366,18 @@ class DatasetProfile:
         for key in self.primary_key or []:
             if key not in names:
                 raise _bad(key, "primary_key", "主键列不存在", "primary key column does not exist")
+        for col in self.columns:
+            for field_name in ("label_of", "determined_by", "follows", "after"):
+                ref = getattr(col, field_name)
+                if ref is not None and ref not in names:
+                    raise _bad(col.name, field_name, f"引用的列 {ref} 不存在", f"no column {ref}")
+        if self.as_of is not None:
+            try:
+                np.datetime64(self.as_of, "D")
+            except ValueError:
+                raise ValidationFailed(
+                    "as_of 须为日期", "as_of must be an ISO date", reason="as_of"
+                ) from None
 
     def column(self, name: str) -> ColumnProfile:
         for col in self.columns:
@@ -317,6 +396,7 @@ class DatasetProfile:
             "row_count_hint": self.row_count_hint,
             "primary_key": list(self.primary_key) if self.primary_key is not None else None,
             "columns": [c.to_dict() for c in self.columns],
+            **({"as_of": self.as_of} if self.as_of is not None else {}),
         }
 
     @classmethod
@@ -336,4 +416,5 @@ class DatasetProfile:
             columns=[ColumnProfile.from_dict(c) for c in columns],
             row_count_hint=int(data.get("row_count_hint", 1000)),
             primary_key=list(primary_key) if primary_key is not None else None,
+            as_of=str(data["as_of"]) if data.get("as_of") is not None else None,
         )

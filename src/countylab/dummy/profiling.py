@@ -12,19 +12,39 @@ Data are read batch by batch, so a large dataset version need not fit in memory.
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from countylab.dummy.profile import ColumnProfile, DatasetProfile
+from countylab.dummy import relations
+from countylab.dummy.profile import MAX_SCALE, ColumnProfile, DatasetProfile
 from countylab.errors import ValidationFailed
 
 MIN_CATEGORY_COUNT = 10
 MAX_SMALL_CATEGORIES = 50
 _COUNTED_TYPES = ("string", "int64", "date")
+RELATION_ROWS = 200_000
+#: a key-set value below the minimum count still gets this share of an even split, so every
+#: published code appears in dummy data with a plausible (never a revealing) weight
+KEY_SET_FLOOR = 0.25
+_KEY_PATTERN = re.compile(r"^([A-Za-z]{0,4})(\d{1,20})$")
+# County-level prefix of an address: up to the first 县/旗, else 区, else 市 (浙江省青禾县, 某某市某某区).
+_COUNTY_PATTERNS = (r"^(.{1,12}?[县旗])", r"^(.{1,12}?区)", r"^(.{1,8}?市)")
+_STRUCTURE_SEMANTICS = frozenset({"key", "privacy_unit_id", "foreign_key", "id_number", "address"})
+
+
+@dataclass(frozen=True)
+class KeySetInfo:
+    """A public key set as profiling sees it: its codes and their display names."""
+
+    values: list[str]
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 def profile_type(arrow: pa.DataType) -> str:
@@ -51,6 +71,7 @@ class _Tally:
     type: str
     sensitive: bool
     key_set: list[str] | None
+    semantic: str | None = None
     rows: int = 0
     nulls: int = 0
     low: Any = None
@@ -58,6 +79,10 @@ class _Tally:
     total: float = 0.0
     counted: int = 0
     counts: dict[str, int] | None = None
+    scale: int | None = None
+    scale_known: bool = True
+    step: int = 0
+    shapes: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         if not self.sensitive and self.type in _COUNTED_TYPES:
@@ -66,12 +91,67 @@ class _Tally:
     def add(self, array: pa.Array | pa.ChunkedArray) -> None:
         self.rows += len(array)
         self.nulls += array.null_count
+        if self.type == "string" and self.semantic in _STRUCTURE_SEMANTICS:
+            self._add_shapes(array)
         if self.sensitive:
-            return  # nothing about the values of a sensitive column is looked at
+            return  # beyond its shape, nothing about the values of a sensitive column is looked at
+        if self.type == "float64":
+            self._add_scale(array)
+        if self.type == "timestamp":
+            self._add_step(array)
         if self.type in ("int64", "float64", "date", "timestamp", "bool") and len(array) > array.null_count:
             self._add_range(array)
         if self.counts is not None:
             self._add_counts(array)
+
+    def _add_shapes(self, array: pa.Array | pa.ChunkedArray) -> None:
+        """Count value *shapes*, not values: a key's prefix and width, an ID number's 6-digit
+        region code, an address's county. Only a shape shared by ``MIN_CATEGORY_COUNT`` rows
+        is ever proposed (a county's area code is public; one migrant's home region is not)."""
+        values = pc.drop_null(array)
+        if self.semantic == "id_number":
+            shapes = pc.utf8_slice_codeunits(values, 0, 6)
+        elif self.semantic == "address":
+            shapes = pa.array([_county(v) for v in values.to_pylist()], pa.string())
+        else:
+            shapes = pa.array([_key_shape(v) for v in values.to_pylist()], pa.string())
+        pairs = pc.value_counts(pc.drop_null(shapes))
+        for shape, count in zip(
+            pairs.field("values").to_pylist(), pairs.field("counts").to_pylist(), strict=True
+        ):
+            self.shapes[shape] += int(count)
+
+    def _add_scale(self, array: pa.Array | pa.ChunkedArray) -> None:
+        """The fewest decimal places that hold every value (money: 2), up to ``MAX_SCALE``."""
+        if pa.types.is_decimal(array.type):
+            self.scale = max(self.scale or 0, min(array.type.scale, MAX_SCALE))
+            return
+        values = np.asarray(pc.drop_null(pc.cast(array, pa.float64())).to_numpy(zero_copy_only=False))
+        values = values[np.isfinite(values)]
+        if not len(values) or not self.scale_known:
+            return
+        for places in range(MAX_SCALE + 1):
+            scaled = values * 10.0**places
+            if np.all(np.abs(scaled - np.rint(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled))):
+                self.scale = max(self.scale or 0, places)
+                return
+        self.scale_known = False
+
+    def _add_step(self, array: pa.Array | pa.ChunkedArray) -> None:
+        """The coarsest clock the timestamps keep (hourly readings: 3600 s), up to a day."""
+        seconds = pc.cast(pc.cast(pc.drop_null(array), pa.timestamp("s")), pa.int64())
+        values = np.asarray(seconds.to_numpy(zero_copy_only=False), dtype=np.int64)
+        if len(values):
+            self.step = int(np.gcd.reduce(np.append(values, self.step)))
+
+    def shape(self) -> str | None:
+        """The dominant shape, when it covers most rows and at least the minimum count."""
+        if not self.shapes:
+            return None
+        shape, count = self.shapes.most_common(1)[0]
+        if count < MIN_CATEGORY_COUNT or count < 0.5 * max(1, self.rows - self.nulls):
+            return None
+        return shape
 
     def _add_range(self, array: pa.Array | pa.ChunkedArray) -> None:
         if self.type == "bool":
@@ -99,11 +179,25 @@ class _Tally:
         if allowed is None and len(self.counts) > MAX_SMALL_CATEGORIES:
             self.counts = None  # too many distinct values: not a category column
 
+    def _structure(self) -> dict[str, Any]:
+        shape = self.shape()
+        if shape is None:
+            return {}
+        if self.semantic in ("id_number", "address"):
+            return {"id_prefix": shape}
+        prefix, _, width = shape.partition("#")
+        return {"id_prefix": prefix or None, "key_width": int(width)}
+
     def column(self, name: str, semantic: str | None, unique: bool) -> ColumnProfile:
         null_rate = round(self.nulls / self.rows, 4) if self.rows else 0.0
         if self.sensitive:
             return ColumnProfile(
-                name=name, type=self.type, semantic=semantic, null_rate=null_rate, unique=unique
+                name=name,
+                type=self.type,
+                semantic=semantic,
+                null_rate=null_rate,
+                unique=unique,
+                **self._structure(),
             )
         categories, weights = self._categories()
         minimum: float | str | None = None
@@ -131,6 +225,11 @@ class _Tally:
             categories=categories,
             category_weights=weights,
             unique=unique,
+            scale=self.scale if self.scale_known else None,
+            step_seconds=min(self.step, 86_400)
+            if self.step >= 60 and 86_400 % min(self.step, 86_400) == 0
+            else None,
+            **self._structure(),
         )
 
     def _categories(self) -> tuple[list[str] | None, list[float] | None]:
@@ -142,7 +241,9 @@ class _Tally:
                 counts.get(v, 0) if counts.get(v, 0) >= MIN_CATEGORY_COUNT else MIN_CATEGORY_COUNT / 2
                 for v in self.key_set
             ]
-            return list(self.key_set), _fractions(raw)
+            shares = _fractions(raw)
+            floor = KEY_SET_FLOOR / len(shares)
+            return list(self.key_set), _fractions([max(w, floor) for w in shares])
         if self.counts is None:
             return None, None
         kept = [v for v, c in counts.items() if c >= MIN_CATEGORY_COUNT]
@@ -150,6 +251,19 @@ class _Tally:
         if not kept:
             return None, None
         return kept, _fractions([float(counts[v]) for v in kept])
+
+
+def _key_shape(value: str) -> str | None:
+    match = _KEY_PATTERN.match(value)
+    return f"{match.group(1)}#{len(match.group(2))}" if match else None
+
+
+def _county(address: str) -> str | None:
+    for pattern in _COUNTY_PATTERNS:
+        match = re.match(pattern, address)
+        if match:
+            return match.group(1)
+    return None
 
 
 def _label(value: object) -> str:
@@ -180,12 +294,18 @@ def profile_from_table(
     sensitive_columns: set[str],
     name: str = "dataset",
     primary_key: list[str] | None = None,
+    key_set_labels: dict[str, dict[str, str]] | None = None,
+    catalog_key_sets: list[KeySetInfo] | None = None,
+    as_of: dt.date | None = None,
 ) -> DatasetProfile:
     """A *proposed* profile: the steward reviews it before dummy data is generated from it.
 
     ``semantics`` maps column names to semantics (from the catalog's PII tags);
-    ``public_key_sets`` maps column names to published code lists backing them;
-    ``sensitive_columns`` are the columns whose values must not shape the profile.
+    ``public_key_sets`` maps column names to published code lists backing them, and
+    ``key_set_labels`` to those lists' display names; ``catalog_key_sets`` are all the county's
+    public key sets, so a column of town names that nobody linked is still recognised;
+    ``sensitive_columns`` are the columns whose values must not shape the profile;
+    ``as_of`` is "today" of the data (ages are counted to it), by default the current day.
     """
     batches: Iterable[pa.RecordBatch | pa.Table]
     if isinstance(table_or_batches, pa.Table):
@@ -203,10 +323,17 @@ def profile_from_table(
             type=profile_type(f.type),
             sensitive=f.name in sensitive_columns,
             key_set=[str(v) for v in public_key_sets[f.name]] if f.name in public_key_sets else None,
+            semantic=semantics.get(f.name),
         )
         for f in schema
     }
+    kept: list[pa.RecordBatch] = []
+    kept_rows = 0
     for batch in batches:
+        if kept_rows < RELATION_ROWS:  # relations are read from the first rows only
+            parts = batch.to_batches() if isinstance(batch, pa.Table) else [batch]
+            kept.extend(parts)
+            kept_rows += batch.num_rows
         for column_name, tally in tallies.items():
             tally.add(batch.column(column_name))
     rows = next(iter(tallies.values())).rows if tallies else 0
@@ -215,7 +342,19 @@ def profile_from_table(
         tally.column(column_name, semantics.get(column_name), unique=column_name == single_key)
         for column_name, tally in tallies.items()
     ]
-    return DatasetProfile(name=name, columns=columns, row_count_hint=rows, primary_key=primary_key)
+    day = as_of or dt.datetime.now(dt.UTC).date()
+    profile = DatasetProfile(
+        name=name, columns=columns, row_count_hint=rows, primary_key=primary_key, as_of=day.isoformat()
+    )
+    sample = pa.Table.from_batches(kept, schema=schema) if kept else None
+    return relations.relate(
+        profile,
+        sample,
+        sensitive=sensitive_columns,
+        labels={c: dict(v) for c, v in (key_set_labels or {}).items()},
+        catalog=[(ks.values, ks.labels) for ks in catalog_key_sets or []],
+        min_count=MIN_CATEGORY_COUNT,
+    )
 
 
 def _chain(first: pa.RecordBatch, rest: Iterable[pa.RecordBatch]) -> Iterable[pa.RecordBatch]:
