@@ -56,7 +56,7 @@ def test_hits_say_why_they_matched(demo_catalog: Lab) -> None:
             "公民身份号码",
             True,
         )
-        assert m.pieces() == [("公民身份号码", True), (" id_number", False)]
+        assert m.pieces() == [("公民身份号码", True), ("（id_number）", False)]
         (d, hit), *_ = search_service.rank(s, everything, "老人")
         assert d.name == "elderly_care_records" and hit.matches[0].term == "老人"
 
