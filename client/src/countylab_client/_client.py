@@ -7,6 +7,7 @@ in exactly one place.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -248,7 +249,8 @@ class Client(CatalogAPI, DownloadsAPI, QueryAPI, JobsAPI, AirlockAPI):
         Not retried: each answered query may spend privacy budget (``epsilon``).
         """
         body = {"sql": sql, "epsilon": float(epsilon), "project_id": _check_id(project_id, "project_id")}
-        return QueryResult.from_json(self._send("POST", "/api/query", body=body))
+        result = QueryResult.from_json(self._send("POST", "/api/query", body=body))
+        return dataclasses.replace(result, _fetch=self._answer_bytes)
 
     def query(self, sql: str, *, epsilon: float, project_id: int) -> pd.DataFrame:
         """Run a DP query; one DataFrame column per result column plus ``<col>_ci_low``/``_ci_high``.

@@ -8,9 +8,10 @@ user code.  ``to_json`` gives back the wire form; ``countylab_client.testing`` s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from ._errors import CountylabClientError
@@ -353,6 +354,13 @@ class QueryResult:
     budget_remaining: float
     intervals: Mapping[str, tuple[tuple[float, float] | None, ...]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: the query's id on the server: ``to_excel``/``to_csv`` download its stored answer (free)
+    query_id: int | None = None
+    #: readable headers in the server's language (人数, 年龄合计 …), one per column
+    headers: tuple[str, ...] = ()
+    #: names of the codes of group columns linked to a public key set with labels (城关镇 …)
+    names: Mapping[str, tuple[str | None, ...]] = field(default_factory=dict)
+    _fetch: Callable[[int, str], bytes] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, data: JSON) -> Self:
@@ -377,13 +385,43 @@ class QueryResult:
             cached=_bool(data, "cached"),
             budget_remaining=_float(data, "budget_remaining"),
             notes=_str_tuple(data, "notes", optional=True),
+            query_id=_query_id(data),
+            headers=_display_headers(data, len(columns)),
+            names=_display_names(data, columns, len(rows)),
         )
 
-    def to_pandas(self) -> pd.DataFrame:
-        """The answer as a DataFrame (needs the ``pandas`` extra); see ``Client.query``."""
+    def to_pandas(self, names: bool = False) -> pd.DataFrame:
+        """The answer as a DataFrame (needs the ``pandas`` extra); see ``Client.query``.
+
+        ``names=True`` adds a ``<col>_name`` column after each group column whose codes have
+        names in a public key set (town and village names): public metadata, no budget."""
         from ._frames import to_dataframe
 
-        return to_dataframe(self)
+        df = to_dataframe(self)
+        if names:
+            for col, values in self.names.items():
+                df.insert(list(df.columns).index(col) + 1, f"{col}_name", list(values))
+        return df
+
+    def to_excel(self, path: str | Path) -> Path:
+        """Save the answer as XLSX as the lab exports it: readable headers, names beside codes,
+        values rounded to their interval with its bounds, and the DP note (ε spent, interval
+        level, rounding).  Downloads the stored answer: costs no privacy budget."""
+        return self._save(path, "xlsx")
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Save the answer as CSV (UTF-8 with BOM, opens cleanly in Excel and WPS); see ``to_excel``."""
+        return self._save(path, "csv")
+
+    def _save(self, path: str | Path, fmt: str) -> Path:
+        if self._fetch is None or self.query_id is None:
+            raise CountylabClientError(
+                "此结果不是由 Client.query_result 取得的，无法下载 / this result did not come from "
+                "Client.query_result, so it cannot be downloaded (use Client.download_answer)"
+            )
+        target = Path(path)
+        target.write_bytes(self._fetch(self.query_id, fmt))
+        return target
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -397,6 +435,33 @@ class QueryResult:
             "budget_remaining": self.budget_remaining,
             "notes": list(self.notes),
         }
+
+
+def _query_id(data: JSON) -> int | None:
+    value = data.get("query_id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _display_headers(data: JSON, n: int) -> tuple[str, ...]:
+    shown = data.get("display")
+    heads = shown.get("headers") if isinstance(shown, Mapping) else None
+    if isinstance(heads, list) and len(heads) == n and all(isinstance(h, str) for h in heads):
+        return tuple(heads)
+    return ()
+
+
+def _display_names(data: JSON, columns: tuple[str, ...], n_rows: int) -> dict[str, tuple[str | None, ...]]:
+    """Group column → the names of its codes, from the server's ``display`` block (if any)."""
+    shown = data.get("display")
+    grid = shown.get("names") if isinstance(shown, Mapping) else None
+    if not isinstance(grid, list) or len(grid) != n_rows:
+        return {}
+    out: dict[str, tuple[str | None, ...]] = {}
+    for c, col in enumerate(columns):
+        values = [row[c] if isinstance(row, list) and len(row) == len(columns) else None for row in grid]
+        if any(isinstance(v, str) for v in values):
+            out[col] = tuple(v if isinstance(v, str) else None for v in values)
+    return out
 
 
 def _raise_row(row: object) -> tuple[Any, ...]:

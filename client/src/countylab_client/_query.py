@@ -10,6 +10,7 @@ answered query may spend privacy budget.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -49,6 +50,21 @@ class QueryAPI:
             body["delta"] = float(delta)
         result: dict[str, Any] = self._send("POST", "/api/query", body=body)
         return result
+
+    def _answer_bytes(self, query_id: int, fmt: str) -> bytes:
+        data: bytes = self._send("GET", f"/api/queries/{_pid(query_id)}/answer.{fmt}", raw=True)
+        return data
+
+    def download_answer(self, query_id: int, to: str | Path | None = None, *, format: str = "xlsx") -> bytes:
+        """A stored answer as the lab exports it (``format`` ``"xlsx"`` or ``"csv"``): readable
+        headers, names beside codes, rounded values with interval bounds, the DP note in XLSX.
+        Costs no privacy budget; ``to`` also writes the file."""
+        if format not in ("xlsx", "csv"):
+            raise ValueError("format must be 'xlsx' or 'csv'")
+        data = self._answer_bytes(query_id, format)
+        if to is not None:
+            Path(to).write_bytes(data)
+        return data
 
     def budget(self, project_id: int) -> dict[str, Any]:
         """The project's privacy budgets: ``budgets`` (per dataset, project and analysts) and ``entries``."""

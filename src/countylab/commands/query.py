@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -36,25 +37,28 @@ def query(
         typer.Option(help="δ for DP partition selection (default: a small fraction of the grade's δ cap)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the server's JSON answer.")] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Also save the answer as .xlsx (with the DP note) or .csv (UTF-8 BOM)."
+        ),
+    ] = None,
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Run a differentially private SQL query (数据黑匣查询); prints noisy values with 95% intervals."""
+    """Run a differentially private SQL query (数据黑匣查询); prints noisy values with 95% intervals.
+
+    Values are rounded to the digits their interval supports, town and village codes come with
+    their names, and headers are words (人数, 年龄合计); ``--json`` prints the unrounded answer."""
+    fmt = _output_format(output)
     with client(url, token) as c:
         data = c.query_raw(sql, project_id=project, epsilon=epsilon, delta=delta)
+        if output is not None and data.get("query_id") is not None:
+            c.download_answer(int(data["query_id"]), output, format=fmt)
     if as_json:
         out.print_json(json.dumps(data, ensure_ascii=False, default=str))
         return
-    table = Table(*data["columns"])
-    intervals = data.get("intervals") or {}
-    for i, row in enumerate(data["rows"]):
-        table.add_row(
-            *[
-                _cell(v, (intervals.get(col) or [None] * (i + 1))[i])
-                for col, v in zip(data["columns"], row, strict=True)
-            ]
-        )
-    out.print(table)
+    out.print(_answer_table(data))
     spent = (
         "cached, no cost 缓存答案，未扣预算"
         if data.get("cached")
@@ -65,6 +69,42 @@ def query(
     out.print(f"{spent}; ε remaining 剩余 {data['budget_remaining']:.4g}{tail}")
     for note in data.get("notes") or []:
         out.print(f"[dim]{note}[/]")
+    if output is not None:
+        out.print(f"saved 已保存: {output}")
+
+
+def _output_format(output: Path | None) -> str:
+    """Checked before the query runs: a bad file name must not cost privacy budget."""
+    if output is None:
+        return "xlsx"
+    fmt = output.suffix.lower().lstrip(".")
+    if fmt not in ("xlsx", "csv"):
+        raise typer.BadParameter("--output 文件须以 .xlsx 或 .csv 结尾 / must end in .xlsx or .csv")
+    return fmt
+
+
+def _answer_table(data: dict[str, Any]) -> Table:
+    """The answer as people read it (the server's display block), or the raw one if it has none."""
+    shown = data.get("display")
+    if isinstance(shown, dict) and len(shown.get("cells") or []) == len(data["rows"]):
+        table = Table(*shown["headers"])
+        for i, cells in enumerate(shown["cells"]):
+            row = []
+            for j, text in enumerate(cells):
+                low, high = shown["low"][i][j], shown["high"][i][j]
+                row.append(f"{text}  [{low}, {high}]" if low is not None and high is not None else str(text))
+            table.add_row(*row)
+        return table
+    table = Table(*data["columns"])
+    intervals = data.get("intervals") or {}
+    for i, raw in enumerate(data["rows"]):
+        table.add_row(
+            *[
+                _cell(v, (intervals.get(col) or [None] * (i + 1))[i])
+                for col, v in zip(data["columns"], raw, strict=True)
+            ]
+        )
+    return table
 
 
 @budget_app.command("show")
