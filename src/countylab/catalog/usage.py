@@ -115,7 +115,7 @@ def dataset_usage(session: Session, actor: Principal, dataset_id: int) -> dict[s
     projects = {
         p.id: p for p in session.execute(select(Project).where(Project.id.in_(sorted(project_ids)))).scalars()
     }
-    orgs = dict(session.execute(select(Org.id, Org.name)).tuples())
+    orgs = dict(session.execute(select(Org.id, Org.name)).all())
 
     def who(pid: int) -> dict[str, Any]:
         p = projects.get(pid)

@@ -109,7 +109,7 @@ def _reviews(session: Session, p: Principal) -> list[Todo]:
             select(ReleaseVote.request_id, ReleaseVote.round).where(
                 ReleaseVote.voter_id == p.user_id, ReleaseVote.request_id.in_([r.id for r in pending])
             )
-        ).tuples()
+        ).all()
     )
     titles = _titles(session, {r.project_id for r in pending})
     return [
@@ -260,7 +260,7 @@ def _provider(session: Session, p: Principal, uploads_dir: Path | None) -> list[
             .where(Dataset.org_id == p.org_id, SyncRun.status == "failed")
             .limit(LIMIT)
         )
-        for run, c, d in session.execute(q).tuples():
+        for run, c, d in session.execute(q).all():
             out.append(
                 Todo(
                     "todo.connector_failed",
@@ -298,7 +298,7 @@ def _staged_uploads(session: Session, p: Principal, uploads_dir: Path | None) ->
     titles = dict(
         session.execute(
             select(Dataset.id, Dataset.title).where(Dataset.id.in_(sorted({d for _c, d, _f in found})))
-        ).tuples()
+        ).all()
     )
     return [
         Todo("todo.confirm_upload", f"/datasets/{ds}", created, {"file": name, "title": titles.get(ds, "")})
