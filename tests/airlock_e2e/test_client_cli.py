@@ -122,3 +122,12 @@ def test_cli_model_register_and_predict(live: tuple[World, str]) -> None:
         assert steward.decide_model(mid, True, note="线性模型").state == "approved"
     got = runner.invoke(app, ["model", "predict", str(mid), "--rows", "[[65]]", *dev])
     assert got.exit_code == 0 and "1.5" in got.output, got.output
+    # by named fields: the CLI's --field, the SDK's model.schema and model.predict({...})
+    named = runner.invoke(app, ["model", "predict", str(mid), "--field", "age=65", *dev])
+    assert named.exit_code == 0 and "1.5" in named.output, named.output
+    wrong = runner.invoke(app, ["model", "predict", str(mid), "--field", "agee=65", *dev])
+    assert wrong.exit_code != 0 and "agee" in str(wrong.exception), wrong.output  # main() prints it
+    with cl.Client(base, token_for(world.lab, world.users["dev"])) as client:
+        model = client.model(mid)
+        assert [(f.name, f.type) for f in model.schema] == [("age", "integer")]
+        assert model.predict({"age": 65}) == 1.5 and model.predict([{"age": 65}, [75]]) == [1.5, 2.5]

@@ -138,3 +138,53 @@ def test_encoding_unit() -> None:
     with pytest.raises(Exception, match="scale|缩放"):
         sch.build([], facts, [{"name": "lives_alone", "encoding": "scale"}])
     assert sch.build(["not_a_column"], facts) is None  # positional only
+
+
+def _error(html: str) -> str:
+    import re
+
+    found = re.search(r'id="predict-error">([^<]*)<', html)
+    return found.group(1) if found else html[-1500:]
+
+
+def test_model_page_schema_form_and_spreadsheet(named: dict[str, Any]) -> None:
+    """The card shows the fields as a table; one record from the form, many from a CSV/XLSX."""
+    from fastapi.testclient import TestClient
+    from openpyxl import Workbook
+
+    from countylab.web.app import create_app
+    from tests.support import browser_login
+
+    world, mid = named["world"], named["model"]["id"]
+    if world.client("dev").get(f"/api/models/{mid}").json()["state"] != "approved":
+        test_predict_by_named_fields_through_the_sandbox(named)
+    web = TestClient(create_app(world.lab), raise_server_exceptions=False)
+    csrf = browser_login(web, "dev")
+    page = web.get(f"/models/{mid}")
+    assert page.status_code == 200 and 'id="schema-table"' in page.text
+    assert 'data-field="village"' in page.text and "独热编码" in page.text and "0 到 110" in page.text
+    one = web.post(
+        f"/models/{mid}/predict",
+        data={"csrf_token": csrf, "mode": "fields", "f.village": "东岭村", "f.age": "80"},
+    )
+    assert one.status_code == 200 and 'id="predictions"' in one.text, _error(one.text)
+    sheet = "village,年龄\n东岭村,80\n南湾村,70\n".replace("年龄", "age").encode("utf-8-sig")
+    many = web.post(
+        f"/models/{mid}/predict",
+        data={"csrf_token": csrf, "mode": "file"},
+        files={"file": ("名单.csv", sheet, "text/csv")},
+    )
+    assert many.status_code == 200 and many.text.count("<strong>") >= 2, _error(many.text)
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["village", "age"])
+    ws.append(["青禾村", 200])  # out of range: refused, naming the field and the range
+    buf = io.BytesIO()
+    wb.save(buf)
+    bad = web.post(
+        f"/models/{mid}/predict",
+        data={"csrf_token": csrf, "mode": "file"},
+        files={"file": ("名单.xlsx", buf.getvalue(), "application/octet-stream")},
+    )
+    assert bad.status_code == 422 and "age" in bad.text and "110" in bad.text

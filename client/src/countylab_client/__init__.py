@@ -5,7 +5,7 @@ Only the names in ``__all__`` are public; the ``_private`` modules may change at
 pandas is optional and imported only by methods that return DataFrames.
 """
 
-from ._airlock import Model, ReleasedFile, ReleaseRequest, file_entry
+from ._airlock import Model, ModelField, ReleasedFile, ReleaseRequest, file_entry
 from ._client import Client
 from ._errors import (
     AuthenticationError,
@@ -36,6 +36,7 @@ from ._version import __version__
 __all__ = [
     "Job",
     "Model",
+    "ModelField",
     "ReleaseRequest",
     "ReleasedFile",
     "file_entry",

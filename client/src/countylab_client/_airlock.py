@@ -81,8 +81,43 @@ class ReleasedFile:
 
 
 @dataclass(frozen=True)
+class ModelField:
+    """One named input of a model (its card's input schema): what to send, and what is allowed.
+
+    ``categories`` are the words a caller writes (a town's name); the lab maps them to codes and
+    does any one-hot or other encoding itself."""
+
+    name: str
+    title: str
+    type: str  # number | integer | boolean | category | text
+    allowed: str  # in words, as the lab's error messages say it
+    example: Any = None
+    categories: tuple[str, ...] = ()
+    lower: float | None = None
+    upper: float | None = None
+    encoding: str = "raw"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            _need(data, "name", str),
+            str(data.get("title") or ""),
+            str(data.get("type") or ""),
+            str(data.get("allowed_en") or ""),
+            data.get("example"),
+            tuple(str(c.get("label") or c.get("code")) for c in data.get("categories") or []),
+            data.get("lower"),
+            data.get("upper"),
+            str(data.get("encoding") or "raw"),
+        )
+
+
+@dataclass(frozen=True)
 class Model:
-    """A registered model's card and state (never its weights)."""
+    """A registered model's card and state (never its weights).
+
+    ``model.schema`` lists its named input fields; ``model.predict({"town": "城关镇", "age": 82})``
+    returns one prediction, ``model.predict([{...}, {...}])`` a list."""
 
     id: int
     name: str
@@ -91,9 +126,10 @@ class Model:
     card: Mapping[str, Any] = field(default_factory=dict)
     rate_per_minute: int = 0
     daily_quota: int = 0
+    _api: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Self:
+    def from_json(cls, data: Mapping[str, Any], api: Any = None) -> Self:
         return cls(
             _need(data, "id", int),
             _need(data, "name", str),
@@ -102,7 +138,26 @@ class Model:
             dict(data.get("card") or {}),
             int(data.get("rate_per_minute") or 0),
             int(data.get("daily_quota") or 0),
+            api,
         )
+
+    @property
+    def schema(self) -> list[ModelField]:
+        """The named input fields (empty for a model called with positional rows)."""
+        raw = self.card.get("input_schema") or {}
+        fields = raw.get("fields") if isinstance(raw, Mapping) else None
+        return [ModelField.from_json(f) for f in fields or []]
+
+    def example(self) -> dict[str, Any]:
+        """A record that passes the schema (first category, middle of each range)."""
+        return {f.name: f.example for f in self.schema}
+
+    def predict(self, records: Mapping[str, Any] | Sequence[Mapping[str, Any] | Sequence[Any]]) -> Any:
+        if self._api is None:
+            raise RuntimeError("this Model was not fetched through a Client; use client.predict(id, rows)")
+        if isinstance(records, Mapping):
+            return self._api.predict(self.id, [records])[0]
+        return self._api.predict(self.id, records)
 
 
 def file_entry(
@@ -219,7 +274,7 @@ class AirlockAPI:
         file: str,
         name: str,
         *,
-        inputs: Sequence[str],
+        inputs: Sequence[str] = (),
         outputs: Sequence[str | Mapping[str, Any]],
         target: str | None = None,
         description: str = "",
@@ -241,13 +296,13 @@ class AirlockAPI:
             "description": description,
             "metrics_file_id": metrics_file_id,
         }
-        return Model.from_json(self._send("POST", "/api/models", body=body))
+        return Model.from_json(self._send("POST", "/api/models", body=body), self)
 
     def models(self) -> list[Model]:
-        return [Model.from_json(d) for d in self._send("GET", "/api/models").get("items") or []]
+        return [Model.from_json(d, self) for d in self._send("GET", "/api/models").get("items") or []]
 
     def model(self, model_id: int, /) -> Model:
-        return Model.from_json(self._send("GET", f"/api/models/{_id(model_id, 'model_id')}"))
+        return Model.from_json(self._send("GET", f"/api/models/{_id(model_id, 'model_id')}"), self)
 
     def assess_model(self, model_id: int, /) -> dict[str, Any]:
         """Run the lab's memorisation tests on a pending model (checkers and stewards)."""
@@ -271,11 +326,18 @@ class AirlockAPI:
             "daily_quota": daily_quota,
         }
         return Model.from_json(
-            self._send("POST", f"/api/models/{_id(model_id, 'model_id')}/decision", body=body)
+            self._send("POST", f"/api/models/{_id(model_id, 'model_id')}/decision", body=body), self
         )
 
-    def predict(self, model_id: int, rows: Sequence[Sequence[Any] | Mapping[str, Any]]) -> list[Any]:
-        """Predictions of an approved model, computed in-domain (rate-limited, audited)."""
+    def predict(
+        self, model_id: int, rows: Mapping[str, Any] | Sequence[Sequence[Any] | Mapping[str, Any]]
+    ) -> list[Any]:
+        """Predictions of an approved model, computed in-domain (rate-limited, audited).
+
+        Rows are named records (``{"town": "城关镇", "age": 82}``; see ``model.schema``) or, for
+        models registered with plain columns, positional lists.  One record may be passed bare."""
+        if isinstance(rows, Mapping):
+            rows = [rows]
         data = self._send(
             "POST",
             f"/api/models/{_id(model_id, 'model_id')}/predict",

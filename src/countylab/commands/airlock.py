@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -110,7 +110,6 @@ def register_model(
         ),
     ],
     name: Annotated[str, typer.Option(help="Model name.")],
-    input_: Annotated[list[str], typer.Option("--input", help="Input feature, in order; repeatable.")],
     output: Annotated[
         list[str],
         typer.Option(
@@ -118,6 +117,14 @@ def register_model(
             help="Typed output, repeatable: NAME:number:LOW..HIGH[:DECIMALS] or NAME:category:A|B.",
         ),
     ],
+    input_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            help="Input column, in order; repeatable.  Leave out when the job declared named fields "
+            "beside the model (<model>.countylab.json).",
+        ),
+    ] = None,
     target: Annotated[
         str | None,
         typer.Option(help="The training dataset's column the model predicts (memorisation tests)."),
@@ -129,7 +136,7 @@ def register_model(
     """Register a model with its model card (it is served in-domain after approval)."""
     with client(url, token) as c:
         m = c.register_model(
-            job, file, name, inputs=input_, outputs=output, target=target, metrics_file_id=metrics_file
+            job, file, name, inputs=input_ or [], outputs=output, target=target, metrics_file_id=metrics_file
         )
     out.print(f"[green]✔[/] model {m.id}: {m.state}")
 
@@ -149,12 +156,40 @@ def assess_model(
 @model_app.command("predict")
 def predict(
     model_id: Annotated[int, typer.Argument(help="Model id.")],
-    rows: Annotated[str, typer.Option(help='JSON rows, e.g. "[[65, 1]]", or @file.json.')],
+    field: Annotated[
+        list[str] | None,
+        typer.Option("--field", "-f", help="A named input NAME=VALUE (town=城关镇); repeat for each field."),
+    ] = None,
+    rows: Annotated[
+        str | None,
+        typer.Option(help='JSON records, e.g. \'[{"town": "城关镇", "age": 82}]\', or @file.json.'),
+    ] = None,
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Predictions of an approved model (rate-limited, audited)."""
-    text = Path(rows[1:]).read_text(encoding="utf-8") if rows.startswith("@") else rows
+    """Predictions of an approved model (rate-limited, audited), by named fields:
+
+    countylab model predict 3 --field town=城关镇 --field age=82 --field lives_alone=是
+    """
+    if bool(field) == bool(rows):
+        out.print("give --field NAME=VALUE (one record) or --rows JSON / 请用 --field 或 --rows 之一")
+        raise typer.Exit(code=2)
+    if field:
+        record: dict[str, str] = {}
+        for item in field:
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                out.print(f"--field {item!r}: write NAME=VALUE / 请写成 字段名=值")
+                raise typer.Exit(code=2)
+            record[name.strip()] = value.strip()
+        records: list[Any] = [record]
+    else:
+        assert rows is not None
+        text = Path(rows[1:]).read_text(encoding="utf-8") if rows.startswith("@") else rows
+        records = json.loads(text)
     with client(url, token) as c:
-        result = c.predict(model_id, json.loads(text))
-    out.print_json(json.dumps(result, ensure_ascii=False))
+        predictions = c.predict(model_id, records)
+    if field:
+        out.print(f"{model_id}: {predictions[0]}")
+    else:
+        out.print_json(json.dumps({"model_id": model_id, "predictions": predictions}, ensure_ascii=False))
