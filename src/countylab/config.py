@@ -61,6 +61,14 @@ class Settings(BaseSettings):
         description="Fail any state-changing request that wrote no audit event (tests turn it on).",
     )
     upload_max_mb: int = Field(default=4096, ge=1, description="Largest accepted upload, in MiB.")
+    push_summary_period_s: float = Field(
+        default=600,
+        ge=1,
+        le=86400,
+        description="Feed pushes (the lab's own sources, such as the demo feeds) are audited as one "
+        "dataset.push_summary event per dataset per period of this many seconds; pushes by people stay "
+        "individual events.",
+    )
     body_max_mb: float = Field(
         default=8,
         gt=0,

@@ -118,6 +118,7 @@ class Lab:
             read_sessions=self.read_sessions,
         )
         self.ingestion.cross_process = self.locks  # one writer per dataset across processes
+        self.ingestion.committer.summaries.period_s = settings.push_summary_period_s
         self.maintenance = Maintenance(self)
         self.connectors = Scheduler(self)
         # -- data black box (数据黑匣): the DP gateway, built on first use (OpenDP costs ~1 s) --

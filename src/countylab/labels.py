@@ -203,7 +203,7 @@ def detail_value(key: str, value: Any, lang: str = DEFAULT_LANG) -> str:
                 named = label(other, text, lang)
                 if named != text:
                     return named
-    if key.endswith(("_at", "_ts")) or key in ("at", "ts", "since", "until", "first_at", "last_at"):
+    if key.endswith(("_at", "_ts", "period_start", "period_end")) or key in ("at", "ts", "since", "until"):
         shown = bjtime(text, lang=lang)
         if shown:
             return shown
@@ -249,6 +249,8 @@ def bjtime(value: datetime | date | str | None, format: str = "minute", lang: st
     """
     if isinstance(value, date) and not isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, str) and len(value) == 10 and value[4:5] == "-":  # a calendar date: no zone
+        return value
     shown = to_beijing(value)
     if shown is None:
         return "" if value in (None, "") else str(value)

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from countylab import audit
 from countylab.audit.log import to_record
+from countylab.catalog.push_summary import PushSummaries, summarised
 from countylab.identity.access import Principal
 from countylab.ingest import TableSchema
 from countylab.storage import filelock
@@ -106,6 +107,7 @@ class GroupCommitter:
         self._streams: set[Path] = set()  # stream directories known to exist
         self._publishing = threading.Lock()  # held while a group's transaction is decided
         self._decided = threading.Condition()
+        self.summaries = PushSummaries()  # feed pushes, audited per period (period set by the Lab)
 
     def submit(self, push: PendingPush, timeout_s: float = 60.0) -> bool:
         """Queue one validated push and wait until it is durable and visible; False if duplicate."""
@@ -114,7 +116,8 @@ class GroupCommitter:
         event_id = push.done.result(timeout=timeout_s)
         if event_id is None:
             return False
-        audit.log.note_request_event(event_id)  # written by the publisher thread for this request
+        if event_id:  # 0: a feed's push, audited in its period's summary (push_summary.py)
+            audit.log.note_request_event(event_id)  # written by the publisher thread for this request
         return True
 
     def _ensure_threads(self) -> None:
@@ -243,6 +246,7 @@ class GroupCommitter:
         try:
             self._commit(staged)
         except BaseException as exc:  # noqa: BLE001 - every waiting request must hear back
+            self.summaries.failed(staged.items)
             _fail(staged.items, exc)
         finally:
             filelock.release(staged.claim)
@@ -251,9 +255,12 @@ class GroupCommitter:
     def _commit(self, staged: _Staged, *, retried: bool = False) -> None:
         """The metadata transaction of one staged group, made durable, then the file published."""
         try:
+            tallies, closed = self.summaries.plan(staged.items)
             with self.tx() as s:
                 events = _record(s, staged.items, staged.visible.name)
+                self.summaries.write(s, closed)  # periods this push closes: same transaction
                 wal = _sqlite_wal(s)
+            self.summaries.apply(tallies)
         except IntegrityError:
             staged.hidden.unlink(missing_ok=True)
             if retried:
@@ -331,22 +338,29 @@ def _record(session: Session, items: list[PendingPush], file_name: str) -> dict[
     session.execute(update(Dataset).where(Dataset.id == dataset_id).values(data_updated_at=datetime.now(UTC)))
     by_actor: dict[int | None, list[PendingPush]] = {}
     for item in items:
-        by_actor.setdefault(item.actor.user_id, []).append(item)
-    return {
-        user_id: audit.append(
-            session,
-            actor_id=user_id,
-            actor=mine[0].actor.username,
-            action="dataset.push",
-            target=f"dataset:{dataset_id}",
-            details={
-                "rows": sum(i.rows for i in mine),
-                "file": file_name,
-                "batches": [{"key": i.key, "rows": i.rows, "generated": not i.explicit_key} for i in mine],
-            },
-        ).id
-        for user_id, mine in by_actor.items()
-    }
+        if not summarised(item.actor):  # a feed's pushes go into its period's summary instead
+            by_actor.setdefault(item.actor.user_id, []).append(item)
+    events: dict[int | None, int] = {i.actor.user_id: 0 for i in items if summarised(i.actor)}
+    events.update(
+        {
+            user_id: audit.append(
+                session,
+                actor_id=user_id,
+                actor=mine[0].actor.username,
+                action="dataset.push",
+                target=f"dataset:{dataset_id}",
+                details={
+                    "rows": sum(i.rows for i in mine),
+                    "file": file_name,
+                    "batches": [
+                        {"key": i.key, "rows": i.rows, "generated": not i.explicit_key} for i in mine
+                    ],
+                },
+            ).id
+            for user_id, mine in by_actor.items()
+        }
+    )
+    return events
 
 
 def find_push_event(session: Session, dataset_id: int, key: str) -> audit.AuditRecord | None:
