@@ -28,6 +28,7 @@ from ._errors import CountylabClientError, TransportError, error_from_response
 from ._frames import require_pandas
 from ._jobs import JobsAPI
 from ._models import Dataset, Project, PushResult, QueryResult, User
+from ._notify import NotifyAPI
 from ._query import QueryAPI
 from ._version import __version__
 
@@ -63,7 +64,7 @@ def _clean_row(row: object, index: int) -> dict[str, Any]:
     return {str(k): (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
-class Client(CatalogAPI, DownloadsAPI, QueryAPI, JobsAPI, AirlockAPI):
+class Client(CatalogAPI, DownloadsAPI, QueryAPI, JobsAPI, AirlockAPI, NotifyAPI):
     """Synchronous client for a countylab server.
 
     ``transport`` lets tests plug in ``countylab_client.testing.FakeServer().transport`` (or any

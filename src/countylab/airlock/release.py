@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload
 
 from countylab import audit
-from countylab.airlock import ledger_store
+from countylab.airlock import changes, ledger_store
 from countylab.airlock.render import Rendering
 from countylab.airlock.render.store import preview_rendering, store_regenerated
 from countylab.airlock.review import (
@@ -411,6 +411,7 @@ class ReleaseMixin:
             ).scalars()
         )
         authors = _usernames(s, [c.author_id for c in comments if c.author_id is not None])
+        reply_to = changes.replies_of(s, req.id)
         project = s.get(Project, req.project_id)  # the view is audited by audit_reads()
         voted = any(v.voter_id == str(actor.user_id) for v in votes)
         full = sees_details(actor, req, reviewer=reviewer)
@@ -424,6 +425,13 @@ class ReleaseMixin:
             "failed_rules": failed_rules(files),
             "round": req.round,
             "rounds": rounds_history(s, req, full=full),
+            "changes": changes.view(
+                s,
+                req.id,
+                req.round,
+                names=full,
+                cells=full and reviewer and req.state == ReleaseState.under_review.value,
+            ),
             "details": full,
             "files_count": len(files),
             "files": [
@@ -447,6 +455,7 @@ class ReleaseMixin:
                     "author": authors.get(c.author_id or 0, "system"),
                     "body": c.body,
                     "at": c.at.isoformat(),
+                    "reply_to": reply_to.get(c.id),
                 }
                 for c in comments
             ],

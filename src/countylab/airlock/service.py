@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from countylab import audit
-from countylab.airlock import rounds
+from countylab.airlock import changes, rounds
 from countylab.airlock.checking import CheckingMixin, Runner
 from countylab.airlock.checkrun import CheckLimits, run_in_worker
 from countylab.airlock.checks import OcrEngine, library
@@ -223,11 +223,16 @@ class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
         job_id: int | None = None,
         files: Sequence[FileChoice] | None = None,
         staged: Staged | None = None,
+        replies: Mapping[int, str] | None = None,
     ) -> ReleaseRequest:
         """Send a returned request back as a new round: files are taken afresh from the job it
         names (the same one by default, with the same selectors unless new ones are given), and
         datasets, grade, review rule and checkers are recomputed from that job.  The job must be
-        of the request's own project; no vote of an earlier round counts."""
+        of the request's own project; no vote of an earlier round counts.
+
+        ``replies`` (comment id → text) answer the checkers' comments; what changed since the
+        last round (files added, removed, changed; table cells) is recorded for the checkers
+        (:mod:`.changes`)."""
         req = self._member(s, actor, request_id)
         new = transition(req.state, ReleaseEvent.resubmit)
         if new.value == req.state:
@@ -246,6 +251,8 @@ class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
         choices = list(files) if files else rounds.previous_choices(old)
         check_selectors(Declared.of(job.spec), [c.name for c in choices])
         policy = release_policy(job_datasets(s, job))  # recomputed: never carried over
+        answers = changes.check_replies(s, req.id, replies or {})
+        before = [changes.Snapshot.of(f) for f in old]
         rounds.close(s, req, "returned")
         for c in s.execute(select(ReleaseComment).where(ReleaseComment.request_id == req.id)).scalars():
             c.file_id = None
@@ -260,8 +267,32 @@ class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
         req.officer_needed = policy.rule.security_officer
         req.datasets = [{"id": d.id, "name": d.name, "version": d.current_version} for d in policy.datasets]
         req.checks_status = None
-        self._add_files(s, req, job, choices, staged)
-        return self._submitted(s, actor, req, new, "release.resubmit", previous_job=previous_job)
+        added = self._add_files(s, req, job, choices, staged)
+        self._submitted(s, actor, req, new, "release.resubmit", previous_job=previous_job)
+        linked = [(cid, self.comment(s, actor, req.id, text).id) for cid, text in answers.items()]
+        changes.record(s, req.id, req.round, changes.compare(before, added), linked)
+        return req
+
+    def _member_read(self, s: Session, actor: Principal, request_id: int) -> ReleaseRequest:
+        """:meth:`_member` without the row lock, for pages (read-only transactions)."""
+        authorize(actor, Permission.release_create, target=f"release:{request_id}")
+        req = self.load(s, request_id)
+        authorize_member(s, actor, Permission.release_create, req.project_id, f"release:{request_id}")
+        return req
+
+    def current_selectors(self, s: Session, actor: Principal, request_id: int) -> list[str]:
+        """The selectors the request's current round took (a member's own choices)."""
+        req = self._member_read(s, actor, request_id)
+        return sorted(c.name for c in rounds.previous_choices(self.files(s, req)))
+
+    def choices_for(
+        self, s: Session, actor: Principal, request_id: int, selectors: Sequence[str]
+    ) -> list[FileChoice]:
+        """The new round's choices from the selectors ticked: what the developer wrote about a
+        selector the last round had is kept; a new selector starts blank."""
+        req = self._member_read(s, actor, request_id)
+        known = {c.name: c for c in rounds.previous_choices(self.files(s, req))}
+        return [known.get(sel, FileChoice(sel)) for sel in dict.fromkeys(selectors)]
 
     def withdraw(self, s: Session, actor: Principal, request_id: int) -> ReleaseRequest:
         req = self._member(s, actor, request_id)

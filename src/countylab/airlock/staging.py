@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -118,6 +118,7 @@ class StagingMixin:
             job_id: int | None = None,
             files: Sequence[FileChoice] | None = None,
             staged: Staged | None = None,
+            replies: Mapping[int, str] | None = None,
         ) -> ReleaseRequest: ...
 
     def _staging(self) -> Path:
@@ -176,6 +177,7 @@ class StagingMixin:
         *,
         job_id: int | None = None,
         choices: Sequence[FileChoice] | None = None,
+        replies: Mapping[int, str] | None = None,
     ) -> None:
         """Resubmit, the new round's files copied outside the transaction."""
         with read() as s:
@@ -185,7 +187,7 @@ class StagingMixin:
         staged = self.stage(read, actor, use_job, use) if use else None
         try:
             with tx() as s:
-                self.resubmit(s, actor, request_id, job_id=use_job, files=use, staged=staged)
+                self.resubmit(s, actor, request_id, job_id=use_job, files=use, staged=staged, replies=replies)
         finally:
             self.discard(staged)
 

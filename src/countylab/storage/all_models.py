@@ -6,6 +6,7 @@ Each capability that adds tables adds its module here, by name.
 from __future__ import annotations
 
 from countylab.storage import (  # noqa: F401 - imported for their tables
+    airlock_changes_models,
     airlock_models,
     airlock_rounds_models,
     catalog_models,

@@ -56,6 +56,9 @@ class RequestIn(BaseModel):
 class ResubmitIn(BaseModel):
     job_id: BodyId | None = None
     files: list[FileIn] | None = None
+    replies: dict[int, str] = Field(
+        default_factory=dict, description="A reply to each checker comment: comment id -> text."
+    )
 
 
 class VoteIn(BaseModel):
@@ -120,6 +123,20 @@ def get_request(request_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     return _view(lab, actor, request_id)
 
 
+@router.get("/airlock/requests/{request_id}/state")
+def request_state(request_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """The state and check status alone, for a page that waits for the checks (polled, so
+    not audited as a view: it says nothing of the files)."""
+    with lab.read() as s:
+        view = lab.airlock.view(s, actor, request_id)
+    return {
+        "id": request_id,
+        "state": view["state"],
+        "round": view["round"],
+        "checks_status": view.get("checks_status"),
+    }
+
+
 @router.post("/airlock/requests/{request_id}/submit")
 def submit(request_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
@@ -130,7 +147,9 @@ def submit(request_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
 @router.post("/airlock/requests/{request_id}/resubmit")
 def resubmit(request_id: Id, body: ResubmitIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     files = [f.choice() for f in body.files] if body.files else None
-    lab.airlock.resubmit_staged(lab.tx, lab.read, actor, request_id, job_id=body.job_id, choices=files)
+    lab.airlock.resubmit_staged(
+        lab.tx, lab.read, actor, request_id, job_id=body.job_id, choices=files, replies=body.replies
+    )
     return _checked_view(lab, actor, request_id)
 
 

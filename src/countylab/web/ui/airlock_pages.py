@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from countylab.airlock.release import FileContent
 from countylab.airlock.render.store import warm_files, warm_request
@@ -17,7 +18,9 @@ from countylab.airlock.service import FileChoice
 from countylab.errors import CountylabError, PermissionDenied, ValidationFailed
 from countylab.identity.access import has_permission
 from countylab.identity.roles import Permission
-from countylab.serving.registry import ModelCard
+from countylab.serving.batch import records_from_upload
+from countylab.serving.registry import MAX_ROWS, ModelCard
+from countylab.serving.schema import InputSchema
 from countylab.web.api.airlock import _file_response, model_view
 from countylab.web.deps import Actor, LabDep
 from countylab.web.params import Id, Page
@@ -98,12 +101,14 @@ async def create_request(request: Request, actor: Actor, lab: LabDep) -> Respons
 
 
 @router.get("/airlock/requests/{request_id}")
-def request_page(request: Request, request_id: Id, actor: Actor, lab: LabDep) -> Response:
+def request_page(
+    request: Request, request_id: Id, actor: Actor, lab: LabDep, resubmit_job: str = ""
+) -> Response:
     warm_request(lab.read, request_id)  # previews are parsed (if ever) before any transaction
     with lab.read() as s:
         view = lab.airlock.view(s, actor, request_id)
         previews: dict[int, str] = {}
-        tables: dict[int, list[list[str]]] = {}
+        tables: dict[int, list[dict[str, Any]]] = {}  # rows: line number, cells, flags per cell
         full_previews: dict[int, int] = {}  # file id -> pages of its complete preview
         previewed: list[FileContent] = []
         if view["viewer"]["reviewer"] and view["checks_status"] != "fail":
@@ -116,7 +121,7 @@ def request_page(request: Request, request_id: Id, actor: Actor, lab: LabDep) ->
                 full_previews[f["id"]] = first["page_count"]
                 rows = [r["cells"] for r in first["section"]["rows"]]
                 if first["section"]["kind"] == "table":
-                    tables[f["id"]] = rows
+                    tables[f["id"]] = flag_cells(first["section"]["rows"], f.get("checks") or [])
                 elif first["section"]["kind"] in ("text", "source"):
                     previews[f["id"]] = "\n".join(r[0] for r in rows)
         jobs = (  # a resubmission may take the files of a re-run job of the same project
@@ -124,17 +129,52 @@ def request_page(request: Request, request_id: Id, actor: Actor, lab: LabDep) ->
             if "resubmit" in view["viewer"]["events"]
             else []
         )
+        outbox: dict[str, Any] | None = None  # the chosen job's selectors, for the new file list
+        current: list[str] = []
+        if jobs:
+            chosen = int(resubmit_job) if resubmit_job.isdigit() else view["job_id"]
+            if chosen not in {j.id for j in jobs}:
+                chosen = view["job_id"]
+            outbox = lab.airlock.outbox(s, actor, chosen)
+            current = lab.airlock.current_selectors(s, actor, request_id)
     lab.airlock.audit_reads(lab.tx, actor, view=request_id, contents=previewed)
     return render(
         request,
         "airlock_request.html",
         r=view,
         jobs=jobs,
+        outbox=outbox,
+        current=current,
         previews=previews,
         tables=tables,
         full_previews=full_previews,
         en=lang_of(request).startswith("en"),
     )
+
+
+def flag_cells(rows: list[dict[str, Any]], checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first rows of a table with the checks' findings on their cells: a checker sees which
+    cell is under the threshold or recoverable, not only that one is somewhere."""
+    found: dict[int, dict[str, str]] = {}  # line -> column (or "*" for the whole row) -> rule
+    for c in checks:
+        if c.get("status") == "pass":
+            continue
+        for cell in (c.get("details") or {}).get("cells") or []:
+            if isinstance(cell, dict) and isinstance(cell.get("line"), int):
+                column = str(cell.get("column") if cell.get("column") is not None else "*")
+                found.setdefault(cell["line"], {})[column] = str(cell.get("rule") or c.get("check") or "")
+    header = [str(x) for x in rows[0]["cells"]] if rows else []
+    out = []
+    for r in rows:
+        marks = found.get(int(r.get("number") or 0), {})
+        flags = [
+            marks.get(header[i] if i < len(header) else "", marks.get(str(i), ""))
+            for i in range(len(r["cells"]))
+        ]
+        out.append(
+            {"number": r.get("number"), "cells": r["cells"], "flags": flags, "row_flag": marks.get("*", "")}
+        )
+    return out
 
 
 def first_page(content: Any) -> dict[str, Any]:
@@ -159,15 +199,30 @@ def submit(request: Request, request_id: Id, actor: Actor, lab: LabDep) -> Respo
 
 
 @router.post("/airlock/requests/{request_id}/resubmit")
-def resubmit(
-    request: Request, request_id: Id, actor: Actor, lab: LabDep, job_id: Annotated[str, Form()] = ""
-) -> Response:
+async def resubmit(request: Request, request_id: Id, actor: Actor, lab: LabDep) -> Response:
+    """The new round: the job, the selectors ticked (files removed or added) and a reply to each
+    checker comment (``reply.<comment id>``)."""
+    form = await request.form()
+    job_id = str(form.get("job_id") or "")
+    selectors = [str(v) for v in form.getlist("selector") if str(v).strip()]
+    replies = {
+        int(str(k)[6:]): str(v)
+        for k, v in form.items()
+        if str(k).startswith("reply.") and str(k)[6:].isdigit() and str(v).strip()
+    }
+
     def act() -> None:
         chosen = int(job_id) if job_id.isdigit() else None
-        lab.airlock.resubmit_staged(lab.tx, lab.read, actor, request_id, job_id=chosen)
+        choices = None
+        if selectors:
+            with lab.read() as s:
+                choices = lab.airlock.choices_for(s, actor, request_id, selectors)
+        lab.airlock.resubmit_staged(
+            lab.tx, lab.read, actor, request_id, job_id=chosen, choices=choices, replies=replies
+        )
         lab.airlock.check_pending(lab.tx, request_id, read=lab.read)  # after the commit
 
-    return _act(request, request_id, act, "airlock.flash.submitted")
+    return await run_in_threadpool(_act, request, request_id, act, "airlock.flash.submitted")
 
 
 @router.post("/airlock/requests/{request_id}/withdraw")
@@ -315,6 +370,14 @@ def register_model(
     return response
 
 
+def _example_rows(card: dict[str, Any]) -> str:
+    """The JSON a caller would send: named fields with words where the card has a schema."""
+    schema = InputSchema.from_card(card)
+    if schema is not None:
+        return json.dumps([schema.example()], ensure_ascii=False)
+    return json.dumps([[0] * len(card.get("inputs", []))])
+
+
 @router.get("/models/{model_id}")
 def model_page(request: Request, model_id: Id, actor: Actor, lab: LabDep) -> Response:
     with lab.read() as s:
@@ -329,7 +392,10 @@ def model_page(request: Request, model_id: Id, actor: Actor, lab: LabDep) -> Res
         can_decide=can_decide,
         can_call=can_call,
         result=None,
-        rows_json=json.dumps([[0] * len(view["card"].get("inputs", []))]),
+        records=[],
+        rows_json=_example_rows(view["card"]),
+        example_json=_example_rows(view["card"]),
+        values={},
     )
 
 
@@ -368,23 +434,57 @@ def assess(request: Request, model_id: Id, actor: Actor, lab: LabDep) -> Respons
 
 
 @router.post("/models/{model_id}/predict")
-def try_model(
-    request: Request, model_id: Id, actor: Actor, lab: LabDep, rows: Annotated[str, Form()]
+async def try_model(request: Request, model_id: Id, actor: Actor, lab: LabDep) -> Response:
+    """One record from the field form, a JSON array, or a CSV/XLSX of records (batch)."""
+    async with request.form() as form:
+        mode = str(form.get("mode") or "json")
+        rows = str(form.get("rows") or "")
+        values = {
+            str(k)[2:]: str(v) for k, v in form.items() if str(k).startswith("f.") and isinstance(v, str)
+        }
+        upload = form.get("file")
+        data = await upload.read() if isinstance(upload, UploadFile) and upload.filename else b""
+        upload_name = upload.filename if isinstance(upload, UploadFile) and upload.filename else ""
+    return await run_in_threadpool(
+        _try_model, request, model_id, actor, lab, mode, rows, values, upload_name, data
+    )
+
+
+def _try_model(
+    request: Request,
+    model_id: int,
+    actor: Any,
+    lab: Any,
+    mode: str,
+    rows: str,
+    values: dict[str, str],
+    upload_name: str,
+    data: bytes,
 ) -> Response:
     result: dict[str, Any] | None = None
     error = ""
+    records: list[Any] = []
+    with lab.read() as s:
+        card = dict(lab.models.get(s, actor, model_id).card or {})
+    schema = InputSchema.from_card(card)
     try:
-        parsed = json.loads(rows)
-        if not isinstance(parsed, list):
-            raise ValidationFailed("请输入 JSON 数组", "enter a JSON array", reason="rows")
-        result = lab.models.predict(lab.tx, actor, model_id, parsed)
+        if mode == "file" and schema is not None:
+            records = records_from_upload(upload_name, data, schema, MAX_ROWS)
+        elif mode == "fields" and schema is not None:
+            records = [{f.name: values.get(f.name, "") for f in schema.fields}]
+        else:
+            parsed = json.loads(rows)
+            if not isinstance(parsed, list):
+                raise ValidationFailed("请输入 JSON 数组", "enter a JSON array", reason="rows")
+            records = parsed
+        result = lab.models.predict(lab.tx, actor, model_id, records)
     except ValueError:
         error = "JSON"
     except PermissionDenied:
         raise  # the error handler records the denial and shows the refusal page
     except CountylabError as exc:
         error = exc.message(lang_of(request))
-    with lab.tx() as s:
+    with lab.read() as s:
         m = lab.models.get(s, actor, model_id)
         view = model_view(m, oversight=lab.models.oversees(actor, m))
         can_decide = lab.models._may_decide(actor, m) and m.state == "pending"
@@ -395,8 +495,11 @@ def try_model(
         can_decide=can_decide,
         can_call=True,
         result=result,
+        records=records if result and all(isinstance(r, dict) for r in records) else [],
         error=error,
-        rows_json=rows,
+        rows_json=rows or _example_rows(view["card"]),
+        example_json=_example_rows(view["card"]),
+        values=values,
         status_code=200 if result else 422,
     )
     if result is None:
