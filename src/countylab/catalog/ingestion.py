@@ -13,6 +13,7 @@ import shutil
 import threading
 import time
 import uuid
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from countylab import audit
 from countylab.catalog import service as catalog
-from countylab.catalog.analysis import analyse
+from countylab.catalog.analysis import analyse, key_set_inputs
 from countylab.catalog.grading import Grade
 from countylab.catalog.push_commit import GroupCommitter, PendingPush, recover_hidden
 from countylab.errors import Conflict, NotFound, TooLarge, ValidationFailed
@@ -34,6 +35,7 @@ from countylab.identity.access import Principal, authorize
 from countylab.identity.roles import Permission
 from countylab.ingest import (
     MODES,
+    InferredSchema,
     PushBuffer,
     TableSchema,
     build_version,
@@ -42,6 +44,10 @@ from countylab.ingest import (
     open_batches,
     safe_filename,
 )
+from countylab.ingest.idents import identifiers_for
+from countylab.ingest.layout import Layout, Sample, detect, read_sample
+from countylab.ingest.schema import ColumnSpec
+from countylab.ingest.tidy import at_sheet_row, tidy
 from countylab.storage.catalog_models import DatasetColumn, DatasetVersion
 from countylab.storage.db import transaction
 from countylab.storage.leader import NamedLocks
@@ -64,6 +70,15 @@ class StagedUpload:
     preview: list[dict[str, Any]]
     bytes: int
     existing_schema: bool
+    #: the spreadsheet layout (header rows, skipped rows) and the sample it was detected on;
+    #: None for Parquet and JSON Lines
+    layout: Layout | None = None
+    sample: Sample | None = None
+    #: header text -> the identifier proposed for it (pinyin for a new dataset's Chinese headers)
+    suggested: dict[str, str] | None = None
+
+
+SHEET_FORMATS = ("csv", "xlsx", "xls")
 
 
 class Ingestion:
@@ -113,12 +128,26 @@ class Ingestion:
 
     # -- uploads: stage, then commit --------------------------------------------------------
     def stage_upload(
-        self, actor: Principal, dataset_id: int, filename: str, stream: BinaryIO
+        self,
+        actor: Principal,
+        dataset_id: int,
+        filename: str,
+        stream: BinaryIO,
+        *,
+        header_row: int | None = None,
+        skip_rows: frozenset[int] = frozenset(),
     ) -> StagedUpload:
+        """Keep the file and propose how to read it; nothing reaches the catalog until commit.
+
+        Spreadsheets (CSV, XLSX, XLS) get their layout detected (``header_row``/``skip_rows``
+        override it): a 花名册 with title rows, a two-row header and 合计/制表人 rows is read
+        from its header, not refused for its title's empty cells.
+        """
         with self._tx() as s:
             ds = catalog.get_dataset(s, dataset_id)
             catalog.authorize_write(actor, ds)
             existing = TableSchema.from_json(ds.table_schema) if ds.table_schema else None
+            titles = {c.title: c.name for c in catalog.columns(s, ds.id) if c.title}
         name = safe_filename(filename)
         fmt = format_from_filename(name)
         upload_id = uuid.uuid4().hex
@@ -127,10 +156,21 @@ class Ingestion:
         path = folder / name
         try:
             size = _copy_capped(stream, path, self.max_upload_bytes)
-            inferred = infer_schema(path, fmt, tmp_dir=folder)
+            layout = sample = suggested = None
+            if fmt in SHEET_FORMATS:
+                sample = read_sample(path, fmt)
+                layout = detect(sample, header_row=header_row, skip_rows=skip_rows)
+                suggested = suggest_names(layout, existing, titles)
+            if layout is not None and sample is not None and needs_tidy(layout, sample):
+                tidied = infer_schema(self.tidy_copy(path, fmt, layout, folder), "csv", tmp_dir=folder)
+                inferred = InferredSchema(
+                    tidied.schema, tidied.sample_row_count, sample.encoding, tidied.preview
+                )
+            else:
+                inferred = infer_schema(path, fmt, tmp_dir=folder)
             if existing is not None:
-                check_same_columns(existing, inferred.schema)
-            schema = existing or inferred.schema
+                check_same_columns(existing, _renamed(inferred.schema, suggested))
+            schema = inferred.schema
             meta = {
                 "dataset_id": dataset_id,
                 "user_id": actor.user_id,
@@ -139,6 +179,8 @@ class Ingestion:
                 "encoding": inferred.encoding,
                 "schema": schema.to_json(),
                 "created": time.time(),
+                "header_rows": list(layout.header_rows) if layout else None,
+                "skip_rows": sorted(skip_rows),
             }
             (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
             with self._tx() as s:
@@ -165,7 +207,40 @@ class Ingestion:
             inferred.preview[:10],
             size,
             existing is not None,
+            layout,
+            sample,
+            suggested,
         )
+
+    def tidy_copy(self, path: Path, fmt: str, layout: Layout, folder: Path) -> Path:
+        out = folder / "tidy.csv"
+        tidy(path, fmt, layout, out)
+        return out
+
+    def restage(
+        self,
+        actor: Principal,
+        dataset_id: int,
+        upload_id: str,
+        *,
+        header_row: int | None = None,
+        skip_rows: frozenset[int] = frozenset(),
+    ) -> tuple[Layout, Sample, dict[str, str], dict[str, Any]]:
+        """The layout of a staged spreadsheet read another way (the user picked the header row):
+        computed from the file's first and last rows, written nowhere."""
+        with self._read() as s:
+            ds = catalog.get_dataset(s, dataset_id)
+            catalog.authorize_write(actor, ds)
+            existing = TableSchema.from_json(ds.table_schema) if ds.table_schema else None
+            titles = {c.title: c.name for c in catalog.columns(s, ds.id) if c.title}
+        path, meta = self._staged(actor, dataset_id, upload_id)
+        if meta["format"] not in SHEET_FORMATS:
+            raise ValidationFailed(
+                "只有表格文件可以选择表头行", "Only spreadsheets have a header row to choose"
+            )
+        sample = read_sample(path, meta["format"])
+        layout = detect(sample, header_row=header_row, skip_rows=skip_rows)
+        return layout, sample, suggest_names(layout, existing, titles), meta
 
     def _staged(self, actor: Principal, dataset_id: int, upload_id: str) -> tuple[Path, dict[str, Any]]:
         if not upload_id.isalnum():
@@ -190,22 +265,52 @@ class Ingestion:
         key: list[str] | None = None,
         note: str = "",
         source: str = "upload",
+        header_row: int | None = None,
+        skip_rows: frozenset[int] | None = None,
+        names: dict[str, str] | None = None,
     ) -> DatasetVersion:
+        """Commit a staged upload as the next version, read with the layout the user confirmed.
+
+        ``header_row``/``skip_rows`` default to what staging detected; ``names`` maps header
+        texts to column identifiers (the header text becomes the column's title).  Errors name
+        the sheet and its own row numbers.
+        """
         with self._tx() as s:
-            catalog.authorize_write(actor, catalog.get_dataset(s, dataset_id))
+            ds = catalog.get_dataset(s, dataset_id)
+            catalog.authorize_write(actor, ds)
+            existing = TableSchema.from_json(ds.table_schema) if ds.table_schema else None
         path, meta = self._staged(actor, dataset_id, upload_id)
         try:
-            return self.ingest_file(
-                actor,
-                dataset_id,
-                path,
-                fmt=meta["format"],
-                mode=mode,
-                schema_override=schema_override,
-                key=key,
-                note=note,
-                source=source,
-            )
+            fmt = meta["format"]
+            plain = {"fmt": fmt, "mode": mode, "key": key, "note": note, "source": source}
+            if fmt not in SHEET_FORMATS:
+                return self.ingest_file(actor, dataset_id, path, schema_override=schema_override, **plain)
+            sample = read_sample(path, fmt)
+            staged = meta.get("header_rows") or []
+            if header_row is None and len(staged) == 1:
+                header_row = staged[0]
+            skip = frozenset(meta.get("skip_rows") or ()) if skip_rows is None else skip_rows
+            layout = detect(sample, header_row=header_row, skip_rows=skip)
+            rename = {h: n for h, n in (names or {}).items() if h in layout.names and n and n != h}
+            if not rename and not needs_tidy(layout, sample):
+                return self.ingest_file(actor, dataset_id, path, schema_override=schema_override, **plain)
+            final = [rename.get(h, h) for h in layout.names]
+            titles = {n: h for h, n in zip(layout.names, final, strict=True) if n != h}
+            override = {rename.get(k, k): v for k, v in (schema_override or {}).items()} or None
+            rowmap = array("l")
+            out = path.parent / "tidy.csv"
+            try:
+                rowmap = tidy(path, fmt, layout, out, final)
+                return self.ingest_file(
+                    actor,
+                    dataset_id,
+                    out,
+                    schema_override=None if existing is not None else override,
+                    titles=titles,
+                    **{**plain, "fmt": "csv"},
+                )
+            except ValidationFailed as exc:
+                raise at_sheet_row(exc, layout.sheet, rowmap, titles) from None
         finally:
             shutil.rmtree(path.parent, ignore_errors=True)
 
@@ -221,8 +326,11 @@ class Ingestion:
         key: list[str] | None = None,
         note: str = "",
         source: str = "upload",
+        titles: dict[str, str] | None = None,
     ) -> DatasetVersion:
-        """Validate the whole file and commit it as the dataset's next version (or change nothing)."""
+        """Validate the whole file and commit it as the dataset's next version (or change nothing).
+
+        ``titles`` (column name -> title) fills the titles of columns that have none yet."""
         if mode not in MODES:
             raise ValidationFailed(f"未知的写入方式：{mode}", f"Unknown mode: {mode}", field="mode")
         fmt = fmt or format_from_filename(path.name)
@@ -258,7 +366,15 @@ class Ingestion:
             )
             try:
                 return self._record(
-                    actor, dataset_id, files, schema, mode=mode, source=source, note=note, key=key
+                    actor,
+                    dataset_id,
+                    files,
+                    schema,
+                    mode=mode,
+                    source=source,
+                    note=note,
+                    key=key,
+                    titles=titles,
                 )
             except BaseException:
                 shutil.rmtree(self.warehouse.version_dir(name, files.version), ignore_errors=True)
@@ -290,6 +406,7 @@ class Ingestion:
         note: str,
         key: list[str] | None,
         analyse_data: bool = True,
+        titles: dict[str, str] | None = None,
     ) -> DatasetVersion:
         with self._tx() as s:
             ds = catalog.get_dataset(s, dataset_id)
@@ -299,6 +416,7 @@ class Ingestion:
             all_sets = catalog.key_sets(s)
             key_sets = {c.name: list(all_sets[c.key_set].values) for c in cols if c.key_set in all_sets}
             foreign_keys = {c.name: c.joinable_to[0] for c in cols if c.joinable_to}
+            key_set_extras = key_set_inputs(cols, all_sets)  # labels and the county's code lists
         result = (
             analyse(
                 list(files.paths),
@@ -312,6 +430,7 @@ class Ingestion:
                 key_sets=key_sets,
                 primary_key=key,
                 foreign_keys=foreign_keys,
+                **key_set_extras,
             )
             if analyse_data
             else None
@@ -339,6 +458,11 @@ class Ingestion:
                 _sync_columns(s, ds, schema, result.findings, result.profiles)
                 catalog.apply_proposal(s, ds, Grade(result.proposal.grade), result.proposal.reason_zh)
                 ds.dummy_profile = result.dummy.to_dict()
+            if titles:
+                s.flush()
+                for col in catalog.columns(s, ds.id):
+                    if not col.title and titles.get(col.name):
+                        col.title = titles[col.name][:200]
             s.flush()
             audit.record(
                 s,
@@ -383,6 +507,7 @@ class Ingestion:
                     },
                     primary_key=key,
                     foreign_keys={c.name: c.joinable_to[0] for c in cols if c.joinable_to},
+                    **key_set_inputs(cols, all_sets),
                 )
                 _sync_columns(s, ds, schema, result.findings, result.profiles)
                 catalog.apply_proposal(s, ds, Grade(result.proposal.grade), result.proposal.reason_zh)
@@ -595,3 +720,46 @@ def _sync_columns(
         if spec.name == ds.privacy_unit_column:
             col.sensitive = True
         col.profile = profiles.get(spec.name, {})
+
+
+def needs_tidy(layout: Layout, sample: Sample) -> bool:
+    """Whether the file must be rewritten before the plain readers take it: the header is not one
+    full row 1, the user skips rows, or rows seen at the start or end of the sheet are not data
+    (a blank row is harmless only at the very end)."""
+    if not layout.trivial or layout.user_skip:
+        return True
+    rows = [(n, c) for n, c in list(sample.head) + list(sample.tail) if n > layout.header_rows[-1]]
+    seen_blank = False
+    for n, cells in rows:
+        reason = layout.skip_reason(n, cells)
+        if reason is None:
+            if seen_blank:
+                return True
+        elif reason == "blank":
+            seen_blank = True
+        else:
+            return True
+    return False
+
+
+def suggest_names(layout: Layout, existing: TableSchema | None, titles: dict[str, str]) -> dict[str, str]:
+    """Header text -> proposed column identifier.
+
+    A dataset with data keeps its columns: a header that is a column's name or title maps to
+    that column.  A new dataset gets pinyin identifiers for Chinese headers (出生日期 →
+    ``chushengriqi``), ASCII identifiers as they are, and ``col_N`` for headers that were empty.
+    """
+    if existing is not None:
+        names = set(existing.names)
+        return {h: h if h in names else titles.get(h, h) for h in layout.names}
+    texts = [f"col_{j + 1}" if j in layout.generated else h for j, h in enumerate(layout.names)]
+    return dict(zip(layout.names, identifiers_for(texts), strict=True))
+
+
+def _renamed(schema: TableSchema, suggested: dict[str, str] | None) -> TableSchema:
+    """``schema`` with headers mapped to the existing dataset's column names (for the check)."""
+    if not suggested:
+        return schema
+    return TableSchema(
+        tuple(ColumnSpec(suggested.get(c.name, c.name), c.type, c.nullable) for c in schema.columns)
+    )

@@ -13,12 +13,13 @@ from pathlib import PurePosixPath, PureWindowsPath
 
 from countylab.errors import ValidationFailed
 
-FORMATS = ("csv", "xlsx", "parquet", "jsonl")
+FORMATS = ("csv", "xlsx", "xls", "parquet", "jsonl")
 
 _EXTENSIONS = {
     ".csv": "csv",
     ".txt": "csv",
     ".xlsx": "xlsx",
+    ".xls": "xls",
     ".parquet": "parquet",
     ".pq": "parquet",
     ".jsonl": "jsonl",
@@ -76,8 +77,8 @@ def format_from_filename(name: str) -> str:
     fmt = _EXTENSIONS.get(suffix)
     if fmt is None:
         raise ValidationFailed(
-            f"不支持的文件类型“{suffix or '(无扩展名)'}”，请上传 CSV、XLSX、Parquet 或 JSON Lines 文件",
-            f"Unsupported file type '{suffix or '(none)'}'; upload CSV, XLSX, Parquet or JSON Lines",
+            f"不支持的文件类型“{suffix or '(无扩展名)'}”，请上传 CSV、XLSX、XLS、Parquet 或 JSON Lines 文件",
+            f"Unsupported file type '{suffix or '(none)'}'; upload CSV, XLSX, XLS, Parquet or JSON Lines",
             reason="unsupported_format",
         )
     return fmt

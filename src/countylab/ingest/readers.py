@@ -308,36 +308,48 @@ def _xlsx_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
             "XLSX 文件无法打开或已损坏", "The XLSX file cannot be opened or is damaged", reason="corrupt_file"
         ) from None
     try:
-        rows = book.worksheets[0].iter_rows(values_only=True)
-        header_cells = list(next(rows, ()))
-        while header_cells and header_cells[-1] is None:
-            header_cells.pop()
-        if not header_cells:
-            raise empty_file()
-        names = check_column_names(["" if h is None else str(h) for h in header_cells])
-        width = len(names)
-        pending: list[dict[str, Any]] = []
-        offset = 0
-        for sheet_row, cells in enumerate(rows, start=2):
-            if all(c is None for c in cells):
-                continue
-            if any(c is not None for c in cells[width:]):
-                raise ValidationFailed(
-                    f"第 {sheet_row} 行在表头之外还有数据（列数不齐）",
-                    f"Sheet row {sheet_row} has cells beyond the header (ragged row)",
-                    row=sheet_row,
-                    reason="ragged_row",
-                    expected=width,
-                )
-            pending.append(dict(zip(names, cells[:width], strict=False)))
-            if len(pending) >= batch_rows:
-                yield records_to_batch(pending, names, row_offset=offset)
-                offset += len(pending)
-                pending = []
-        if pending or not offset:
-            yield records_to_batch(pending, names, row_offset=offset)
+        yield from _sheet_batches(book.worksheets[0].iter_rows(values_only=True), batch_rows)
     finally:
         book.close()
+
+
+def _xls_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Excel 97–2003 (.xls, still WPS's default in many offices), read with xlrd."""
+    from countylab.ingest.layout import sheet_rows
+
+    _, rows = sheet_rows(path, "xls")
+    yield from _sheet_batches((cells for _, cells in rows), batch_rows)
+
+
+def _sheet_batches(rows: Iterator[Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Rows of cell values (header first) to string batches, as the file holds them."""
+    header_cells = list(next(rows, ()))
+    while header_cells and header_cells[-1] is None:
+        header_cells.pop()
+    if not header_cells:
+        raise empty_file()
+    names = check_column_names(["" if h is None else str(h) for h in header_cells])
+    width = len(names)
+    pending: list[dict[str, Any]] = []
+    offset = 0
+    for sheet_row, cells in enumerate(rows, start=2):
+        if all(c is None for c in cells):
+            continue
+        if any(c is not None for c in cells[width:]):
+            raise ValidationFailed(
+                f"第 {sheet_row} 行在表头之外还有数据（列数不齐）",
+                f"Sheet row {sheet_row} has cells beyond the header (ragged row)",
+                row=sheet_row,
+                reason="ragged_row",
+                expected=width,
+            )
+        pending.append(dict(zip(names, cells[:width], strict=False)))
+        if len(pending) >= batch_rows:
+            yield records_to_batch(pending, names, row_offset=offset)
+            offset += len(pending)
+            pending = []
+    if pending or not offset:
+        yield records_to_batch(pending, names, row_offset=offset)
 
 
 # ----------------------------------------------------------------------------------- JSON Lines
@@ -430,6 +442,8 @@ def raw_batches(
         return _csv_batches(path, schema, tmp_dir)
     if fmt == "xlsx":
         return _xlsx_batches(path, batch_rows)
+    if fmt == "xls":
+        return _xls_batches(path, batch_rows)
     if fmt == "jsonl":
         return _jsonl_batches(path, schema, batch_rows)
     return _parquet_batches(path, batch_rows)

@@ -154,19 +154,17 @@ def update_dataset(dataset_id: Id, body: DatasetPatch, actor: Actor, lab: LabDep
 
 @router.post("/datasets/{dataset_id}/uploads", status_code=201)
 def stage_upload(
-    dataset_id: Id, file: Annotated[UploadFile, File()], actor: Actor, lab: LabDep
+    dataset_id: Id,
+    file: Annotated[UploadFile, File()],
+    actor: Actor,
+    lab: LabDep,
+    header_row: Annotated[int | None, Form(ge=1)] = None,
+    skip_rows: Annotated[str, Form(max_length=2000)] = "",
 ) -> dict[str, Any]:
-    staged = lab.ingestion.stage_upload(actor, dataset_id, file.filename or "upload", file.file)
-    return {
-        "upload_id": staged.id,
-        "filename": staged.filename,
-        "format": staged.format,
-        "encoding": staged.encoding,
-        "bytes": staged.bytes,
-        "schema": staged.schema.to_json(),
-        "existing_schema": staged.existing_schema,
-        "preview": staged.preview,
-    }
+    """Stage a file; spreadsheets come back with their detected ``layout`` to confirm."""
+    from countylab.web.api.sheet_uploads import staged_view
+
+    return staged_view(lab, actor, dataset_id, file, header_row, skip_rows)
 
 
 class CommitIn(BaseModel):
@@ -174,22 +172,18 @@ class CommitIn(BaseModel):
     schema_override: dict[str, str] | None = None
     key: list[str] | None = None
     note: str = ""
+    header_row: int | None = Field(None, ge=1)
+    skip_rows: str | list[int] | None = None
+    names: dict[str, str] | None = None  # header text -> column identifier
 
 
 @router.post("/datasets/{dataset_id}/uploads/{upload_id}/commit", status_code=201)
 def commit_upload(
     dataset_id: Id, upload_id: str, body: CommitIn, actor: Actor, lab: LabDep
 ) -> dict[str, Any]:
-    v = lab.ingestion.commit_upload(
-        actor,
-        dataset_id,
-        upload_id,
-        mode=body.mode,
-        schema_override=body.schema_override,
-        key=body.key,
-        note=body.note,
-    )
-    return version_view(v)
+    from countylab.web.api.sheet_uploads import commit_staged
+
+    return version_view(commit_staged(lab, actor, dataset_id, upload_id, body.model_dump()))
 
 
 @router.post("/datasets/{dataset_id}/versions", status_code=201)
