@@ -34,6 +34,7 @@ DYNAMIC_ACTIONS = {
     "model.rejected",
     "budget.topup_approved",
     "budget.topup_refused",
+    "audit.export",
 }
 
 

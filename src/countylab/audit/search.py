@@ -26,6 +26,8 @@ from countylab.storage.models import AuditEvent
 EXPORT_MAX_ROWS = 200_000
 OUTCOMES = ("ok", "denied", "failed")
 GROUP_PREFIX = "group:"
+#: the audited event of an export (who took a copy of which part of the log)
+EXPORT_ACTION = "audit.export"
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,14 @@ def export_response(
         body, media = table_to_csv(table, headers), CSV_TYPE
     with lab.tx() as s:
         audit.record(
-            s, actor, "audit.export", "audit", format=fmt, count=len(events), filters=f.describe(), via=via
+            s,
+            actor,
+            search.EXPORT_ACTION,
+            "audit",
+            format=fmt,
+            count=len(events),
+            filters=f.describe(),
+            via=via,
         )
     return Response(body, media_type=media, headers={"Content-Disposition": content_disposition(name)})
 
