@@ -131,3 +131,26 @@ def test_cli_model_register_and_predict(live: tuple[World, str]) -> None:
         model = client.model(mid)
         assert [(f.name, f.type) for f in model.schema] == [("age", "integer")]
         assert model.predict({"age": 65}) == 1.5 and model.predict([{"age": 65}, [75]]) == [1.5, 2.5]
+
+
+def test_sdk_and_cli_resubmit_with_replies(live: tuple[World, str]) -> None:
+    """A returned request: the SDK drops a file and replies; the CLI resubmits it again."""
+    world, base = live
+    job = world.make_job({"by_village.csv": SAFE_TABLE, "notes.txt": b"method notes\n"})
+    with cl.Client(base, token_for(world.lab, world.users["dev"])) as dev:
+        r = dev.create_release(job, ["analyse/by_village.csv", "analyse/notes.txt"], submit=True)
+        assert r.state == "under_review", r.raw
+    with cl.Client(base, token_for(world.lab, world.users["checker"])) as checker:
+        asked = checker.comment_release(r.id, "notes.txt 不需要")
+        assert checker.vote_release(r.id, "return", "改").state == "returned"
+    with cl.Client(base, token_for(world.lab, world.users["dev"])) as dev:
+        again = dev.resubmit_release(r.id, files=["analyse/by_village.csv"], replies={asked["id"]: "已去掉"})
+        assert again.raw["round"] == 2 and again.raw["changes"]["counts"] == {"removed": 1, "unchanged": 1}
+        assert any(c["reply_to"] == asked["id"] for c in again.raw["comments"])
+    with cl.Client(base, token_for(world.lab, world.users["checker"])) as checker:
+        assert checker.vote_release(r.id, "return", "再改").state == "returned"
+    dev_args = ["--url", base, "--token", token_for(world.lab, world.users["dev"])]
+    got = CliRunner().invoke(
+        app, ["release", "resubmit", str(r.id), "--reply", f"{asked['id']}=好的", *dev_args]
+    )
+    assert got.exit_code == 0 and "round 3" in got.output and "under_review" in got.output, got.output

@@ -235,9 +235,19 @@ class AirlockAPI:
         *,
         job_id: int | None = None,
         files: Sequence[str | Mapping[str, Any]] | None = None,
+        replies: Mapping[int, str] | None = None,
     ) -> ReleaseRequest:
+        """Send a returned request back as the next round: ``files`` (selectors) drop files or
+        add other declared outputs, ``job_id`` takes a newer job of the same project, ``replies``
+        answer the checkers' comments (comment id → text).  ``request.raw["changes"]`` then says
+        what changed since the last round."""
         entries = [file_entry(f) if isinstance(f, str) else dict(f) for f in files] if files else None
-        return self._action(request_id, "resubmit", {"job_id": job_id, "files": entries})
+        body = {
+            "job_id": job_id,
+            "files": entries,
+            "replies": {str(k): v for k, v in (replies or {}).items()},
+        }
+        return self._action(request_id, "resubmit", body)
 
     def withdraw_release(self, request_id: int, /) -> ReleaseRequest:
         return self._action(request_id, "withdraw")

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from countylab.commands.remote import Token, Url, client, out
+from countylab.commands import display
 
 release_app = typer.Typer(help="Release requests from job outboxes (出域申请).", no_args_is_help=True)
 model_app = typer.Typer(help="Model registry and in-domain predictions (模型不出域).", no_args_is_help=True)
@@ -47,7 +48,7 @@ def create(
     ]
     with client(url, token) as c:
         r = c.create_release(job, entries, title=title, note=note, submit=submit)
-    out.print(f"[green]✔[/] release request {r.id}: {r.state}")
+    out.print(f"[green]✔[/] release request 出域申请 {r.id}: {display.name('release_state', r.state)}")
 
 
 @release_app.command("submit")
@@ -59,7 +60,43 @@ def submit(
     """Submit a draft: the automatic checks run at once."""
     with client(url, token) as c:
         r = c.submit_release(request_id)
-    out.print(f"release request {r.id}: {r.state} (checks: {r.checks_status})")
+    out.print(
+        f"release request 出域申请 {r.id}: {display.name('release_state', r.state)}"
+        f" (checks 检查: {display.name('check_status', r.checks_status) or '—'})"
+    )
+
+
+@release_app.command("resubmit")
+def resubmit(
+    request_id: Annotated[int, typer.Argument(help="Release request id (returned by the checkers).")],
+    job: Annotated[int | None, typer.Option("--job", help="A newer job of the same project.")] = None,
+    file: Annotated[
+        list[str] | None,
+        typer.Option("--file", help="Selectors of the new round (default: the last round's); repeatable."),
+    ] = None,
+    reply: Annotated[
+        list[str] | None,
+        typer.Option("--reply", help="A reply to a checker comment: COMMENT_ID=TEXT; repeatable."),
+    ] = None,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Resubmit a returned request as the next round; the checks run again."""
+    replies: dict[int, str] = {}
+    for item in reply or []:
+        cid, sep, text = item.partition("=")
+        if not sep or not cid.strip().isdigit():
+            out.print(f"--reply {item!r}: write COMMENT_ID=TEXT / 请写成 评论编号=回复")
+            raise typer.Exit(code=2)
+        replies[int(cid)] = text.strip()
+    with client(url, token) as c:
+        r = c.resubmit_release(request_id, job_id=job, files=file or None, replies=replies)
+    counts = (r.raw.get("changes") or {}).get("counts") or {}
+    changed = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    out.print(
+        f"release request 出域申请 {r.id}: round 轮次 {r.raw.get('round')} {display.name('release_state', r.state)}"
+        f" (checks 检查: {display.name('check_status', r.checks_status) or '—'}) {changed}"
+    )
 
 
 @release_app.command("list")
@@ -73,7 +110,14 @@ def list_requests(
         items = c.releases(scope)
     table = Table("id", "title 标题", "project 项目", "grade 分级", "state 状态", "checks 检查")
     for r in items:
-        table.add_row(str(r.id), r.title, r.project or "", r.grade, r.state, r.checks_status or "")
+        table.add_row(
+            str(r.id),
+            r.title,
+            r.project or "",
+            display.grade(r.grade),
+            display.name("release_state", r.state),
+            display.name("check_status", r.checks_status),
+        )
     out.print(table)
 
 
@@ -138,7 +182,7 @@ def register_model(
         m = c.register_model(
             job, file, name, inputs=input_ or [], outputs=output, target=target, metrics_file_id=metrics_file
         )
-    out.print(f"[green]✔[/] model {m.id}: {m.state}")
+    out.print(f"[green]✔[/] model 模型 {m.id}: {display.name('model_state', m.state)}")
 
 
 @model_app.command("assess")
