@@ -198,6 +198,11 @@ def size_text(size: int) -> str:
 
 
 def _kind_of(name: str) -> str:
+    """Kinds of the files no spec declares: logs and the output library's sidecars."""
+    from countylab.output.sidecar import is_sidecar
+
+    if is_sidecar(name):
+        return "sidecar"
     return "log" if name.startswith("logs/") or "/logs/" in name else ""
 
 
