@@ -76,6 +76,7 @@ KIND_SOURCES: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "connector_status": ("conn.status.", ("running", "succeeded", "failed")),
     "query_status": ("query.status_", ("answered", "cached", "failed", "refused", "running")),
     "grade_change": ("gradechange.", ("proposed", "confirmed", "raised", "lowered")),
+    "topup_status": ("label.topup_status.", ("pending", "approved", "refused")),
     "version_source": ("label.version_source.", ("upload", "push", "pull", "demo", "pipeline")),
     "version_mode": ("label.version_mode.", ("replace", "append", "upsert", "compaction")),
 }

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from countylab.commands.remote import Token, Url, client, out
 from countylab.commands import display
+from countylab.commands.remote import Token, Url, client, out
 
 release_app = typer.Typer(help="Release requests from job outboxes (出域申请).", no_args_is_help=True)
 model_app = typer.Typer(help="Model registry and in-domain predictions (模型不出域).", no_args_is_help=True)
@@ -94,7 +94,8 @@ def resubmit(
     counts = (r.raw.get("changes") or {}).get("counts") or {}
     changed = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     out.print(
-        f"release request 出域申请 {r.id}: round 轮次 {r.raw.get('round')} {display.name('release_state', r.state)}"
+        f"release request 出域申请 {r.id}: round 轮次 {r.raw.get('round')} "
+        f"{display.name('release_state', r.state)}"
         f" (checks 检查: {display.name('check_status', r.checks_status) or '—'}) {changed}"
     )
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from countylab.commands import display
 from countylab.commands.remote import Token, Url, client, err, out
 
 dataset_app = typer.Typer(
@@ -33,7 +34,9 @@ def list_datasets(
         items = c.datasets(q, grade=grade, tag=tag)
     table = Table("id", "name", "title 名称", "department 部门", "grade 分级", "rows 行数")
     for d in items:
-        table.add_row(str(d.id), d.name, d.title, d.department, d.grade, f"{d.row_count or 0:,}")
+        table.add_row(
+            str(d.id), d.name, d.title, d.department, display.grade(d.grade), f"{d.row_count or 0:,}"
+        )
     out.print(table)
 
 
@@ -119,7 +122,7 @@ def grade(
     """Security officer: confirm, raise or lower a dataset's grade."""
     with client(url, token) as c:
         d = c.set_grade(dataset_id, level, reason=reason)
-    out.print(f"[green]✔[/] {d['name']}: {d['grade']}")
+    out.print(f"[green]✔[/] {d['name']}: {display.grade(d['grade'])}")
 
 
 @dataset_app.command("dummy")

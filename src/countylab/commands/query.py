@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from countylab.commands import display
 from countylab.commands.remote import Token, Url, client, out
 
 budget_app = typer.Typer(help="Privacy budgets of a project. 隐私预算.", no_args_is_help=True)
@@ -117,8 +118,9 @@ def show(
     with client(url, token) as c:
         data = c.budget(project)
     out.print(
-        f"period 周期: {data.get('period', '')} {data.get('period_start', '')[:10]} – "
-        f"{data.get('period_end', '')[:10]} (renews 更新于 {data.get('renews_at', '')[:10]})"
+        f"period 周期: {data.get('period', '')} {display.when(data.get('period_start'), 'date')} – "
+        f"{display.when(data.get('period_end'), 'date')} "
+        f"(renews 更新于 {display.when(data.get('renews_at'))})"
     )
     table = Table(
         "dataset 数据集", "scope 范围", "ε limit 上限", "ε spent 已用", "ε left 剩余", "δ left 剩余"
@@ -159,7 +161,10 @@ def topup(
     """Project member: request a privacy budget top-up (追加预算申请) for this period."""
     with client(url, token) as c:
         t = c.request_topup(project, dataset, epsilon=epsilon, delta=delta, reason=reason)
-    out.print(f"[green]✔[/] top-up #{t['id']} {t['dataset']}: ε +{t['epsilon']:g} — {t['status']}")
+    out.print(
+        f"[green]✔[/] top-up 追加预算 #{t['id']} {t['dataset']}: ε +{t['epsilon']:g} — "
+        f"{display.name('topup_status', t['status'])}"
+    )
 
 
 @budget_app.command("topups")
@@ -181,7 +186,7 @@ def list_topups(
             f"{t['epsilon']:g}",
             t["username"],
             t["reason"],
-            t["status"],
+            display.name("topup_status", t["status"]),
         )
     out.print(table)
 
@@ -197,7 +202,7 @@ def decide(
     """Security officer: approve or refuse a top-up request (批准/拒绝追加预算)."""
     with client(url, token) as c:
         t = c.decide_topup(topup_id, approve=approve, note=note)
-    out.print(f"[green]✔[/] top-up #{t['id']}: {t['status']}")
+    out.print(f"[green]✔[/] top-up 追加预算 #{t['id']}: {display.name('topup_status', t['status'])}")
 
 
 @budget_app.command("set")
