@@ -25,14 +25,19 @@ def describe(kind: str, facts: dict[str, Any], lang: str) -> str:
     """One line for ``kind`` with ``facts`` filled in; a fact the text names but the row lacks
     reads "—" (old rows, a renamed fact) rather than failing the whole page.  A fact may be a
     ``{"zh-CN": …, "en": …}`` pair (a grade's name), read in ``lang``."""
+    return words(f"notify.kind.{kind}", facts, lang, default=kind)
+
+
+def words(key: str, facts: dict[str, Any], lang: str, *, default: str | None = None) -> str:
+    """The catalog text of ``key`` with ``facts`` filled in (see :func:`describe`)."""
     cat = catalog(normalise(lang))
-    text = cat.get(f"notify.kind.{kind}") or catalog("zh-CN").get(f"notify.kind.{kind}") or kind
+    text = cat.get(key) or catalog("zh-CN").get(key) or (default if default is not None else key)
     code = normalise(lang)
-    words = _Facts(
+    filled = _Facts(
         {k: (v.get(code) or v.get("zh-CN") or "—") if isinstance(v, dict) else v for k, v in facts.items()}
     )
     try:
-        return string.Formatter().vformat(text, (), words)
+        return string.Formatter().vformat(text, (), filled)
     except (ValueError, IndexError):
         return text
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from countylab.identity.access import Principal
 from countylab.identity.roles import Role
-from countylab.notify.messages import age, aware, describe
+from countylab.notify.messages import age, aware, words
 from countylab.storage.airlock_models import RegisteredModel, ReleaseRequest, ReleaseVote
 from countylab.storage.catalog_models import Connector, SyncRun
 from countylab.storage.jobs_models import Job
@@ -50,7 +50,7 @@ class Todo:
     facts: dict[str, Any] = field(default_factory=dict)
 
     def text(self, lang: str) -> str:
-        return describe(self.kind, self.facts, lang)
+        return words(self.kind, self.facts, lang)
 
     def to_json(self, lang: str, now: datetime | None = None) -> dict[str, Any]:
         return {
