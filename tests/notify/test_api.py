@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from countylab_client import Client, NotFoundError
 from fastapi.testclient import TestClient
 
+from countylab_client import Client, NotFoundError
 from tests.airlock_e2e.conftest import SAFE_TABLE, World, build_world, request_body
 from tests.browser import live_server
 from tests.support import browser_login, token_for
