@@ -8,7 +8,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from countylab.dummy import MIN_CATEGORY_COUNT, DatasetProfile, generate, profile_from_table
+from countylab.dummy import DatasetProfile, generate, profile_from_table
 from countylab.dummy.profiling import KEY_SET_FLOOR
 from countylab.errors import ValidationFailed
 
