@@ -72,7 +72,10 @@ def test_resubmit_with_new_job_fewer_files_and_replies(world: World) -> None:
     files = {f["name"]: f for f in seen["changes"]["files"]}
     assert files["analyse/notes.txt"]["status"] == "removed"
     table = files["analyse/by_village.csv"]["table"]
-    assert files["analyse/by_village.csv"]["status"] == "changed" and table["shape"] == {"old": [3, 2], "new": [3, 2]}
+    assert files["analyse/by_village.csv"]["status"] == "changed" and table["shape"] == {
+        "old": [3, 2],
+        "new": [3, 2],
+    }
     assert table["cells_changed"] == 1
     assert table["cells"] == [{"row": 2, "column": "residents", "old": "40", "new": "50"}]
     with world.lab.read() as s:
