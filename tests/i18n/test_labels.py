@@ -53,8 +53,11 @@ def _emitted_actions() -> set[str]:
             if name in ("record", "move") and len(node.args) >= 3:
                 candidates.append(node.args[2])
             for c in candidates:
-                if isinstance(c, ast.Constant) and isinstance(c.value, str) and "." in c.value or (
-                    isinstance(c, ast.Constant) and c.value in ("login", "logout")
+                if (
+                    isinstance(c, ast.Constant)
+                    and isinstance(c.value, str)
+                    and "." in c.value
+                    or (isinstance(c, ast.Constant) and c.value in ("login", "logout"))
                 ):
                     found.add(str(c.value))
                 elif isinstance(c, ast.IfExp):
@@ -81,7 +84,9 @@ def test_every_emitted_audit_action_has_a_name(lang: str) -> None:
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_every_enum_member_has_a_name(lang: str) -> None:
     cat = catalog(lang)
-    missing = [f"{k}:{c}" for k, kind in labels.kinds().items() for c in kind.codes if kind.prefix + c not in cat]
+    missing = [
+        f"{k}:{c}" for k, kind in labels.kinds().items() for c in kind.codes if kind.prefix + c not in cat
+    ]
     assert not missing, f"codes without a {lang} name: {missing}"
 
 
