@@ -34,8 +34,8 @@ class DemoCounty:
     as_of: str
 
 
-def build(out: Path) -> DemoCounty:
-    generate_county(out, size="tiny")
+def build(out: Path, size: str = "tiny") -> DemoCounty:
+    generate_county(out, size=size)
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     specs = {d["name"]: d for d in manifest["datasets"] if d["name"] != "enterprises_gbk"}
     tables: dict[str, pa.Table] = {}
