@@ -9,6 +9,7 @@ keeps a map from its data rows back to the sheet's own row numbers, so an error 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import re
 from array import array
 from pathlib import Path
@@ -49,7 +50,7 @@ def tidy(path: Path, fmt: str, layout: Layout, out: Path, names: list[str] | Non
                     column=extra[0] + 1,
                     reason="ragged_row",
                 )
-            values: list[Any] = list(cells[:width]) + [None] * (width - len(cells))
+            values: list[Any] = [_day(v) for v in cells[:width]] + [None] * (width - len(cells))
             writer.writerow(
                 [
                     "" if v is None else cell_text(v, row=number, column=header[j])
@@ -58,6 +59,13 @@ def tidy(path: Path, fmt: str, layout: Layout, out: Path, names: list[str] | Non
             )
             rowmap.append(number)
     return rowmap
+
+
+def _day(value: Any) -> Any:
+    """Excel stores a date as a datetime at midnight; write it as the date the clerk typed."""
+    if isinstance(value, dt.datetime) and value.time() == dt.time(0) and value.tzinfo is None:
+        return value.date()
+    return value
 
 
 _ROW_ZH = re.compile(r"第 (\d+) 行")
