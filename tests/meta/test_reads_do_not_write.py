@@ -150,6 +150,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         "job_id": world.values["job_id"],
         "request_id": reviewed,
         "model_id": world.values["served_model_id"],
+        "query_id": world.values["query_id"],  # tests/meta/examples_answers.py
+        "fmt": world.values["fmt"],
         "code": "en",
         "capability": "home",
     }

@@ -78,8 +78,10 @@ def answer_view(lab: Lab, answer: dict[str, Any], sql: str, lang: str) -> dict[s
 def export_answer(
     query_id: Id, fmt: Literal["csv", "xlsx"], request: Request, actor: Actor, lab: LabDep
 ) -> Response:
-    """A project member downloads an answer of the project: CSV (UTF-8 with BOM) or XLSX with the
-    DP note (ε spent, interval level, rounding).  Reads the stored answer: costs no budget."""
+    """A stored answer as CSV (UTF-8 BOM) or XLSX with the DP note; project members, no budget cost.
+
+    Headers, names and rounding as in ``display``; each measure is followed by its interval's
+    bounds.  The XLSX notes block says the ε spent, the interval level and how values were rounded."""
     lang = _lang(request)
     with lab.read() as s:
         run, answer = present.stored_answer(s, actor, query_id)
