@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -92,6 +94,14 @@ class _Indexed:
     field: Field
     low: str
     tokens: tuple[str, ...]
+    token_set: frozenset[str]
+
+
+@dataclass
+class _Doc:
+    id: int
+    fields: list[_Indexed]
+    text: str  # every field's lower-cased text: one fast substring test rejects most documents
 
 
 class Index:
@@ -99,8 +109,9 @@ class Index:
 
     def __init__(self, docs: Iterable[Document], synonyms: Thesaurus | None = None) -> None:
         self.thesaurus = synonyms or thesaurus()
-        segment.add_words(self.thesaurus.words())
-        self.docs: list[tuple[int, list[_Indexed]]] = []
+        self._known_words = self.thesaurus.words()
+        segment.add_words(self._known_words)
+        self.docs: list[_Doc] = []
         self.vocab: set[str] = set()
         lengths: dict[str, list[int]] = {}
         for d in docs:
@@ -109,43 +120,80 @@ class Index:
                 if not f.text.strip():
                     continue
                 toks = segment.index_tokens(f.text)
-                fields.append(_Indexed(f, f.text.lower(), toks))
+                fields.append(_Indexed(f, f.text.lower(), toks, frozenset(toks)))
                 self.vocab.update(toks)
                 lengths.setdefault(f.kind, []).append(len(toks))
-            self.docs.append((d.id, fields))
+            self.docs.append(_Doc(d.id, fields, "\n".join(f.low for f in fields)))
         self.avg = {k: (sum(v) / len(v)) or 1.0 for k, v in lengths.items()}
+        self._near_cache: dict[str, frozenset[str]] = {}
+        self._by_char: dict[str, list[str]] = {}
 
     def search(self, query: str) -> list[Hit]:
         """Matching documents, best first (ties by id); an empty query lists all, unscored."""
         terms, soft = self.parse(query)
         if not terms:
-            return [Hit(i, 0.0) for i, _ in self.docs]
+            return [Hit(d.id, 0.0) for d in self.docs]
         meaningful = [t for t in terms if t not in soft] or terms
-        per_doc: list[tuple[int, list[_Indexed], dict[str, tuple[float, Match]]]] = []
-        df: dict[str, int] = {t: 0 for t in terms}
-        for doc_id, fields in self.docs:
-            best = {}
-            for term in terms:
-                found = self._best(term, fields)
-                if found is not None:
-                    best[term] = found
-                    df[term] += 1
-            if all(t in best for t in meaningful):
-                per_doc.append((doc_id, fields, best))
+        found = {t: self._matches(t) for t in terms}
         n = len(self.docs)
         phrase = "".join(terms) if len(terms) > 1 else terms[0]
         whole = re.sub(r"\s+", "", query.strip().lower())
         hits = []
-        for doc_id, fields, best in per_doc:
+        for pos, doc in enumerate(self.docs):
+            if not all(pos in found[t] for t in meaningful):
+                continue
+            best = {t: found[t][pos] for t in terms if pos in found[t]}
             score = sum(
-                _idf(n, df[t]) * s * (FILLER_FACTOR if t not in meaningful else 1.0)
+                _idf(n, len(found[t])) * s * (FILLER_FACTOR if t not in meaningful else 1.0)
                 for t, (s, _) in best.items()
             )
-            score += _boost(fields, {whole, phrase})
-            matches = tuple(best[t][1] for t in meaningful if t in best)
-            hits.append(Hit(doc_id, round(score, 4), matches))
+            score += _boost(doc.fields, {whole, phrase})
+            hits.append(Hit(doc.id, round(score, 4), tuple(best[t][1] for t in meaningful)))
         hits.sort(key=lambda h: (-h.score, h.id))
         return hits
+
+    def _matches(self, term: str) -> dict[int, tuple[float, Match]]:
+        """Best match of ``term`` per document position.  A typo reading (one edit) is tried only
+        when neither the word nor any synonym of it is found anywhere in the catalog as typed."""
+        # on equal scores the word typed wins, then a synonym in the same script (highlights read well)
+        alts = sorted(
+            self.thesaurus.expand(term).items(),
+            key=lambda a: (a[0] != term, a[0].isascii() != term.isascii(), a[0]),
+        )
+        out: dict[int, tuple[float, Match]] = {}
+        for pos, doc in enumerate(self.docs):
+            present = [a for a in alts if a[0] in doc.text]
+            if present:
+                best = self._best(term, doc.fields, present, None)
+                if best is not None:
+                    out[pos] = best
+        if out or len(term) < 3:
+            return out
+        near = self._near(term)
+        if near:
+            for pos, doc in enumerate(self.docs):
+                if any(not near.isdisjoint(f.token_set) for f in doc.fields):
+                    best = self._best(term, doc.fields, [(term, 1.0)], near)
+                    if best is not None:
+                        out[pos] = best
+        return out
+
+    def _near(self, term: str) -> frozenset[str]:
+        """The catalog's words one typo away from ``term`` (computed once per term)."""
+        if term not in self._near_cache:
+            if not self._by_char:  # built on the first typo: character -> words holding it
+                for v in self.vocab:
+                    for ch in set(v):
+                        self._by_char.setdefault(ch, []).append(v)
+            # one edit changes at most one (two for long English words) of the distinct characters
+            limit = 2 if len(term) >= 8 and term.isascii() else 1
+            shared: Counter[str] = Counter()
+            for ch in set(term):
+                shared.update(self._by_char.get(ch, ()))
+            need = len(set(term)) - limit
+            candidates = [v for v, c in shared.items() if c >= need and abs(len(v) - len(term)) <= limit]
+            self._near_cache[term] = frozenset(v for v in candidates if _near(term, v))
+        return self._near_cache[term]
 
     def terms(self, query: str) -> list[str]:
         return self.parse(query)[0]
@@ -168,43 +216,43 @@ class Index:
         return out, soft
 
     def _known(self, chunk: str) -> bool:
-        if chunk in self.vocab or chunk in self.thesaurus.words():
+        if chunk in self.vocab or chunk in self._known_words:
             return True
-        if len(chunk) >= 3 and any(chunk in f.low for _, fs in self.docs for f in fs):
-            return True
-        return len(chunk) >= 3 and any(_near(chunk, v) for v in self.vocab)
+        if len(chunk) < 3:
+            return False
+        return any(chunk in d.text for d in self.docs) or bool(self._near(chunk))
 
-    def _best(self, term: str, fields: Sequence[_Indexed]) -> tuple[float, Match] | None:
-        # on equal scores the word typed wins, then a synonym in the same script (highlights read well)
-        alts = sorted(
-            self.thesaurus.expand(term).items(),
-            key=lambda a: (a[0] != term, a[0].isascii() != term.isascii(), a[0]),
-        )
+    def _best(
+        self,
+        term: str,
+        fields: Sequence[_Indexed],
+        alts: Sequence[tuple[str, float]],
+        near: frozenset[str] | None,
+    ) -> tuple[float, Match] | None:
         best: tuple[float, Match] | None = None
-        for typos in (False, True):  # a typo reading only when the word is found nowhere as typed
-            if best is not None:
-                break
-            for f in fields:
-                for word, factor in alts if not typos else [(term, 1.0)]:
-                    found = _strength(word, f, typed=word == term, typos=typos)
-                    if found is None:
-                        continue
-                    strength, quality, tf = found
-                    norm = 1 - _B + _B * (len(f.tokens) or 1) / self.avg.get(f.field.kind, 1.0)
-                    sat = tf * (_K1 + 1) / (tf + _K1 * norm)
-                    score = WEIGHTS.get(f.field.kind, 1.0) * quality * factor * sat
-                    if best is None or score > best[0]:
-                        best = (score, Match(term, word, f.field.kind, f.field.label, f.field.text, strength))
+        for f in fields:
+            for word, factor in alts:
+                found = _strength(word, f, typed=word == term, near=near)
+                if found is None:
+                    continue
+                strength, quality, tf = found
+                norm = 1 - _B + _B * (len(f.tokens) or 1) / self.avg.get(f.field.kind, 1.0)
+                sat = tf * (_K1 + 1) / (tf + _K1 * norm)
+                score = WEIGHTS.get(f.field.kind, 1.0) * quality * factor * sat
+                if best is None or score > best[0]:
+                    best = (score, Match(term, word, f.field.kind, f.field.label, f.field.text, strength))
         return best
 
 
-def _strength(word: str, f: _Indexed, *, typed: bool, typos: bool) -> tuple[str, float, int] | None:
-    """How ``word`` occurs in a field: (kind, quality, term frequency), or ``None``."""
-    if typos:
-        return ("typo", 0.4, 1) if len(word) >= 3 and any(_near(word, t) for t in f.tokens) else None
-    tf = f.tokens.count(word)
-    if tf:
-        return "exact", 1.0, tf
+def _strength(
+    word: str, f: _Indexed, *, typed: bool, near: frozenset[str] | None
+) -> tuple[str, float, int] | None:
+    """How ``word`` occurs in a field: (kind, quality, term frequency), or ``None``.  With
+    ``near`` (the catalog's words one typo from ``word``), only a typo reading is looked for."""
+    if near is not None:
+        return ("typo", 0.4, 1) if not near.isdisjoint(f.token_set) else None
+    if word in f.token_set:
+        return "exact", 1.0, f.tokens.count(word)
     if word in f.low and (len(word) > 1 or typed):
         cjk = bool(segment.CJK.search(word))
         if cjk or any(t.startswith(word) for t in f.tokens):
@@ -270,5 +318,31 @@ def _window(text: str, word: str, width: int = 36) -> str:
 
 
 def search(docs: Iterable[Document], query: str, synonyms: Thesaurus | None = None) -> list[Hit]:
-    """Build an index over ``docs`` and search it (the one-shot form the catalog uses)."""
+    """Build an index over ``docs`` and search it (one shot, no cache)."""
     return Index(docs, synonyms).search(query)
+
+
+_CACHE: OrderedDict[tuple[object, ...], Index] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+CACHE_SIZE = 8
+
+
+def cached_index(docs: Sequence[Document], groups: Sequence[Sequence[str]] = ()) -> Index:
+    """The index of exactly these documents and steward groups, reused while neither changes.
+
+    Building costs about 50 ms at 500 datasets, searching about 10: the catalog changes far
+    less often than people search it.  The key is the documents themselves (their every field),
+    so any edit of a title, column or tag, or of a synonym group, builds a fresh index.
+    """
+    key = (tuple(docs), tuple(tuple(g) for g in groups))
+    with _CACHE_LOCK:
+        index = _CACHE.get(key)
+        if index is not None:
+            _CACHE.move_to_end(key)
+            return index
+    index = Index(docs, thesaurus(groups))
+    with _CACHE_LOCK:
+        _CACHE[key] = index
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return index

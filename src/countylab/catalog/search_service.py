@@ -60,7 +60,8 @@ def rank(session: Session, found: Sequence[Dataset], q: str) -> list[tuple[Datas
             cols.setdefault(c.dataset_id, []).append(c)
     docs = [document(d, cols.get(d.id, []), d.org.name if d.org else "") for d in found]
     by_id = {d.id: d for d in found}
-    hits = engine.search(docs, q, current_thesaurus(session))
+    groups = [list(g.words) for g in list_groups(session)]
+    hits = engine.cached_index(docs, groups).search(q)
     return [(by_id[h.id], h) for h in hits]
 
 
