@@ -18,7 +18,7 @@ from countylab.errors import ValidationFailed
 
 BUILTIN: tuple[tuple[str, ...], ...] = (
     # people and households
-    ("居民", "常住人口", "人口", "~户籍", "~住户", "人员", "resident", "residents", "population"),
+    ("居民", "常住人口", "人口", "~户籍", "~住户", "resident", "residents", "population"),
     ("老人", "老年人", "高龄", "养老", "长者", "老龄", "elderly"),
     ("身份证", "身份证号", "公民身份号码", "身份号码", "证件号码", "id_number", "idcard"),
     ("户籍户", "家庭户", "家庭", "household", "households"),
