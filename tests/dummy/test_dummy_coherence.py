@@ -129,6 +129,10 @@ def _check_columns(profile: DatasetProfile, table: pa.Table) -> None:
             for source, value in zip(data[col.determined_by], data[col.name], strict=True):
                 if source is not None and value is not None and str(source) in col.mapping:
                     assert str(value) == col.mapping[str(source)], col.name
+        if col.constant_per is not None:  # a plot keeps its village, household and area each year
+            seen: dict[object, object] = {}
+            for key, value in zip(data[col.constant_per], data[col.name], strict=True):
+                assert seen.setdefault(key, value) == value, col.name
         if col.after is not None:
             for start, end in zip(data[col.after], data[col.name], strict=True):
                 if start is not None and end is not None:
@@ -257,6 +261,8 @@ def test_farmland_plots_ten_rows_have_unique_keys(county: DemoCounty) -> None:
     keys = list(zip(table.column("plot_id").to_pylist(), table.column("year").to_pylist(), strict=True))
     assert len(keys) == 10 == len(set(keys))
     assert {year for _, year in keys} == {2025, 2026}
+    profile = county.profiles["farmland_plots"]
+    assert {c.name for c in profile.columns if c.constant_per == "plot_id"} >= {"household_id", "area_mu"}
 
 
 def test_hundred_thousand_residents_stay_fast(county: DemoCounty) -> None:

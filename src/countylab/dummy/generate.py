@@ -186,13 +186,17 @@ def _draw(
         values = coherence.not_before(values, done[col.after], rng, col)
     if col.scale is not None and col.type == "float64":
         values = np.round(values.astype(np.float64), col.scale)
+    if col.constant_per is not None and col.constant_per in done and len(done[col.constant_per]) == n:
+        _, first, inverse = np.unique(done[col.constant_per], return_index=True, return_inverse=True)
+        values = values[first[inverse.reshape(-1)]]
     return values
 
 
 def _needs(job: _Job, col: ColumnProfile) -> list[str]:
     """Columns that must be drawn before ``col`` (their values shape its values)."""
     profile = job.profile
-    needs = [r for r in (col.follows, col.label_of, col.determined_by, col.after) if r is not None]
+    refs = (col.follows, col.label_of, col.determined_by, col.after, col.constant_per)
+    needs = [r for r in refs if r is not None]
     ref = job.parent(col)
     if ref is not None and ref[0] == profile.name:
         needs.append(ref[1])

@@ -158,6 +158,8 @@ class ColumnProfile:
     after: str | None = None
     #: timestamps fall on whole multiples of this many seconds (hourly readings: 3600)
     step_seconds: int | None = None
+    #: rows sharing that key column's value share this value (a plot keeps its village each year)
+    constant_per: str | None = None
 
     def __post_init__(self) -> None:
         self._validate()
@@ -240,7 +242,7 @@ class ColumnProfile:
 
     def _validate_coherence(self) -> None:
         name = self.name
-        for field_name in ("label_of", "determined_by", "follows", "after"):
+        for field_name in ("label_of", "determined_by", "follows", "after", "constant_per"):
             if getattr(self, field_name) == name:
                 raise _bad(name, field_name, "不能引用本列", f"{field_name} cannot name the column itself")
         if (self.determined_by is None) != (self.mapping is None):
@@ -334,6 +336,7 @@ _COHERENCE_FIELDS = (
     "weights_by_age",
     "after",
     "step_seconds",
+    "constant_per",
 )
 
 
@@ -367,7 +370,7 @@ class DatasetProfile:
             if key not in names:
                 raise _bad(key, "primary_key", "主键列不存在", "primary key column does not exist")
         for col in self.columns:
-            for field_name in ("label_of", "determined_by", "follows", "after"):
+            for field_name in ("label_of", "determined_by", "follows", "after", "constant_per"):
                 ref = getattr(col, field_name)
                 if ref is not None and ref not in names:
                     raise _bad(col.name, field_name, f"引用的列 {ref} 不存在", f"no column {ref}")

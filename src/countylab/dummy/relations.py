@@ -49,7 +49,29 @@ def relate(
     _mappings(columns, text, public, min_count)
     _age_weights(profile, columns, sample, sensitive, public, min_count)
     _date_order(columns, sample, readable, min_count)
+    _constant_per_key(profile, columns, sample)
     return replace(profile, columns=[columns[c.name] for c in profile.columns])
+
+
+def _constant_per_key(profile: DatasetProfile, columns: dict[str, ColumnProfile], sample: pa.Table) -> None:
+    """In a (plot, year) table, what never changes for a plot (its village, household, area)."""
+    keys = profile.primary_key or []
+    if len(keys) < 2:
+        return
+    for key in keys:
+        if columns[key].categories or key not in sample.column_names:
+            continue
+        key_values = _strings(sample, key)
+        groups = len(set(key_values.tolist()))
+        if groups == 0 or len(key_values) < 1.2 * groups:
+            continue
+        for name, col in columns.items():
+            if name in keys or col.constant_per is not None or name not in sample.column_names:
+                continue
+            values = _strings(sample, name)
+            if len(set(zip(key_values.tolist(), values.tolist(), strict=True))) == groups:
+                columns[name] = replace(col, constant_per=key)
+        return
 
 
 def _strings(sample: pa.Table, name: str) -> np.ndarray:
