@@ -59,6 +59,7 @@ def search(
     grade: str | None = None,
     tag: str | None = None,
 ) -> dict[str, Any]:
+    """Datasets ranked for ``q`` (分词, synonyms), each with ``score`` and the ``matches`` that explain it."""
     filters = catalog.Filters(q=q, department=department, grade=grade, tag=tag)
     with lab.read() as s:
         ranked = search_service.search(s, filters)
@@ -67,6 +68,7 @@ def search(
 
 @router.get("/search/synonyms")
 def list_synonyms(actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """The stewards' synonym groups (``items``) and the built-in ones (``builtin``)."""
     with lab.read() as s:
         return {
             "items": [group_view(g) for g in search_service.list_groups(s)],
@@ -81,18 +83,21 @@ class SynonymsIn(BaseModel):
 
 @router.post("/search/synonyms", status_code=201)
 def create_synonyms(body: SynonymsIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """Add a synonym group (stewards and admins; audited); search uses it at once."""
     with lab.tx() as s:
         return group_view(search_service.create_group(s, actor, body.words, body.note))
 
 
 @router.put("/search/synonyms/{group_id}")
 def update_synonyms(group_id: Id, body: SynonymsIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """Replace a synonym group's words and note (stewards and admins; audited)."""
     with lab.tx() as s:
         return group_view(search_service.update_group(s, actor, group_id, body.words, body.note))
 
 
 @router.delete("/search/synonyms/{group_id}")
 def delete_synonyms(group_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """Remove a synonym group (stewards and admins; audited)."""
     with lab.tx() as s:
         search_service.delete_group(s, actor, group_id)
     return {"deleted": group_id}
