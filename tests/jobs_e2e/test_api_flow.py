@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from countylab.lab import Lab
+from countylab.storage.jobs_models import Job
 from countylab.storage.models import Dataset
 from countylab_client._jobs import pack_folder
 from tests.jobs_e2e.e2e_helpers import (
@@ -98,7 +99,14 @@ def test_sample_project_runs_on_real_data_and_outputs_stay_in_the_outbox(lab, de
     assert any("test MAE" in line for line in stdout["lines"]) and stdout["withheld"] == 0
     # no route hands out outbox files: they leave only through the airlock
     assert dev.get(f"/api/jobs/{job['id']}/outbox").status_code == 404
-    assert "model.joblib" not in dev.get(f"/api/jobs/{job['id']}").text
+    # the developer sees the outputs the spec declares (their own words), never what the job wrote:
+    # the undeclared log and sidecar files in the outbox are not named
+    seen = dev.get(f"/api/jobs/{job['id']}").json()
+    assert {o["selector"] for o in seen["outputs"]} == {
+        f"train/{o['path']}" for o in spec_outputs(lab, job["id"])
+    }
+    assert "stdout.txt" not in str(seen) and ".countylab.json" not in str(seen)
+    assert seen["cpu_coarse"] is True and seen["cpu_s"] in (0, 60, 600, 3600)
 
     actions = [a for a, _who, _o in audit_actions(lab)]
     assert {"job.submit", "job.queue", "job.start", "job.finish"} <= set(actions)
@@ -242,3 +250,10 @@ def test_cancelling_a_running_job_kills_it_at_once(lab, dev, pid, tmp_path):
     assert dev.post(f"/api/jobs/{job['id']}/cancel").status_code == 200
     assert wait_state(lab, job["id"], {"cancelled"}) == "cancelled"
     assert time.monotonic() - started < 10  # not the action's time limit
+
+
+def spec_outputs(lab: Lab, job_id: int) -> list[dict[str, str]]:
+    with lab.read() as s:
+        stored = s.get(Job, job_id)
+        assert stored is not None
+        return list(stored.spec["actions"]["train"]["outputs"])

@@ -120,13 +120,18 @@ def test_run_fetches_dummy_data_from_the_lab_then_submit_status_logs(lab, live, 
     assert (folder / ".countylab" / "dummy" / "elderly_care_records" / "dummy.parquet").is_file()
 
     pid = str(project_id(lab, "elderly-care-demand"))
-    result = invoke("job", "submit", str(folder), "--project", pid, "--wait", "--url", url, "--token", token)
+    result = invoke(
+        "job", "submit", str(folder), "--project", pid, "--wait", "--json", "--url", url, "--token", token
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
-    job_id = result.output.split("job ", 1)[1].split(":", 1)[0]
-    assert '"succeeded"' in result.output
-    status = invoke("job", "status", job_id, "--url", url, "--token", token)
+    view = json.loads(result.output)  # --json: the machine form, nothing else on stdout
+    job_id = str(view["id"])
+    assert view["state"] == "succeeded" and view["name"] == "model: train.py"
+    status = invoke("job", "status", job_id, "--json", "--url", url, "--token", token)
     assert status.exit_code == 0 and '"state": "succeeded"' in status.output
     assert '"exit_code"' not in status.output
+    readable = invoke("job", "status", job_id, "--url", url, "--token", token)
+    assert readable.exit_code == 0 and "model: train.py" in readable.output and "{" not in readable.output
     listed = invoke("job", "list", "--project", pid, "--url", url, "--token", token)
     assert listed.exit_code == 0 and job_id in listed.output
     logs = invoke("job", "logs", job_id, "--url", url, "--token", token)
