@@ -60,7 +60,7 @@ def test_pages_show_the_badge_the_panel_and_the_list(world: World) -> None:
     c = TestClient(world.client("checker3").app)
     csrf = browser_login(c, "checker3")
     home = c.get("/").text
-    assert 'id="todo"' in home and f'href="/airlock/requests/{rid}"' in home and "已等待" in home
+    assert 'id="todo"' in home and f'href="/airlock/requests/{rid}"' in home and "刚刚" in home
     assert 'class="bell"' in home and 'data-unread="1"' in home and 'class="badge unread">1<' in home
     page = c.get("/notifications").text
     assert "出域申请「测试出域」待审核" in page and "北京时间" in page
