@@ -199,6 +199,11 @@ class Settings(BaseSettings):
     notify_webhook_secret_file: Path | None = Field(
         default=None, description="File holding the webhook's HMAC-SHA256 signing secret."
     )
+    notify_public_url: str = Field(
+        default="",
+        description="Address of the lab as users open it (https://lab.example.gov.cn), for links in "
+        "e-mails and webhook messages; empty: links are paths only.",
+    )
     notify_max_attempts: int = Field(
         default=8, ge=1, le=100, description="Delivery attempts (e-mail, webhook) before one is given up."
     )
