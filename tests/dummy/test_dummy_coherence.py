@@ -274,3 +274,26 @@ def test_hundred_thousand_residents_stay_fast(county: DemoCounty) -> None:
     assert table.num_rows == 100_000
     assert elapsed < 5.0, elapsed  # 0.6 s measured; the old generator took 1.1 s
     assert math.isfinite(elapsed)
+
+
+def test_household_size_is_its_number_of_members(county: DemoCounty) -> None:
+    """Left to size the residents itself, generation gives every household exactly its size in
+    members, and names one of them as its head (the households ↔ residents cycle is cut)."""
+    rows = {name: 200 for name in county.profiles if name != "residents"}
+    tables = generate_related(list(county.profiles.values()), rows, seed=11)
+    households = tables["households"].to_pylist()
+    residents = tables["residents"].to_pylist()
+    members: dict[str, int] = {}
+    for r in residents:
+        members[r["household_id"]] = members.get(r["household_id"], 0) + 1
+    assert all(members.get(h["household_id"], 0) == h["household_size"] for h in households)
+    home = {r["resident_id"]: r["household_id"] for r in residents}
+    assert all(home[h["head_resident_id"]] == h["household_id"] for h in households if h["head_resident_id"])
+
+
+def test_fewer_residents_never_overfill_a_household(family: dict[str, pa.Table]) -> None:
+    sizes = {h["household_id"]: h["household_size"] for h in family["households"].to_pylist()}
+    members: dict[str, int] = {}
+    for r in family["residents"].to_pylist():
+        members[r["household_id"]] = members.get(r["household_id"], 0) + 1
+    assert all(count <= sizes[hid] for hid, count in members.items())

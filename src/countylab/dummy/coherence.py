@@ -19,6 +19,22 @@ from countylab.dummy.profile import AGE_BANDS, ColumnProfile, DatasetProfile, ar
 Values = np.ndarray
 BIRTH_HINTS = ("birth", "出生", "dob", "csrq")
 AGE_NAMES = frozenset({"age", "年龄", "nl", "age_years", "周岁"})
+#: a parent column saying how many child rows point at it (a household's size = its members)
+SIZE_NAMES = frozenset(
+    {"household_size", "family_size", "members", "户人数", "家庭人口", "家庭人数", "户规模"}
+)
+
+
+def seats(parent: pa.Table, key: str) -> np.ndarray | None:
+    """Each parent key repeated as often as its size column says (None without such a column)."""
+    size = next((n for n in parent.column_names if n.lower() in SIZE_NAMES), None)
+    if size is None or key not in parent.column_names or parent.num_rows == 0:
+        return None
+    sizes = parent.column(size)
+    if not pa.types.is_integer(sizes.type) or sizes.null_count or parent.column(key).null_count:
+        return None
+    counts = np.clip(np.asarray(sizes.to_numpy()), 0, 1000)
+    return np.repeat(np.asarray(parent.column(key).to_numpy(zero_copy_only=False)), counts)
 
 
 def birth_column(profile: DatasetProfile) -> ColumnProfile | None:

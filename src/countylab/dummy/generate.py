@@ -114,6 +114,14 @@ def _foreign_values(
             column=col.name,
             reason="foreign_key",
         )
+    ref = job.parent(col)
+    if ref is not None and ref[0] != job.profile.name:
+        places = coherence.seats(job.related[ref[0]], ref[1])
+        if places is not None and len(places):
+            # a household of 3 gets 3 members: seats are taken without replacement while they last
+            taken = rng.permutation(places)[:n].astype(pool.dtype)
+            extra = pool[rng.integers(0, len(pool), n - len(taken))]
+            return np.concatenate([taken, extra]) if len(extra) else taken
     return pool[rng.integers(0, len(pool), n)]
 
 
@@ -386,26 +394,72 @@ def _plan(profiles: list[DatasetProfile]) -> tuple[list[DatasetProfile], list[tu
     return ordered, deferred
 
 
+def _seat_count(profile: DatasetProfile, tables: dict[str, pa.Table]) -> int | None:
+    """Rows that fill every seat of the parent (all members of every household), if it says."""
+    for col in profile.columns:
+        if col.foreign_key is None:
+            continue
+        dataset, key = split_foreign_key(col.foreign_key)
+        if dataset in tables and dataset != profile.name:
+            places = coherence.seats(tables[dataset], key)
+            if places is not None:
+                return len(places)
+    return None
+
+
 def _patch_foreign(
-    table: pa.Table, profile: DatasetProfile, parent: str, parent_table: pa.Table, seed: int
+    table: pa.Table, profile: DatasetProfile, parent: DatasetProfile, parent_table: pa.Table, seed: int
 ) -> pa.Table:
-    """Redraw the foreign keys that pointed at a dataset generated later (a cut cycle)."""
+    """Redraw the foreign keys that pointed at a dataset generated later (a cut cycle).
+
+    Where the parent points back (a resident names their household), the key is taken from the
+    parent rows that point at this row: a household's head is one of its own members."""
     for i, col in enumerate(profile.columns):
-        if col.foreign_key is None or split_foreign_key(col.foreign_key)[0] != parent:
+        if col.foreign_key is None or split_foreign_key(col.foreign_key)[0] != parent.name:
             continue
         column = split_foreign_key(col.foreign_key)[1]
         if column not in parent_table.column_names or parent_table.num_rows == 0:
             continue
-        pool = pc.drop_null(parent_table.column(column))
-        if len(pool) == 0:
-            continue
         rng = colgen.column_rng(seed, profile.name, col.name, _SALT_PATCH)
-        values = pool.take(pa.array(rng.integers(0, len(pool), table.num_rows)))
+        values = _back_pointing(table, profile, parent, parent_table, column, rng)
+        if values is None:
+            continue
         old = table.column(i)
-        mask = pc.is_null(old)
-        patched = pc.if_else(mask, pa.scalar(None, values.type), values).cast(old.type)
+        patched = pc.if_else(pc.is_null(old), pa.scalar(None, values.type), values).cast(old.type)
         table = table.set_column(i, table.schema.field(i), patched)
     return table
+
+
+def _back_pointing(
+    table: pa.Table,
+    profile: DatasetProfile,
+    parent: DatasetProfile,
+    parent_table: pa.Table,
+    column: str,
+    rng: np.random.Generator,
+) -> pa.Array | None:
+    pool = pc.drop_null(parent_table.column(column))
+    if len(pool) == 0:
+        return None
+    values = pool.take(pa.array(rng.integers(0, len(pool), table.num_rows)))
+    own_keys = profile.primary_key or []
+    back = next(
+        (
+            c.name
+            for c in parent.columns
+            if len(own_keys) == 1 and c.foreign_key == f"{profile.name}.{own_keys[0]}"
+        ),
+        None,
+    )
+    if back is None:
+        return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    order = rng.permutation(parent_table.num_rows)
+    shuffled = parent_table.take(pa.array(order))
+    pointers = pc.cast(shuffled.column(back), table.schema.field(own_keys[0]).type)
+    first = pc.index_in(table.column(own_keys[0]), value_set=pointers)
+    chosen = shuffled.column(column).take(pc.fill_null(first, 0))
+    chosen = pc.if_else(pc.is_null(first), values, chosen)
+    return chosen.combine_chunks() if isinstance(chosen, pa.ChunkedArray) else chosen
 
 
 def generate_related(
@@ -419,9 +473,9 @@ def generate_related(
     order, deferred = _plan(profiles)
     tables: dict[str, pa.Table] = {}
     for profile in order:
-        count = rows.get(profile.name, profile.row_count_hint)
+        count = rows.get(profile.name, _seat_count(profile, tables) or profile.row_count_hint)
         tables[profile.name] = generate(profile, count, seed=seed, related=tables, as_of=as_of)
     by_name = {p.name: p for p in profiles}
     for child, parent in deferred:
-        tables[child] = _patch_foreign(tables[child], by_name[child], parent, tables[parent], seed)
+        tables[child] = _patch_foreign(tables[child], by_name[child], by_name[parent], tables[parent], seed)
     return tables
