@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from countylab.catalog.analysis import analyse
-from countylab.dummy import DatasetProfile, generate, generate_related
+from countylab.dummy import ColumnProfile, DatasetProfile, generate, generate_related
 from countylab.dummy.coherence import exact_age
 from countylab.identifiers import is_valid_id_number
 from tests.dummy.demo_profiles import DemoCounty, build
@@ -297,3 +297,26 @@ def test_fewer_residents_never_overfill_a_household(family: dict[str, pa.Table])
     for r in family["residents"].to_pylist():
         members[r["household_id"]] = members.get(r["household_id"], 0) + 1
     assert all(count <= sizes[hid] for hid, count in members.items())
+
+
+def test_organisations_are_named_in_the_county(county: DemoCounty) -> None:
+    profile = county.profiles["enterprises"]
+    assert profile.column("name").id_prefix == county.county_name
+    names = generate(profile, 200, seed=2).column("name").to_pylist()
+    assert all(
+        n.startswith(county.county_name) and n.endswith(("公司", "合作社", "经营部", "服务站")) for n in names
+    )
+
+
+def test_no_registration_after_today_without_an_approved_bound() -> None:
+    profile = DatasetProfile(
+        "register",
+        [
+            ColumnProfile("registered", "date", "date"),
+            ColumnProfile("seen_at", "timestamp", None),
+        ],
+        as_of="2020-06-30",
+    )
+    table = generate(profile, 2000, seed=4)
+    assert max(table.column("registered").to_pylist()) <= dt.date(2020, 6, 30)
+    assert max(table.column("seen_at").to_pylist()) < dt.datetime(2020, 7, 1)

@@ -205,6 +205,7 @@ def key_values(col: ColumnProfile, n: int, rng: np.random.Generator, unique: boo
 _SEMANTIC_MAKERS: dict[str, Callable[[ColumnProfile, int, np.random.Generator], Values]] = {
     "mobile": lambda c, n, r: fakes.mobiles(r, n, prefix=c.id_prefix),
     "person_name": lambda c, n, r: fakes.person_names(r, n),
+    "org_name": lambda c, n, r: fakes.org_names(r, n, county=c.id_prefix),
     "uscc": lambda c, n, r: fakes.uscc_codes(r, n, prefix=c.id_prefix),
     "bank_card": lambda c, n, r: fakes.bank_cards(
         r, n, prefix=c.id_prefix, length=16 if c.type == "int64" else 19

@@ -184,6 +184,24 @@ def addresses(
     return np.strings.add(result, tail)
 
 
+_TRADE = np.array(list("华兴盛达丰源鑫泰宏安恒通瑞康德裕隆和嘉锦绿禾青山湖新"))
+_TRADES = np.array(
+    ["农业", "果蔬", "茶业", "建材", "商贸", "餐饮", "电子", "机械", "物流", "养殖", "家政", "服装"]
+)
+_ORG_SUFFIX = np.array(["有限公司", "有限责任公司", "专业合作社", "经营部", "服务站"])
+_ORG_SUFFIX_WEIGHTS = np.array([0.45, 0.2, 0.15, 0.15, 0.05])
+
+
+def org_names(rng: np.random.Generator, n: int, *, county: str | None = None) -> np.ndarray:
+    """Organisation names like ``青禾县华盛果蔬有限公司``: county, trade name, trade, legal form."""
+    first = _TRADE[rng.integers(0, len(_TRADE), n)]
+    second = _TRADE[rng.integers(0, len(_TRADE), n)]
+    trade = _TRADES[rng.integers(0, len(_TRADES), n)]
+    suffix = rng.choice(_ORG_SUFFIX, size=n, p=_ORG_SUFFIX_WEIGHTS)
+    names = np.strings.add(np.strings.add(np.strings.add(first, second), trade), suffix)
+    return np.strings.add(county, names) if county else names
+
+
 def phrases(rng: np.random.Generator, n: int) -> np.ndarray:
     """Bland free-text remarks, so text columns are non-empty without saying anything."""
     return _PHRASES[rng.integers(0, len(_PHRASES), n)]

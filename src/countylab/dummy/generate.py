@@ -190,6 +190,12 @@ def _draw(
                 values = values.astype(fill.dtype)
             values = values.copy()
             values[missing] = fill
+    if col.type in ("date", "timestamp") and col.maximum is None and not unique:
+        # no approved upper bound: still no registration after "today"
+        unit = "D" if col.type == "date" else "us"
+        values = np.minimum(
+            values.astype(f"datetime64[{unit}]"), (job.as_of + 1).astype(f"datetime64[{unit}]") - 1
+        )
     if col.after is not None and col.after in done and col.type in ("date", "timestamp"):
         values = coherence.not_before(values, done[col.after], rng, col)
     if col.scale is not None and col.type == "float64":

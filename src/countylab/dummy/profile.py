@@ -27,6 +27,7 @@ SEMANTICS = (
     "id_number",
     "mobile",
     "person_name",
+    "org_name",
     "address",
     "uscc",
     "bank_card",
@@ -41,7 +42,7 @@ SEMANTICS = (
 )
 DISTRIBUTIONS = ("uniform", "normal", "lognormal")
 # Semantics whose values only make sense as text (check characters, Chinese characters).
-_STRING_ONLY = frozenset({"id_number", "person_name", "address", "uscc", "licence_plate", "text"})
+_STRING_ONLY = frozenset({"id_number", "person_name", "org_name", "address", "uscc", "licence_plate", "text"})
 _STRING_OR_INT = frozenset({"mobile", "bank_card", "key", "privacy_unit_id", "foreign_key"})
 PROFILE_FORMAT = 1
 #: Age bands (lower bounds, years) that age-conditional category weights are kept for.

@@ -36,7 +36,9 @@ KEY_SET_FLOOR = 0.25
 _KEY_PATTERN = re.compile(r"^([A-Za-z]{0,4})(\d{1,20})$")
 # County-level prefix of an address: up to the first 县/旗, else 区, else 市 (浙江省青禾县, 某某市某某区).
 _COUNTY_PATTERNS = (r"^(.{1,12}?[县旗])", r"^(.{1,12}?区)", r"^(.{1,8}?市)")
-_STRUCTURE_SEMANTICS = frozenset({"key", "privacy_unit_id", "foreign_key", "id_number", "address"})
+_STRUCTURE_SEMANTICS = frozenset(
+    {"key", "privacy_unit_id", "foreign_key", "id_number", "address", "org_name"}
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ class _Tally:
         values = pc.drop_null(array)
         if self.semantic == "id_number":
             shapes = pc.utf8_slice_codeunits(values, 0, 6)
-        elif self.semantic == "address":
+        elif self.semantic in ("address", "org_name"):
             shapes = pa.array([_county(v) for v in values.to_pylist()], pa.string())
         else:
             shapes = pa.array([_key_shape(v) for v in values.to_pylist()], pa.string())
@@ -183,7 +185,7 @@ class _Tally:
         shape = self.shape()
         if shape is None:
             return {}
-        if self.semantic in ("id_number", "address"):
+        if self.semantic in ("id_number", "address", "org_name"):
             return {"id_prefix": shape}
         prefix, _, width = shape.partition("#")
         return {"id_prefix": prefix or None, "key_width": int(width)}
