@@ -156,6 +156,8 @@ def detail_key_label(key: str, lang: str = DEFAULT_LANG) -> str:
 _VALUE_KINDS = {
     "grade": "grade",
     "from_grade": "grade",
+    "from": "grade",
+    "to": "grade",
     "to_grade": "grade",
     "state": "job_state",
     "stop_reason": "stop_reason",
