@@ -46,9 +46,6 @@ datasets.register(app)
 query.register(app)
 jobs.register(app)
 airlock.register(app)
-# plural spellings people type (`countylab datasets list`), hidden from --help
-app.add_typer(datasets.dataset_app, name="datasets", hidden=True)
-app.add_typer(jobs.job_app, name="jobs", hidden=True)
 # host checks before or beside a lab (sandbox, cgroups, fonts, OCR, disk, database, settings)
 doctor.register(app)
 
@@ -481,11 +478,18 @@ def audit_grant_app_role(
     out.print(f"granted app role '{role}' DML rights, no DDL / 已授予应用角色“{role}”数据读写权限（无 DDL）")
 
 
+# plural spellings people type (`countylab datasets list`): the same commands, not new ones
+ALIASES = {"datasets": "dataset", "jobs": "job", "releases": "release", "models": "model"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry: one-line errors, exit codes 0 ok, 1 lab error, 2 usage error."""
     lang = "en" if any(v.startswith("en") for v in (_env_lang(),)) else "zh-CN"
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ALIASES:
+        args[0] = ALIASES[args[0]]
     try:
-        rv = app(args=argv, standalone_mode=False)
+        rv = app(args=args, standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:

@@ -35,6 +35,10 @@ COMMANDS = [
     ["user", "add"],
     ["token", "create"],
     ["audit", "verify"],
+    ["login"],
+    ["logout"],
+    ["job", "submit"],
+    ["datasets", "list"],  # plural alias of `dataset`
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -169,7 +170,7 @@ def submit(
             raise typer.Exit(1)
 
 
-def _t():  # type: ignore[no-untyped-def]
+def _t() -> Callable[..., str]:
     from countylab.i18n import translator
 
     return translator(cli_lang())
