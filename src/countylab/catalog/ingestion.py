@@ -170,7 +170,7 @@ class Ingestion:
                 inferred = infer_schema(path, fmt, tmp_dir=folder)
             if existing is not None:
                 check_same_columns(existing, _renamed(inferred.schema, suggested))
-            schema = inferred.schema
+            schema = existing or inferred.schema
             meta = {
                 "dataset_id": dataset_id,
                 "user_id": actor.user_id,
@@ -179,6 +179,8 @@ class Ingestion:
                 "encoding": inferred.encoding,
                 "schema": schema.to_json(),
                 "created": time.time(),
+                "bytes": size,
+                "existing": existing is not None,
                 "header_rows": list(layout.header_rows) if layout else None,
                 "skip_rows": sorted(skip_rows),
             }

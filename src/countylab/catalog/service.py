@@ -88,6 +88,25 @@ EDITABLE = (
 )
 
 
+def suggest_dataset_name(session: Session, title: str) -> str:
+    """A free dataset identifier from a (Chinese) title: 常住人口信息 → ``changzhurenkouxinxi``.
+
+    Clerks name datasets by title; the identifier is generated, not demanded, and the UI shows
+    it (editable) before saving.  Taken names get ``_2``, ``_3``…"""
+    from countylab.ingest.idents import identifier_from
+
+    base = identifier_from(title, fallback="ds", max_len=40)
+    if len(base) < 2:
+        base = f"ds_{base}"
+    similar = select(Dataset.name).where(Dataset.name.startswith(base, autoescape=True))
+    taken = set(session.execute(similar).scalars())
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}_{n}"
+    return candidate
+
+
 def create_dataset(
     session: Session,
     actor: Principal,
@@ -104,6 +123,7 @@ def create_dataset(
     key_columns: list[str] | None = None,
 ) -> Dataset:
     org_id = org_id if org_id is not None else actor.org_id
+    name = name.strip() or suggest_dataset_name(session, title)
     authorize(actor, Permission.dataset_write, org_id=org_id, target=f"dataset:{name}")
     if not _NAME.match(name):
         raise ValidationFailed(

@@ -95,3 +95,27 @@ def at_sheet_row(
     if shown is not None:
         details["column_title"] = shown
     return ValidationFailed(f"工作表“{sheet}”{zh}", f"Sheet '{sheet}': {en}", **details)
+
+
+def sample_schema(layout: Layout, sample: Any) -> tuple[Any, list[dict[str, str | None]]]:
+    """Types proposed from the sampled data rows (for a layout the user just picked, before any
+    rewrite of the file), and the first rows as the preview shows them."""
+    import pyarrow as pa
+
+    from countylab.ingest.schema import infer_from_batch
+
+    rows = [
+        cells
+        for number, cells in list(sample.head) + list(sample.tail)
+        if number > layout.header_rows[-1] and layout.skip_reason(number, cells) is None
+    ]
+    columns: list[list[str | None]] = [[] for _ in layout.names]
+    for number, cells in enumerate(rows, start=1):
+        for j, name in enumerate(layout.names):
+            v = _day(cells[j]) if j < len(cells) else None
+            columns[j].append(None if v is None or v == "" else cell_text(v, row=number, column=name))
+    batch = pa.RecordBatch.from_pydict(
+        {n: pa.array(c, pa.string()) for n, c in zip(layout.names, columns, strict=True)}
+    )
+    preview = [dict(zip(layout.names, r, strict=True)) for r in zip(*columns, strict=True)][:10]
+    return infer_from_batch(batch), preview

@@ -44,6 +44,7 @@ from countylab.web.ui import (
     pages,
     query_pages,
     search_pages,
+    upload_pages,
     usage_pages,
 )
 
@@ -66,6 +67,7 @@ ROUTERS = (
     pages.router,
     audit_view.router,
     catalog_pages.router,
+    upload_pages.router,
     connector_pages.router,
     query_pages.router,
     job_pages.router,

@@ -106,7 +106,7 @@ def list_datasets(
 
 
 class DatasetIn(BaseModel):
-    name: str
+    name: str = ""  # empty: generated from the title (pinyin), returned in the answer
     title: str
     org_id: BodyId | None = None
     description: str = ""

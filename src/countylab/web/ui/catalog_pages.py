@@ -15,7 +15,7 @@ from countylab.errors import CountylabError
 from countylab.i18n import translator
 from countylab.identity.access import has_permission
 from countylab.identity.roles import Permission, Role
-from countylab.ingest import COLUMN_TYPES, MODES
+from countylab.ingest import MODES
 from countylab.storage.models import Org
 from countylab.web.deps import Actor, LabDep
 from countylab.web.params import Id
@@ -68,6 +68,13 @@ def catalog_page(
 
 @router.get("/datasets/new")
 def new_dataset_page(request: Request, actor: Actor, lab: LabDep) -> Response:
+    return _new_form(request, actor, lab, {}, None)
+
+
+def _new_form(
+    request: Request, actor: Actor, lab: LabDep, values: dict[str, str], generated: str | None
+) -> Response:
+    """The registration form, refilled with ``values`` and a generated identifier to confirm."""
     with lab.read() as s:
         departments = list(
             s.execute(select(Org).where(Org.kind == "department").order_by(Org.name)).scalars()
@@ -79,6 +86,8 @@ def new_dataset_page(request: Request, actor: Actor, lab: LabDep) -> Response:
         frequencies=catalog.FREQUENCIES,
         units=catalog.PRIVACY_UNITS,
         is_admin=Role.admin in actor.roles,
+        values=values,
+        generated=generated,
     )
 
 
@@ -87,8 +96,8 @@ def create_dataset(
     request: Request,
     actor: Actor,
     lab: LabDep,
-    name: Annotated[str, Form()],
     title: Annotated[str, Form()],
+    name: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
     contact: Annotated[str, Form()] = "",
     update_frequency: Annotated[str, Form()] = "static",
@@ -98,6 +107,24 @@ def create_dataset(
     org_id: Annotated[str, Form()] = "",
 ) -> Response:
     t = translator(lang_of(request))
+    if not name.strip() and title.strip():
+        # a title only: propose the identifier and let the user see and edit it before saving
+        with lab.read() as s:
+            proposed = catalog.suggest_dataset_name(s, title)
+        values = {
+            "name": proposed,
+            "title": title,
+            "description": description,
+            "contact": contact,
+            "update_frequency": update_frequency,
+            "privacy_unit": privacy_unit,
+            "privacy_unit_column": privacy_unit_column,
+            "tags": tags,
+            "org_id": org_id,
+        }
+        shown = _new_form(request, actor, lab, values, proposed)
+        shown.headers["x-countylab-outcome"] = "unchanged"  # nothing saved yet: no audit event
+        return shown
     try:
         with lab.tx() as s:
             ds = catalog.create_dataset(
@@ -164,13 +191,13 @@ def dataset_page(request: Request, dataset_id: Id, actor: Actor, lab: LabDep) ->
 def stage_upload(
     request: Request, dataset_id: Id, actor: Actor, lab: LabDep, file: Annotated[UploadFile, File()]
 ) -> Response:
+    from countylab.web.ui.upload_pages import render_staged
+
     try:
         staged = lab.ingestion.stage_upload(actor, dataset_id, file.filename or "upload", file.file)
     except CountylabError as exc:
         return _refused(request, exc, f"/datasets/{dataset_id}")
-    with lab.read() as s:
-        ds = catalog.get_dataset(s, dataset_id)
-    return render(request, "upload_confirm.html", ds=ds, staged=staged, types=COLUMN_TYPES, modes=MODES)
+    return render_staged(request, lab, staged)
 
 
 @router.post("/datasets/{dataset_id}/upload/{upload_id}/commit")
@@ -179,12 +206,17 @@ async def commit_upload(
 ) -> Response:
     from starlette.concurrency import run_in_threadpool
 
+    from countylab.ingest.layout import parse_skip
+
     form = await request.form()
     overrides = {k[5:]: str(v) for k, v in form.items() if k.startswith("type:")}
+    names = {k[5:]: str(v).strip() for k, v in form.items() if k.startswith("name:")}
     mode = str(form.get("mode", "replace"))
     key = [x.strip() for x in str(form.get("key", "")).split(",") if x.strip()] or None
+    header_row = str(form.get("header_row", "")).strip()
     t = translator(lang_of(request))
     try:
+        skip = parse_skip(str(form.get("skip_rows", ""))[:2000]) if "skip_rows" in form else None
         version = await run_in_threadpool(
             lambda: lab.ingestion.commit_upload(
                 actor,
@@ -194,6 +226,9 @@ async def commit_upload(
                 schema_override=overrides or None,
                 key=key,
                 note=str(form.get("note", "")),
+                header_row=int(header_row) if header_row.isdigit() and int(header_row) > 0 else None,
+                skip_rows=skip,
+                names=names or None,
             )
         )
     except CountylabError as exc:
