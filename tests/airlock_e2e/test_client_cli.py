@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,8 +76,8 @@ def test_cli_release_create_list_download(live: tuple[World, str], tmp_path: Pat
         ],
     )
     assert done.exit_code == 0, done.output
-    rid = int(done.output.split("release request ")[1].split(":")[0])
-    assert "under_review" in done.output
+    rid = int(re.search(r"出域申请 (\d+):", done.output).group(1))  # type: ignore[union-attr]
+    assert "审核中" in done.output  # the state by name (F's labels), Chinese by default
     listed = runner.invoke(app, ["release", "list", *dev])
     assert listed.exit_code == 0 and str(rid) in listed.output
     with cl.Client(base, token_for(world.lab, world.users["checker"])) as checker:
@@ -113,7 +114,7 @@ def test_cli_model_register_and_predict(live: tuple[World, str]) -> None:
         ],
     )
     assert done.exit_code == 0, done.output
-    mid = int(done.output.split("model ")[1].split(":")[0])
+    mid = int(re.search(r"模型 (\d+):", done.output).group(1))  # type: ignore[union-attr]
     stewards = ["--url", base, "--token", token_for(world.lab, world.users["steward"])]
     tested = runner.invoke(app, ["model", "assess", str(mid), *stewards])
     assert tested.exit_code == 0 and '"verdict": "warn"' in tested.output, tested.output  # no target column
@@ -153,4 +154,4 @@ def test_sdk_and_cli_resubmit_with_replies(live: tuple[World, str]) -> None:
     got = CliRunner().invoke(
         app, ["release", "resubmit", str(r.id), "--reply", f"{asked['id']}=好的", *dev_args]
     )
-    assert got.exit_code == 0 and "round 3" in got.output and "under_review" in got.output, got.output
+    assert got.exit_code == 0 and "轮次 3" in got.output and "审核中" in got.output, got.output
