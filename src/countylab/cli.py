@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from countylab import __version__
-from countylab.commands import airlock, datasets, doctor, jobs, query
+from countylab.commands import airlock, audit_log, datasets, doctor, jobs, query
 from countylab.commands import login as login_cmd
 from countylab.config import Settings
 from countylab.errors import CountylabError, UserError
@@ -48,6 +48,7 @@ jobs.register(app)
 airlock.register(app)
 # host checks before or beside a lab (sandbox, cgroups, fonts, OCR, disk, database, settings)
 doctor.register(app)
+audit_log.register(audit_app)
 
 # typer (>= 0.29) vendors its own click: every parsing and usage error it raises is a
 # typer.TyperException (its public base class), never one of the click package's.
