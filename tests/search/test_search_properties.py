@@ -81,3 +81,22 @@ def test_cleaning_a_group_is_idempotent(words: list[str]) -> None:
     except ValidationFailed:
         return
     assert clean_group(once) == once and len(once) >= 2
+
+
+def test_a_column_known_only_by_its_detected_kind_is_found_in_chinese() -> None:
+    """An uploaded file's columns often have no Chinese title (``col3``); PII detection's kind
+    (``bank_card``) and the synonym list still let 银行卡 find the dataset, and say which column."""
+    from countylab.catalog.search_service import document
+    from countylab.storage.catalog_models import DatasetColumn
+    from countylab.storage.models import Dataset
+
+    ds = Dataset(id=1, name="subsidy_2025", title="惠农补贴发放表", description="", tags=[])
+    cols = [
+        DatasetColumn(name="col3", title="", semantic=None, pii_kind="bank_card", tags=[]),
+        DatasetColumn(name="hm", title="", semantic="person_name", pii_kind="person_name", tags=["敏感"]),
+    ]
+    index = Index([document(ds, cols, "县农业农村局")])
+    (hit,) = index.search("银行卡")
+    assert (hit.matches[0].label, hit.matches[0].word) == ("col3", "bank_card")
+    assert [h.id for h in index.search("姓名 农业农村局")] == [1]
+    assert [h.id for h in index.search("敏感")] == [1]
