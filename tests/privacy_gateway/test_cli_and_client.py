@@ -14,7 +14,8 @@ from tests.privacy_gateway.conftest import ELDERLY_SQL, project_id, user_id
 pytestmark = pytest.mark.slow
 
 
-def test_cli_prints_intervals_and_budgets_and_the_client_agrees(demo_lab, capsys):
+def test_cli_prints_intervals_and_budgets_and_the_client_agrees(demo_lab, capsys, monkeypatch):
+    monkeypatch.setenv("COUNTYLAB_LANG", "zh-CN")  # state names in Chinese, whatever the host's LANG
     dev_id, steward_id = user_id(demo_lab, "developer"), user_id(demo_lab, "steward")
     with demo_lab.tx() as s:
         dev = ids.create_token(s, SYSTEM, user_id=dev_id, name="cli", days=1).token
@@ -81,14 +82,14 @@ def test_cli_prints_intervals_and_budgets_and_the_client_agrees(demo_lab, capsys
             ]
         )
         out = capsys.readouterr().out
-        assert code == 0 and "pending" in out, out
+        assert code == 0 and "待审批" in out, out  # state names in the CLI's language (zh by default)
         with Client(url, steward) as c:
             pending = c.topups(status="pending")
             assert [t["reason"] for t in pending] == ["第二期"]
         code = main(
             ["budget", "decide", str(pending[0]["id"]), "--approve", "--url", url, "--token", steward]
         )
-        assert code == 0 and "approved" in capsys.readouterr().out
+        assert code == 0 and "已批准" in capsys.readouterr().out
         code = main(["budget", "decide", str(pending[0]["id"]), "--refuse", "--url", url, "--token", steward])
         assert code != 0  # decided once, never again
         capsys.readouterr()
