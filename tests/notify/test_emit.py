@@ -21,6 +21,12 @@ from tests.support import create_user
 
 
 @pytest.fixture
+def lab(any_lab: Lab) -> Lab:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return any_lab
+
+
+@pytest.fixture
 def people(lab: Lab) -> dict[str, int]:
     users = {
         "checker": create_user(lab, "checker", ["checker"], org="县民政局"),
