@@ -129,10 +129,12 @@ def _check_columns(profile: DatasetProfile, table: pa.Table) -> None:
             for source, value in zip(data[col.determined_by], data[col.name], strict=True):
                 if source is not None and value is not None and str(source) in col.mapping:
                     assert str(value) == col.mapping[str(source)], col.name
-        if col.constant_per is not None:  # a plot keeps its village, household and area each year
+        group = col.constant_per or col.follows  # a plot keeps its village; a household its address
+        if group is not None:
             seen: dict[object, object] = {}
-            for key, value in zip(data[col.constant_per], data[col.name], strict=True):
-                assert seen.setdefault(key, value) == value, col.name
+            for key, value in zip(data[group], data[col.name], strict=True):
+                if key is not None and value is not None:
+                    assert seen.setdefault(key, value) == value, col.name
         if col.after is not None:
             for start, end in zip(data[col.after], data[col.name], strict=True):
                 if start is not None and end is not None:

@@ -200,8 +200,11 @@ def _draw(
         values = coherence.not_before(values, done[col.after], rng, col)
     if col.scale is not None and col.type == "float64":
         values = np.round(values.astype(np.float64), col.scale)
-    if col.constant_per is not None and col.constant_per in done and len(done[col.constant_per]) == n:
-        _, first, inverse = np.unique(done[col.constant_per], return_index=True, return_inverse=True)
+    # rows sharing the key share the value; a column that follows a parent row is constant per
+    # foreign key too, so a preview without the parent still shows one village per household
+    group = col.constant_per or col.follows
+    if group is not None and group in done and len(done[group]) == n and not unique:
+        _, first, inverse = np.unique(done[group], return_index=True, return_inverse=True)
         values = values[first[inverse.reshape(-1)]]
     return values
 
