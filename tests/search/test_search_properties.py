@@ -100,3 +100,24 @@ def test_a_column_known_only_by_its_detected_kind_is_found_in_chinese() -> None:
     assert (hit.matches[0].label, hit.matches[0].word) == ("col3", "bank_card")
     assert [h.id for h in index.search("姓名 农业农村局")] == [1]
     assert [h.id for h in index.search("敏感")] == [1]
+
+
+def test_dictionary_preloads_in_the_background_once_and_quietly() -> None:
+    """A fresh process with warnings as errors: the catalog page's preload returns at once, the
+    dictionary arrives in the background, and jieba's pkg_resources warning never escapes."""
+    import subprocess
+    import sys
+
+    code = (
+        "import time; from countylab.catalog import segment\n"
+        "t = time.perf_counter(); segment.preload(); segment.preload(); started = time.perf_counter() - t\n"
+        "while segment.load_seconds() is None: time.sleep(0.05)\n"
+        "assert segment.index_tokens('常住人口信息')[:2] == ('常住', '人口')\n"
+        "print(started, segment.load_seconds())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    started, loaded = map(float, done.stdout.split())
+    assert loaded > 0 and started < 2.0

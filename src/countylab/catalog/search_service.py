@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from countylab import audit
 from countylab.catalog import search as engine
+from countylab.catalog import segment
 from countylab.catalog.synonyms import Thesaurus, clean_group, thesaurus
 from countylab.errors import NotFound
 from countylab.identity.access import Principal, authorize
@@ -71,6 +72,7 @@ def search(session: Session, filters: Filters) -> list[tuple[Dataset, engine.Hit
 
     found = catalog.search_datasets(session, dataclasses.replace(filters, q=""))
     if not filters.q.strip():
+        segment.preload()  # the page is open: someone is about to search
         return [(d, engine.Hit(d.id, 0.0)) for d in found]
     return rank(session, found, filters.q)
 

@@ -1,8 +1,9 @@
 """Chinese word segmentation (分词) for catalog search, with jieba loaded once per process.
 
-jieba reads a 5 MB dictionary on first use (about a second without its cache file, a few tenths
-with it), so it is loaded lazily, the first time someone searches, under a lock, and never again;
-:func:`load_seconds` reports how long that took (the benchmark and the server log print it).
+jieba reads a 5 MB dictionary on first use (about a second, more on a busy machine), so it is
+loaded lazily, once per process, under a lock: in the background when the catalog page opens
+(:func:`preload`), or at the first search.  :func:`load_seconds` reports how long the load took
+(the benchmark and the server log print it).
 Synonym words are added to the dictionary so that 公民身份号码 or 最低生活保障 stay whole.
 """
 
@@ -25,26 +26,41 @@ _lock = threading.Lock()
 _state: dict[str, Any] = {"tokenizer": None, "seconds": None, "words": set()}
 
 
-def _tokenizer() -> Any:
+def _jieba() -> Any:
+    """The jieba module, imported in the calling thread: the warnings filter it needs is global
+    state that must not be changed from a background thread."""
+    with warnings.catch_warnings():
+        # jieba 0.42 imports pkg_resources only to open its bundled dictionary file
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    return jieba
+
+
+def _tokenizer(jieba: Any = None) -> Any:
     tok = _state["tokenizer"]
     if tok is not None:
         return tok
+    jieba = jieba or _jieba()
     with _lock:
         if _state["tokenizer"] is None:
             started = time.perf_counter()
-            with warnings.catch_warnings():
-                # jieba 0.42 imports pkg_resources only to open its bundled dictionary file
-                warnings.simplefilter("ignore", UserWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                import jieba
-
-            jieba.setLogLevel(logging.WARNING)
             tok = jieba.Tokenizer()
             tok.initialize()
             _state["seconds"] = time.perf_counter() - started
             _state["tokenizer"] = tok
             log.info("jieba dictionary loaded in %.2f s", _state["seconds"])
     return _state["tokenizer"]
+
+
+def preload() -> None:
+    """Load the dictionary in a background thread if nobody has yet: the catalog page calls this
+    when it opens, so the dictionary is ready by the time someone has typed a search."""
+    if _state["tokenizer"] is None and not _state.get("preloading"):
+        _state["preloading"] = True
+        threading.Thread(target=_tokenizer, args=(_jieba(),), name="jieba-preload", daemon=True).start()
 
 
 def load_seconds() -> float | None:
