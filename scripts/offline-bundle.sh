@@ -39,10 +39,12 @@ fi
 lab_whl="$(ls "$bundle/wheels"/countylab-"$version"-*.whl)"
 client_whl="$(ls "$bundle/wheels"/countylab_client-*.whl)"
 
+# Pure-Python dependencies published only as an sdist (jieba) become py3-none-any wheels here.
+"$PY" -m pip wheel -q --no-deps -c constraints.txt -w "$bundle/wheels" jieba
 # Every runtime dependency as a wheel (no sdists: the server may have no compiler), pinned.
 # The two local wheels are named by file, so no index can substitute a package of that name.
 "$PY" -m pip download -q --only-binary=:all: -c constraints.txt -d "$bundle/wheels" \
-  "$lab_whl" "$client_whl"
+  --find-links "$bundle/wheels" "$lab_whl" "$client_whl"
 
 cp constraints.txt "$bundle/"
 cat > "$bundle/BUILD-INFO" <<EOF
