@@ -77,6 +77,8 @@ KIND_SOURCES: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "query_status": ("query.status_", ("answered", "cached", "failed", "refused", "running")),
     "grade_change": ("gradechange.", ("proposed", "confirmed", "raised", "lowered")),
     "topup_status": ("label.topup_status.", ("pending", "approved", "refused")),
+    "permission": ("label.permission.", "countylab.identity.roles.Permission"),
+    "denial_reason": ("label.denial_reason.", ("role", "project_owner", "project_member", "organisation")),
     "version_source": ("label.version_source.", ("upload", "push", "pull", "demo", "pipeline")),
     "version_mode": ("label.version_mode.", ("replace", "append", "upsert", "compaction")),
 }
@@ -170,6 +172,8 @@ _VALUE_KINDS = {
     "check_status": "check_status",
     "source": "version_source",
     "mode": "version_mode",
+    "permission": "permission",
+    "reason": "denial_reason",
 }
 
 
@@ -221,8 +225,9 @@ def details_pairs(details: Mapping[str, Any] | None, lang: str = DEFAULT_LANG) -
 
 
 def details_text(details: Mapping[str, Any] | None, lang: str = DEFAULT_LANG) -> str:
-    sep = "；" if normalise(lang) == "zh-CN" else "; "
-    return sep.join(f"{k}: {v}" for k, v in details_pairs(details, lang))
+    zh = normalise(lang) == "zh-CN"
+    sep, colon = ("；", "：") if zh else ("; ", ": ")
+    return sep.join(f"{k}{colon}{v}" for k, v in details_pairs(details, lang))
 
 
 # -- times ----------------------------------------------------------------------------------
