@@ -129,7 +129,7 @@ def _check_columns(profile: DatasetProfile, table: pa.Table) -> None:
             for source, value in zip(data[col.determined_by], data[col.name], strict=True):
                 if source is not None and value is not None and str(source) in col.mapping:
                     assert str(value) == col.mapping[str(source)], col.name
-        group = col.constant_per or col.follows  # a plot keeps its village; a household its address
+        group = col.follows or col.constant_per  # a household keeps its address; a plot its area
         if group is not None:
             seen: dict[object, object] = {}
             for key, value in zip(data[group], data[col.name], strict=True):
@@ -322,3 +322,17 @@ def test_no_registration_after_today_without_an_approved_bound() -> None:
     table = generate(profile, 2000, seed=4)
     assert max(table.column("registered").to_pylist()) <= dt.date(2020, 6, 30)
     assert max(table.column("seen_at").to_pylist()) < dt.datetime(2020, 7, 1)
+
+
+def test_a_preview_without_parents_keeps_households_and_plots_whole(county: DemoCounty) -> None:
+    """The dataset page generates one dataset alone: still one village per household, and a
+    plot's village is its household's in every year."""
+    residents = generate(county.profiles["residents"], 300, seed=6).to_pylist()
+    homes: dict[str, tuple[str, str]] = {}
+    for r in residents:
+        place = (r["village_code"], r["town_code"])
+        assert homes.setdefault(r["household_id"], place) == place
+    plots = generate(county.profiles["farmland_plots"], 300, seed=6).to_pylist()
+    farms: dict[str, str] = {}
+    for p in plots:
+        assert farms.setdefault(p["household_id"], p["village_code"]) == p["village_code"]

@@ -202,7 +202,7 @@ def _draw(
         values = np.round(values.astype(np.float64), col.scale)
     # rows sharing the key share the value; a column that follows a parent row is constant per
     # foreign key too, so a preview without the parent still shows one village per household
-    group = col.constant_per or col.follows
+    group = col.follows or col.constant_per
     if group is not None and group in done and len(done[group]) == n and not unique:
         _, first, inverse = np.unique(done[group], return_index=True, return_inverse=True)
         values = values[first[inverse.reshape(-1)]]
