@@ -127,6 +127,7 @@ class Index:
         self.avg = {k: (sum(v) / len(v)) or 1.0 for k, v in lengths.items()}
         self._near_cache: dict[str, frozenset[str]] = {}
         self._by_char: dict[str, list[str]] = {}
+        self._lock = threading.Lock()  # a cached index serves concurrent requests
 
     def search(self, query: str) -> list[Hit]:
         """Matching documents, best first (ties by id); an empty query lists all, unscored."""
@@ -181,10 +182,13 @@ class Index:
     def _near(self, term: str) -> frozenset[str]:
         """The catalog's words one typo away from ``term`` (computed once per term)."""
         if term not in self._near_cache:
-            if not self._by_char:  # built on the first typo: character -> words holding it
-                for v in self.vocab:
-                    for ch in set(v):
-                        self._by_char.setdefault(ch, []).append(v)
+            with self._lock:  # built on the first typo: character -> words holding it
+                if not self._by_char:
+                    by_char: dict[str, list[str]] = {}
+                    for v in self.vocab:
+                        for ch in set(v):
+                            by_char.setdefault(ch, []).append(v)
+                    self._by_char = by_char
             # one edit changes at most one (two for long English words) of the distinct characters
             limit = 2 if len(term) >= 8 and term.isascii() else 1
             shared: Counter[str] = Counter()
