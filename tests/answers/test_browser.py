@@ -33,6 +33,16 @@ INKED = """() => {
 }"""
 
 
+#: records the progress message app.js shows while the page's script runs the query
+SEE_PROGRESS = """() => {
+  window.__progress = null;
+  new MutationObserver(() => {
+    const t = document.querySelector('.progress-note .progress-text');
+    if (t) window.__progress = t.textContent;
+  }).observe(document.body, { childList: true, subtree: true });
+}"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     lab = build_lab(tmp_path_factory.mktemp("answers"), county_name="青禾县")
@@ -50,8 +60,10 @@ def test_developer_sees_names_a_chart_and_downloads_the_answer(browser, server, 
     s.go("/query")
     s.page.fill("#query-form textarea[name=sql]", ELDERLY_SQL)
     s.page.select_option("#epsilon", "0.5")
+    s.page.evaluate(SEE_PROGRESS)
     s.page.click("#run-query")
     s.page.wait_for_selector("#query-result .result-table")
+    assert s.page.evaluate("window.__progress") == ZH["answers.progress"]  # shown while it ran
     heads = s.page.locator("#query-result .result-table th").all_inner_texts()
     assert heads == ["乡镇", ZH["answers.people"]]
     first = s.page.locator("#query-result .result-table tbody tr").first.inner_text()
@@ -91,7 +103,26 @@ def test_developer_sees_names_a_chart_and_downloads_the_answer(browser, server, 
     s.page.select_option("#chart-measure", index=1)
     s.page.wait_for_function(f"({INKED})() > 2000")
     s.shot("answers-02-two-measures")
-    s.close()
+
+    # two group columns: grouped bars, one series (and legend entry) per gender
+    s.page.fill(
+        "#query-form textarea[name=sql]",
+        "SELECT town_code, gender, COUNT(*) FROM residents GROUP BY town_code, gender",
+    )
+    s.page.once("dialog", lambda d: d.accept())  # gender is no public key set: it spends δ, asked first
+    s.page.click("#run-query")
+    s.page.wait_for_selector("#query-result .result-table th[title=gender]")
+    s.page.wait_for_function(f"({INKED})() > 2000")
+    series = s.page.evaluate(
+        "() => echarts.getInstanceByDom(document.getElementById('answer-chart'))"
+        ".getOption().series.filter((x) => x.type === 'bar').map((x) => x.name)"
+    )
+    assert sorted(series) == ["女", "男"]
+    s.page.locator(".answer-chart").scroll_into_view_if_needed()
+    s.shot("answers-04-grouped-bars")
+    # the history offers the answer's downloads too
+    assert s.page.locator("#history-table a[href$='answer.xlsx']").count() >= 3
+    s.close("status of 409")  # the δ question
 
 
 def test_the_english_console_and_a_page_without_echarts_keeps_its_table(browser, server, artifacts):

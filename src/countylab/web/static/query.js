@@ -163,7 +163,15 @@
     tr.appendChild(el("td", {}, document.querySelector(".topbar .me")?.textContent || ""));
     tr.appendChild(el("td")).appendChild(el("code", {}, sql));
     tr.appendChild(el("td", {}, data ? fmt(data.epsilon_spent) : "0"));
-    tr.appendChild(el("td", {}, status));
+    const cell = tr.appendChild(el("td", {}, status));
+    if (data && data.query_id) {  // the answer can be downloaded from the history too
+      cell.appendChild(el("br"));
+      const links = el("span", { class: "small nowrap" });
+      links.appendChild(el("a", { href: `/api/queries/${data.query_id}/answer.csv`, download: "" }, "CSV"));
+      links.appendChild(document.createTextNode(" · "));
+      links.appendChild(el("a", { href: `/api/queries/${data.query_id}/answer.xlsx`, download: "" }, "XLSX"));
+      cell.appendChild(links);
+    }
     tbody.prepend(tr);
   }
 
@@ -186,8 +194,6 @@
     button.disabled = true;
     errorBox.hidden = true;
     result.setAttribute("aria-busy", "true");
-    const progress = document.getElementById("query-progress");
-    if (progress) progress.hidden = false;
     try {
       const post = () => fetch("/api/query", {
         method: "POST",
@@ -220,7 +226,6 @@
     } finally {
       button.disabled = false;
       result.removeAttribute("aria-busy");
-      if (progress) progress.hidden = true;
     }
   });
 })();
