@@ -209,6 +209,14 @@ class World:
             if hasattr(module, "setup"):
                 module.setup(self)
 
+    def staged_for(self, actor: str) -> str:
+        """A staged upload of ``actor`` (the upload pages need one of the user's own)."""
+        with self.lab.tx() as s:
+            principal = ids.principal_for(s, ids.get_user(s, self.users[actor]), "session")
+        return self.lab.ingestion.stage_upload(
+            principal, self.dataset_id, "more.csv", io.BytesIO(WORLD_CSV.encode())
+        ).id
+
     def fill(self, path: str, ex: Example, actor: str) -> str:
         values = {
             "project_id": str(self.project_id),

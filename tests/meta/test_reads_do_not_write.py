@@ -154,6 +154,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         "fmt": world.values["fmt"],
         "code": "en",
         "capability": "home",
+        "upload_id": world.staged_for("provider"),  # the upload confirm page read again
     }
     values.update({f"file:{k}": v for k, v in files.items()})
     try:
