@@ -83,6 +83,8 @@ def test_occupation_school_and_marriage_follow_age(county: DemoCounty) -> None:
             assert not (r["marital_status"] != "未婚" and age < 18), r
         if r["education"] is not None:
             assert not (r["education"] == "本科及以上" and age < 18), r
+        if r["income"] is not None and age < 15:
+            assert r["income"] == 0, r  # the approved mean of every band under 15 is 0
 
 
 def _approved(col_type: str, values: list[str]) -> set[object]:

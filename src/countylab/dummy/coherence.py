@@ -120,6 +120,26 @@ def by_age(col: ColumnProfile, ages: Values, rng: np.random.Generator, choices: 
     return out
 
 
+def scaled_by_age(col: ColumnProfile, values: Values, ages: Values) -> Values:
+    """A measure rescaled so each age band has its approved mean (children earn nothing)."""
+    means = col.mean_by_age or []
+    overall = float(np.mean(values)) if len(values) else 0.0
+    if overall == 0.0:
+        return values
+    observed = [i for i, m in enumerate(means) if m is not None]
+    if not observed:
+        return values
+    bands = age_bands(np.nan_to_num(ages).astype(np.int64))
+    nearest = np.array(observed)[np.argmin(np.abs(np.array(observed)[None, :] - bands[:, None]), axis=1)]
+    factor = np.array([means[i] if means[i] is not None else overall for i in range(len(means))]) / overall
+    scaled = values.astype(np.float64) * factor[nearest]
+    low = float(col.minimum) if isinstance(col.minimum, (int, float)) else -np.inf
+    high = float(col.maximum) if isinstance(col.maximum, (int, float)) else np.inf
+    scaled = np.clip(scaled, low, high)
+    result: Values = np.rint(scaled).astype(np.int64) if col.type == "int64" else scaled
+    return result
+
+
 def ages_of_rows(profile: DatasetProfile, done: dict[str, Values], as_of: np.datetime64) -> Values | None:
     age = age_column(profile)
     if age is not None and age.name in done:

@@ -168,7 +168,12 @@ def _plain(
             return coherence.by_age(col, ages, rng, colgen.category_choices(col))
     if colgen.is_dependent(col):
         return colgen.dependent_values(col, profile, n, rng, done, job.as_of, unique)
-    return colgen.independent_values(col, n, rng, unique)
+    values = colgen.independent_values(col, n, rng, unique)
+    if col.mean_by_age is not None and not unique:
+        ages = coherence.ages_of_rows(profile, done, job.as_of)
+        if ages is not None and len(ages) == n:
+            values = coherence.scaled_by_age(col, values, ages)
+    return values
 
 
 def _draw(
@@ -220,7 +225,7 @@ def _needs(job: _Job, col: ColumnProfile) -> list[str]:
     birth, age = coherence.birth_column(profile), coherence.age_column(profile)
     if birth is not None and age is not None and col.name == birth.name:
         needs.append(age.name)
-    if col.weights_by_age is not None:
+    if col.weights_by_age is not None or col.mean_by_age is not None:
         needs.extend(c.name for c in (age, birth) if c is not None)
     if colgen.is_dependent(col):
         needs.extend(c.name for c in profile.columns if c.name != col.name and colgen.feeds_dependent(c, col))

@@ -161,6 +161,8 @@ class ColumnProfile:
     step_seconds: int | None = None
     #: rows sharing that key column's value share this value (a plot keeps its village each year)
     constant_per: str | None = None
+    #: mean of a measure per age band (``AGE_BANDS``), None where fewer than the minimum count
+    mean_by_age: list[float | None] | None = None
 
     def __post_init__(self) -> None:
         self._validate()
@@ -258,6 +260,13 @@ class ColumnProfile:
             raise _bad(name, "step_seconds", "时间步长须在 1 秒到 1 天之间", "step_seconds must be 1..86400")
         if self.after is not None and self.type not in ("date", "timestamp"):
             raise _bad(name, "after", "只有日期列有先后", "after needs a date or timestamp column")
+        means = self.mean_by_age
+        if means is not None and (
+            len(means) != len(AGE_BANDS)
+            or self.type not in ("int64", "float64")
+            or any(m is not None and not math.isfinite(m) for m in means)
+        ):
+            raise _bad(name, "mean_by_age", "按年龄段的均值形状不符", "mean_by_age shape")
         weights = self.weights_by_age
         if weights is not None:
             width = len(self.categories or [])
@@ -338,6 +347,7 @@ _COHERENCE_FIELDS = (
     "after",
     "step_seconds",
     "constant_per",
+    "mean_by_age",
 )
 
 

@@ -257,6 +257,25 @@ def _age_weights(
         if (table.sum(axis=1) > 0).sum() >= 2:
             rows = [[round(float(v), 6) for v in row / max(row.sum(), 1.0)] for row in table]
             columns[name] = replace(col, weights_by_age=rows)
+    for name, col in list(columns.items()):
+        if (
+            name in exclude
+            or name in sensitive
+            or col.type not in ("int64", "float64")
+            or col.categories
+            or col.semantic not in (None, "measure")
+            or name not in sample.column_names
+        ):
+            continue
+        values = np.asarray(pc.cast(sample.column(name), pa.float64()).to_numpy(zero_copy_only=False), float)
+        usable = known & ~np.isnan(values)
+        means: list[float | None] = []
+        for band in range(len(AGE_BANDS)):
+            rows_in_band = usable & (bands == band)
+            count = int(rows_in_band.sum())
+            means.append(round(float(values[rows_in_band].mean()), 4) if count >= min_count else None)
+        if sum(m is not None for m in means) >= 2:
+            columns[name] = replace(col, mean_by_age=means)
 
 
 def _bools(sample: pa.Table, name: str) -> np.ndarray:
