@@ -91,6 +91,7 @@ def test_images_rendered_and_resubmission_in_the_browser(
     assert form.is_visible()
     form.locator("input[name=selector][value='analyse/notes.txt']").uncheck()
     form.locator("textarea[name^='reply.']").first.fill("已去掉说明文件")
+    dev.page.evaluate("window.scrollTo(0, 0)")
     dev.shot("airlock-11-resubmit-form")
     form.locator("button[type=submit]").click()
     dev.page.wait_for_url(f"{base}/airlock/requests/{rid}")

@@ -188,3 +188,31 @@ def test_model_page_schema_form_and_spreadsheet(named: dict[str, Any]) -> None:
         files={"file": ("名单.xlsx", buf.getvalue(), "application/octet-stream")},
     )
     assert bad.status_code == 422 and "age" in bad.text and "110" in bad.text
+
+
+@pytest.mark.browser
+def test_model_page_in_chromium(named: dict[str, Any], browser: Any, artifacts: Any) -> None:
+    """The card's field table and the form by field, as a developer sees them."""
+    from tests.browser import Session, live_server
+    from tests.support import PASSWORD
+
+    world, mid = named["world"], named["model"]["id"]
+    if world.client("dev").get(f"/api/models/{mid}").json()["state"] != "approved":
+        test_predict_by_named_fields_through_the_sandbox(named)
+    with live_server(world.lab) as base:
+        dev = Session(browser, base, artifacts)
+        dev.go("/login")
+        dev.page.fill("input[name=username]", "dev")
+        dev.page.fill("input[name=password]", PASSWORD)
+        dev.page.click("#login-form button[type=submit]")
+        dev.page.wait_for_url(base + "/")
+        dev.go(f"/models/{mid}")
+        table = dev.page.locator("#schema-table").inner_text()
+        assert "village" in table and "东岭村" in table and "独热编码" in table and "0 到 110" in table
+        dev.page.select_option("#fields-form select[name='f.village']", "东岭村")
+        dev.page.fill("#fields-form input[name='f.age']", "80")
+        dev.page.click("#fields-form button[type=submit]")
+        dev.page.wait_for_selector("#predictions")
+        assert "13" in dev.page.locator("#predictions").inner_text()
+        dev.shot("model-named-fields")
+        dev.close()

@@ -125,8 +125,9 @@ def get_request(request_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
 
 @router.get("/airlock/requests/{request_id}/state")
 def request_state(request_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    """The state and check status alone, for a page that waits for the checks (polled, so
-    not audited as a view: it says nothing of the files)."""
+    """The state and check status alone, for pages that wait for the automatic checks.
+
+    Polled, so not audited as a view: it says nothing of the files."""
     with lab.read() as s:
         view = lab.airlock.view(s, actor, request_id)
     return {
