@@ -217,6 +217,7 @@ def set_grade(session: Session, actor: Principal, dataset_id: int, grade: str, r
     )
     kind = "confirmed" if new == current else ("raised" if new.rank > current.rank else "lowered")
     ds.grade, ds.grade_confirmed = new.value, True
+    grade_notice(session, ds, ds.proposed_grade)  # settles the stewards' "to confirm" notices
     if reason.strip():
         ds.grade_reason = reason.strip()
     session.add(
