@@ -276,13 +276,16 @@ def validate_batch(batch: pa.RecordBatch, schema: TableSchema, *, row_offset: in
 
 
 def _looks_like_count(text: pa.Array) -> bool:
-    """False for digit strings that are really identifiers: leading zeros or too many digits."""
+    """False for digit strings that are really identifiers: leading zeros, too many digits, or
+    a column of mobile numbers (11 digits from 13…–19…), which clerks sum by accident otherwise."""
     present = pc.drop_null(text)
     if not len(present):
         return False
     unsigned = pc.utf8_ltrim(present, characters="+-")
     leading_zero = pc.and_(pc.starts_with(unsigned, "0"), pc.greater(pc.utf8_length(unsigned), 1))
     too_long = pc.greater(pc.utf8_length(unsigned), _MAX_INT_DIGITS)
+    if pc.all(pc.match_substring_regex(present, r"^1[3-9][0-9]{9}$")).as_py():
+        return False  # every value is a mainland mobile number (手机): text, not a count
     return not pc.any(pc.or_(leading_zero, too_long)).as_py()
 
 
