@@ -74,6 +74,7 @@ def test_checker_and_developer_follow_a_release_request(world: World) -> None:
     assert resp.status_code == 200 and resp.json()["state"] == "returned", resp.text
     for who in ("checker", "checker2", "checker3"):
         assert ("todo.review_release", link) not in kinds(w, who)
+        assert ("release.submitted", f"release:{rid}") not in unread(w, who)  # settled: nothing to review
     assert ("todo.release_returned", link) in kinds(w, "dev")
     assert ("release.returned", f"release:{rid}") in unread(w, "dev")
 
@@ -141,17 +142,19 @@ def test_steward_grades_models_and_topups(world: World) -> None:
     with w.lab.tx() as s:
         catalog.set_grade(s, principal(w, "steward"), w.dataset_id, "general_4")
     assert ("todo.confirm_grade", f"/datasets/{w.dataset_id}") not in kinds(w, "steward")
+    assert ("grade.to_confirm", f"dataset:{w.dataset_id}") not in unread(w, "steward")
 
     with w.lab.tx() as s:
         row = topups.request_topup(
             s, principal(w, "dev"), w.project_id, w.dataset_id, epsilon=0.5, reason="二期调研"
         )
     assert ("todo.decide_topup", "/query") in kinds(w, "steward")
-    assert ("budget.topup_requested", f"project:{w.project_id}") in unread(w, "steward")
+    assert ("budget.topup_requested", f"topup:{row['id']}") in unread(w, "steward")
     with w.lab.tx() as s:
         topups.decide_topup(s, principal(w, "steward"), row["id"], approve=True)
     assert ("todo.decide_topup", "/query") not in kinds(w, "steward")
-    assert ("budget.topup_approved", f"project:{w.project_id}") in unread(w, "dev")
+    assert ("budget.topup_requested", f"topup:{row['id']}") not in unread(w, "steward")
+    assert ("budget.topup_approved", f"topup:{row['id']}") in unread(w, "dev")
 
     job = w.make_job({"model.json": b"{}"})
     with w.lab.tx() as s:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from countylab.storage.models import ProjectMember, User, UserRole, utcnow
@@ -143,6 +143,20 @@ def _plain(facts: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value if value is None or isinstance(value, str | int | float | bool) else str(value)
     return out
+
+
+def settle(session: Session, target: str, *kinds: str) -> int:
+    """The work a notification asked for is done (the request decided, the grade confirmed):
+    mark it read for everyone who has not read it, so the header counts only what still
+    matters.  Not audited: bookkeeping of the lab, not anyone's action."""
+    ids = select(Notification.id).where(Notification.target == target, Notification.kind.in_(kinds))
+    result = session.execute(
+        update(NotificationRecipient)
+        .where(NotificationRecipient.read_at.is_(None), NotificationRecipient.notification_id.in_(ids))
+        .values(read_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def recipients_of(session: Session, notification_id: int) -> list[int]:

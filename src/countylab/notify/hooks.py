@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from countylab import labels
-from countylab.notify.events import Recipients, emit, to_roles, to_users
+from countylab.notify.events import Recipients, emit, settle, to_roles, to_users
 from countylab.storage.airlock_models import RegisteredModel, ReleaseRequest
 from countylab.storage.catalog_models import Connector, SyncRun
 from countylab.storage.jobs_models import Job
@@ -51,6 +51,7 @@ def release_notice(
             who = who | to_roles("steward", exclude_project=req.project_id)
         emit(session, "release.submitted", recipients=who, target=target, actor_id=req.created_by, **facts)
     elif req.state in ("returned", "rejected", "released"):
+        settle(session, target, "release.submitted")  # nothing left to review
         emit(
             session,
             f"release.{req.state}",
@@ -88,22 +89,24 @@ def topup_notice(session: Session, row: BudgetTopup, actor_id: int | None = None
         "dataset": ds.title if ds is not None else f"#{row.dataset_id}",
         "epsilon": f"{row.epsilon:g}",
     }
+    target = f"topup:{row.id}"
     if row.status == "pending":
         emit(
             session,
             "budget.topup_requested",
             recipients=to_roles("steward"),
-            target=f"project:{row.project_id}",
+            target=target,
             link="/query",
             actor_id=actor_id,
             **facts,
         )
     else:
+        settle(session, target, "budget.topup_requested")
         emit(
             session,
             f"budget.topup_{row.status}",
             recipients=to_users(row.requested_by),
-            target=f"project:{row.project_id}",
+            target=target,
             link="/query",
             actor_id=actor_id,
             **facts,
@@ -121,6 +124,7 @@ def model_notice(session: Session, model: RegisteredModel, actor_id: int | None 
         who = to_roles("steward")
         emit(session, "model.pending", recipients=who, target=f"model:{model.id}", actor_id=actor_id, **facts)
     else:
+        settle(session, f"model:{model.id}", "model.pending")
         emit(
             session,
             f"model.{model.state}",
@@ -160,8 +164,12 @@ def connector_notice(session: Session, run: SyncRun, reason: dict[str, str]) -> 
 
 
 def grade_notice(session: Session, ds: Dataset, previous: str | None) -> None:
-    """New data suggests a grade the steward has not confirmed: once per new suggestion."""
-    if ds.grade_confirmed or not ds.proposed_grade or ds.proposed_grade == previous:
+    """New data suggests a grade the steward has not confirmed: once per new suggestion.  Once
+    confirmed (also called then), the stewards' unread suggestions of it are settled."""
+    if ds.grade_confirmed:
+        settle(session, f"dataset:{ds.id}", "grade.to_confirm")
+        return
+    if not ds.proposed_grade or ds.proposed_grade == previous:
         return
     emit(
         session,

@@ -24,7 +24,10 @@ from countylab.storage.models import Base, utcnow
 
 class Notification(Base):
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_dispatched", "dispatched", "id"),)
+    __table_args__ = (
+        Index("ix_notifications_dispatched", "dispatched", "id"),
+        Index("ix_notifications_target", "target", "kind"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(50))  # release.submitted, job.finished, …
     target: Mapped[str] = mapped_column(String(200), default="")  # release:12, job:3, dataset:4

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("created_at", _TS, nullable=False),
     )
     op.create_index("ix_notifications_dispatched", "notifications", ["dispatched", "id"])
+    op.create_index("ix_notifications_target", "notifications", ["target", "kind"])
     op.create_table(
         "notification_recipients",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -69,9 +70,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "notify_contacts",
-        sa.Column(
-            "user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-        ),
+        sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("email", sa.String(254), nullable=False),
         sa.Column("email_enabled", sa.Boolean, nullable=False),
         sa.Column("updated_at", _TS, nullable=False),
@@ -84,5 +83,6 @@ def downgrade() -> None:
     op.drop_table("notification_deliveries")
     op.drop_index("ix_notification_recipients_unread", "notification_recipients")
     op.drop_table("notification_recipients")
+    op.drop_index("ix_notifications_target", "notifications")
     op.drop_index("ix_notifications_dispatched", "notifications")
     op.drop_table("notifications")
