@@ -13,6 +13,8 @@ PY="${PYTHON:-python3}"
   echo "countylab needs Python 3.11 or newer (found $("$PY" --version 2>&1))" >&2; exit 1; }
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off PIP_ROOT_USER_ACTION=ignore \
   PIP_NO_WARN_SCRIPT_LOCATION=1 PIP_NO_INPUT=1
+# the same for npm (scripts/assets.sh): no "new version available" notice, fund or audit banners
+export NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
 if [ ! -x .venv/bin/python ]; then
   echo "• creating .venv ($("$PY" --version 2>&1))"
   "$PY" -m venv .venv
