@@ -61,6 +61,14 @@ def test_rows_of_a_non_person_table_are_rows_and_aliases_win():
     assert headers(sql, ["t", "c", "q"]) == ["t", "人数", "年龄 90% 分位数"]
 
 
+def test_expressions_keep_their_own_names():
+    sql = (
+        "SELECT age / 10, SUM(income * 2), COUNT(*) * 2, COUNT(DISTINCT town_code) FROM residents GROUP BY 1"
+    )
+    names = ["(age / 10)", "sum((income * 2))", "(count_star() * 2)", "count(DISTINCT town_code)"]
+    assert headers(sql, names) == [*names[:3], "乡镇代码（不同值）个数"]
+
+
 def test_sql_that_cannot_be_read_keeps_the_engines_names():
     assert sources("SELEC nonsense", 1) is None
     assert sources("SELECT a, b FROM t", 3) is None  # the answer's columns do not match the projection

@@ -170,9 +170,15 @@ _FUNCS: dict[type[exp.Expression], str] = {
 }
 
 
-def _first_column(node: exp.Expression) -> exp.Column | None:
-    col = node if isinstance(node, exp.Column) else node.find(exp.Column)
-    return col
+def _plain_column(agg: Any) -> tuple[exp.Column | None, bool]:
+    """The aggregate's argument when it is one plain column (``DISTINCT x`` too), and whether it
+    is ``*`` or absent.  An expression (``SUM(income * 2)``) is neither: it keeps its own name."""
+    arg = agg.this
+    if isinstance(arg, exp.Distinct):
+        arg = arg.expressions[0] if len(arg.expressions) == 1 else None
+    if arg is None or isinstance(arg, exp.Star):
+        return None, True
+    return (arg, False) if isinstance(arg, exp.Column) else (None, False)
 
 
 def _source(node: exp.Expression, aliases: dict[str, str]) -> Source:
@@ -181,12 +187,13 @@ def _source(node: exp.Expression, aliases: dict[str, str]) -> Source:
     if isinstance(inner, exp.Column):
         return Source("group", inner.name, aliases.get(inner.table, inner.table) or None, alias=alias)
     agg: Any = inner if isinstance(inner, exp.AggFunc) else inner.find(exp.AggFunc)
-    if agg is None:
-        col = _first_column(inner)
-        return Source("group", col.name if col else None, alias=alias)
-    col = _first_column(agg)
-    table = aliases.get(col.table, col.table) or None if col is not None else None
+    if agg is None or agg is not inner:  # an expression of keys (age / 10), or of an aggregate
+        return Source("measure" if agg is not None else "group", None, alias=alias)
+    col, star = _plain_column(agg)
+    table = (aliases.get(col.table, col.table) or None) if col is not None else None
     name = col.name if col is not None else None
+    if name is None and not star:
+        return Source("measure", None, table, "other", alias=alias)
     if isinstance(agg, exp.Count):
         distinct = isinstance(agg.this, exp.Distinct)
         func = "count_distinct" if distinct else ("count_star" if name is None else "count")
