@@ -221,13 +221,46 @@ def details_pairs(details: Mapping[str, Any] | None, lang: str = DEFAULT_LANG) -
     """(name, value) pairs of an audit event's details, in the page's language."""
     if not details:
         return []
-    return [(detail_key_label(k, lang), detail_value(k, v, lang)) for k, v in details.items()]
+    keys = sorted(details, key=lambda k: (_DETAIL_ORDER.get(k, len(_DETAIL_ORDER)), k))
+    return [(detail_key_label(k, lang), detail_value(k, details[k], lang)) for k in keys]
+
+
+# Details are stored as canonical (sorted) JSON; people read a period before its counts.
+_DETAIL_ORDER = {
+    k: i
+    for i, k in enumerate(
+        [
+            "period_start",
+            "period_end",
+            "batches",
+            "rows",
+            "failures",
+            "first_at",
+            "last_at",
+            "first_key",
+            "last_key",
+        ]
+    )
+}
 
 
 def details_text(details: Mapping[str, Any] | None, lang: str = DEFAULT_LANG) -> str:
     zh = normalise(lang) == "zh-CN"
     sep, colon = ("；", "：") if zh else ("; ", ": ")
     return sep.join(f"{k}{colon}{v}" for k, v in details_pairs(details, lang))
+
+
+def target_label(target: str, lang: str = DEFAULT_LANG, titles: Mapping[str, str] | None = None) -> str:
+    """``dataset:9`` as ``数据集 人口信息 (#9)`` (or ``数据集 #9`` without a known title)."""
+    kind, sep, ident = target.partition(":")
+    if not sep:
+        return target
+    cat = catalog(normalise(lang))
+    word = cat.get(f"label.target.{kind}")
+    if word is None:
+        return target
+    title = (titles or {}).get(target)
+    return f"{word} {title} (#{ident})" if title else f"{word} #{ident}"
 
 
 # -- times ----------------------------------------------------------------------------------

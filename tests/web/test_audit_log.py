@@ -104,7 +104,7 @@ def test_page_shows_names_people_and_beijing_time(world: tuple[Lab, TestClient])
     assert "推送数据" in html and "李提供 (prov)" in html and "王安全 (steward1)" in html
     assert "一般数据2级" in html and "行数：<span class=\"data\">12,345</span>" in html
     assert "2025-06-04 23:59:00" in html and "2025-06-05 12:14:00" in html  # UTC + 8 h
-    assert "时间（北京时间）" in html and "拒绝" in html
+    assert "时间（北京时间）" in html and "拒绝" in html and "数据集 #1" in html and "项目 #1" in html
     assert ">dataset.push<" not in html and "+00:00<" not in html and "general_2" not in html
     client.cookies.set("lang", "en")
     en = client.get("/audit").text

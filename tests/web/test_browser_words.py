@@ -160,6 +160,8 @@ def _problems(texts: list[tuple[str, bool]], lang: str, known: set[str]) -> list
     for text, is_data in texts:
         if "+00:00" in text or re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", text):
             found.append(f"UTC/ISO time: {text[:80]}")
+        if not is_data and re.fullmatch(r"[a-z]+_[a-z_]+\s*[：:]", text):
+            found.append(f"raw detail key {text!r}")
         for m in CODE_RE.finditer(text):
             found.append(f"code {m.group(0)!r} in {text[:80]!r}")
         if lang == "zh-CN" and not is_data:

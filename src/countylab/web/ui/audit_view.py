@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from countylab import audit, labels
 from countylab.audit import search
@@ -22,7 +23,7 @@ from countylab.i18n import translator
 from countylab.identity.access import Principal, authorize
 from countylab.identity.roles import Permission
 from countylab.lab import Lab
-from countylab.storage.models import AuditEvent, User
+from countylab.storage.models import AuditEvent, Dataset, Project, User
 from countylab.web.deps import Actor, LabDep
 from countylab.web.ui.common import lang_of, render
 
@@ -38,6 +39,23 @@ def people_names(lab: Lab) -> dict[str, str]:
     with lab.read() as s:
         rows = s.execute(select(User.username, User.display_name)).all()
     return {r.username: labels.person(r.display_name, r.username) for r in rows}
+
+
+def target_titles(s: Session, targets: list[str]) -> dict[str, str]:
+    """Titles of the datasets and projects named by ``targets`` (two small queries per page)."""
+    wanted: dict[str, set[int]] = {"dataset": set(), "project": set()}
+    for target in targets:
+        kind, _, ident = target.partition(":")
+        if kind in wanted and ident.isdigit():
+            wanted[kind].add(int(ident))
+    out: dict[str, str] = {}
+    if wanted["dataset"]:
+        rows = s.execute(select(Dataset.id, Dataset.title).where(Dataset.id.in_(wanted["dataset"])))
+        out |= {f"dataset:{i}": title for i, title in rows}
+    if wanted["project"]:
+        rows = s.execute(select(Project.id, Project.title).where(Project.id.in_(wanted["project"])))
+        out |= {f"project:{i}": title for i, title in rows}
+    return out
 
 
 def action_options(lang: str, seen: list[str]) -> list[dict[str, Any]]:
@@ -84,6 +102,7 @@ def page(
         actors = search.actors(s)
         seen_actions = sorted(set(s.execute(select(AuditEvent.action).distinct()).scalars()))
         report = audit.verifier.verify_configured(s, lab.settings).summary()  # chain + signed checkpoints
+        titles = target_titles(s, [e.target for e in events])
     names = people_names(lab)
     people = sorted(
         ((a, names.get(a) or labels.system_name(a, lang) or a) for a in set(actors) | set(names)),
@@ -100,6 +119,7 @@ def page(
         total=total,
         people=people,
         names=names,
+        titles=titles,
         action_groups=action_options(lang, seen_actions),
         outcomes=search.OUTCOMES,
         older_url=f"/audit?{urlencode({**args, 'before': older})}" if older else None,

@@ -96,6 +96,11 @@ def details(ctx: Context, value: Mapping[str, Any] | None) -> list[tuple[str, st
 
 
 @pass_context
+def target_label(ctx: Context, target: str, titles: Mapping[str, str] | None = None) -> str:
+    return labels.target_label(target, _lang(ctx), titles)
+
+
+@pass_context
 def person(ctx: Context, value: Any) -> str:
     """One display name per person, whatever the template holds: a user row, a dict, a name, an id."""
     if value is None or value == "":
@@ -127,4 +132,5 @@ def install(templates: Jinja2Templates, lab: Lab) -> People:
     env.filters["action_label"] = action_label
     env.filters["details"] = details
     env.filters["person"] = person
+    env.filters["target_label"] = target_label
     return People(lab)
