@@ -84,3 +84,39 @@ def roster_empty_header_cell() -> bytes:
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+def roster_xls() -> bytes:
+    """The roster as an Excel 97–2003 .xls (WPS's default in many offices), written by xlwt:
+    merged title, 填报单位 row, two-row header, dates as date cells, 合计 and 制表人 rows."""
+    import xlwt
+
+    book = xlwt.Workbook(encoding="utf-8")
+    ws = book.add_sheet("低保花名册")
+    date_style = xlwt.easyxf(num_format_str="YYYY-MM-DD")
+    ws.write_merge(0, 0, 0, 8, TITLE)
+    ws.write(1, 0, "填报单位：城关镇民政办（盖章）")
+    ws.write(1, 6, "填报日期：2026年11月30日")
+    for col, text in enumerate(["序号", "姓名", "性别", "公民身份号码"]):
+        ws.write_merge(2, 3, col, col, text)
+    ws.write_merge(2, 2, 4, 5, "基本情况")
+    ws.write(3, 4, "出生日期")
+    ws.write(3, 5, "年龄")
+    ws.write_merge(2, 2, 6, 7, "联系方式")
+    ws.write(3, 6, "手机")
+    ws.write(3, 7, "家庭住址")
+    ws.write_merge(2, 3, 8, 8, "保障金额（元）")
+    for i, (name, sex, idno, born, age, phone, addr, amount) in enumerate(PEOPLE, start=1):
+        r = 3 + i
+        for col, value in enumerate([i, name, sex, idno, None, age, phone, addr, amount]):
+            if value is not None:
+                ws.write(r, col, value)
+        ws.write(r, 4, born, date_style)
+    r = 4 + len(PEOPLE)
+    ws.write_merge(r, r, 0, 7, "合计")
+    ws.write(r, 8, sum(p[7] for p in PEOPLE))
+    ws.write(r + 2, 0, "制表人：李明")
+    ws.write(r + 2, 3, "审核人：王芳")
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -99,3 +99,46 @@ def test_bad_cell_names_sheet_row_and_column_and_leaves_no_trace(world):
     assert en.status_code == 201  # without an override the column is text: accepted as text
     with lab.read() as s:
         assert [v.version for v in catalog.versions(s, did)] == [1]
+
+
+def test_xls_roster_through_the_api(world):
+    """An .xls from WPS: same layout detection, dates arrive as dates."""
+    from tests.excel.rosters import roster_xls
+
+    c, did, lab = world["c"], world["id"], world["lab"]
+    staged = _stage(c, did, "低保花名册.xls", roster_xls())
+    assert staged["format"] == "xls" and staged["layout"]["header_rows"] == [3, 4]
+    assert [col["header"] for col in staged["layout"]["columns"]] == HEADERS
+    r = c.post(
+        f"/api/datasets/{did}/uploads/{staged['upload_id']}/commit", json={"names": staged["suggested_names"]}
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["row_count"] == len(PEOPLE)
+    with lab.read() as s:
+        types = {col.name: col.type for col in catalog.columns(s, did)}
+    assert types["chushengriqi"] == "date" and types["nianling"] == "int64" and types["shouji"] == "string"
+
+
+def test_plain_xls_and_a_dataset_registered_by_title_only(world):
+    import io
+
+    import xlwt
+
+    c = world["c"]
+    made = c.post("/api/datasets", json={"name": "", "title": "高龄津贴名单"})
+    assert made.status_code == 201, made.text
+    assert made.json()["name"] == "gaolingjintiemingdan"
+    again = c.post("/api/datasets", json={"title": "高龄津贴名单"})
+    assert again.status_code == 201 and again.json()["name"] == "gaolingjintiemingdan_2"
+    book = xlwt.Workbook(encoding="utf-8")
+    ws = book.add_sheet("Sheet1")
+    for col, text in enumerate(["姓名", "年龄"]):
+        ws.write(0, col, text)
+    for i, (name, *_rest) in enumerate(PEOPLE, start=1):
+        ws.write(i, 0, name)
+        ws.write(i, 1, PEOPLE[i - 1][4])
+    buf = io.BytesIO()
+    book.save(buf)
+    r = c.post(f"/api/datasets/{made.json()['id']}/versions", files={"file": ("名单.xls", buf.getvalue())})
+    assert r.status_code == 201, r.text
+    assert r.json()["row_count"] == len(PEOPLE)
