@@ -4,7 +4,6 @@ downloads dummy data as XLSX with the Chinese headers."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any
 
