@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from countylab.commands.local_state import resolve_token, resolve_url
+from countylab.commands.local_state import resolve_token, resolve_url, running_server
 from countylab.commands.remote import Token, Url, cli_lang, client, err, out
 
 if TYPE_CHECKING:
@@ -66,16 +66,24 @@ def run(
 ) -> None:
     """Run a job folder here on dummy data, in the same sandbox as the server (本地试运行).
 
-    Dummy data comes from the lab (--url/--token), a local folder (--dummy-dir), or what an
-    earlier run left in .countylab/dummy/.  Outputs land in .countylab/outbox/<action>/.
+    Dummy data comes from the lab (--url/--token, or the running lab you logged in to with
+    `countylab login`), a local folder (--dummy-dir), or what an earlier run left in
+    .countylab/dummy/.  Outputs land in .countylab/outbox/<action>/.
     """
+    import os
+
     from countylab.jobs.local import read_spec, run_local, spec_datasets, stage_from_dir, staged_dummy
 
     check_folder(folder)
     names = spec_datasets(read_spec(folder))
     if dummy_dir is not None:
         datasets = stage_from_dir(dummy_dir, folder, names)
-    elif url or resolve_token(token, resolve_url(url)):
+    elif (
+        url
+        or token
+        or os.environ.get("COUNTYLAB_TOKEN")
+        or (running_server() and resolve_token(None, resolve_url(None)))
+    ):
         datasets = _fetch_dummy(folder, names, url, token, rows)
     else:
         datasets = staged_dummy(folder, names)

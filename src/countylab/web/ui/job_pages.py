@@ -1,8 +1,10 @@
 """Pages of the compute center: my projects' jobs, submit (upload or quick form), one job.
 
 A developer's pages show the fixed facts of :mod:`countylab.jobs.facts` only (state, the limit
-that stopped the job, the lab's message); oversight roles outside the project see attempts,
-metering and the scanned log tail (:func:`countylab.web.api.jobs.sees_details`)."""
+that stopped the job, the lab's message, CPU in coarse buckets, the outputs the spec declares)
+and a 申请出域 button that opens the airlock's new request for the job; oversight roles outside
+the project see attempts, exact metering, the outbox's files with sizes and the scanned log tail
+(:func:`countylab.web.api.jobs.sees_details`)."""
 
 from __future__ import annotations
 
