@@ -12,7 +12,6 @@ Data are read batch by batch, so a large dataset version need not fit in memory.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,9 +32,9 @@ RELATION_ROWS = 200_000
 #: a key-set value below the minimum count still gets this share of an even split, so every
 #: published code appears in dummy data with a plausible (never a revealing) weight
 KEY_SET_FLOOR = 0.25
-_KEY_PATTERN = re.compile(r"^([A-Za-z]{0,4})(\d{1,20})$")
+_KEY_PATTERN = r"^(?P<p>[A-Za-z]{0,4})(?P<d>\d{1,20})$"
 # County-level prefix of an address: up to the first 县/旗, else 区, else 市 (浙江省青禾县, 某某市某某区).
-_COUNTY_PATTERNS = (r"^(.{1,12}?[县旗])", r"^(.{1,12}?区)", r"^(.{1,8}?市)")
+_COUNTY_PATTERNS = (r"^(?P<c>.{1,12}?[县旗])", r"^(?P<c>.{1,12}?区)", r"^(?P<c>.{1,8}?市)")
 _STRUCTURE_SEMANTICS = frozenset(
     {"key", "privacy_unit_id", "foreign_key", "id_number", "address", "org_name"}
 )
@@ -111,12 +110,16 @@ class _Tally:
         region code, an address's county. Only a shape shared by ``MIN_CATEGORY_COUNT`` rows
         is ever proposed (a county's area code is public; one migrant's home region is not)."""
         values = pc.drop_null(array)
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
         if self.semantic == "id_number":
             shapes = pc.utf8_slice_codeunits(values, 0, 6)
         elif self.semantic in ("address", "org_name"):
-            shapes = pa.array([_county(v) for v in values.to_pylist()], pa.string())
+            shapes = _counties(values)
         else:
-            shapes = pa.array([_key_shape(v) for v in values.to_pylist()], pa.string())
+            parts = pc.extract_regex(values, _KEY_PATTERN)
+            widths = pc.cast(pc.utf8_length(parts.field("d")), pa.string())
+            shapes = pc.binary_join_element_wise(parts.field("p"), widths, "#")
         pairs = pc.value_counts(pc.drop_null(shapes))
         for shape, count in zip(
             pairs.field("values").to_pylist(), pairs.field("counts").to_pylist(), strict=True
@@ -255,17 +258,13 @@ class _Tally:
         return kept, _fractions([float(counts[v]) for v in kept])
 
 
-def _key_shape(value: str) -> str | None:
-    match = _KEY_PATTERN.match(value)
-    return f"{match.group(1)}#{len(match.group(2))}" if match else None
-
-
-def _county(address: str) -> str | None:
+def _counties(values: pa.Array) -> pa.Array:
+    """The county-level prefix of each address (null where none), first pattern that matches."""
+    result = pa.nulls(len(values), pa.string())
     for pattern in _COUNTY_PATTERNS:
-        match = re.match(pattern, address)
-        if match:
-            return match.group(1)
-    return None
+        found = pc.extract_regex(values, pattern).field("c")
+        result = pc.coalesce(result, found)
+    return result
 
 
 def _label(value: object) -> str:

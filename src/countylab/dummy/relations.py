@@ -9,7 +9,7 @@ repeat the row a foreign key points at (``follows``). Sensitive columns are neve
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -62,14 +62,14 @@ def _constant_per_key(profile: DatasetProfile, columns: dict[str, ColumnProfile]
         if columns[key].categories or key not in sample.column_names:
             continue
         key_values = _strings(sample, key)
-        groups = len(set(key_values.tolist()))
+        groups = len(np.unique(key_values))
         if groups == 0 or len(key_values) < 1.2 * groups:
             continue
         for name, col in columns.items():
             if name in keys or col.constant_per is not None or name not in sample.column_names:
                 continue
             values = _strings(sample, name)
-            if len(set(zip(key_values.tolist(), values.tolist(), strict=True))) == groups:
+            if _pairs(key_values, values) == groups:
                 columns[name] = replace(col, constant_per=key)
         return
 
@@ -173,6 +173,13 @@ def _mappings(
         columns[target] = replace(columns[target], determined_by=source, mapping=mapping)
 
 
+def _pairs(first: np.ndarray, second: np.ndarray) -> int:
+    """How many distinct (first, second) pairs there are."""
+    _, a = np.unique(first, return_inverse=True)
+    _, b = np.unique(second, return_inverse=True)
+    return len(np.unique(a.reshape(-1).astype(np.int64) * (int(b.max(initial=0)) + 1) + b.reshape(-1)))
+
+
 def _reaches(decided_by: dict[str, str], start: str, goal: str) -> bool:
     """Whether ``start`` is (transitively) decided by ``goal``."""
     seen = set()
@@ -195,18 +202,25 @@ def _dependency(
     present = (source != "") & (target != "")
     if present.sum() < min_count:
         return None
-    pairs: dict[str, Counter[str]] = defaultdict(Counter)
-    for s, t in zip(source[present].tolist(), target[present].tolist(), strict=True):
-        pairs[s][t] += 1
-    agreeing = sum(c.most_common(1)[0][1] for c in pairs.values())
-    if agreeing < HOLDS * present.sum():
+    s_keys, s_codes = np.unique(source[present], return_inverse=True)
+    t_keys, t_codes = np.unique(target[present], return_inverse=True)
+    pair_codes = s_codes.reshape(-1).astype(np.int64) * len(t_keys) + t_codes.reshape(-1)
+    cells, counts = np.unique(pair_codes, return_counts=True)
+    # per source value, the most frequent target: sort by (source, -count) and keep the first
+    order = np.lexsort((-counts, cells // len(t_keys)))
+    cells, counts = cells[order], counts[order]
+    first = np.concatenate([[True], np.diff(cells // len(t_keys)) != 0])
+    if counts[first].sum() < HOLDS * present.sum():
         return None
+    pairs = {
+        str(s_keys[c // len(t_keys)]): (str(t_keys[c % len(t_keys)]), int(n))
+        for c, n in zip(cells[first].tolist(), counts[first].tolist(), strict=True)
+    }
     both_public = source_col.name in public and target_col.name in public
     allowed_source = set(source_col.categories or [])
     allowed_target = set(target_col.categories or [])
     mapping: dict[str, str] = {}
-    for s, counter in pairs.items():
-        t, count = counter.most_common(1)[0]
+    for s, (t, count) in pairs.items():
         if s in allowed_source and t in allowed_target and (both_public or count >= min_count):
             mapping[s] = t
     if both_public and mapping and all(s.startswith(t) for s, t in mapping.items()):
@@ -214,9 +228,9 @@ def _dependency(
         # sample, decides, so villages no row mentions still map to their town
         targets = sorted(allowed_target, key=len, reverse=True)
         for s in allowed_source - mapping.keys():
-            t = next((t for t in targets if s.startswith(t)), None)
-            if t is not None:
-                mapping[s] = t
+            town = next((t for t in targets if s.startswith(t)), None)
+            if town is not None:
+                mapping[s] = town
     return mapping or None
 
 
@@ -247,12 +261,13 @@ def _age_weights(
         ):
             continue
         values = _strings(sample, name) if col.type != "bool" else _bools(sample, name)
-        index = {c: i for i, c in enumerate(col.categories)}
+        index = np.array(col.categories, dtype=str)
+        position = np.searchsorted(np.sort(index), values)
+        order = np.argsort(index)
+        position = np.clip(position, 0, len(index) - 1)
+        listed = known & (np.sort(index)[position] == values)
         table = np.zeros((len(AGE_BANDS), len(col.categories)))
-        for band, value in zip(bands[known].tolist(), values[known].tolist(), strict=True):
-            i = index.get(value)
-            if i is not None:
-                table[band, i] += 1
+        np.add.at(table, (bands[listed], order[position[listed]]), 1)
         table[table < min_count] = 0
         if (table.sum(axis=1) > 0).sum() >= 2:
             rows = [[round(float(v), 6) for v in row / max(row.sum(), 1.0)] for row in table]
@@ -351,7 +366,7 @@ def follows(
             continue
         fk_values = _strings(sample, fk)
         present = fk_values != ""
-        groups = len(set(fk_values[present].tolist()))
+        groups = len(np.unique(fk_values[present]))
         if groups == 0 or present.sum() < 1.2 * groups:
             continue  # a key that never repeats says nothing about what depends on it
         for name, col in columns.items():
@@ -363,7 +378,6 @@ def follows(
             both = present & (values != "")
             if both.sum() < 1.2 * groups * 0.5:
                 continue
-            pairs = set(zip(fk_values[both].tolist(), values[both].tolist(), strict=True))
-            if len(pairs) == len(set(fk_values[both].tolist())):
+            if _pairs(fk_values[both], values[both]) == len(np.unique(fk_values[both])):
                 columns[name] = replace(col, follows=fk)
     return replace(profile, columns=[columns[c.name] for c in profile.columns])
