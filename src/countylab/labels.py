@@ -14,6 +14,7 @@ knows which catalog prefix belongs to which kind of code.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -261,6 +262,32 @@ def target_label(target: str, lang: str = DEFAULT_LANG, titles: Mapping[str, str
         return target
     title = (titles or {}).get(target)
     return f"{word} {title} (#{ident})" if title else f"{word} #{ident}"
+
+
+_EXIT = re.compile(r"exit code (-?\d+)")
+_QUOTA = re.compile(r"(\w+) quota exceeded")
+_MISSING = "missing outputs: "
+
+
+def job_error(text: str | None, lang: str = DEFAULT_LANG) -> str:
+    """A job step's stored error (English, from the sandbox) as people read it in ``lang``.
+
+    The sandbox records ``killed_timeout``, ``exit code 3``, ``bytes quota exceeded`` or
+    ``missing outputs: a.csv``; the codes are kept in the record, the page shows the words.
+    """
+    if not text:
+        return ""
+    cat = catalog(normalise(lang))
+    named = cat.get(f"label.run_state.{text}")
+    if named:
+        return named
+    if m := _EXIT.fullmatch(text):
+        return cat["label.job_error.exit"].format(code=m.group(1))
+    if m := _QUOTA.fullmatch(text):
+        return cat["label.job_error.quota"].format(limit=m.group(1))
+    if text.startswith(_MISSING):
+        return cat["label.job_error.missing"].format(names=text[len(_MISSING) :])
+    return text
 
 
 # -- times ----------------------------------------------------------------------------------

@@ -150,3 +150,13 @@ def test_details_are_named_and_formatted() -> None:
     en = dict(labels.details_pairs({"rows": 3, "to_grade": "general_3"}, "en"))
     assert en["rows"] == "3" and en["to grade"] != "general_3"
     assert labels.detail_value("last_at", "2026-12-05T04:14:30+00:00") == "2026-12-05 12:14"
+
+
+def test_job_step_errors_are_named() -> None:
+    assert labels.job_error("seccomp_denied") == "禁止的系统调用，已终止"
+    assert labels.job_error("exit code 3") == "程序退出码 3"
+    assert labels.job_error("bytes quota exceeded", "en") == "bytes quota exceeded"
+    assert labels.job_error("bytes quota exceeded") == "超出配额：bytes"
+    assert labels.job_error("missing outputs: a.csv, b.csv") == "缺少声明的输出：a.csv, b.csv"
+    assert labels.job_error("something else") == "something else" and labels.job_error(None) == ""
+    assert labels.label("run_state", "skipped") == "未运行（前一步未成功）"

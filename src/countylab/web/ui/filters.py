@@ -101,6 +101,11 @@ def target_label(ctx: Context, target: str, titles: Mapping[str, str] | None = N
 
 
 @pass_context
+def job_error(ctx: Context, text: str | None) -> str:
+    return labels.job_error(text, _lang(ctx))
+
+
+@pass_context
 def person(ctx: Context, value: Any) -> str:
     """One display name per person, whatever the template holds: a user row, a dict, a name, an id."""
     if value is None or value == "":
@@ -133,4 +138,5 @@ def install(templates: Jinja2Templates, lab: Lab) -> People:
     env.filters["details"] = details
     env.filters["person"] = person
     env.filters["target_label"] = target_label
+    env.filters["job_error"] = job_error
     return People(lab)
