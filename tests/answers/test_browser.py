@@ -139,6 +139,7 @@ def test_the_english_console_and_a_page_without_echarts_keeps_its_table(browser,
         EN["answers.people"],
     ]
     assert s.page.locator("#answer-chart canvas").count() == 0  # no chart, the table and downloads stay
+    assert s.page.locator(".answer-chart").is_hidden()
     assert s.page.locator("#download-xlsx").is_visible()
     s.shot("answers-03-english-no-echarts")
     s.close("echarts.min.js", "ERR_FAILED")

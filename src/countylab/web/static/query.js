@@ -65,7 +65,11 @@
   function drawChart(data, d) {
     const box = document.getElementById("answer-chart");
     const pick = document.getElementById("chart-measure");
-    if (!box || !(window.countylab && window.countylab.chart)) return;
+    if (!box) return;
+    if (!(window.countylab && window.countylab.chart && window.echarts)) {  // no ECharts: the table only
+      box.closest(".answer-chart").hidden = true;
+      return;
+    }
     const measures = d.roles.map((r, i) => (r === "measure" ? i : -1)).filter((i) => i >= 0);
     const m = pick && pick.value !== "" ? Number(pick.value) : (measures.length ? measures[0] : -1);
     const cd = chartData(data, d, m);
