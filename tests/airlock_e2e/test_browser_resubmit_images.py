@@ -106,3 +106,36 @@ def test_images_rendered_and_resubmission_in_the_browser(
     assert _image_loaded(checker, svg)
     checker.shot("airlock-12-round-changes")
     checker.close()
+
+
+def test_request_page_polls_until_the_checks_finish(
+    site: tuple[World, str], browser: Any, artifacts: Path
+) -> None:
+    """A submitted request whose checks have not run yet: the page shows progress, polls the
+    state route, and reloads by itself once the checks are done."""
+    from countylab.identity import service as ids
+
+    world, base = site
+    job = world.make_job({"by_village.csv": "village,residents\n青禾村,40\n东岭村,40\n".encode()})
+    body = {
+        "job_id": job,
+        "title": "等待检查",
+        "files": [{"name": "analyse/by_village.csv"}],
+        "submit": False,
+    }
+    rid = world.client("dev").post("/api/airlock/requests", json=body).json()["id"]
+    with world.lab.tx() as s:  # submitted, checks not yet run (as while a worker is busy)
+        dev_principal = ids.principal_for(s, ids.get_user(s, world.users["dev"]), "system")
+        world.lab.airlock.submit(s, dev_principal, rid)
+    dev = Session(browser, base, artifacts)
+    _login(dev, "dev")
+    dev.go(f"/airlock/requests/{rid}")
+    assert dev.page.locator("#checks-live").is_visible()
+    assert dev.page.locator("#request-state").inner_text() == "已提交"
+    dev.shot("airlock-13-checks-running")
+    world.lab.airlock.check_pending(world.lab.tx, rid, read=world.lab.read)
+    dev.page.wait_for_function(
+        "() => document.querySelector('#request-state')?.innerText === '审核中'", timeout=15000
+    )
+    assert dev.page.locator("#checks-live").count() == 0
+    dev.close()
