@@ -338,3 +338,19 @@ def test_a_preview_without_parents_keeps_households_and_plots_whole(county: Demo
     farms: dict[str, str] = {}
     for p in plots:
         assert farms.setdefault(p["household_id"], p["village_code"]) == p["village_code"]
+
+
+def test_profiling_samples_the_whole_file_not_its_first_towns(tmp_path: Path) -> None:
+    """Residents files are sorted by household, hence by town: the first 100,000 rows of the
+    full county held 3 of 12 towns. The sample is spread over the whole version."""
+    from countylab.catalog.analysis import sample_batches, spread_sample
+
+    towns = [f"330729{t:03d}" for t in range(1, 13)]
+    table = pa.table({"town_code": [t for t in towns for _ in range(500)], "n": list(range(6000))})
+    pq.write_table(table, tmp_path / "a.parquet", row_group_size=700)
+    first = pa.Table.from_batches(list(sample_batches([tmp_path / "a.parquet"], 1200)))
+    assert len(set(first.column("town_code").to_pylist())) == 3  # the old way
+    spread = spread_sample([tmp_path / "a.parquet"], 1200)
+    assert spread.num_rows == 1200
+    assert set(spread.column("town_code").to_pylist()) == set(towns)
+    assert spread.column("n").to_pylist() == sorted(spread.column("n").to_pylist())
