@@ -75,6 +75,10 @@ def test_developer_sees_names_a_chart_and_downloads_the_answer(browser, server, 
     assert s.page.locator(".answer-chart h3").inner_text() == ZH["answers.chart"]
     s.page.locator(".answer-chart").scroll_into_view_if_needed()
     s.shot("answers-01-names-and-chart")
+    # for the docs: the answer alone, without the sticky top bar across it
+    s.page.evaluate("document.querySelector('.topbar').style.visibility = 'hidden'")
+    s.page.locator("#query-result").screenshot(path=str(artifacts / "answers-result-zh.png"))
+    s.page.evaluate("document.querySelector('.topbar').style.visibility = ''")
 
     with s.page.expect_download() as csv_dl:
         s.page.click("#download-csv")
