@@ -96,11 +96,12 @@ def hook() -> Iterator[Hook]:
     h.close()
 
 
-def _lab(tmp_path: Path, **settings: Any) -> Lab:
+def _lab(tmp_path: Path, database_url: str = "", **settings: Any) -> Lab:
     secret = tmp_path / "webhook-secret"
     secret.write_bytes(SECRET + b"\n")
     return build_lab(
         tmp_path,
+        database_url,
         notify_webhook_secret_file=secret,
         notify_public_url="https://lab.example.gov.cn",
         **settings,
@@ -172,8 +173,11 @@ def test_email_reaches_a_real_smtp_server_in_the_readers_language(
     assert {d.status for d in _deliveries(lab)} == {"sent"}
 
 
-def test_webhook_is_signed_retried_with_backoff_and_keeps_its_key(tmp_path: Path, hook: Hook) -> None:
-    lab = _lab(tmp_path, notify_webhook_url=hook.url, notify_max_attempts=5)
+def test_webhook_is_signed_retried_with_backoff_and_keeps_its_key(
+    tmp_path: Path, hook: Hook, db_url: str
+) -> None:
+    """On SQLite and PostgreSQL (the outbox is read with FOR UPDATE there)."""
+    lab = _lab(tmp_path, db_url, notify_webhook_url=hook.url, notify_max_attempts=5)
     user = create_user(lab, "checker", ["checker"])
     nid = _emit(lab, [user])
     service = Delivery(lab.tx, lab.settings, backoff_s=0.2)
