@@ -216,3 +216,32 @@ def test_model_page_in_chromium(named: dict[str, Any], browser: Any, artifacts: 
         assert "13" in dev.page.locator("#predictions").inner_text()
         dev.shot("model-named-fields")
         dev.close()
+
+
+def test_register_from_the_page_without_inputs_when_the_job_declared_fields(named: dict[str, Any]) -> None:
+    from fastapi.testclient import TestClient
+
+    from countylab.web.app import create_app
+    from tests.support import browser_login
+
+    world = named["world"]
+    sidecar = {"inputs": [{"name": "village", "encoding": "onehot"}, {"name": "age"}]}
+    job = world.make_job(
+        {"model.joblib": _onehot_model(), "model.joblib.countylab.json": json.dumps(sidecar).encode()}
+    )
+    web = TestClient(create_app(world.lab), raise_server_exceptions=False)
+    csrf = browser_login(web, "dev")
+    done = web.post(
+        "/models",
+        data={
+            "csrf_token": csrf,
+            "job_id": str(job),
+            "file": "analyse/model.joblib",
+            "name": "页面登记",
+            "outputs": "visits:number:0..30:2",
+        },
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"].startswith("/models/"), done.text
+    listed = web.get("/models")
+    assert "页面登记" in listed.text and "village, age" in listed.text

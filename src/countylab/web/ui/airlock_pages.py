@@ -343,7 +343,7 @@ def register_model(
     job_id: Annotated[str, Form()],
     file: Annotated[str, Form()],
     name: Annotated[str, Form()],
-    inputs: Annotated[str, Form()],
+    inputs: Annotated[str, Form()] = "",  # empty when the job declared named fields beside the model
     outputs: Annotated[str, Form()] = "",
     target: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
