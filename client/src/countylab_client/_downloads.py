@@ -63,7 +63,7 @@ class DownloadsAPI:
         path: str | Path,
         *,
         format: str = "xlsx",
-        rows: int = 200_000,
+        rows: int = 100_000,
         headers: str = "",
     ) -> Path:
         """Save the real rows of an open (一般1级, confirmed) dataset; refused (403) otherwise."""

