@@ -83,6 +83,7 @@ class _Tally:
     scale: int | None = None
     scale_known: bool = True
     step: int = 0
+    seen_step: bool = False
     shapes: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -144,10 +145,18 @@ class _Tally:
 
     def _add_step(self, array: pa.Array | pa.ChunkedArray) -> None:
         """The coarsest clock the timestamps keep (hourly readings: 3600 s), up to a day."""
-        seconds = pc.cast(pc.cast(pc.drop_null(array), pa.timestamp("s")), pa.int64())
-        values = np.asarray(seconds.to_numpy(zero_copy_only=False), dtype=np.int64)
-        if len(values):
-            self.step = int(np.gcd.reduce(np.append(values, self.step)))
+        per_second = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[array.type.unit]
+        ticks = pc.cast(pc.drop_null(array), pa.int64())
+        values = np.asarray(ticks.to_numpy(zero_copy_only=False), dtype=np.int64)
+        if not len(values):
+            return
+        step = int(np.gcd.reduce(values))
+        whole = step // per_second if step % per_second == 0 else 0  # sub-second clocks: no step
+        if not self.seen_step:
+            self.step = whole
+        else:  # 0 (no whole-second clock) in any batch means no step at all
+            self.step = int(np.gcd(whole, self.step)) if whole and self.step else 0
+        self.seen_step = True
 
     def shape(self) -> str | None:
         """The dominant shape, when it covers most rows and at least the minimum count."""
