@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from countylab.catalog.analysis import analyse
 from countylab.dummy import ColumnProfile, DatasetProfile, generate, generate_related
@@ -354,3 +356,21 @@ def test_profiling_samples_the_whole_file_not_its_first_towns(tmp_path: Path) ->
     assert spread.num_rows == 1200
     assert set(spread.column("town_code").to_pylist()) == set(towns)
     assert spread.column("n").to_pylist() == sorted(spread.column("n").to_pylist())
+
+
+@settings(max_examples=30, deadline=None)
+@given(name=st.sampled_from(NAMES), rows=st.integers(1, 700), seed=st.integers(0, 2**32))
+def test_any_size_and_seed_of_any_demo_dataset_keeps_its_profile(
+    county: DemoCounty, name: str, rows: int, seed: int
+) -> None:
+    profile = county.profiles[name]
+    table = generate(profile, rows, seed=seed)
+    if profile.primary_key:
+        keys = list(zip(*(table.column(k).to_pylist() for k in profile.primary_key), strict=True))
+        assert len(set(keys)) == len(keys)
+    _check_columns(profile, table)
+    if name == "residents":
+        as_of = dt.date.fromisoformat(profile.as_of or "")
+        for r in table.to_pylist():
+            if r["birth_date"] is not None and r["age"] is not None:
+                assert _age(r["birth_date"], as_of) == r["age"]
