@@ -4,7 +4,9 @@ downloads dummy data as XLSX with the Chinese headers."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,6 +86,15 @@ def test_clerk_registers_by_title_uploads_a_roster_and_downloads_xlsx(browser, s
     s.page.click("#layout-form button[type=submit]")
     s.page.wait_for_selector("#commit-form")
     assert s.page.locator("#sheet-grid tr.role-header").count() == 2
+    # the English UI says the same in English
+    confirm_url = s.page.url
+    s.go("/lang/en")
+    s.page.goto(confirm_url)
+    assert "skipped: title row" in s.page.locator("#sheet-grid").inner_text()
+    assert s.page.locator("select[name='type:出生日期'] option:checked").inner_text() == "date"
+    s.shot("excel-02b-confirm-english")
+    s.go("/lang/zh-CN")
+    s.page.goto(confirm_url)
     s.page.click("#commit-form button[type=submit]")
     s.page.wait_for_selector(".flash-ok")
     assert "v1" in s.page.locator(".flash-ok").inner_text()
@@ -97,6 +108,6 @@ def test_clerk_registers_by_title_uploads_a_roster_and_downloads_xlsx(browser, s
         s.page.click("#dl-dummy-xlsx")
     download = info.value
     assert download.suggested_filename.startswith("城乡低保对象花名册-模拟数据-")
-    ws = load_workbook(download.path()).active
+    ws = load_workbook(io.BytesIO(Path(download.path()).read_bytes())).active
     assert "姓名" in [c.value for c in ws[2]] and "公民身份号码" in [c.value for c in ws[2]]
     s.close()
