@@ -127,3 +127,30 @@ def test_resubmit_page_lists_selectors_and_reply_boxes(world: World) -> None:
     browser_login(checker, "checker")
     shown = checker.get(f"/airlock/requests/{rid}")
     assert 'id="round-changes"' in shown.text and "notes.txt" in shown.text and "去掉了说明文件" in shown.text
+
+
+def test_cells_of_a_round_that_failed_its_checks_are_never_shown(world: World) -> None:
+    """Round 1 failed (an ID number in the table): nobody saw its files, so the change into
+    round 2 gives the shape and the number of differing cells, not their values."""
+    from tests.airlock_e2e.conftest import RESIDENTS
+
+    leaky = f"village,residents,contact\n青禾村,41,{RESIDENTS[0][1]}\n东岭村,40,x\n南湾村,40,y\n".encode()
+    first = world.make_job({"by_village.csv": leaky})
+    dev = world.client("dev")
+    body = {"job_id": first, "files": [{"name": "analyse/by_village.csv", "count_columns": ["residents"]}]}
+    req = dev.post("/api/airlock/requests", json=body | {"submit": True}).json()
+    assert req["state"] == "returned", req
+    fixed = world.make_job({"by_village.csv": SAFE_TABLE})
+    again = dev.post(f"/api/airlock/requests/{req['id']}/resubmit", json=body | {"job_id": fixed})
+    assert again.status_code == 200 and again.json()["state"] == "under_review", again.text
+    seen = world.client("checker").get(f"/api/airlock/requests/{req['id']}")
+    [change] = seen.json()["changes"]["files"]
+    assert change["status"] == "changed" and change["table"]["columns_removed"] == ["contact"]
+    assert change["table"]["cells_changed"] == 1 and change["table"]["cells"] == []
+    assert RESIDENTS[0][1] not in seen.text and "41" not in json_text(change)
+
+
+def json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)

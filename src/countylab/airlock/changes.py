@@ -85,9 +85,12 @@ def table_diff(old: list[list[str]], new: list[list[str]]) -> dict[str, Any]:
     return diff
 
 
-def compare(old: Sequence[Snapshot], new: Sequence[ReleaseFile]) -> list[dict[str, Any]]:
+def compare(
+    old: Sequence[Snapshot], new: Sequence[ReleaseFile], *, cells: bool = True
+) -> list[dict[str, Any]]:
     """Per file name: ``added``, ``removed``, ``changed`` (with a table diff where cheap) or
-    ``unchanged``."""
+    ``unchanged``.  ``cells=False`` when the last round failed its checks: its files were never
+    shown to anyone, so their cell values are not kept either (shape and counts only)."""
     before = {f.name: f for f in old}
     after = {f.name: f for f in new}
     out: list[dict[str, Any]] = []
@@ -105,6 +108,8 @@ def compare(old: Sequence[Snapshot], new: Sequence[ReleaseFile]) -> list[dict[st
             old_t, new_t = _table(a.path), _table(b.stored_path)
             if old_t is not None and new_t is not None:
                 entry["table"] = table_diff(old_t, new_t)
+                if not cells:
+                    entry["table"]["cells"] = []
         out.append(entry)
     return out
 

@@ -253,6 +253,8 @@ class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
         policy = release_policy(job_datasets(s, job))  # recomputed: never carried over
         answers = changes.check_replies(s, req.id, replies or {})
         before = [changes.Snapshot.of(f) for f in old]
+        prior = rounds.current(s, req)  # its cells are shown only if its files could be previewed
+        shown_before = prior is not None and prior.checks_status != "fail"
         rounds.close(s, req, "returned")
         for c in s.execute(select(ReleaseComment).where(ReleaseComment.request_id == req.id)).scalars():
             c.file_id = None
@@ -270,7 +272,7 @@ class AirlockService(StagingMixin, CheckingMixin, ReleaseMixin):
         added = self._add_files(s, req, job, choices, staged)
         self._submitted(s, actor, req, new, "release.resubmit", previous_job=previous_job)
         linked = [(cid, self.comment(s, actor, req.id, text).id) for cid, text in answers.items()]
-        changes.record(s, req.id, req.round, changes.compare(before, added), linked)
+        changes.record(s, req.id, req.round, changes.compare(before, added, cells=shown_before), linked)
         return req
 
     def _member_read(self, s: Session, actor: Principal, request_id: int) -> ReleaseRequest:
