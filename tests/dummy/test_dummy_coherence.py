@@ -131,8 +131,9 @@ def _check_columns(profile: DatasetProfile, table: pa.Table) -> None:
                     assert label == labels.get(code, code), col.name
         if col.determined_by is not None and col.mapping is not None and col.follows is None:
             for source, value in zip(data[col.determined_by], data[col.name], strict=True):
+                source = str(source).lower() if isinstance(source, bool) else source
                 if source is not None and value is not None and str(source) in col.mapping:
-                    assert str(value) == col.mapping[str(source)], col.name
+                    assert str(value).lower() == col.mapping[str(source)].lower(), col.name
         group = col.follows or col.constant_per  # a household keeps its address; a plot its area
         if group is not None:
             seen: dict[object, object] = {}
@@ -374,3 +375,12 @@ def test_any_size_and_seed_of_any_demo_dataset_keeps_its_profile(
         for r in table.to_pylist():
             if r["birth_date"] is not None and r["age"] is not None:
                 assert _age(r["birth_date"], as_of) == r["age"]
+
+
+def test_living_alone_means_a_household_of_one(county: DemoCounty) -> None:
+    profile = county.profiles["households"]
+    assert profile.column("lives_alone").determined_by == "household_size"
+    rows = generate(profile, 2000, seed=9).to_pylist()
+    for r in rows:
+        if r["household_size"] is not None and r["lives_alone"] is not None:
+            assert r["lives_alone"] == (r["household_size"] == 1), r

@@ -162,7 +162,8 @@ def relabel(values: Values, labels: dict[str, str]) -> Values:
 
 def mapped(values: Values, mapping: dict[str, str]) -> tuple[Values, Values]:
     """(mapped values, mask of rows whose determinant has no entry)."""
-    keys, inverse = np.unique(values.astype(str), return_inverse=True)
+    text = np.where(values, "true", "false") if values.dtype == bool else values.astype(str)
+    keys, inverse = np.unique(text, return_inverse=True)
     found = np.array([k in mapping for k in keys], dtype=bool)
     targets = np.array([mapping.get(str(k), "") for k in keys], dtype=str)
     inverse = inverse.reshape(-1)

@@ -364,6 +364,7 @@ def profile_from_table(
         labels={c: dict(v) for c, v in (key_set_labels or {}).items()},
         catalog=[(ks.values, ks.labels) for ks in catalog_key_sets or []],
         min_count=MIN_CATEGORY_COUNT,
+        public=set(public_key_sets),
     )
 
 

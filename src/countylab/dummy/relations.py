@@ -46,7 +46,11 @@ def relate(
     text = {c.name: _strings(sample, c.name) for c in readable if c.type == "string"}
     public = set(labels) | (public or set())
     _name_columns(columns, text, catalog, min_count)
-    _mappings(columns, text, public, min_count)
+    coded = dict(text)
+    for c in readable:  # small integer lists and flags take part in dependencies (size 1 → 独居)
+        if c.type in ("int64", "bool") and (c.categories or c.type == "bool"):
+            coded[c.name] = _strings(sample, c.name)
+    _mappings(columns, coded, public, min_count)
     _age_weights(profile, columns, sample, sensitive, public, min_count)
     _date_order(columns, sample, readable, min_count)
     _constant_per_key(profile, columns, sample)
@@ -145,7 +149,10 @@ def _mappings(
     categorical = [
         n
         for n, c in columns.items()
-        if n in text and c.categories and c.label_of is None and c.type == "string"
+        if n in text
+        and (c.categories or c.type == "bool")
+        and c.label_of is None
+        and c.type in ("string", "int64", "bool")
     ]
     distinct = {n: len(set(text[n][text[n] != ""].tolist())) for n in categorical}
     order = {n: i for i, n in enumerate(columns)}
@@ -218,7 +225,7 @@ def _dependency(
     }
     both_public = source_col.name in public and target_col.name in public
     allowed_source = set(source_col.categories or [])
-    allowed_target = set(target_col.categories or [])
+    allowed_target = set(target_col.categories or ([] if target_col.type != "bool" else ["true", "false"]))
     mapping: dict[str, str] = {}
     for s, (t, count) in pairs.items():
         if s in allowed_source and t in allowed_target and (both_public or count >= min_count):
