@@ -208,7 +208,7 @@ def duration_text(job: Job) -> str:
 def outcome_text(job: Job) -> str:
     t = _t()
     text = _state(job.state)
-    if job.stopped_by:
+    if job.stopped_by and job.stopped_by not in ("cancelled", "lost"):  # the state says it already
         text += (
             f"（{t('jobs.stop.' + job.stopped_by)}）"
             if cli_lang() != "en"
