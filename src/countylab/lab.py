@@ -55,6 +55,7 @@ from countylab.airlock.checkrun import CheckLimits
 from countylab.airlock.service import AirlockService
 from countylab.airlock.sources import IndexCache
 from countylab.audit.checkpoints import CheckpointService
+from countylab.catalog import segment
 from countylab.catalog.ingestion import Ingestion
 from countylab.catalog.maintenance import Maintenance
 from countylab.catalog.push_commit import recover_hidden
@@ -107,6 +108,7 @@ class Lab:
         self.read_sessions: sessionmaker[Session] = make_session_factory(reads, read_only=True)
         self.principals = PrincipalCache()  # bearer token -> principal, a few seconds
         self.warehouse = Warehouse(settings.warehouse_dir)
+        segment.use_cache_dir(data / "cache" / "segment")  # jieba's dictionary cache, private
         self.server = ServerRegistry(self.sessions)  # this process in lab_servers, beating
         self.locks = NamedLocks(self.engine, data / "locks")
         # -- data middle platform (数据中台) ------------------------------------------------

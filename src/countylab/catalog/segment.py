@@ -5,12 +5,21 @@ loaded lazily, once per process, under a lock: in the background when the catalo
 (:func:`preload`), or at the first search.  :func:`load_seconds` reports how long the load took
 (the benchmark and the server log print it).
 Synonym words are added to the dictionary so that 公民身份号码 or 最低生活保障 stay whole.
+
+jieba caches its prefix dictionary as a ``marshal`` file, by default in the shared ``/tmp``
+(``/tmp/jieba.cache``), where any local user could plant one for the lab to load; ``marshal`` is
+not safe against crafted data.  So the cache lives in a directory only the lab's user can write:
+the lab's own data directory (:func:`use_cache_dir`, set by :class:`countylab.lab.Lab`) or, for a
+process without a lab, a fresh private temporary directory.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
+import tempfile
 import threading
 import time
 import warnings
@@ -23,7 +32,26 @@ log = logging.getLogger("countylab.search")
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _ASCII = re.compile(r"[a-z0-9][a-z0-9_.]*")
 _lock = threading.Lock()
-_state: dict[str, Any] = {"tokenizer": None, "seconds": None, "words": set()}
+_state: dict[str, Any] = {"tokenizer": None, "seconds": None, "words": set(), "cache_dir": None}
+
+
+def use_cache_dir(path: os.PathLike[str] | str) -> None:
+    """Keep jieba's dictionary cache under ``path`` (created private to this user)."""
+    _state["cache_dir"] = str(path)
+
+
+def _private_cache_dir() -> str:
+    """A directory for jieba's cache that no other local user can write into."""
+    wanted = _state["cache_dir"]
+    if wanted:
+        os.makedirs(wanted, mode=0o700, exist_ok=True)
+        info = os.stat(wanted)
+        if info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return str(wanted)
+        log.warning("jieba cache directory %s is not private; using a temporary one", wanted)
+    private = tempfile.mkdtemp(prefix="countylab-jieba-")  # 0700, fresh
+    _state["cache_dir"] = private
+    return private
 
 
 def _jieba() -> Any:
@@ -48,6 +76,7 @@ def _tokenizer(jieba: Any = None) -> Any:
         if _state["tokenizer"] is None:
             started = time.perf_counter()
             tok = jieba.Tokenizer()
+            tok.tmp_dir = _private_cache_dir()  # never the shared /tmp/jieba.cache
             tok.initialize()
             _state["seconds"] = time.perf_counter() - started
             _state["tokenizer"] = tok
