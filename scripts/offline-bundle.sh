@@ -35,6 +35,13 @@ else
   cp -r pyproject.toml README.md src client "$work/src/"
   find "$work/src" \( -name __pycache__ -o -name '*.egg-info' -o -name build \) -prune -exec rm -rf {} +
 fi
+# The browser libraries (ECharts) are built here, where the npm registry is reachable, from the
+# committed package-lock.json, and ship inside the lab's wheel (static/vendor/): the county server
+# has no registry.  A bundle without them would silently lose every chart, so that is an error.
+cp package.json package-lock.json "$work/src/" && mkdir -p "$work/src/scripts" && cp scripts/assets.sh "$work/src/scripts/"
+(cd "$work/src" && bash scripts/assets.sh && rm -rf node_modules)
+[ -f "$work/src/src/countylab/web/static/vendor/echarts.min.js" ] \
+  || { echo "offline bundle: ECharts could not be installed with npm (is the npm registry reachable?)" >&2; exit 1; }
 "$PY" -m pip wheel -q --no-deps -w "$bundle/wheels" "$work/src/client" "$work/src"
 lab_whl="$(ls "$bundle/wheels"/countylab-"$version"-*.whl)"
 client_whl="$(ls "$bundle/wheels"/countylab_client-*.whl)"

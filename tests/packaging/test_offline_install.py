@@ -93,6 +93,9 @@ def test_wheels_install_offline_and_the_cli_runs(tmp_path: Path) -> None:
     assert any(r.startswith("httpx2") and 'extra == "dev"' in r for r in requires)  # TestClient needs it
     for data_file in (
         "countylab/i18n/zh-CN.json",
+        "countylab/i18n/zh-CN/search.json",  # the per-area catalogs
+        "countylab/web/static/vendor/echarts.min.js",  # built from package-lock.json, not committed
+        "countylab/web/static/vendor/echarts.LICENSE",
         "countylab/storage/migrations/env.py",
         "countylab/py.typed",
     ):
