@@ -73,8 +73,15 @@ def _reads(spec: dict[str, Any], name: str) -> bool:
     return any(name in (a.get("datasets") or []) for a in values if isinstance(a, dict))
 
 
-def dataset_usage(session: Session, actor: Principal, dataset_id: int) -> dict[str, Any]:
-    """Everything the module docstring lists, for one dataset."""
+def _releases(session: Session) -> list[ReleaseRequest]:
+    return list(session.execute(select(ReleaseRequest).order_by(ReleaseRequest.id.desc())).scalars())
+
+
+def dataset_usage(
+    session: Session, actor: Principal, dataset_id: int, *, all_releases: list[ReleaseRequest] | None = None
+) -> dict[str, Any]:
+    """Everything the module docstring lists, for one dataset (``all_releases``: every release
+    request, newest first, read once by :func:`department_usage` for all its datasets)."""
     ds = get_dataset(session, dataset_id)
     _authorize(actor, ds)
     grants = list(session.execute(select(Grant).where(Grant.dataset_id == ds.id)).scalars())
@@ -87,9 +94,11 @@ def dataset_usage(session: Session, actor: Principal, dataset_id: int) -> dict[s
             )
         ).scalars()
     )
+    if all_releases is None:
+        all_releases = _releases(session)
     releases = [
         r
-        for r in session.execute(select(ReleaseRequest).order_by(ReleaseRequest.id.desc())).scalars()
+        for r in all_releases
         if any(d.get("id") == ds.id or d.get("name") == ds.name for d in (r.datasets or []))
     ]
     project_ids = (
@@ -198,8 +207,9 @@ def department_usage(session: Session, actor: Principal) -> list[dict[str, Any]]
             return []
         q = q.where(Dataset.org_id == actor.org_id)
     out = []
+    every = _releases(session)
     for ds in session.execute(q).scalars():
-        u = dataset_usage(session, actor, ds.id)
+        u = dataset_usage(session, actor, ds.id, all_releases=every)
         out.append(
             {
                 **u["dataset"],
