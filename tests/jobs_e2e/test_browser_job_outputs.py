@@ -236,3 +236,26 @@ def test_a_form_sent_by_script_shows_progress_until_its_button_returns(
     assert dev.page.locator("#submit-form").get_attribute("aria-busy") is None
     assert dev.page.url.endswith(f"/jobs?project={jobs['pid']}")
     dev.close()
+
+
+def test_a_waiting_job_shows_the_time_since_submission(browser, artifacts, live, jobs, tmp_path) -> None:
+    lab, url, token = live
+    folder = tmp_path / "held-model"
+    shutil.copytree(EXAMPLE, folder)
+    with Client(url, token) as c:
+        held = c.submit_job(jobs["pid"], folder, hold=True)  # pending until a steward admits it
+        assert held.state == "pending"
+        dev = Session(browser, url, artifacts, viewport={"width": 1280, "height": 900})
+        dev.login("developer")
+        dev.go(f"/jobs/{held.id}")
+        running = dev.page.locator("#job-running")
+        assert ZH["jobs.state.pending"] in running.inner_text()
+        dev.page.wait_for_function(
+            "() => /^\\d+:\\d\\d$/.test("
+            "document.querySelector('#job-running [data-elapsed-since]').textContent)"
+        )
+        first = running.locator("[data-elapsed-since]").inner_text()
+        dev.page.wait_for_timeout(1500)
+        assert running.locator("[data-elapsed-since]").inner_text() != first  # it ticks
+        dev.close()
+        c.cancel_job(held.id)
