@@ -19,6 +19,7 @@ Who may read it: providers of the dataset's own department, stewards and admins.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -67,10 +68,35 @@ def _month(ts: datetime) -> str:
     return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).astimezone(BEIJING).strftime("%Y-%m")
 
 
-def _reads(spec: dict[str, Any], name: str) -> bool:
+def _reads(spec: dict[str, Any] | None) -> frozenset[str]:
+    """The dataset names a job spec's actions read."""
     actions = (spec or {}).get("actions") or {}
     values = actions.values() if isinstance(actions, dict) else actions
-    return any(name in (a.get("datasets") or []) for a in values if isinstance(a, dict))
+    return frozenset(
+        n for a in values if isinstance(a, dict) for n in (a.get("datasets") or []) if isinstance(n, str)
+    )
+
+
+@dataclass(frozen=True)
+class _JobRow:
+    """What usage needs of a job, with the datasets its spec reads parsed once."""
+
+    id: int
+    project_id: int
+    name: str
+    state: str
+    finished_at: datetime | None
+    created_at: datetime
+    reads: frozenset[str]
+
+
+def _jobs(session: Session, project_ids: set[int] | None, limit: int = JOB_SCAN) -> list[_JobRow]:
+    """The newest jobs (of ``project_ids``; None: of every project), columns only."""
+    q = select(Job.id, Job.project_id, Job.name, Job.state, Job.finished_at, Job.created_at, Job.spec)
+    if project_ids is not None:
+        q = q.where(Job.project_id.in_(sorted(project_ids)))
+    rows = session.execute(q.order_by(Job.id.desc()).limit(limit)).all()
+    return [_JobRow(r[0], r[1], r[2], r[3], r[4], r[5], _reads(r[6])) for r in rows]
 
 
 def _releases(session: Session) -> list[ReleaseRequest]:
@@ -78,7 +104,12 @@ def _releases(session: Session) -> list[ReleaseRequest]:
 
 
 def dataset_usage(
-    session: Session, actor: Principal, dataset_id: int, *, all_releases: list[ReleaseRequest] | None = None
+    session: Session,
+    actor: Principal,
+    dataset_id: int,
+    *,
+    all_releases: list[ReleaseRequest] | None = None,
+    all_jobs: list[_JobRow] | None = None,
 ) -> dict[str, Any]:
     """Everything the module docstring lists, for one dataset (``all_releases``: every release
     request, newest first, read once by :func:`department_usage` for all its datasets)."""
@@ -104,13 +135,9 @@ def dataset_usage(
     project_ids = (
         {g.project_id for g in grants} | {e.project_id for e in charged} | {r.project_id for r in releases}
     )
-    jobs = [
-        j
-        for j in session.execute(
-            select(Job).where(Job.project_id.in_(sorted(project_ids))).order_by(Job.id.desc()).limit(JOB_SCAN)
-        ).scalars()
-        if _reads(j.spec, ds.name)
-    ]
+    if all_jobs is None:
+        all_jobs = _jobs(session, project_ids)
+    jobs = [j for j in all_jobs if j.project_id in project_ids and ds.name in j.reads][:JOB_SCAN]
     models = [
         m
         for m in session.execute(
@@ -208,8 +235,9 @@ def department_usage(session: Session, actor: Principal) -> list[dict[str, Any]]
         q = q.where(Dataset.org_id == actor.org_id)
     out = []
     every = _releases(session)
+    jobs = _jobs(session, None, limit=JOB_SCAN * 10)
     for ds in session.execute(q).scalars():
-        u = dataset_usage(session, actor, ds.id, all_releases=every)
+        u = dataset_usage(session, actor, ds.id, all_releases=every, all_jobs=jobs)
         out.append(
             {
                 **u["dataset"],
