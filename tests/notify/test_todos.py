@@ -148,11 +148,11 @@ def test_steward_grades_models_and_topups(world: World) -> None:
         row = topups.request_topup(
             s, principal(w, "dev"), w.project_id, w.dataset_id, epsilon=0.5, reason="二期调研"
         )
-    assert ("todo.decide_topup", "/query") in kinds(w, "steward")
+    assert ("todo.decide_topup", f"/query?project_id={w.project_id}") in kinds(w, "steward")
     assert ("budget.topup_requested", f"topup:{row['id']}") in unread(w, "steward")
     with w.lab.tx() as s:
         topups.decide_topup(s, principal(w, "steward"), row["id"], approve=True)
-    assert ("todo.decide_topup", "/query") not in kinds(w, "steward")
+    assert ("todo.decide_topup", f"/query?project_id={w.project_id}") not in kinds(w, "steward")
     assert ("budget.topup_requested", f"topup:{row['id']}") not in unread(w, "steward")
     assert ("budget.topup_approved", f"topup:{row['id']}") in unread(w, "dev")
 

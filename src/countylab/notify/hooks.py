@@ -96,7 +96,7 @@ def topup_notice(session: Session, row: BudgetTopup, actor_id: int | None = None
             "budget.topup_requested",
             recipients=to_roles("steward"),
             target=target,
-            link="/query",
+            link=f"/query?project_id={row.project_id}",
             actor_id=actor_id,
             **facts,
         )
@@ -107,7 +107,7 @@ def topup_notice(session: Session, row: BudgetTopup, actor_id: int | None = None
             f"budget.topup_{row.status}",
             recipients=to_users(row.requested_by),
             target=target,
-            link="/query",
+            link=f"/query?project_id={row.project_id}",
             actor_id=actor_id,
             **facts,
         )

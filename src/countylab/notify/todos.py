@@ -27,6 +27,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from countylab import labels
+from countylab.i18n import LANGS
 from countylab.identity.access import Principal
 from countylab.identity.roles import Role
 from countylab.notify.messages import age, aware, words
@@ -198,6 +200,11 @@ def _developer(session: Session, p: Principal) -> list[Todo]:
     return out
 
 
+def _grade_words(code: str | None) -> dict[str, str]:
+    """The grade by name in each language (一般数据3级), never its code (general_3)."""
+    return {lang: labels.label("grade", code, lang) for lang in LANGS}
+
+
 def _steward(session: Session) -> list[Todo]:
     out: list[Todo] = []
     grades = session.execute(
@@ -212,7 +219,7 @@ def _steward(session: Session) -> list[Todo]:
                 "todo.confirm_grade",
                 f"/datasets/{d.id}",
                 d.data_updated_at or d.updated_at or d.created_at,
-                {"id": d.id, "title": d.title, "grade": d.proposed_grade},
+                {"id": d.id, "title": d.title, "grade": _grade_words(d.proposed_grade)},
             )
         )
     models = session.execute(
@@ -236,7 +243,7 @@ def _steward(session: Session) -> list[Todo]:
         out.append(
             Todo(
                 "todo.decide_topup",
-                "/query",
+                f"/query?project_id={t.project_id}",  # the console of the project that asks
                 t.created_at,
                 {"id": t.id, "project": titles.get(t.project_id, ""), "epsilon": f"{t.epsilon:g}"},
             )
