@@ -64,7 +64,11 @@ def items(
     )
     if unread_only:
         q = q.where(NotificationRecipient.read_at.is_(None))
-    q = q.order_by(Notification.id.desc()).limit(max(1, min(limit, MAX_PAGE))).offset(max(0, offset))
+    q = (
+        q.order_by(NotificationRecipient.notification_id.desc())
+        .limit(max(1, min(limit, MAX_PAGE)))
+        .offset(max(0, offset))
+    )
     return [
         Item(n.id, n.kind, n.target, n.link, dict(n.facts or {}), n.created_at, read_at)
         for n, read_at in session.execute(q).all()

@@ -43,6 +43,7 @@ class NotificationRecipient(Base):
     __table_args__ = (
         UniqueConstraint("notification_id", "user_id", name="uq_notification_recipient"),
         Index("ix_notification_recipients_unread", "user_id", "read_at"),
+        Index("ix_notification_recipients_user", "user_id", "notification_id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"))

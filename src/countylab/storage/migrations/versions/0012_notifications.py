@@ -46,6 +46,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("notification_id", "user_id", name="uq_notification_recipient"),
     )
     op.create_index("ix_notification_recipients_unread", "notification_recipients", ["user_id", "read_at"])
+    op.create_index(
+        "ix_notification_recipients_user", "notification_recipients", ["user_id", "notification_id"]
+    )
     op.create_table(
         "notification_deliveries",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -81,6 +84,7 @@ def downgrade() -> None:
     op.drop_table("notify_contacts")
     op.drop_index("ix_notification_deliveries_due", "notification_deliveries")
     op.drop_table("notification_deliveries")
+    op.drop_index("ix_notification_recipients_user", "notification_recipients")
     op.drop_index("ix_notification_recipients_unread", "notification_recipients")
     op.drop_table("notification_recipients")
     op.drop_index("ix_notifications_target", "notifications")
