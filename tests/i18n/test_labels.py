@@ -35,6 +35,7 @@ DYNAMIC_ACTIONS = {
     "budget.topup_approved",
     "budget.topup_refused",
     "audit.export",
+    "dataset.push_summary",
 }
 
 
