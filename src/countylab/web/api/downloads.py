@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from countylab.catalog.downloads import dataset_download
-from countylab.errors import TooLarge
+from countylab.errors import ValidationFailed
 from countylab.export import content_disposition, table_to_csv, table_to_xlsx
 from countylab.web.deps import Actor, LabDep
 from countylab.web.params import Id, Seed
@@ -55,10 +55,11 @@ def download(
     """Download as CSV (UTF-8 with BOM) or XLSX; ``kind=rows`` only for confirmed open data."""
     lang = str(getattr(request.state, "lang", "zh-CN"))
     if format == "xlsx" and rows > MAX_XLSX_ROWS:
-        raise TooLarge(
+        raise ValidationFailed(
             f"XLSX 最多 {MAX_XLSX_ROWS:,} 行；更多行请下载 CSV",
             f"XLSX holds at most {MAX_XLSX_ROWS:,} rows; download CSV for more",
             reason="too_many_rows",
+            field="rows",
             limit=MAX_XLSX_ROWS,
         )
     got = dataset_download(lab, actor, dataset_id, kind, rows, seed=seed)
