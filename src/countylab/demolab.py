@@ -225,7 +225,7 @@ class LiveFeeds:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
-        self.lab.ingestion.committer.summaries.flush(self.lab.tx)
+        self.lab.ingestion.committer.flush_summaries()
 
     def _run(self) -> None:
         from countylab.catalog.push_summary import feed_principal

@@ -104,8 +104,32 @@ def test_feed_pushes_become_one_summary_per_period(world: tuple[Lab, int, Clock]
         assert s.query(PushKey).filter_by(dataset_id=ds_id).count() == 6  # every push still recorded
         assert audit.verifier.verify_configured(s, lab.settings).summary().ok  # the chain covers summaries
     # a clean stop writes the open period (feed-5) at once
-    assert lab.ingestion.committer.summaries.flush(lab.tx) == 1
+    assert lab.ingestion.committer.flush_summaries() == 1
     assert [e.details["batches"] for e in _events(lab, "dataset.push_summary")] == [5, 1]
+
+
+def test_a_failed_feed_push_is_an_individual_event_and_counted(
+    world: tuple[Lab, int, Clock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from countylab.catalog import push_commit
+
+    lab, ds_id, clock = world
+    feed = push_summary.feed_principal()
+    original = push_commit._record
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("metadata database unavailable")
+
+    monkeypatch.setattr(push_commit, "_record", broken)
+    with pytest.raises(RuntimeError):
+        lab.ingestion.push(feed, ds_id, _rows(100, 3), "fails")
+    monkeypatch.setattr(push_commit, "_record", original)
+    (failed,) = _events(lab, "dataset.push")
+    assert failed.outcome == "failed" and failed.details["batches"][0]["key"] == "fails"
+    assert lab.ingestion.push(feed, ds_id, _rows(100, 3), "fails") == (True, 3)  # the retry lands
+    lab.ingestion.committer.summaries.flush(lab.tx)
+    (summary,) = _events(lab, "dataset.push_summary")
+    assert (summary.details["batches"], summary.details["failures"], summary.outcome) == (1, 1, "failed")
 
 
 def test_a_persons_push_stays_an_individual_event(world: tuple[Lab, int, Clock]) -> None:

@@ -109,6 +109,11 @@ class GroupCommitter:
         self._decided = threading.Condition()
         self.summaries = PushSummaries()  # feed pushes, audited per period (period set by the Lab)
 
+    def flush_summaries(self) -> int:
+        """Write every open push summary now, between two group commits (a feed's clean stop)."""
+        with self._publishing:  # no commit is between planning and applying its tallies
+            return self.summaries.flush(self.tx)
+
     def submit(self, push: PendingPush, timeout_s: float = 60.0) -> bool:
         """Queue one validated push and wait until it is durable and visible; False if duplicate."""
         self._ensure_threads()
@@ -246,7 +251,7 @@ class GroupCommitter:
         try:
             self._commit(staged)
         except BaseException as exc:  # noqa: BLE001 - every waiting request must hear back
-            self.summaries.failed(staged.items)
+            self.summaries.record_failure(self.tx, staged.items, exc)
             _fail(staged.items, exc)
         finally:
             filelock.release(staged.claim)

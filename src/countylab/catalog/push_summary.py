@@ -28,6 +28,7 @@ and the counts add up.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -44,6 +45,7 @@ from countylab.storage.catalog_models import PushKey
 from countylab.storage.models import AuditEvent
 
 SUMMARY_ACTION = "dataset.push_summary"
+log = logging.getLogger(__name__)
 DEFAULT_PERIOD_S = 600.0
 
 
@@ -165,6 +167,35 @@ class PushSummaries:
                         item.dataset_id, item.actor.user_id, item.actor.username, self._period_of(now)
                     )
                     self._open[slot] = replace(t, failures=t.failures + 1)
+
+    def record_failure(self, tx: Callable[[], Any], items: Iterable[_Push], error: BaseException) -> None:
+        """A feed's push that failed to commit: counted in its period AND audited on its own.
+
+        Written in a transaction of its own (the push's rolled back); if the database itself is
+        what failed, this may fail too, and the count in the period's summary remains.
+        """
+        mine = [i for i in items if summarised(i.actor)]
+        if not mine:
+            return
+        self.failed(mine)
+        try:
+            with tx() as s:
+                for item in mine:
+                    audit.append(
+                        s,
+                        actor_id=item.actor.user_id,
+                        actor=item.actor.username,
+                        action="dataset.push",
+                        target=f"dataset:{item.dataset_id}",
+                        details={
+                            "rows": item.rows,
+                            "batches": [{"key": item.key, "rows": item.rows}],
+                            "error": type(error).__name__,
+                        },
+                        outcome="failed",
+                    )
+        except Exception:  # noqa: BLE001 - the caller already hears about the failure
+            log.warning("could not audit a failed feed push", exc_info=True)
 
     def write(self, session: Session, closed: Iterable[Tally]) -> None:
         for t in closed:
