@@ -262,7 +262,9 @@ def recover_unsummarised(
         return None
     named: set[str] = set()
     events = select(AuditEvent.details).where(
-        AuditEvent.action == "dataset.push", AuditEvent.target == f"dataset:{dataset_id}"
+        AuditEvent.action == "dataset.push",
+        AuditEvent.target == f"dataset:{dataset_id}",
+        AuditEvent.outcome == "ok",  # a failed push's key may have landed later, unsummarised
     )
     if since is not None:
         events = events.where(AuditEvent.ts > _aware(since).isoformat(timespec="microseconds"))
