@@ -142,3 +142,24 @@ def test_plain_xls_and_a_dataset_registered_by_title_only(world):
     r = c.post(f"/api/datasets/{made.json()['id']}/versions", files={"file": ("名单.xls", buf.getvalue())})
     assert r.status_code == 201, r.text
     assert r.json()["row_count"] == len(PEOPLE)
+
+
+def test_next_months_roster_fits_the_columns_by_their_titles(world):
+    """The second upload of a roster keeps the pinyin columns: headers match the titles."""
+    c, did, lab = world["c"], world["id"], world["lab"]
+    first = _stage(c, did, "十一月.xlsx", roster_xlsx())
+    r = c.post(
+        f"/api/datasets/{did}/uploads/{first['upload_id']}/commit", json={"names": first["suggested_names"]}
+    )
+    assert r.status_code == 201, r.text
+    second = _stage(c, did, "十二月.xlsx", roster_xlsx(PEOPLE[:3]))
+    assert second["suggested_names"]["出生日期"] == "chushengriqi"
+    r = c.post(f"/api/datasets/{did}/uploads/{second['upload_id']}/commit", json={"mode": "append"})
+    assert r.status_code == 201, r.text
+    assert r.json()["version"] == 2
+    one_step = c.post(f"/api/datasets/{did}/versions", files={"file": ("gbk.csv", roster_csv_gbk())})
+    assert one_step.status_code == 201, one_step.text
+    with lab.read() as s:
+        ds = catalog.get_dataset(s, did)
+        assert ds.row_count == len(PEOPLE) and ds.current_version == 3
+        assert "xingming" in [col.name for col in catalog.columns(s, did)]

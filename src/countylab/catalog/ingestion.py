@@ -281,6 +281,7 @@ class Ingestion:
             ds = catalog.get_dataset(s, dataset_id)
             catalog.authorize_write(actor, ds)
             existing = TableSchema.from_json(ds.table_schema) if ds.table_schema else None
+            titles = {c.title: c.name for c in catalog.columns(s, ds.id) if c.title}
         path, meta = self._staged(actor, dataset_id, upload_id)
         try:
             fmt = meta["format"]
@@ -293,6 +294,8 @@ class Ingestion:
                 header_row = staged[0]
             skip = frozenset(meta.get("skip_rows") or ()) if skip_rows is None else skip_rows
             layout = detect(sample, header_row=header_row, skip_rows=skip)
+            if existing is not None:  # the columns are fixed: headers map to them by name or title
+                names = suggest_names(layout, existing, titles)
             rename = {h: n for h, n in (names or {}).items() if h in layout.names and n and n != h}
             if not rename and not needs_tidy(layout, sample):
                 return self.ingest_file(actor, dataset_id, path, schema_override=schema_override, **plain)
