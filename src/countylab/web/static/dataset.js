@@ -15,7 +15,8 @@
       live.hidden = !d.stream_rows;
       live.querySelector("span").textContent = fmt(d.stream_rows);
       if (d.data_updated_at) {
-        const t = new Date(d.data_updated_at.endsWith("Z") || d.data_updated_at.includes("+") ? d.data_updated_at : d.data_updated_at + "Z");
+        const utc = new Date(d.data_updated_at.endsWith("Z") || d.data_updated_at.includes("+") ? d.data_updated_at : d.data_updated_at + "Z");
+        const t = new Date(utc.getTime() + 8 * 3600 * 1000);  // Beijing time (UTC+8, no DST), like the page
         const pad = (x) => String(x).padStart(2, "0");
         document.getElementById("freshness").textContent =
           `${t.getUTCFullYear()}-${pad(t.getUTCMonth() + 1)}-${pad(t.getUTCDate())} ` +

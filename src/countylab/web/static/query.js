@@ -163,7 +163,8 @@
     if (!tbody) return;
     tbody.querySelector("tr.empty")?.remove();
     const tr = el("tr");
-    tr.appendChild(el("td", { class: "nowrap" }, new Date().toISOString().slice(0, 19).replace("T", " ")));
+    const beijing = new Date(Date.now() + 8 * 3600 * 1000).toISOString();  // the page shows Beijing time
+    tr.appendChild(el("td", { class: "nowrap" }, beijing.slice(0, 19).replace("T", " ")));
     tr.appendChild(el("td", {}, document.querySelector(".topbar .me")?.textContent || ""));
     tr.appendChild(el("td")).appendChild(el("code", {}, sql));
     tr.appendChild(el("td", {}, data ? fmt(data.epsilon_spent) : "0"));
