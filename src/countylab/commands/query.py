@@ -66,7 +66,7 @@ def query(
         else f"ε spent 本次消耗 {data['epsilon_spent']:g}, δ {data['delta_spent']:.2g}"
     )
     renews = next((b.get("renews_at") for b in data.get("budget") or [] if b.get("renews_at")), None)
-    tail = f"; renews 更新于 {renews[:10]}" if renews else ""
+    tail = f"; renews 更新于 {display.when(renews, 'date')}" if renews else ""
     out.print(f"{spent}; ε remaining 剩余 {data['budget_remaining']:.4g}{tail}")
     for note in data.get("notes") or []:
         out.print(f"[dim]{note}[/]")
