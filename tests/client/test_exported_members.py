@@ -6,6 +6,7 @@ import countylab_client.testing
 EXPECTED = {
     "Job",
     "Model",
+    "ModelField",  # one named input of a model's schema (model.schema)
     "ReleaseRequest",
     "ReleasedFile",
     "file_entry",
