@@ -24,6 +24,8 @@ from countylab.storage.models import AuditEvent
 
 #: most events one export writes; a county's year of events after summarised pushes fits easily
 EXPORT_MAX_ROWS = 200_000
+#: an XLSX is built in memory and opened by people; beyond this, CSV (as for dataset downloads)
+EXPORT_MAX_XLSX_ROWS = 100_000
 OUTCOMES = ("ok", "denied", "failed")
 GROUP_PREFIX = "group:"
 #: the audited event of an export (who took a copy of which part of the log)
