@@ -102,13 +102,13 @@ def test_page_shows_names_people_and_beijing_time(world: tuple[Lab, TestClient])
     _, client = world
     html = client.get("/audit").text
     assert "推送数据" in html and "李提供 (prov)" in html and "王安全 (steward1)" in html
-    assert "一般数据2级" in html and "行数：<span class=\"data\">12,345</span>" in html
+    assert "一般数据2级" in html and '行数：<span class="data">12,345</span>' in html
     assert "2025-06-04 23:59:00" in html and "2025-06-05 12:14:00" in html  # UTC + 8 h
     assert "时间（北京时间）" in html and "拒绝" in html and "数据集 #1" in html and "项目 #1" in html
     assert ">dataset.push<" not in html and "+00:00<" not in html and "general_2" not in html
     client.cookies.set("lang", "en")
     en = client.get("/audit").text
-    assert "data pushed" in en and "Time (Beijing)" in en and "rows: <span class=\"data\">12,345</span>" in en
+    assert "data pushed" in en and "Time (Beijing)" in en and 'rows: <span class="data">12,345</span>' in en
 
 
 def test_filters_narrow_page_api_and_export_alike(world: tuple[Lab, TestClient]) -> None:
@@ -211,3 +211,16 @@ def test_paging_walks_every_event_once(
         url = m.group(1).replace("&amp;", "&") if m else None
     assert len(seen) == 120 == len(set(seen))
     assert "共 120 条符合条件的事件" in client.get("/audit?action=query.run").text
+
+
+def test_too_many_events_for_one_export_is_a_clear_refusal(
+    world: tuple[Lab, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from countylab.audit import search
+
+    _, client = world
+    monkeypatch.setattr(search, "EXPORT_MAX_XLSX_ROWS", 2)
+    params = {"until": "2025-12-31"}
+    refused = client.get("/audit/export.xlsx", params=params)
+    assert refused.status_code == 422 and "请缩小日期范围" in refused.text
+    assert client.get("/audit/export.csv", params=params).status_code == 200
