@@ -85,6 +85,11 @@ def test_cli_release_create_list_download(live: tuple[World, str], tmp_path: Pat
     got = runner.invoke(app, ["release", "download", str(rid), "--to", str(tmp_path), *dev])
     assert got.exit_code == 0, got.output
     assert (tmp_path / "by_village.csv").read_bytes() == SAFE_TABLE
+    # an unknown request is a failure with one line, not an empty success
+    missing = runner.invoke(app, ["release", "download", str(rid + 999), "--to", str(tmp_path / "x"), *dev])
+    assert missing.exit_code != 0 and type(missing.exception).__name__ == "UserError"  # one line in main()
+    assert f"request {rid + 999} has no released files" in str(missing.exception)
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.needs("sandbox")

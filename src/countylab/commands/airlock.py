@@ -11,6 +11,7 @@ from rich.table import Table
 
 from countylab.commands import display
 from countylab.commands.remote import Token, Url, client, out
+from countylab.errors import UserError
 
 release_app = typer.Typer(help="Release requests from job outboxes (出域申请).", no_args_is_help=True)
 model_app = typer.Typer(help="Model registry and in-domain predictions (模型不出域).", no_args_is_help=True)
@@ -134,15 +135,22 @@ def download(
 
     with client(url, token) as c:
         files = [f for f in c.released_files() if f.request_id == request_id]
+        if not files:  # unknown, not yours, or not released: a failure, not an empty success
+            raise UserError(
+                f"出域申请 {request_id} 没有你可下载的已出域文件（申请不存在、尚未出域或不属于你的项目）",
+                f"release request {request_id} has no released files you may download "
+                "(no such request, not released yet, or not your project's)",
+            )
         to.mkdir(parents=True, exist_ok=True)
         for f in files:
             data = c.download_release_file(f.id)
             if hashlib.sha256(data).hexdigest() != f.released_sha256:
-                raise typer.Exit(code=1)
+                raise UserError(
+                    f"{f.name} 的 SHA-256 与出域记录不符，未保存",
+                    f"{f.name}: SHA-256 differs from the release record; not saved",
+                )
             (to / Path(f.name).name).write_bytes(data)
             out.print(f"[green]✔[/] {f.name} sha256={f.released_sha256}")
-    if not files:
-        out.print("no released files for this request / 该申请没有已出域的文件")
 
 
 @model_app.command("register")
