@@ -191,3 +191,38 @@ def test_important_data_needs_the_security_officer_too(world: World) -> None:
             ds = s.get(Dataset, world.dataset_id)
             assert ds is not None
             ds.grade = "general_3"
+
+
+def test_a_released_table_downloads_for_excel_as_xlsx_and_csv_with_bom(world: World) -> None:
+    """The same released cells, re-encoded so WPS/Excel open them cleanly; audited as downloads."""
+    import csv
+    import io
+
+    import openpyxl
+
+    job = world.make_job({"by_village.csv": SAFE_TABLE, "metrics.json": b'{"rmse": 1.5}'})
+    dev = world.client("dev")
+    req = dev.post("/api/airlock/requests", json=request_body(job, "by_village.csv", "metrics.json")).json()
+    table_id, json_id = (f["id"] for f in req["files"])
+    assert dev.get(f"/api/airlock/files/{table_id}/download?format=xlsx").status_code == 409  # not released
+    for checker in ("checker", "checker2"):
+        assert world.client(checker).post(
+            f"/api/airlock/requests/{req['id']}/votes", json={"choice": "approve"}
+        )
+    before = sum(1 for a, _, _ in audit_actions(world.lab) if a == "release.download")
+
+    original = list(csv.reader(io.StringIO(SAFE_TABLE.decode())))
+    xlsx = dev.get(f"/api/airlock/files/{table_id}/download?format=xlsx")
+    assert xlsx.status_code == 200 and "by_village.xlsx" in xlsx.headers["content-disposition"]
+    assert xlsx.headers["x-content-sha256"] == hashlib.sha256(SAFE_TABLE).hexdigest()
+    rows = [[c.value for c in r] for r in openpyxl.load_workbook(io.BytesIO(xlsx.content)).active.iter_rows()]
+    assert rows[1] == original[0]  # row 1 is the title, then the header
+    assert [[str(v) for v in r] for r in rows[2:]] == original[1:]
+    bom = dev.get(f"/api/airlock/files/{table_id}/download?format=csv")
+    assert bom.status_code == 200 and bom.content.startswith(b"\xef\xbb\xbf")
+    assert list(csv.reader(io.StringIO(bom.content.decode("utf-8-sig")))) == original
+    # a file that is not a table is only ever downloaded as it is; an unknown format is refused
+    assert dev.get(f"/api/airlock/files/{json_id}/download?format=xlsx").status_code == 400
+    assert dev.get(f"/api/airlock/files/{table_id}/download?format=pdf").status_code == 422
+    after = sum(1 for a, _, _ in audit_actions(world.lab) if a == "release.download")
+    assert after == before + 2

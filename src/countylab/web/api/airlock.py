@@ -12,8 +12,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from countylab.airlock import spreadsheet
 from countylab.airlock.render.store import warm_files
 from countylab.airlock.service import FileChoice
+from countylab.export import content_disposition
 from countylab.identity.access import Principal
 from countylab.serving.registry import ModelCard
 from countylab.storage.airlock_models import RegisteredModel
@@ -208,9 +210,22 @@ def released(actor: Actor, lab: LabDep) -> dict[str, Any]:
 
 
 @router.get("/airlock/files/{file_id}/download", response_class=Response, responses=ANY_FILE)
-def download(file_id: Id, actor: Actor, lab: LabDep) -> Response:
+def download(file_id: Id, actor: Actor, lab: LabDep, format: spreadsheet.Format | None = None) -> Response:
+    """The released bytes as they are; ``format=xlsx|csv`` converts a released table for Excel."""
     with lab.read() as s:
         content = lab.airlock.content(s, actor, file_id, "download")
+    if format is not None:
+        data, name = spreadsheet.convert(content.name, content.data, format)  # 422 for non-tables
+        lab.airlock.audit_reads(lab.tx, actor, contents=[content])
+        return Response(
+            data,
+            media_type=spreadsheet.MEDIA_TYPES[format],
+            headers={
+                "Content-Disposition": content_disposition(name),
+                "X-Content-SHA256": content.sha256,  # of the released original this was made from
+                "Cache-Control": "no-store",
+            },
+        )
     lab.airlock.audit_reads(lab.tx, actor, contents=[content])
     return _file_response(content, inline=False)
 

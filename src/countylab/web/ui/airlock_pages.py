@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from countylab.airlock import spreadsheet
 from countylab.airlock.release import FileContent
 from countylab.airlock.render.store import warm_files, warm_request
 from countylab.airlock.service import FileChoice
@@ -22,6 +23,7 @@ from countylab.serving.batch import records_from_upload
 from countylab.serving.registry import MAX_ROWS, ModelCard
 from countylab.serving.schema import InputSchema
 from countylab.web.api.airlock import _file_response, model_view
+from countylab.web.api.airlock import download as api_download
 from countylab.web.deps import Actor, LabDep
 from countylab.web.params import Id, Page
 from countylab.web.ui.common import form_action, lang_of, render
@@ -279,11 +281,8 @@ def released_page(request: Request, actor: Actor, lab: LabDep) -> Response:
 
 
 @router.get("/airlock/files/{file_id}/download")
-def download(file_id: Id, actor: Actor, lab: LabDep) -> Response:
-    with lab.read() as s:
-        content = lab.airlock.content(s, actor, file_id, "download")
-    lab.airlock.audit_reads(lab.tx, actor, contents=[content])
-    return _file_response(content, inline=False)
+def download(file_id: Id, actor: Actor, lab: LabDep, format: spreadsheet.Format | None = None) -> Response:
+    return api_download(file_id, actor, lab, format)
 
 
 @router.get("/airlock/files/{file_id}/preview")
