@@ -11,7 +11,7 @@ import pytest
 from openpyxl import load_workbook
 
 from countylab.catalog import service as catalog
-from tests.support import api_client, build_lab, create_user
+from tests.support import api_client, audit_actions, build_lab, create_user
 
 CSV = "resident_id,name,age,town\n" + "".join(
     f"R{i:04d},{['张伟', '王芳'][i % 2]},{20 + i},{['城关镇', '青禾镇'][i % 2]}\n" for i in range(1, 31)
@@ -82,6 +82,9 @@ def test_real_rows_only_for_confirmed_open_data(world):
     names = {ws.cell(row=i, column=2).value for i in range(3, 33)}
     assert names == {"张伟", "王芳"}
     assert "-数据-" in _filename(r)
+    # real rows are audited (who, how many, which format); dummy downloads are not
+    taken = [e for e in audit_actions(world["lab"]) if e[0] == "dataset.download"]
+    assert len(taken) == 1 and taken[0][2] == "ok", taken
 
 
 def test_too_many_xlsx_rows_is_refused_in_both_languages(world):
