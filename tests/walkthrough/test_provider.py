@@ -61,6 +61,7 @@ def test_provider_tutorial(browser: Any, demo: Demo, artifacts: Path) -> None:
     page.wait_for_selector(".flash-ok")
     assert "v1" in page.locator(".flash-ok").inner_text()
     assert page.locator("h1").first.inner_text().startswith(TITLE)
+    assert page.locator("h1 .badge.pending").inner_text() == "待确认"  # the steward confirms the grade
     with demo.lab.read() as db:
         ds = catalog.get_by_name(db, generated)
         assert ds.title == TITLE and ds.row_count == 5

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-from countylab.catalog import service as catalog
 from tests.browser import Session
 from tests.walkthrough.world import (
     ROSTER,
@@ -46,14 +45,22 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         assert staged.status_code == 201, staged.text
         done = provider.post(f"/api/datasets/{did}/uploads/{staged.json()['upload_id']}/commit", json={})
         assert done.status_code in (200, 201), done.text
-        with d.lab.read() as s:
-            residents = catalog.get_by_name(s, "residents").id
-        asked = d.api("developer").post(
-            f"/api/projects/{d.project_id()}/budget-topups",
-            json={"dataset_id": residents, "epsilon": 0.5, "reason": "按乡镇统计独居高龄老人，需追加预算"},
-        )
-        assert asked.status_code in (200, 201), asked.text
         yield d
+
+
+def _developer_asks_for_budget(browser: Any, demo: Demo, artifacts: Path) -> None:
+    """The tutorial's preparation: the developer asks for ε 0.5 more on 数据黑匣."""
+    dev = demo.session(browser, "developer", artifacts)
+    dev.page.click("#sidebar >> text=数据黑匣")
+    form = dev.page.locator("#topup-form")
+    form.locator("select[name=dataset_id]").select_option(label="residents")
+    form.locator("input[name=epsilon]").fill("0.5")
+    form.locator("input[name=reason]").fill("按乡镇统计独居高龄老人，需追加预算")
+    form.locator("button[type=submit]").click()
+    dev.page.wait_for_load_state()
+    row = dev.page.locator("#topup-table tbody tr").first.inner_text()
+    assert "按乡镇统计独居高龄老人" in row and "待审批" in row, row
+    dev.close()
 
 
 def _search(s: Session, words: str) -> list[str]:
@@ -65,6 +72,7 @@ def _search(s: Session, words: str) -> list[str]:
 
 def test_steward_tutorial(browser: Any, demo: Demo, artifacts: Path) -> None:
     started = datetime.now(UTC)
+    _developer_asks_for_budget(browser, demo, artifacts)
     s = demo.session(browser, "steward", artifacts)
     page = s.page
     # 1. the to-do list: the new dataset's grade and the developer's top-up wait here
@@ -93,7 +101,7 @@ def test_steward_tutorial(browser: Any, demo: Demo, artifacts: Path) -> None:
     # 3. the top-up: approve it on the 隐私计算 page
     topup_todo.locator("a").first.click()
     row = page.locator("#topup-table tbody tr").first
-    assert "按乡镇统计独居高龄老人" in row.inner_text()
+    assert "按乡镇统计独居高龄老人" in row.inner_text() and "刘开发" in row.inner_text()  # by name
     row.locator("button[value=approve]").click()
     page.wait_for_load_state()
     assert "已批准" in page.locator("#topup-table tbody tr").first.inner_text()
