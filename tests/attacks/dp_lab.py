@@ -234,6 +234,15 @@ def _shape(value: Any) -> Any:
     return type(value).__name__
 
 
+def _types(value: Any) -> Any:
+    """Like :func:`_shape` but strings too are reduced to their type (rendered noisy numbers)."""
+    if isinstance(value, dict):
+        return {k: _types(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_types(v) for v in value]
+    return None if value is None else type(value).__name__
+
+
 def outcome(resp: Any) -> dict[str, Any]:
     """What an attacker sees of a response, minus the noise and per-request ids.
 
@@ -249,7 +258,16 @@ def outcome(resp: Any) -> dict[str, Any]:
         seen["message"] = err.get("message")
         seen["details"] = _shape(err.get("details") or {})
         return seen
+    display = body.pop("display", None) if isinstance(body, dict) else None
     seen["shape"] = _shape(body)
+    if isinstance(display, dict):
+        # the display block renders the noisy numbers as text (rounded, with intervals): those
+        # strings are noise like the numbers, so only their types count; headers, names and which
+        # cells are missing must be the same whatever the rows are
+        seen["display"] = {
+            k: (_shape(v) if k in ("headers", "roles", "names", "missing", "interval_level") else _types(v))
+            for k, v in sorted(display.items())
+        }
     rows = body.get("rows") or []
     seen["rows"] = len(rows)
     seen["cells"] = [[_shape(v) for v in r] for r in rows[:3]]
