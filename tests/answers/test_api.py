@@ -45,6 +45,9 @@ def test_town_names_appear_next_to_codes_and_the_raw_answer_is_unrounded(demo_la
     en.headers["Accept-Language"] = "en"
     again = ask(en, ELDERLY_SQL, project, epsilon=0.5).json()
     assert again["cached"] and again["display"]["headers"] == ["town", "People"]
+    # the notes: English in the API's notes and the English display, Chinese in the Chinese display
+    assert data["notes"] == again["notes"] == again["display"]["notes"] and "ε-DP" in data["notes"][0]
+    assert shown["notes"][0].startswith("纯 ε-差分隐私") and len(shown["notes"]) == len(data["notes"])
 
 
 def test_names_cost_nothing_the_budget_spent_is_identical_with_and_without_labels(demo_lab):

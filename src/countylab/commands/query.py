@@ -68,7 +68,7 @@ def query(
     renews = next((b.get("renews_at") for b in data.get("budget") or [] if b.get("renews_at")), None)
     tail = f"; renews 更新于 {display.when(renews, 'date')}" if renews else ""
     out.print(f"{spent}; ε remaining 剩余 {data['budget_remaining']:.4g}{tail}")
-    for note in data.get("notes") or []:
+    for note in (data.get("display") or {}).get("notes") or data.get("notes") or []:
         out.print(f"[dim]{note}[/]")
     if output is not None:
         out.print(f"saved 已保存: {output}")

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from countylab.errors import TooLarge
 from countylab.privacy.mechanisms import key_text
+from countylab.privacy.notes import note
 from countylab.privacy.planner import QueryPlan, build_plan
 from countylab.privacy.release import Noisy, Rows, add_noise, agg_cell, released_keys
 from countylab.privacy.result import DPResult, Interval, QueryFailed
@@ -198,19 +199,18 @@ def _order(
 
 
 def _notes(plan: QueryPlan, threshold: int | None) -> list[str]:
+    """How the answer was made, in English from ``dp.note.*`` (``privacy.notes`` localises them)."""
     notes = [
-        f"pure ε-DP (Laplace, OpenDP); ε={plan.epsilon:g} split equally over "
-        f"{len(plan.measurements)} measurement(s); "
-        f"each unit contributes ≤ {plan.model.contribution} row(s) of the aggregated relation "
-        "(bounded after joins and WHERE)",
-        "numeric values clamped to steward bounds; NULL numbers count as the bounds' midpoint",
+        note(
+            "pure",
+            epsilon=f"{plan.epsilon:g}",
+            measurements=len(plan.measurements),
+            contribution=plan.model.contribution,
+        ),
+        note("clamped"),
     ]
     if any(m.fixed is not None for m in plan.measurements):
-        notes.append(
-            "sums are exact fixed-point integer sums (resolution ≈ 1e-6 of the bounds) with integer noise"
-        )
+        notes.append(note("fixed_point"))
     if threshold is not None:
-        notes.append(
-            f"group keys not public: DP partition selection, threshold {threshold}, δ={plan.delta:g}"
-        )
+        notes.append(note("partition", threshold=threshold, delta=f"{plan.delta:g}"))
     return notes

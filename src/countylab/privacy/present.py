@@ -27,6 +27,7 @@ from countylab.i18n import normalise, translator
 from countylab.identity.access import Principal, authorize
 from countylab.identity.roles import Permission
 from countylab.privacy import answers
+from countylab.privacy.notes import localise
 from countylab.storage.catalog_models import DatasetColumn, KeySet
 from countylab.storage.models import Dataset
 from countylab.storage.privacy_models import QueryRun
@@ -373,6 +374,7 @@ def display(answer: dict[str, Any], sql: str, meta: AnswerMeta, lang: str) -> di
         "names": names,
         "missing": missing,
         "interval_level": INTERVAL_LEVEL,
+        "notes": [localise(str(n), lang) for n in answer.get("notes") or []],
     }
 
 
@@ -447,4 +449,4 @@ def note_lines(answer: dict[str, Any], lang: str) -> list[str]:
     ]
     if answer.get("datasets"):
         lines.append(t("answers.note_datasets", datasets=", ".join(answer["datasets"])))
-    return lines + [str(n) for n in answer.get("notes") or []]
+    return lines + [localise(str(n), lang) for n in answer.get("notes") or []]

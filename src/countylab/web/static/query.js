@@ -143,7 +143,7 @@
       result.appendChild(ul);
     }
     const notes = el("ul", { class: "muted small" });
-    (data.notes || []).forEach((n) => notes.appendChild(el("li", {}, n)));
+    ((data.display && data.display.notes) || data.notes || []).forEach((n) => notes.appendChild(el("li", {}, n)));
     result.appendChild(notes);
     drawChart(data, d);
   }
