@@ -4,6 +4,7 @@ same templates, so a Chinese reader never gets an English sentence (item 6)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,7 @@ def test_every_engine_note_reads_in_chinese_with_its_figures(key: str) -> None:
 def test_the_engine_writes_its_notes_from_the_templates() -> None:
     from countylab.privacy import engine
 
-    source = open(engine.__file__, encoding="utf-8").read()
+    source = Path(engine.__file__).read_text(encoding="utf-8")
     body = source[source.index("def _notes(") : source.index("return notes", source.index("def _notes("))]
     assert "ε-DP" not in body and set(re.findall(r'note\(\s*"(\w+)"', body)) == set(KEYS)
 
