@@ -67,7 +67,9 @@ def test_a_returned_request_names_the_rule_never_the_content_or_position(world: 
     _only_rules(req)
     for surface, text in seen.items():
         assert ID not in text, surface
-        assert not re.search(r"(line|行|row|第)\s*\d", text.replace("round", "")), surface
+        # a round number (round 2, 第 2 轮) is not a position in the file
+        plain = re.sub(r"第\s*\d+\s*轮", "", text.replace("round", ""))
+        assert not re.search(r"(line|行|row|第)\s*\d", plain), surface
     checker = world.client("checker").get(f"/api/airlock/requests/{req['id']}").json()
     assert checker["files"][0]["checks"] and "messages_en" in checker["files"][0]["checks"][0]
 

@@ -154,7 +154,9 @@ def test_unauthenticated_and_wrong_role(any_lab, make_user):
     leader = make_user(any_lab, "leader", ["leader"])
     c = api_client(any_lab, leader)
     r = c.post("/api/orgs", json={"name": "x", "kind": "department"})
-    assert r.status_code == 403 and "org.manage" in r.json()["error"]["message"]
+    err = r.json()["error"]
+    assert r.status_code == 403 and "管理机构" in err["message"]  # the permission in words
+    assert err["details"]["permission"] == "org.manage"
     assert c.get("/api/audit").status_code == 403
     denied = [a for a in audit_actions(any_lab) if a[0] == "permission.denied"]
     assert denied == [("permission.denied", "leader", "denied")] * 2

@@ -94,9 +94,11 @@ def _denied(permission: Permission, target: str, why: str) -> PermissionDenied:
         "project_owner": "only the project owner may do this",
         "organisation": "you may only act on your own organisation's data",
     }[why]
+    from countylab.labels import label  # words only; the code stays in details.permission
+
     return PermissionDenied(
-        f"没有权限（{permission.value}）：{zh}",
-        f"Permission denied ({permission.value}): {en}",
+        f"没有权限（{label('permission', permission, 'zh-CN')}）：{zh}",
+        f"Permission denied ({label('permission', permission, 'en')}): {en}",
         permission=permission.value,
         target=target,
         reason=why,
