@@ -43,7 +43,7 @@ from countylab.identity.roles import Permission, Role
 from countylab.notify.hooks import release_notice
 from countylab.policy import ReviewRule
 from countylab.storage.airlock_models import ReleaseComment, ReleaseFile, ReleaseRequest, ReleaseVote
-from countylab.storage.models import Project, User, utcnow
+from countylab.storage.models import Dataset, Project, User, utcnow
 
 MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -420,7 +420,7 @@ class ReleaseMixin:
         return {
             **summary(req, project),
             "note": req.note,
-            "datasets": list(req.datasets or []),
+            "datasets": _with_titles(s, list(req.datasets or [])),
             "return_reason": req.return_reason,
             "failed_rules": failed_rules(files),
             "round": req.round,
@@ -536,6 +536,14 @@ def _usernames(s: Session, ids: list[int]) -> dict[int, str]:
     return {uid: name for uid, name in s.execute(select(User.id, User.display_name).where(User.id.in_(ids)))}
 
 
+def _with_titles(s: Session, datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The request's dataset versions with each dataset's title (常住人口信息 beside residents)."""
+    ids = [d["id"] for d in datasets if isinstance(d, dict) and d.get("id") is not None]
+    rows = s.execute(select(Dataset.id, Dataset.title).where(Dataset.id.in_(ids))).all() if ids else []
+    titles = dict(rows)
+    return [{**d, "title": titles.get(d.get("id")) or ""} if isinstance(d, dict) else d for d in datasets]
+
+
 def summary(req: ReleaseRequest, project: Project | None) -> dict[str, Any]:
     return {
         "id": req.id,
@@ -544,6 +552,7 @@ def summary(req: ReleaseRequest, project: Project | None) -> dict[str, Any]:
         "state_label": ReleaseState(req.state).label_zh,
         "project_id": req.project_id,
         "project": project.slug if project else None,
+        "project_title": project.title if project else None,
         "job_id": req.job_id,
         "grade": req.grade,
         "checkers_needed": req.checkers_needed,
