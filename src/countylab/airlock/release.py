@@ -540,7 +540,7 @@ def _with_titles(s: Session, datasets: list[dict[str, Any]]) -> list[dict[str, A
     """The request's dataset versions with each dataset's title (常住人口信息 beside residents)."""
     ids = [d["id"] for d in datasets if isinstance(d, dict) and d.get("id") is not None]
     rows = s.execute(select(Dataset.id, Dataset.title).where(Dataset.id.in_(ids))).all() if ids else []
-    titles = dict(rows)
+    titles: dict[Any, str] = dict(rows)
     return [{**d, "title": titles.get(d.get("id")) or ""} if isinstance(d, dict) else d for d in datasets]
 
 
