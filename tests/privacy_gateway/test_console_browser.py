@@ -74,7 +74,7 @@ def test_developer_asks_the_elderly_question_in_the_console(browser, server, art
     )
     s.page.select_option("#epsilon", "0.25")
     s.page.click("#run-query")
-    s.page.wait_for_selector("#query-result .result-table th[title=\"avg(income)\"]")
+    s.page.wait_for_selector('#query-result .result-table th[title="avg(income)"]')
     assert _left(s) == pytest.approx(before - 0.75)
     # a refused query shows the reason and costs nothing
     s.page.fill("#query-form textarea[name=sql]", "SELECT * FROM residents")
