@@ -8,10 +8,10 @@ written in a short transaction of its own after the read, like the airlock's aud
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -178,39 +178,25 @@ def _named_filter(f: search.AuditFilter, lang: str) -> dict[str, Any]:
     return out
 
 
-@router.get("/audit/export.csv")
-def export_csv(
-    request: Request,
-    actor: Actor,
-    lab: LabDep,
-    action: str = "",
-    user: str = "",
-    target: str = "",
-    outcome: str = "",
-    since: str = "",
-    until: str = "",
-) -> Response:
-    authorize(actor, Permission.audit_read, target="audit")
-    f = search.AuditFilter.parse(
+def _filter_of(
+    action: str = "", user: str = "", target: str = "", outcome: str = "", since: str = "", until: str = ""
+) -> search.AuditFilter:
+    """The page's filters as query parameters (shared by both exports)."""
+    return search.AuditFilter.parse(
         actor=user, action=action, target=target, outcome=outcome, since=since, until=until
     )
+
+
+Filters = Annotated[search.AuditFilter, Depends(_filter_of)]
+
+
+@router.get("/audit/export.csv")
+def export_csv(request: Request, actor: Actor, lab: LabDep, f: Filters) -> Response:
+    authorize(actor, Permission.audit_read, target="audit")
     return export_response(lab, actor, lang_of(request), f, "csv", "page")
 
 
 @router.get("/audit/export.xlsx")
-def export_xlsx(
-    request: Request,
-    actor: Actor,
-    lab: LabDep,
-    action: str = "",
-    user: str = "",
-    target: str = "",
-    outcome: str = "",
-    since: str = "",
-    until: str = "",
-) -> Response:
+def export_xlsx(request: Request, actor: Actor, lab: LabDep, f: Filters) -> Response:
     authorize(actor, Permission.audit_read, target="audit")
-    f = search.AuditFilter.parse(
-        actor=user, action=action, target=target, outcome=outcome, since=since, until=until
-    )
     return export_response(lab, actor, lang_of(request), f, "xlsx", "page")
