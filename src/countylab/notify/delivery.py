@@ -27,7 +27,6 @@ import json
 import logging
 import smtplib
 import ssl
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -44,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from countylab.config import Settings
 from countylab.notify.messages import beijing, describe
+from countylab.periodic import Periodic
 from countylab.storage.models import User, utcnow
 from countylab.storage.notify_models import (
     Notification,
@@ -72,13 +72,17 @@ class Outgoing:
     notification: dict[str, Any]
 
 
-class Delivery:
+class Delivery(Periodic):
     """The elected delivery service (see the module docstring)."""
 
     def __init__(self, tx: Tx, settings: Settings, *, backoff_s: float = 5.0) -> None:
+        super().__init__()
         self.tx, self.settings, self.backoff_s = tx, settings, backoff_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+
+    thread_name = "countylab-notify"
+
+    def interval_s_now(self) -> float:
+        return self.settings.notify_interval_s
 
     @property
     def email_on(self) -> bool:
@@ -282,28 +286,6 @@ class Delivery:
     def run_once(self) -> tuple[int, int]:
         self.dispatch()
         return self.send_due()
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                self.run_once()
-            except Exception:  # noqa: BLE001 - the next pass retries
-                log.exception("notification delivery pass failed")
-            if self._stop.wait(self.settings.notify_interval_s):
-                return
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="countylab-notify", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
 
 
 def signature_ok(secret: bytes, timestamp: str, body: bytes, header: str) -> bool:

@@ -17,7 +17,6 @@ margin — the same horizon after which an identical query stops waiting for it
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import timedelta
@@ -26,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from countylab import audit
+from countylab.periodic import Periodic
 from countylab.storage.models import utcnow
 from countylab.storage.privacy_models import QueryRun
 
@@ -61,7 +61,7 @@ def fail_orphaned(session: Session, *, wall_clock_s: float) -> list[int]:
     return done
 
 
-class StaleQueryRuns:
+class StaleQueryRuns(Periodic):
     """Every ``interval_s``, gives orphaned query runs their outcome (see the module docstring)."""
 
     def __init__(
@@ -71,9 +71,13 @@ class StaleQueryRuns:
         wall_clock_s: float,
         interval_s: float = 10.0,
     ) -> None:
+        super().__init__()
         self.tx, self.wall_clock_s, self.interval_s = tx, wall_clock_s, interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+
+    thread_name = "countylab-stale-queries"
+
+    def interval_s_now(self) -> float:
+        return self.interval_s
 
     def run_once(self) -> list[int]:
         with self.tx() as s:
@@ -83,25 +87,3 @@ class StaleQueryRuns:
                 "recorded %d DP query run(s) orphaned by a stopped server as failed: %s", len(done), done
             )
         return done
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                self.run_once()
-            except Exception:  # noqa: BLE001 - the next round retries
-                log.exception("orphaned query runs check failed")
-            if self._stop.wait(self.interval_s):
-                return
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="countylab-stale-queries", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
