@@ -15,6 +15,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off PIP_ROOT_USER_ACTION
   PIP_NO_WARN_SCRIPT_LOCATION=1 PIP_NO_INPUT=1
 # the same for npm (scripts/assets.sh): no "new version available" notice, fund or audit banners
 export NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
+# A host's pip.conf may name local indexes that do not exist on this machine (an image's
+# /opt/pypi): pip then prints one "Location … is ignored" warning per package, a wall of text
+# before anything useful.  Those lines only are dropped; every other warning and error shows.
+pip_quiet() {
+  .venv/bin/python -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
 if [ ! -x .venv/bin/python ]; then
   echo "• creating .venv ($("$PY" --version 2>&1))"
   "$PY" -m venv .venv
@@ -23,11 +29,11 @@ stamp=".venv/.installed-${extra:-base}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ client/pyproject.toml -nt "$stamp" ] \
   || [ constraints.txt -nt "$stamp" ]; then
   echo "• installing countylab${extra:+ [$extra]} into .venv (a few minutes the first time)"
-  .venv/bin/python -m pip install -q --upgrade pip
+  pip_quiet install -q --upgrade pip
   if [ "$extra" = "dev" ]; then
-    .venv/bin/python -m pip install -q -c constraints.txt -e ./client -e '.[dev]'
+    pip_quiet install -q -c constraints.txt -e ./client -e '.[dev]'
   else
-    .venv/bin/python -m pip install -q -c constraints.txt -e ./client -e .
+    pip_quiet install -q -c constraints.txt -e ./client -e .
   fi
   touch "$stamp"
 else
