@@ -162,7 +162,9 @@ def test_exports_open_in_excel_and_are_audited(world: tuple[Lab, TestClient]) ->
     rows = list(csv.reader(io.StringIO(resp.content.decode("utf-8-sig"))))
     assert rows[0][:4] == ["序号", "时间（北京时间）", "操作者", "操作"]
     assert rows[1][1] == "2025-06-04 23:59:00" and rows[1][2] == "李提供 (prov)" and rows[1][3] == "推送数据"
-    assert rows[1][7] == "dataset.push" and rows[1][8].endswith("+00:00")  # codes and UTC kept
+    assert rows[1][4] == "数据集 #1"  # the target named as on the page (no dataset 1 in this lab)
+    assert rows[1][7] == "dataset.push" and rows[1][8] == "dataset:1"  # codes and UTC kept
+    assert rows[1][9].endswith("+00:00")
     xlsx = client.get("/audit/export.xlsx", params={"action": "group:dataset"})
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content)).active

@@ -161,7 +161,12 @@ def for_export(session: Session, f: AuditFilter, max_rows: int = EXPORT_MAX_ROWS
     return [to_record(ev) for ev in session.execute(q).scalars()]
 
 
-def to_table(events: list[AuditRecord], lang: str, name_of: dict[str, str] | None = None) -> pa.Table:
+def to_table(
+    events: list[AuditRecord],
+    lang: str,
+    name_of: dict[str, str] | None = None,
+    titles: dict[str, str] | None = None,
+) -> pa.Table:
     """The events as people read them: Beijing time, named person, action and outcome, readable details.
 
     The code columns (action code, UTC time, hash) are kept beside the names, so an exported file
@@ -173,10 +178,11 @@ def to_table(events: list[AuditRecord], lang: str, name_of: dict[str, str] | Non
         "time": [labels.bjtime(e.ts, "second") for e in events],
         "person": [names.get(e.actor) or labels.system_name(e.actor, lang) or e.actor for e in events],
         "action": [labels.action_label(e.action, lang) for e in events],
-        "target": [e.target for e in events],
+        "target": [labels.target_label(e.target, lang, titles) for e in events],
         "outcome": [labels.label("outcome", e.outcome, lang) for e in events],
         "details": [labels.details_text(e.details, lang) for e in events],
         "action_code": [e.action for e in events],
+        "target_code": [e.target for e in events],
         "ts_utc": [e.ts for e in events],
         "hash": [e.hash for e in events],
     }
@@ -199,6 +205,7 @@ def headers(lang: str) -> dict[str, str]:
             "outcome",
             "details",
             "action_code",
+            "target_code",
             "ts_utc",
             "hash",
         )

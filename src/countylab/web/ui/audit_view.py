@@ -135,7 +135,8 @@ def export_response(
     with lab.read() as s:
         limit = search.EXPORT_MAX_XLSX_ROWS if fmt == "xlsx" else search.EXPORT_MAX_ROWS
         events = search.for_export(s, f, limit)
-    table = search.to_table(events, lang, people_names(lab))
+        titles = target_titles(s, [e.target for e in events])
+    table = search.to_table(events, lang, people_names(lab), titles)
     headers = search.headers(lang)
     t = translator(lang)
     stamp = labels.bjtime(datetime.now(UTC), "%Y%m%d-%H%M")
