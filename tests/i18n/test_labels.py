@@ -161,3 +161,12 @@ def test_job_step_errors_are_named() -> None:
     assert labels.job_error("missing outputs: a.csv, b.csv") == "缺少声明的输出：a.csv, b.csv"
     assert labels.job_error("something else") == "something else" and labels.job_error(None) == ""
     assert labels.label("run_state", "skipped") == "未运行（前一步未成功）"
+
+
+def test_job_workers_are_named_in_the_audit_filter() -> None:
+    """A worker id (``worker:vm:2102:76f834fa``) reads as the job worker it is, in both languages."""
+    from countylab.labels import system_name
+
+    assert system_name("worker:vm:2102:76f834fa") == "作业执行进程 vm:2102:76f834fa"
+    assert system_name("worker:vm:1", "en") == "job worker vm:1"
+    assert system_name("liu") is None  # a person keeps their own name
