@@ -84,6 +84,20 @@ def _where_en(table: Table, row: int) -> str:
     return f"{sheet}line {table.lines[row]}"
 
 
+_RULE_WORDS = {  # the rule by name in the check's own message (the page shows the same words)
+    "p_percent": ("p% 规则（单个贡献者可被估计）", "the p% rule (one contributor can be estimated)"),
+    "nk_dominance": (
+        "n-k 优势规则（少数贡献者占比过高）",
+        "the n-k dominance rule (a few contributors dominate)",
+    ),
+}
+
+
+def _rule_words(reason: str) -> tuple[str, str]:
+    zh, en = _RULE_WORDS.get(reason, (f"{reason} 规则", f"the {reason} rule"))
+    return f"未通过{zh}", f"fails {en}"
+
+
 def _flag(found: Findings, table: Table, r: int, col: str, rule: str, zh: str, en: str) -> None:
     found.details["cells"].append({"line": table.lines[r], "sheet": table.sheet, "column": col, "rule": rule})
     found.add(
@@ -186,7 +200,7 @@ def _check_magnitudes(table: Table, declared: Declared, rules: SdcRules, found: 
     for (r, col), stats in sorted(declared.magnitudes.items()):
         for reason in check_magnitude(stats, rules):
             if reason != "threshold":  # thresholds were checked with every cell
-                _flag(found, table, r, col, reason, f"未通过 {reason} 规则", f"fails the {reason} rule")
+                _flag(found, table, r, col, reason, *_rule_words(reason))
 
 
 def _check_contributions(table: Table, spec: TableSpec, rules: SdcRules, found: Findings) -> None:
@@ -199,7 +213,7 @@ def _check_contributions(table: Table, spec: TableSpec, rules: SdcRules, found: 
             if contributions is None:
                 continue
             for reason in check_magnitude(cell_stats(contributions, keep=max(2, rules.nk_n)), rules):
-                _flag(found, table, r, col, reason, f"未通过 {reason} 规则", f"fails the {reason} rule")
+                _flag(found, table, r, col, reason, *_rule_words(reason))
 
 
 def run(file: OutputFile, context: CheckContext) -> CheckResult:
