@@ -170,3 +170,20 @@ def test_job_workers_are_named_in_the_audit_filter() -> None:
     assert system_name("worker:vm:2102:76f834fa") == "作业执行进程 vm:2102:76f834fa"
     assert system_name("worker:vm:1", "en") == "job worker vm:1"
     assert system_name("liu") is None  # a person keeps their own name
+
+
+def test_every_cell_rule_of_the_airlock_checks_has_words() -> None:
+    """A flagged cell's hover text names its rule: every rule the checks write has zh and en words."""
+    import re
+    from pathlib import Path
+
+    from countylab.i18n import catalog
+    from countylab.privacy import sdc
+
+    checks = Path(__file__).resolve().parents[2] / "src" / "countylab" / "airlock" / "checks"
+    text = "".join(p.read_text(encoding="utf-8") for p in checks.glob("*.py"))
+    rules = set(re.findall(r'"rule":\s*"(\w+)"', text)) | {sdc.THRESHOLD, sdc.P_PERCENT, sdc.DOMINANCE}
+    assert {"threshold", "recoverable", "degrees_of_freedom"} <= rules
+    for lang in ("zh-CN", "en"):
+        missing = sorted(r for r in rules if f"airlock.rule.{r}" not in catalog(lang))
+        assert not missing, (lang, missing)
