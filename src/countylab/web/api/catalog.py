@@ -6,7 +6,7 @@ import io
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -91,17 +91,20 @@ def dataset_detail(s: Any, d: Dataset) -> dict[str, Any]:
     }
 
 
+def catalog_filters(
+    q: str = "", department: QueryId = None, grade: str | None = None, tag: str | None = None
+) -> catalog.Filters:
+    """The catalog's query parameters (shared by ``/datasets`` and ``/search``)."""
+    return catalog.Filters(q=q, department=department, grade=grade, tag=tag)
+
+
+CatalogFilters = Annotated[catalog.Filters, Depends(catalog_filters)]
+
+
 @router.get("/datasets")
-def list_datasets(
-    actor: Actor,
-    lab: LabDep,
-    q: str = "",
-    department: QueryId = None,
-    grade: str | None = None,
-    tag: str | None = None,
-) -> dict[str, Any]:
+def list_datasets(actor: Actor, lab: LabDep, filters: CatalogFilters) -> dict[str, Any]:
     with lab.read() as s:
-        found = catalog.search_datasets(s, catalog.Filters(q=q, department=department, grade=grade, tag=tag))
+        found = catalog.search_datasets(s, filters)
         return {"items": [dataset_summary(d) for d in found]}
 
 

@@ -12,13 +12,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from countylab.catalog import search_service
-from countylab.catalog import service as catalog
 from countylab.catalog.search import Hit
 from countylab.catalog.synonyms import BUILTIN
 from countylab.storage.search_models import SynonymGroup
-from countylab.web.api.catalog import dataset_summary
+from countylab.web.api.catalog import CatalogFilters, dataset_summary
 from countylab.web.deps import Actor, LabDep
-from countylab.web.params import Id, QueryId
+from countylab.web.params import Id
 
 router = APIRouter(prefix="/api", tags=["search"])
 
@@ -51,19 +50,11 @@ def group_view(g: SynonymGroup) -> dict[str, Any]:
 
 
 @router.get("/search")
-def search(
-    actor: Actor,
-    lab: LabDep,
-    q: str = "",
-    department: QueryId = None,
-    grade: str | None = None,
-    tag: str | None = None,
-) -> dict[str, Any]:
+def search(actor: Actor, lab: LabDep, filters: CatalogFilters) -> dict[str, Any]:
     """Datasets ranked for ``q`` (分词, synonyms), each with ``score`` and the ``matches`` that explain it."""
-    filters = catalog.Filters(q=q, department=department, grade=grade, tag=tag)
     with lab.read() as s:
         ranked = search_service.search(s, filters)
-        return {"q": q, "items": [{**dataset_summary(d), **hit_view(h)} for d, h in ranked]}
+        return {"q": filters.q, "items": [{**dataset_summary(d), **hit_view(h)} for d, h in ranked]}
 
 
 @router.get("/search/synonyms")
