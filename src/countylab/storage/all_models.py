@@ -9,14 +9,20 @@ from countylab.storage import (  # noqa: F401 - imported for their tables
     airlock_changes_models,
     airlock_models,
     airlock_rounds_models,
+    authorisation_models,
     catalog_models,
+    dashboard_models,
     jobs_models,
     login_models,
+    map_models,
     models,
     notify_models,
+    operations_models,
     privacy_models,
     search_models,
     server_models,
+    showcase_models,
+    workflow_models,
 )
 
 
