@@ -131,6 +131,16 @@ def setup_demo(
                     catalog.get_by_name(s, name).id,
                     note="演示授权 / demo grant",
                 )
+    from countylab.demo_steps import DemoContext, demo_steps
+
+    context = DemoContext(
+        users={name: user.id for name, user in users.items()},
+        orgs=orgs,
+        project_ids=project_ids,
+        steward=steward,
+    )
+    for step in demo_steps():
+        step(lab, context, progress)
     report.created = True
     return report
 

@@ -18,6 +18,7 @@ class Role(StrEnum):
     developer = "developer"
     leader = "leader"
     operator = "operator"
+    expert = "expert"  # 评审专家: reviews applications for 重要 data (operations platform)
 
     @property
     def label_zh(self) -> str:
@@ -36,6 +37,7 @@ _LABELS: dict[Role, tuple[str, str]] = {
     Role.developer: ("开发者", "Developer"),
     Role.leader: ("领导 / 公众", "Leader / public"),
     Role.operator: ("运营方", "Operator"),
+    Role.expert: ("评审专家", "Expert reviewer"),
 }
 
 
@@ -82,6 +84,33 @@ class Permission(StrEnum):
     model_register = "model.register"
     model_approve = "model.approve"
     model_predict = "model.predict"  # project members (data-product callers later)
+    # data operations platform (数据运营服务平台): scenario → application → approval → agreement
+    scenario_publish = "scenario.publish"  # departments' staff, leaders and the operator publish scenarios
+    scenario_propose = "scenario.propose"  # developers propose a scenario of their own (accepted first)
+    capability_publish = "capability.publish"  # enterprises and institutes list what they offer (能力清单)
+    scenario_subscribe = "scenario.subscribe"  # anyone logged in hears of new scenarios in a field
+    application_submit = "application.submit"  # an organisation's member applies (用数申请)
+    application_precheck = "application.precheck"  # the operator pre-checks materials (材料预审)
+    application_consent = (
+        "application.consent"  # owning departments consent (部门同意)
+    )
+    application_security = "application.security"  # the security officer reviews (安全审查), budgets, quotas
+    application_expert = "application.expert"  # expert reviewers (专家评审)
+    application_final = "application.final"  # the leader's final approval (终审)
+    objection_file = "objection.file"  # anyone logged in objects during the public notice (公示)
+    objection_answer = "objection.answer"  # the operator answers objections
+    workflow_configure = "workflow.configure"  # the approval steps per grade and purpose
+    accreditation_manage = "accreditation.manage"  # training records of safe people (培训合格)
+    agreement_manage = "agreement.manage"  # draft, version and attach agreements (授权协议)
+    agreement_sign = "agreement.sign"  # the two parties sign; who exactly is checked per agreement
+    authorisation_manage = "authorisation.manage"  # suspend or revoke an authorisation at once
+    grant_emergency = "grant.emergency"  # a direct grant without an application: admin only, disclosed
+    ops_report = "ops.report"  # the operator's view, stage times, disclosure report
+    # results showcase (成果展示中心)
+    dashboard_compose = "dashboard.compose"  # stewards and operators compose dashboards
+    dashboard_approve = "dashboard.approve"  # the security officer approves publishing one
+    showcase_manage = "showcase.manage"  # project stories, county map boundaries, big-screen setup
+    showcase_view = "showcase.view"  # in-lab dashboards and the big screen (the public pages need no login)
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -109,6 +138,29 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.model_register: frozenset({Role.developer}),
     Permission.model_approve: frozenset({Role.steward, Role.checker}),
     Permission.model_predict: frozenset(Role),  # membership (or a data-product key) decides
+    Permission.scenario_publish: frozenset({Role.admin, Role.operator, Role.leader, Role.provider}),
+    Permission.scenario_propose: frozenset({Role.developer}),
+    Permission.capability_publish: frozenset({Role.developer, Role.operator}),
+    Permission.scenario_subscribe: frozenset(Role),
+    Permission.application_submit: frozenset({Role.developer}),
+    Permission.application_precheck: frozenset({Role.operator}),
+    Permission.application_consent: frozenset({Role.provider}),
+    Permission.application_security: frozenset({Role.steward}),
+    Permission.application_expert: frozenset({Role.expert}),
+    Permission.application_final: frozenset({Role.leader}),
+    Permission.objection_file: frozenset(Role),
+    Permission.objection_answer: frozenset({Role.operator}),
+    Permission.workflow_configure: frozenset({Role.admin}),
+    Permission.accreditation_manage: frozenset({Role.operator, Role.admin}),
+    Permission.agreement_manage: frozenset({Role.operator}),
+    Permission.agreement_sign: frozenset({Role.operator, Role.developer}),
+    Permission.authorisation_manage: frozenset({Role.steward}),
+    Permission.grant_emergency: frozenset({Role.admin}),
+    Permission.ops_report: frozenset({Role.operator, Role.admin, Role.steward, Role.leader}),
+    Permission.dashboard_compose: frozenset({Role.steward, Role.operator}),
+    Permission.dashboard_approve: frozenset({Role.steward}),
+    Permission.showcase_manage: frozenset({Role.operator, Role.admin}),
+    Permission.showcase_view: frozenset(Role),
 }
 
 #: roles that may see every project (oversight) without being members

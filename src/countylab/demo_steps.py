@@ -1,0 +1,39 @@
+"""The later parts of the demo county, after its users, projects, catalog and grants exist.
+
+Each capability that brings demo content (the operations platform's scenarios and applications,
+the showcase's map, finished projects and dashboards) adds one step here, in the order they
+depend on each other.  A step takes the lab, the :class:`DemoContext` and the progress printer,
+and writes through the same services a user would (permission-checked and audited).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from countylab.identity.access import Principal
+    from countylab.lab import Lab
+
+
+@dataclass
+class DemoContext:
+    """What the first part of ``setup_demo`` made: user ids by username, organisation ids by
+    name, project ids by slug, and the steward's principal (demo users log in as themselves)."""
+
+    users: dict[str, int]
+    orgs: dict[str, int]
+    project_ids: dict[str, int]
+    steward: Principal
+    #: facts a step leaves for the later ones (e.g. "scenario:elderly-care" -> id)
+    facts: dict[str, int] = field(default_factory=dict)
+
+
+DemoStep = Callable[["Lab", DemoContext, Callable[[str], None]], None]
+
+
+def demo_steps() -> list[DemoStep]:
+    """The steps in order; imported here so that a plain ``countylab serve`` never loads them."""
+    steps: list[DemoStep] = []
+    return steps
