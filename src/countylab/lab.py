@@ -44,6 +44,7 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
@@ -73,7 +74,7 @@ from countylab.storage import migrate
 from countylab.storage.all_models import load_all
 from countylab.storage.db import make_engine, make_session_factory, transaction
 from countylab.storage.leader import Election, NamedLocks, ServerRegistry, leader_lock_file
-from countylab.storage.models import Dataset, User
+from countylab.storage.models import Dataset, User, utcnow
 from countylab.storage.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -96,6 +97,10 @@ class Lab:
     def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
         self.settings = settings
         data = settings.data_dir
+        #: the lab's clock (UTC).  Everything that compares with a date the lab sets (an
+        #: authorisation's end date, a step's deadline, a public notice period) reads it here, so a
+        #: test moves time by replacing it: ``lab.clock = lambda: datetime(2027, 1, 1, tzinfo=UTC)``.
+        self.clock: Callable[[], datetime] = utcnow
         # -- storage ----------------------------------------------------------------------
         self.engine = engine or make_engine(settings.resolved_database_url)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
