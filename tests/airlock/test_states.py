@@ -29,6 +29,7 @@ TABLE = [
     (S.submitted, E.withdraw, S.withdrawn),
     (S.under_review, E.withdraw, S.withdrawn),
     (S.returned, E.withdraw, S.withdrawn),
+    (S.released, E.retract, S.retracted),
 ]
 
 
@@ -56,6 +57,8 @@ def test_legal_moves(state: S, event: E, new: S) -> None:
         (S.withdrawn, E.submit),
         (S.approved, E.reject),
         (S.returned, E.approve),
+        (S.retracted, E.release),  # a retracted result never comes back by itself
+        (S.approved, E.retract),
     ],
 )
 def test_illegal_moves_conflict(state: S, event: E) -> None:
@@ -75,6 +78,7 @@ def test_illegal_moves_conflict(state: S, event: E) -> None:
         (S.submitted, E.resubmit),
         (S.returned, E.return_),
         (S.under_review, E.start_review),
+        (S.retracted, E.retract),
     ],
 )
 def test_retries_are_idempotent(state: S, event: E) -> None:

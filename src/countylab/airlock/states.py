@@ -27,8 +27,9 @@ class ReleaseState(StrEnum):
     returned = "returned"  # 已退回: needs changes (a check failed or a checker asked)
     rejected = "rejected"  # 已拒绝: final; nothing leaves
     approved = "approved"  # 已批准: enough approvals; waiting to be released
-    released = "released"  # 已出域: files handed to the developer; final
+    released = "released"  # 已出域: files handed to the developer (only retract leaves it)
     withdrawn = "withdrawn"  # 已撤回: the developer gave up; final
+    retracted = "retracted"  # 已撤展: a released result taken off display (steward/checker); final
 
     @property
     def label_zh(self) -> str:
@@ -48,6 +49,7 @@ class ReleaseEvent(StrEnum):
     release = "release"
     withdraw = "withdraw"
     resubmit = "resubmit"
+    retract = "retract"  # take a released result off the showcase; its files stop downloading
 
 
 _LABELS = {
@@ -59,6 +61,7 @@ _LABELS = {
     ReleaseState.approved: "已批准",
     ReleaseState.released: "已出域",
     ReleaseState.withdrawn: "已撤回",
+    ReleaseState.retracted: "已撤展",
 }
 
 S, E = ReleaseState, ReleaseEvent
@@ -76,10 +79,12 @@ TRANSITIONS: dict[tuple[ReleaseState, ReleaseEvent], ReleaseState] = {
     (S.submitted, E.withdraw): S.withdrawn,
     (S.under_review, E.withdraw): S.withdrawn,
     (S.returned, E.withdraw): S.withdrawn,
+    (S.released, E.retract): S.retracted,
 }
 """Every legal move: (current state, event) → new state.  Nothing else is allowed."""
 
-TERMINAL = frozenset({S.rejected, S.released, S.withdrawn})
+# released is final for the developer (the files are theirs) but may still be retracted from display
+TERMINAL = frozenset({S.rejected, S.withdrawn, S.retracted})
 
 # Events that lead to exactly one state; repeating one there is a harmless retry.  submit and
 # resubmit both lead to "submitted", so a repeated click on either is a no-op there.
