@@ -132,6 +132,10 @@ ACTION_GROUPS = (
     "audit",
     "notification",
     "search",
+    "scenario",
+    "capability",
+    "application",
+    "accreditation",
 )
 
 
