@@ -36,4 +36,7 @@ DemoStep = Callable[["Lab", DemoContext, Callable[[str], None]], None]
 def demo_steps() -> list[DemoStep]:
     """The steps in order; imported here so that a plain ``countylab serve`` never loads them."""
     steps: list[DemoStep] = []
+    from countylab.showcase.demo_map import seed_boundaries
+
+    steps.append(seed_boundaries)  # the county map (E): after the operations steps, before the dashboards
     return steps
