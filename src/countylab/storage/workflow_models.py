@@ -62,7 +62,9 @@ class ApprovalStep(Base):
 
 class ApprovalExpert(Base):
     __tablename__ = "approval_experts"
-    step_id: Mapped[int] = mapped_column(ForeignKey("approval_steps.id", ondelete="CASCADE"), primary_key=True)
+    step_id: Mapped[int] = mapped_column(
+        ForeignKey("approval_steps.id", ondelete="CASCADE"), primary_key=True
+    )
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
     assigned_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
