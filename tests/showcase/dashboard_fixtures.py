@@ -27,6 +27,8 @@ from countylab.storage.models import Dataset, User
 from countylab.storage.privacy_models import QueryRun
 from tests.support import build_lab
 
+__all__ = ["dash_lab", "dash_template"]  # what `import *` brings: the fixtures
+
 ELDERLY_SQL = (
     "SELECT town_code, COUNT(*) AS n FROM residents WHERE age > 80 AND lives_alone GROUP BY town_code"
 )

@@ -11,14 +11,8 @@ from countylab.lab import Lab
 from countylab.showcase import dashboards, metrics
 from countylab.showcase.widgets import WidgetSpec
 from countylab.storage.airlock_models import ReleaseFile, ReleaseRequest
-from tests.showcase.dashboard_fixtures import (  # noqa: F401 - fixtures
-    ELDERLY_SQL,
-    dash_lab,
-    dash_template,
-    dataset_id,
-    open_bar,
-    principal,
-)
+from tests.showcase.dashboard_fixtures import *  # noqa: F403 - the fixtures dash_template and dash_lab
+from tests.showcase.dashboard_fixtures import ELDERLY_SQL, dataset_id, open_bar, principal
 from tests.support import finished_job
 
 
