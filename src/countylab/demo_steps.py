@@ -39,4 +39,7 @@ def demo_steps() -> list[DemoStep]:
     from countylab.showcase.demo_map import seed_boundaries
 
     steps.append(seed_boundaries)  # the county map (E): after the operations steps, before the dashboards
+    from countylab.showcase.demo import seed_stories
+
+    steps.append(seed_stories)  # the two finished projects (D): releases, a DP statistic, stories
     return steps

@@ -42,8 +42,10 @@ from countylab.web.ui import (
     job_pages,
     notify_pages,
     pages,
+    public_pages,
     query_pages,
     search_pages,
+    story_pages,
     upload_pages,
     usage_pages,
 )
@@ -75,6 +77,8 @@ ROUTERS = (
     search_pages.router,
     notify_pages.router,
     usage_pages.router,
+    public_pages.router,
+    story_pages.router,
 )
 
 

@@ -34,7 +34,7 @@ NAV: list[NavItem] = [
     NavItem("pipelines", "/soon/pipelines", frozenset({Role.provider, Role.developer, Role.admin}), False),
     NavItem("airlock", "/airlock", frozenset({Role.checker, Role.developer, Role.steward, Role.admin})),
     NavItem("ops", "/soon/ops", frozenset({Role.operator, Role.admin, Role.steward})),
-    NavItem("showcase", "/soon/showcase", None),
+    NavItem("showcase", "/showcase", None),
     NavItem("reports", "/soon/reports", frozenset({Role.provider, Role.admin, Role.operator})),
     NavItem("projects", "/projects", None),
     NavItem("orgs", "/orgs", frozenset({Role.admin, Role.steward, Role.operator})),
