@@ -53,7 +53,9 @@ def now(world: World) -> datetime:
     return world.lab.clock()
 
 
-def precheck(world: World, app_id: int, decision: str = "pass", reason: str = "", by: str = "operator") -> None:
+def precheck(
+    world: World, app_id: int, decision: str = "pass", reason: str = "", by: str = "operator"
+) -> None:
     with world.lab.tx() as s:
         workflow.precheck(s, world.principal(by), app_id, decision, reason, now=now(world))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -81,7 +81,12 @@ def start_notice(session: Session, app: Application, round_: int, days: int, now
 
 
 def _day(ts: datetime) -> date:
-    return ts.astimezone(BEIJING).date()
+    return _aware(ts).astimezone(BEIJING).date()
+
+
+def _aware(ts: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 def _open_counts(session: Session, notice_ids: list[int]) -> dict[int, int]:
@@ -218,7 +223,7 @@ def file_objection(
     row = session.get(NoticeRow, notice_id)
     if row is None:
         raise NotFound(f"没有编号为 {notice_id} 的公示", f"no public notice {notice_id}")
-    if row.status != "open" or now >= row.ends_at:
+    if row.status != "open" or now >= _aware(row.ends_at):
         raise Conflict(
             "公示期已结束，不能再提出异议",
             "the notice period is over; objections are closed",
@@ -385,7 +390,7 @@ def conclude(session: Session, principal: Principal | None, notice_id: int, *, n
     assert app is not None
     if notice.status != "open":
         raise Conflict("该公示已结束", "this notice has already ended", reason="already_decided")
-    if now < notice.ends_at:
+    if now < _aware(notice.ends_at):
         raise Conflict(
             f"公示期至 {_day(notice.ends_at).isoformat()} 结束，尚未届满",
             f"the notice runs until {_day(notice.ends_at).isoformat()}; it is not over yet",

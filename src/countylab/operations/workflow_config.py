@@ -84,6 +84,7 @@ class Config:
         """The deadline of a step opened at ``opened``: the end of the Beijing day after N working
         days (Monday–Friday; public holidays are not known to the lab) or N calendar days."""
         days = self.deadlines.get(kind, 5)
+        opened = opened if opened.tzinfo is not None else opened.replace(tzinfo=UTC)
         day = opened.astimezone(BEIJING).date()
         day = add_days(day, days, working=self.deadline_unit == "working_days")
         end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=BEIJING)
