@@ -266,7 +266,7 @@ def precheck(
     _guard(session, principal, app, "precheck", approving=decision == "pass")
     if app.status != ApplicationStatus.submitted:
         raise Conflict(
-            f"申请 {app.number} 不在待预审状态（当前：{app.status}）",
+            f"申请 {app.number} 的材料预审已有决定或不在待预审状态（当前：{app.status}）",
             f"application {app.number} is not waiting for the pre-check (it is {app.status})",
             reason="already_decided",
         )
@@ -291,13 +291,14 @@ def precheck(
         details={},
         version=1,
     )
+    number = app.number  # read now: after a failed flush the session cannot load it
     session.add(step)
     try:
         session.flush()
     except IntegrityError:  # a concurrent pre-check of the same round won; this transaction rolls back
         raise Conflict(
-            f"申请 {app.number} 的材料预审已有决定",
-            f"the pre-check of {app.number} was already decided",
+            f"申请 {number} 的材料预审已有决定",
+            f"the pre-check of {number} was already decided",
             reason="already_decided",
         ) from None
     target = f"application:{app.id}"
