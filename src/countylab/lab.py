@@ -67,6 +67,7 @@ from countylab.identity.access import Principal
 from countylab.identity.cache import PrincipalCache
 from countylab.jobs.center import JobsCenter
 from countylab.notify.delivery import Delivery
+from countylab.operations.publicity import WorkflowSweep
 from countylab.privacy.stale_runs import StaleQueryRuns
 from countylab.serving.registry import ModelService
 from countylab.serving.worker import WorkerPool
@@ -169,6 +170,7 @@ class Lab:
             ("audit-checkpoints", self.checkpoints.start, self.checkpoints.stop),
             ("dp-stale-queries", stale_queries.start, stale_queries.stop),
             ("notify-delivery", self.notify.start, self.notify.stop),
+            ("approval-workflow", (wf := WorkflowSweep(self.tx, lambda: self.clock())).start, wf.stop),
         ]
         self.election = Election(
             self.engine,
