@@ -27,6 +27,7 @@ from countylab.web.api import connectors as api_connectors
 from countylab.web.api import downloads as api_downloads
 from countylab.web.api import identity as api_identity
 from countylab.web.api import jobs as api_jobs
+from countylab.web.api import maps as api_maps
 from countylab.web.api import notifications as api_notifications
 from countylab.web.api import query as api_query
 from countylab.web.api import search as api_search
@@ -40,6 +41,7 @@ from countylab.web.ui import (
     connector_pages,
     filters,
     job_pages,
+    map_pages,
     notify_pages,
     pages,
     public_pages,
@@ -65,6 +67,7 @@ ROUTERS = (
     api_airlock.router,
     api_notifications.router,
     api_usage.router,
+    api_maps.router,
     api_search.router,
     pages.router,
     audit_view.router,
@@ -77,6 +80,7 @@ ROUTERS = (
     search_pages.router,
     notify_pages.router,
     usage_pages.router,
+    map_pages.router,
     public_pages.router,
     story_pages.router,
 )
