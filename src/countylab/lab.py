@@ -71,6 +71,7 @@ from countylab.operations.publicity import WorkflowSweep
 from countylab.privacy.stale_runs import StaleQueryRuns
 from countylab.serving.registry import ModelService
 from countylab.serving.worker import WorkerPool
+from countylab.showcase.metrics import MetricRefresher
 from countylab.storage import migrate
 from countylab.storage.all_models import load_all
 from countylab.storage.db import make_engine, make_session_factory, transaction
@@ -170,6 +171,7 @@ class Lab:
             ("audit-checkpoints", self.checkpoints.start, self.checkpoints.stop),
             ("dp-stale-queries", stale_queries.start, stale_queries.stop),
             ("notify-delivery", self.notify.start, self.notify.stop),
+            ("showcase-metrics", (refresher := MetricRefresher(self)).start, refresher.stop),
             ("approval-workflow", (wf := WorkflowSweep(self.tx, lambda: self.clock())).start, wf.stop),
         ]
         self.election = Election(

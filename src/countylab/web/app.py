@@ -24,6 +24,7 @@ from countylab.web.api import airlock as api_airlock
 from countylab.web.api import audit_export as api_audit_export
 from countylab.web.api import catalog as api_catalog
 from countylab.web.api import connectors as api_connectors
+from countylab.web.api import dashboards as api_dashboards
 from countylab.web.api import downloads as api_downloads
 from countylab.web.api import identity as api_identity
 from countylab.web.api import jobs as api_jobs
@@ -39,6 +40,7 @@ from countylab.web.ui import (
     audit_view,
     catalog_pages,
     connector_pages,
+    dashboard_pages,
     filters,
     job_pages,
     map_pages,
@@ -69,6 +71,7 @@ ROUTERS = (
     api_usage.router,
     api_maps.router,
     api_search.router,
+    api_dashboards.router,
     pages.router,
     audit_view.router,
     catalog_pages.router,
@@ -80,6 +83,7 @@ ROUTERS = (
     search_pages.router,
     notify_pages.router,
     usage_pages.router,
+    dashboard_pages.router,
     map_pages.router,
     public_pages.router,
     story_pages.router,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -257,7 +257,7 @@ def public_dashboards(lab: LabDep) -> dict[str, Any]:
 
 
 @router.get("/public/dashboards/{slug}")
-def public_dashboard(slug: Annotated[str, Field(max_length=64)], lab: LabDep) -> JSONResponse:
+def public_dashboard(slug: Annotated[str, Path(max_length=64)], lab: LabDep) -> JSONResponse:
     """One published dashboard's charts (no login; from the cache, never a query)."""
     with lab.read() as s:
         payload = PUBLIC.get(s, slug)
