@@ -33,6 +33,8 @@ NAV: list[NavItem] = [
     NavItem("compute", "/jobs", frozenset({Role.developer, Role.admin, Role.operator})),
     NavItem("pipelines", "/soon/pipelines", frozenset({Role.provider, Role.developer, Role.admin}), False),
     NavItem("airlock", "/airlock", frozenset({Role.checker, Role.developer, Role.steward, Role.admin})),
+    NavItem("scenarios", "/scenarios", None),
+    NavItem("applications", "/applications", None),
     NavItem("ops", "/soon/ops", frozenset({Role.operator, Role.admin, Role.steward})),
     NavItem("showcase", "/showcase", None),
     NavItem("reports", "/soon/reports", frozenset({Role.provider, Role.admin, Role.operator})),
