@@ -67,6 +67,7 @@ from countylab.identity.access import Principal
 from countylab.identity.cache import PrincipalCache
 from countylab.jobs.center import JobsCenter
 from countylab.notify.delivery import Delivery
+from countylab.operations.expiry import ExpirySweep
 from countylab.operations.publicity import WorkflowSweep
 from countylab.privacy.stale_runs import StaleQueryRuns
 from countylab.serving.registry import ModelService
@@ -149,6 +150,7 @@ class Lab:
             models_dir=data / "models",
             pool=self.model_workers,
             read_paths=self.ingestion.read_paths,
+            clock=lambda: self.clock(),
         )
         rechecks = StaleRechecks(self.airlock, self.tx)  # requests a crash left "submitted"
         self.checkpoints = CheckpointService.from_settings(settings, self.read_sessions)
@@ -156,6 +158,8 @@ class Lab:
         stale_queries = StaleQueryRuns(self.tx, wall_clock_s=settings.dp_wall_clock_s)
         # notifications leave by e-mail and webhook from the outbox, once across servers
         self.notify = Delivery(self.tx, settings)
+        # authorisations end on their date, reminders 30 and 7 days ahead (operations platform)
+        self.expiry = ExpirySweep(self.tx, lambda: self.clock(), self.jobs.service)
         # -- background services, started by ``serve``/``demo`` in this order -------------
         # per process: they serve the requests of their own process
         self._per_process: list[Service] = [
@@ -172,6 +176,7 @@ class Lab:
             ("dp-stale-queries", stale_queries.start, stale_queries.stop),
             ("notify-delivery", self.notify.start, self.notify.stop),
             ("showcase-metrics", (refresher := MetricRefresher(self)).start, refresher.stop),
+            ("authorisation-expiry", self.expiry.start, self.expiry.stop),
             ("approval-workflow", (wf := WorkflowSweep(self.tx, lambda: self.clock())).start, wf.stop),
         ]
         self.election = Election(
@@ -197,12 +202,14 @@ class Lab:
                 engine = EngineSettings(limits=sandbox_limits(self.settings))
                 config = GatewayConfig.from_settings(self.settings)
                 self._gateway = QueryGateway(self.tx, self.ingestion, settings=engine, config=config)
+                self._gateway.clock = lambda: self.clock()  # authorisations end by the lab's clock
             return self._gateway
 
     @gateway.setter
     def gateway(self, gateway: QueryGateway) -> None:
         """Use a gateway built elsewhere (tests and benchmarks run one in-process)."""
         with self._gateway_lock:
+            gateway.clock = lambda: self.clock()
             self._gateway = gateway
 
     def _close_gateway(self) -> None:

@@ -154,7 +154,18 @@ def remove_member(session: Session, actor: Principal, project_id: int, user_id: 
 def grant_dataset(
     session: Session, actor: Principal, project_id: int, dataset_id: int, *, note: str = ""
 ) -> Grant:
-    authorize(actor, Permission.grant_manage, target=f"project:{project_id}")
+    """A system-internal grant (the lab's own projects: a showcase budget project …), listed as
+    such in the disclosure report.  People grant through an authorisation (用数申请 → 授权协议) or,
+    in an emergency, an admin's emergency grant (:mod:`countylab.operations.emergency`)."""
+    if not actor.is_system:
+        raise PermissionDenied(
+            "直接授权已停用：数据经用数申请和授权协议授权；紧急情况由平台管理员使用紧急授权（须写明理由和结束日期）",
+            "Direct grants are closed: datasets are granted through an application and its agreement; "
+            "in an emergency an admin uses the emergency grant (with a reason and an end date)",
+            permission=Permission.grant_emergency.value,
+            target=f"project:{project_id}",
+            reason="direct_grant",
+        )
     project = session.get(Project, project_id)
     if project is None:
         raise NotFound(f"项目 {project_id} 不存在", f"Project {project_id} not found")
@@ -170,6 +181,9 @@ def grant_dataset(
     grant = Grant(project_id=project_id, dataset_id=dataset_id, granted_by=actor.user_id, note=note)
     session.add(grant)
     session.flush()
+    from countylab.operations.emergency import record_system
+
+    record_system(session, grant, note)
     audit.record(session, actor, "grant.create", f"project:{project_id}", dataset_id=dataset_id, note=note)
     return grant
 

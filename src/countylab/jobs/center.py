@@ -79,6 +79,7 @@ class JobsCenter:
         self.service = JobService(
             code_root=self.code_root, datasets=self.datasets, notify=self.wake, approval=self._approval
         )
+        self.service.clock = lambda: lab.clock()
         self.dispatcher: Dispatcher | None = None
         self.runner_kind = "not started"  # sandboxed | refusing (no bubblewrap) | ray
         self._excerpts: OrderedDict[tuple[int, int, str], list[ScannedLog]] = OrderedDict()

@@ -72,8 +72,13 @@ def allowed_datasets(session: Session, project_id: int) -> list[Dataset]:
         .where(Grant.project_id == project_id)
         .order_by(Dataset.name)
     )
+    from countylab.operations.enforcement import sandbox_datasets
+
+    bindable = sandbox_datasets(session, project_id)  # channel and column terms of the grants
     found = []
     for ds in session.execute(q).scalars():
+        if bindable is not None and ds.id not in bindable:
+            continue
         try:
             grade = Grade(ds.grade)
         except ValueError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from countylab.jobs.spec import JobSpec, parse_spec
 from countylab.jobs.states import RETRYABLE, JobState
 from countylab.jobs.validate import Quota, validate_spec
 from countylab.storage.jobs_models import Job, JobAttempt
-from countylab.storage.models import Project
+from countylab.storage.models import Dataset, Grant, Project
 
 SPEC_FILE = "countylab.yaml"
 Approval = Callable[[Session, int, JobSpec], list[str]]
@@ -60,6 +60,8 @@ class JobService:
         self.default_quota = default_quota
         self.code_limits = code_limits
         self.notify = notify
+        #: the lab's clock (``Lab.clock``): a project's authorisation ends by it
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def _wake_after_commit(self, session: Session) -> None:
         if self.notify is not None:
@@ -150,6 +152,7 @@ class JobService:
                 )
             spec = (folder / SPEC_FILE).read_bytes()
         parsed = parse_spec(spec)
+        _enforce(session, principal, project_id, parsed, self.clock())
         quota = quota_for(session, project_id, self.default_quota)
         validate_spec(
             parsed, known_datasets=set(self.datasets(session, project_id)), quota=quota, folder=folder
@@ -316,3 +319,30 @@ def _authorize_run(session: Session, principal: Principal, project_id: int, targ
     checkers) may read a project's jobs but never run code in it, so no one both submits and
     reviews.  The system and the console operator pass."""
     authorize_member(session, principal, Permission.job_submit, project_id, target)
+
+
+def _enforce(session: Session, principal: Principal, project_id: int, parsed: JobSpec, now: datetime) -> None:
+    """The project's authorisation is in force, the submitter accredited, and every named dataset
+    granted for sandbox jobs; a dataset approved only for some columns is not bound for jobs
+    (a job reads whole files), and the refusal says so."""
+    from countylab.operations import enforcement
+    from countylab.operations.terms import Channel
+
+    names = {n for a in parsed.actions for n in a.datasets}
+    rows = session.execute(
+        select(Dataset.id, Dataset.name, Dataset.title)
+        .join(Grant, Grant.dataset_id == Dataset.id)
+        .where(Grant.project_id == project_id, Dataset.name.in_(names or {""}))
+    ).all()
+    allowed = enforcement.check(
+        session, project_id, Channel.sandbox_job, [r.id for r in rows], now=now, user_id=principal.user_id
+    )
+    for r in rows:
+        if allowed.columns.get(r.id) is not None:
+            raise PermissionDenied(
+                f"数据集“{r.title}”只授权了部分字段，沙箱作业读取整个文件，不能使用；请改用差分隐私查询",
+                f"Dataset '{r.name}' is authorised for some columns only; sandbox jobs read whole files "
+                "and cannot use it (use DP queries)",
+                reason="column",
+                dataset_id=r.id,
+            )

@@ -31,6 +31,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
@@ -52,6 +53,8 @@ from countylab.errors import (
 from countylab.identity.access import Principal
 from countylab.identity.projects import authorize_member
 from countylab.identity.roles import Permission
+from countylab.operations import enforcement
+from countylab.operations.terms import Channel
 from countylab.policy import Action, require
 from countylab.privacy import answers, budget, ledgers, params
 from countylab.privacy.cost import TableSize, check_cost
@@ -146,6 +149,8 @@ class QueryGateway:
     ) -> None:
         self._tx = transaction
         self.paths = paths
+        #: the lab's clock (``Lab.clock``): an authorisation's end date is compared with it
+        self.clock: Callable[[], datetime] = utcnow
         self.settings = settings or EngineSettings()
         self.config = config or GatewayConfig()
         self.admission = Admission(self.config)
@@ -300,15 +305,21 @@ class QueryGateway:
         specs = []
         used_versions: dict[str, int] = {}
         mentioned = mentioned_names(sql)
-        for ds in by_name.values():
-            if ds.name not in mentioned:  # only the tables the SQL can name are materialised
-                continue
+        named = [ds for ds in by_name.values() if ds.name in mentioned]
+        allowed = enforcement.check(  # the authorisation: in force, channel, accreditation, columns
+            s, req.project_id, Channel.dp_query, [d.id for d in named],
+            now=self.clock(),
+            user_id=actor.user_id,
+        )
+        for ds in named:  # only the tables the SQL can name are materialised
             version = int(versions.get(ds.name, ds.current_version or 0))
             paths = self.paths.read_paths(ds, version)
             if not paths:
                 continue
             used_versions[ds.name] = version
-            specs.append(table_spec(ds, catalog.columns(s, ds.id), key_sets, paths, version))
+            approved = allowed.columns.get(ds.id)
+            cols = enforcement.approved_columns(ds, catalog.columns(s, ds.id), approved, mentioned)
+            specs.append(table_spec(ds, cols, key_sets, paths, version))
         return _Prepared(org_kind != "department", by_name, specs, used_versions)
 
     def _answered(self, project_id: int, fingerprint: str) -> bool:

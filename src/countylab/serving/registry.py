@@ -140,6 +140,7 @@ class ModelService:
     org_rate_factor: int = 3  # an organisation's calls per minute: this many callers' worth
     org_daily_quota: int = 3000  # calls a day per model from one organisation, all callers
     authorizers: list[CallerAuthorizer] = field(default_factory=lambda: CALLER_AUTHORIZERS)
+    clock: Callable[[], datetime] = utcnow  # the lab's clock: an authorisation's end date
 
     def get(self, s: Session, actor: Principal, model_id: int) -> RegisteredModel:
         authorize(actor, Permission.model_predict, target=f"model:{model_id}")
@@ -385,6 +386,11 @@ class ModelService:
             )
         if model.state != "approved":
             raise Conflict("模型尚未批准，不能提供预测", "the model is not approved", reason="not_approved")
+        from countylab.operations import enforcement  # the project's authorisation is in force
+        from countylab.operations.terms import Channel
+
+        now_ = self.clock()
+        enforcement.check(s, model.project_id, Channel.model_serving, [], now=now_, user_id=actor.user_id)
         if not card_outputs(model.card or {}):
             raise Conflict(
                 "该模型卡没有带类型的输出，不能提供预测；请重新登记",

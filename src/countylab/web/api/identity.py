@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -210,15 +211,25 @@ def remove_member(project_id: Id, user_id: Id, actor: Actor, lab: LabDep) -> dic
 
 
 class GrantIn(BaseModel):
+    """An emergency grant (紧急授权): admins only, with a written reason and an end date."""
+
     dataset_id: BodyId
-    note: str = ""
+    reason: str = Field(default="", max_length=2000)
+    ends_on: date | None = None
+    note: str = Field(default="", max_length=2000)  # older clients: read as the reason
 
 
 @router.post("/projects/{project_id}/grants", status_code=201)
 def grant(project_id: Id, body: GrantIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """Emergency grant of a dataset without an application (admin, reason, end date; disclosed)."""
+    from countylab.operations import emergency
+
     with lab.tx() as s:
-        g = prj.grant_dataset(s, actor, project_id, body.dataset_id, note=body.note)
-        return {"id": g.id, "project_id": g.project_id, "dataset_id": g.dataset_id}
+        g = emergency.grant(
+            s, actor, project_id, body.dataset_id, reason=body.reason or body.note, ends_on=body.ends_on,
+            now=lab.clock(),
+        )
+        return {"id": g.id, "project_id": g.project_id, "dataset_id": g.dataset_id, "ends_on": body.ends_on}
 
 
 @router.delete("/projects/{project_id}/grants/{dataset_id}")

@@ -344,6 +344,7 @@ def project_page(request: Request, project_id: Id, actor: Actor, lab: LabDep) ->
         datasets=datasets,
         can_manage=is_owner and has_permission(actor, Permission.project_manage),
         can_grant=has_permission(actor, Permission.grant_manage),
+        can_emergency=has_permission(actor, Permission.grant_emergency),
     )
 
 
@@ -379,11 +380,19 @@ def grant(
     actor: Actor,
     lab: LabDep,
     dataset_id: FormId,
-    note: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    ends_on: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
+    """The admin's emergency grant (紧急授权): a reason and an end date, disclosed."""
+    from countylab.operations import emergency
+    from countylab.web.ui.agreement_pages import form_date
+
     def run() -> None:
         with lab.tx() as s:
-            prj.grant_dataset(s, actor, project_id, dataset_id, note=note)
+            emergency.grant(
+                s, actor, project_id, dataset_id, reason=reason, ends_on=form_date(ends_on, "ends_on"),
+                now=lab.clock(),
+            )
 
     return form_action(request, f"/projects/{project_id}", run, "flash.granted")
 
