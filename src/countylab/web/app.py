@@ -20,36 +20,38 @@ from countylab.audit.log import start_request_tracking
 from countylab.i18n import from_accept_language, normalise
 from countylab.lab import Lab
 from countylab.web import errors
+from countylab.web.api import agreements as api_agreements
 from countylab.web.api import airlock as api_airlock
-from countylab.web.api import applications as api_applications
 from countylab.web.api import applications as api_applications
 from countylab.web.api import audit_export as api_audit_export
 from countylab.web.api import catalog as api_catalog
 from countylab.web.api import connectors as api_connectors
+from countylab.web.api import dashboards as api_dashboards
 from countylab.web.api import downloads as api_downloads
 from countylab.web.api import identity as api_identity
 from countylab.web.api import jobs as api_jobs
+from countylab.web.api import maps as api_maps
 from countylab.web.api import notifications as api_notifications
 from countylab.web.api import query as api_query
-from countylab.web.api import scenarios as api_scenarios
 from countylab.web.api import scenarios as api_scenarios
 from countylab.web.api import search as api_search
 from countylab.web.api import usage as api_usage
 from countylab.web.bodylimit import MIB, BodyLimit
 from countylab.web.deps import LANG_COOKIE, UNSAFE
 from countylab.web.ui import (
+    agreement_pages,
     airlock_pages,
-    application_pages,
     application_pages,
     audit_view,
     catalog_pages,
     connector_pages,
+    dashboard_pages,
     filters,
     job_pages,
+    map_pages,
     notify_pages,
     pages,
     public_pages,
-    scenario_pages,
     scenario_pages,
     query_pages,
     search_pages,
@@ -73,11 +75,12 @@ ROUTERS = (
     api_airlock.router,
     api_notifications.router,
     api_usage.router,
+    api_maps.router,
     api_search.router,
     api_scenarios.router,
     api_applications.router,
-    api_scenarios.router,
-    api_applications.router,
+    api_dashboards.router,
+    api_agreements.router,
     pages.router,
     audit_view.router,
     catalog_pages.router,
@@ -91,10 +94,11 @@ ROUTERS = (
     usage_pages.router,
     scenario_pages.router,
     application_pages.router,
-    scenario_pages.router,
-    application_pages.router,
+    dashboard_pages.router,
+    map_pages.router,
     public_pages.router,
     story_pages.router,
+    agreement_pages.router,
 )
 
 
@@ -215,6 +219,7 @@ def create_app(
     )
     app.state.templates = templates
     app.state.people = filters.install(templates, lab)  # |bjtime |label |person |action_label |details
+    agreement_pages.install(templates, lab)  # agreement_context() for _agreement.html
     app.add_middleware(RequestContext, lab=lab)
     settings = lab.settings  # outermost: bodies are limited before anything reads them
     app.add_middleware(
