@@ -97,6 +97,11 @@ def from_dp_answer(
 ) -> Chart:
     """A bar chart of one DP answer's column, each value with its interval (as the answer gave it)."""
     columns = list(answer.get("columns", []))
+    if value_column in columns and not category_column:  # one figure: a single bar named by the title
+        vi = columns.index(value_column)
+        single = [[title, r[vi]] for r in answer.get("rows", [])[:1]]
+        answer = {**answer, "columns": ["", value_column], "rows": single}
+        columns, category_column = ["", value_column], ""
     if category_column not in columns or value_column not in columns:
         raise ValidationFailed(
             f"该查询结果没有列“{category_column}”或“{value_column}”",
