@@ -147,3 +147,43 @@ def points(session: Session, layer: str) -> dict[str, tuple[str, float, float]]:
     """Point id -> (name, lon, lat) of an open-data layer (``air_quality``, ``traffic_counts``)."""
     rows = session.execute(select(MapPoint).where(MapPoint.layer == layer).order_by(MapPoint.point_id))
     return {p.point_id: (p.name, p.lon, p.lat) for p in rows.scalars()}
+
+
+def status(session: Session) -> dict[str, Any]:
+    """For the map page of the lab: per level, the current boundaries, what they lack, the history;
+    and how many points each open-data layer has."""
+    from countylab.storage.models import User
+
+    levels = {}
+    for level in LEVEL_KEY_SETS:
+        known = known_codes(session, level)
+        drawn = set(session.execute(select(MapArea.code).where(MapArea.level == level)).scalars())
+        history = session.execute(
+            select(MapImport, User.username)
+            .outerjoin(User, User.id == MapImport.created_by)
+            .where(MapImport.level == level)
+            .order_by(MapImport.id.desc())
+            .limit(20)
+        ).all()
+        levels[level] = {
+            "known": len(known),
+            "areas": len(drawn),
+            "missing": [{"code": c, "name": n} for c, n in known.items() if c not in drawn],
+            "imports": [
+                {
+                    "id": imp.id,
+                    "source": imp.source,
+                    "filename": imp.filename,
+                    "features": imp.features,
+                    "code_property": imp.code_property,
+                    "sha256": imp.sha256,
+                    "by": username or "",
+                    "at": imp.created_at.isoformat(),
+                }
+                for imp, username in history
+            ],
+        }
+    layers: dict[str, int] = {}
+    for layer in session.execute(select(MapPoint.layer)).scalars():
+        layers[layer] = layers.get(layer, 0) + 1
+    return {"levels": levels, "points": layers}
