@@ -274,7 +274,9 @@ def _dp(session: Session, spec: WidgetSpec) -> Chart:
         texts.append(f"{rounded.text}（{rounded.low_text}–{rounded.high_text}）")
     at = m.refreshed_at.isoformat() if m.refreshed_at else ""
     source = Source(SourceKind.dp, f"差分隐私统计（ε={m.epsilon:g}）：{m.title}", f"metric:{m.id}", at)
-    series = Series(columns[j], values, low, high, texts)
+    # a bare SQL alias ("n") says nothing to a reader: the metric's title names the number instead
+    label = m.title if col.isascii() and col.replace("_", "").isalnum() else col
+    series = Series(label, values, low, high, texts)
     if spec.kind == "map":
         from countylab.showcase.maps import choropleth
 
@@ -290,7 +292,7 @@ def _dp(session: Session, spec: WidgetSpec) -> Chart:
             title=spec.title,
             unit=spec.unit,
             source=source,
-            series_name=columns[j],
+            series_name=label,
             texts=dict(zip(categories, texts, strict=True)),
         )
     return _finish(session, spec, source, categories, series)
