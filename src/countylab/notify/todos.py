@@ -79,6 +79,9 @@ def todos(session: Session, principal: Principal, *, uploads_dir: Path | None = 
         found += _steward(session)
     if Role.provider in roles:
         found += _provider(session, principal, uploads_dir)
+    from countylab.operations.workflow_todos import workflow_todos  # the approval steps (审批)
+
+    found += workflow_todos(session, principal)
     found.sort(key=lambda t: aware(t.since))
     return found
 

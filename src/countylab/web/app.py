@@ -21,6 +21,7 @@ from countylab.i18n import from_accept_language, normalise
 from countylab.lab import Lab
 from countylab.web import errors
 from countylab.web.api import agreements as api_agreements
+from countylab.web.api import approvals as api_approvals
 from countylab.web.api import airlock as api_airlock
 from countylab.web.api import applications as api_applications
 from countylab.web.api import audit_export as api_audit_export
@@ -42,6 +43,7 @@ from countylab.web.ui import (
     agreement_pages,
     airlock_pages,
     application_pages,
+    approval_pages,
     audit_view,
     catalog_pages,
     connector_pages,
@@ -81,6 +83,7 @@ ROUTERS = (
     api_applications.router,
     api_dashboards.router,
     api_agreements.router,
+    api_approvals.router,
     pages.router,
     audit_view.router,
     catalog_pages.router,
@@ -99,6 +102,7 @@ ROUTERS = (
     public_pages.router,
     story_pages.router,
     agreement_pages.router,
+    approval_pages.router,
 )
 
 
@@ -220,6 +224,7 @@ def create_app(
     app.state.templates = templates
     app.state.people = filters.install(templates, lab)  # |bjtime |label |person |action_label |details
     agreement_pages.install(templates, lab)  # agreement_context() for _agreement.html
+    approval_pages.install(templates, lab)  # workflow_context() for _workflow.html
     app.add_middleware(RequestContext, lab=lab)
     settings = lab.settings  # outermost: bodies are limited before anything reads them
     app.add_middleware(

@@ -35,7 +35,7 @@ NAV: list[NavItem] = [
     NavItem("airlock", "/airlock", frozenset({Role.checker, Role.developer, Role.steward, Role.admin})),
     NavItem("scenarios", "/scenarios", None),
     NavItem("applications", "/applications", None),
-    NavItem("ops", "/soon/ops", frozenset({Role.operator, Role.admin, Role.steward})),
+    NavItem("ops", "/ops", frozenset({Role.operator, Role.admin, Role.steward, Role.leader})),
     NavItem("showcase", "/showcase", None),
     NavItem("reports", "/soon/reports", frozenset({Role.provider, Role.admin, Role.operator})),
     NavItem("projects", "/projects", None),
