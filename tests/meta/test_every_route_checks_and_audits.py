@@ -269,7 +269,7 @@ def _call(
             method,
             path,
             data=data,
-            files={"file": ("more.csv", WORLD_CSV.encode())},
+            files={"file": files if isinstance(files, tuple) else ("more.csv", WORLD_CSV.encode())},
             headers={"X-CSRF-Token": csrf} if csrf else {},
             follow_redirects=False,
         )
