@@ -183,3 +183,16 @@ def authorised(lab: Lab, a: Approved) -> int:
 
 
 PASSWORD = DEMO_PASSWORD
+
+
+def county_lab(tmp_path: Any, template: Any) -> Any:
+    """A copy of the tiny demo county with the DP gateway in process (see tests/privacy_gateway)."""
+    import shutil
+
+    from tests.privacy_gateway.conftest import fast_gateway
+    from tests.support import build_lab
+
+    shutil.copytree(template, tmp_path / "lab-data")
+    lab = build_lab(tmp_path)
+    fast_gateway(lab)
+    return lab

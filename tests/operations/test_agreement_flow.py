@@ -17,16 +17,26 @@ from countylab.storage.models import AuditEvent, Grant, Project
 from countylab.storage.operations_models import Application
 from tests.operations import agreement_helpers as h
 from tests.pdfcheck import first_page_png, ocr_text
-from tests.privacy_gateway.conftest import demo_lab, demo_template  # noqa: F401 - fixtures
+from tests.privacy_gateway import conftest as pg
+
+demo_template = pg.demo_template  # the session's demo county, shared with the gateway tests
+
+
+@pytest.fixture
+def county(tmp_path, demo_template):
+    lab = h.county_lab(tmp_path, demo_template)
+    yield lab
+    lab.close()
+
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.needs("tesseract")
-def test_the_pdf_names_the_agreement_and_both_parties(demo_lab):
-    a = h.approved(demo_lab, {"residents": None})
-    agreement_id = h.draft(demo_lab, a)
-    with demo_lab.read() as s:
+def test_the_pdf_names_the_agreement_and_both_parties(county):
+    a = h.approved(county, {"residents": None})
+    agreement_id = h.draft(county, a)
+    with county.read() as s:
         row = agreements.get(s, agreement_id)
         pdf = bytes(row.pdf)
         assert row.sha256 == hashlib.sha256(pdf).hexdigest() and row.version == 1
@@ -37,8 +47,8 @@ def test_the_pdf_names_the_agreement_and_both_parties(demo_lab):
     assert "青禾康养科技有限公司" in text
 
 
-def test_versions_signatures_and_the_authorisation(demo_lab):
-    lab = demo_lab
+def test_versions_signatures_and_the_authorisation(county):
+    lab = county
     a = h.approved(lab, {"residents": None, "households": ("household_id", "town_code")})
     v1 = h.draft(lab, a)
     v2 = h.draft(lab, a, extra_clauses="乙方每季度报告使用情况。")  # before any signature: version 2
@@ -91,8 +101,8 @@ def test_versions_signatures_and_the_authorisation(demo_lab):
         h.draft(lab, a, replace_signed=True)
 
 
-def test_members_without_accreditation_stop_the_authorisation_whole(demo_lab):
-    lab = demo_lab
+def test_members_without_accreditation_stop_the_authorisation_whole(county):
+    lab = county
     a = h.approved(lab, {"residents": None}, members=("researcher",))
     with lab.tx() as s:  # the researcher's training record is withdrawn before the signatures
         from countylab.storage.operations_models import Accreditation
@@ -111,8 +121,8 @@ def test_members_without_accreditation_stop_the_authorisation_whole(demo_lab):
         assert s.execute(select(Authorisation)).first() is None
 
 
-def test_api_sign_asks_the_password_again(demo_lab):
-    lab = demo_lab
+def test_api_sign_asks_the_password_again(county):
+    lab = county
     a = h.approved(lab, {"residents": None})
     operator = h.client(lab, "operator")
     r = operator.post(f"/api/applications/{a.application_id}/agreement", json={})

@@ -214,4 +214,7 @@ def approved_columns(
             dataset_id=dataset.id,
             columns=outside,
         )
-    return [c for c in columns if c.name in approved]
+    # the privacy unit's identifier stays in the table (the engine bounds each unit's rows with
+    # it); naming it in the query is refused above unless it was approved
+    unit = dataset.privacy_unit_column if dataset.privacy_unit != "none" else None
+    return [c for c in columns if c.name in approved or c.name == unit]
