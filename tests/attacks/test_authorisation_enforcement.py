@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from countylab.errors import Conflict, PermissionDenied
-from countylab.identity.access import SYSTEM
 from countylab.identity import projects as prj
+from countylab.identity.access import SYSTEM
 from countylab.operations import authorisations as auths
 from countylab.operations.terms import Channel
 from countylab.storage.airlock_models import RegisteredModel
@@ -63,7 +63,8 @@ def job_folder(tmp_path: Path, dataset: str) -> Path:
     (folder / "main.py").write_text("print('hi')\n")
     (folder / "countylab.yaml").write_text(
         f"version: 1\nactions:\n  main:\n    run: python main.py\n    datasets: [{dataset}]\n"
-        "    outputs:\n      - {path: out.csv, kind: table}\n    resources: {cpu: 1, memory_mb: 256, time_s: 60}\n"
+        "    outputs:\n      - {path: out.csv, kind: table}\n"
+        "    resources: {cpu: 1, memory_mb: 256, time_s: 60}\n"
     )
     return folder
 
@@ -272,9 +273,8 @@ def test_emergency_grant_is_admin_only_with_reason_and_end_date(county):
     assert r.status_code == 201, r.text
     report = h.client(county, "operator").get("/api/disclosure").json()
     assert [g["reason"] for g in report["emergency_grants"]] == ["防汛应急需要立即核查受灾地块"]
-    with pytest.raises(PermissionDenied):  # people do not grant by hand any more
-        with county.tx() as s:
-            prj.grant_dataset(s, h.principal(county, "steward"), pid, ds)
-    with pytest.raises(Conflict):
-        with county.tx() as s:
-            prj.grant_dataset(s, SYSTEM, pid, ds, note="系统")
+    steward_p = h.principal(county, "steward")
+    with pytest.raises(PermissionDenied), county.tx() as s:  # people do not grant by hand any more
+        prj.grant_dataset(s, steward_p, pid, ds)
+    with pytest.raises(Conflict), county.tx() as s:
+        prj.grant_dataset(s, SYSTEM, pid, ds, note="系统")
