@@ -51,6 +51,7 @@ DEMO_USERS: list[tuple[str, str, list[str], str, str]] = [
     ("researcher", "孙研究（农科院研究员）", ["developer"], "省农业科学院", "research"),
     ("leader", "吴县长（领导）", ["leader"], "县人民政府办公室", "department"),
     ("operator", "郑运营（运营方）", ["operator"], PLATFORM_ORG, "platform"),
+    ("expert", "钱专家（评审专家）", ["expert"], PLATFORM_ORG, "platform"),
 ]
 
 DEMO_PROJECTS = [

@@ -36,6 +36,9 @@ DemoStep = Callable[["Lab", DemoContext, Callable[[str], None]], None]
 def demo_steps() -> list[DemoStep]:
     """The steps in order; imported here so that a plain ``countylab serve`` never loads them."""
     steps: list[DemoStep] = []
+    from countylab.operations.demo import seed_scenarios
+
+    steps.append(seed_scenarios)  # the scenario list (A): first, the applications step reads its facts
     from countylab.showcase.demo_map import seed_boundaries
 
     steps.append(seed_boundaries)  # the county map (E): after the operations steps, before the dashboards

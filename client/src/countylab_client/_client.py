@@ -29,6 +29,7 @@ from ._frames import require_pandas
 from ._jobs import JobsAPI
 from ._models import Dataset, Project, PushResult, QueryResult, User
 from ._notify import NotifyAPI
+from ._operations import OperationsAPI
 from ._query import QueryAPI
 from ._version import __version__
 
@@ -64,7 +65,7 @@ def _clean_row(row: object, index: int) -> dict[str, Any]:
     return {str(k): (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
-class Client(CatalogAPI, DownloadsAPI, QueryAPI, JobsAPI, AirlockAPI, NotifyAPI):
+class Client(CatalogAPI, DownloadsAPI, QueryAPI, JobsAPI, AirlockAPI, NotifyAPI, OperationsAPI):
     """Synchronous client for a countylab server.
 
     ``transport`` lets tests plug in ``countylab_client.testing.FakeServer().transport`` (or any
