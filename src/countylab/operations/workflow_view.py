@@ -203,6 +203,10 @@ def decide(
 ) -> dict[str, Any]:
     """A decision on the application's open step named ``step`` (for a consent: the caller's
     department's).  Returns the application's new status."""
+    if step in workflow.STEP_PERMISSION:  # refuse the wrong role before looking at any state
+        from countylab.identity.access import authorize
+
+        authorize(principal, workflow.STEP_PERMISSION[step], target=f"application:{application_id}")
     app = workflow.get_application(session, application_id)
     if step == "precheck":
         workflow.precheck(session, principal, app.id, decision, reason, now=now)
@@ -210,9 +214,6 @@ def decide(
         row = workflow.open_step(session, app, "expert")
         workflow.expert_vote(session, principal, row.id, decision, reason, now=now)
     elif step in ("consent", "security", "final"):
-        from countylab.identity.access import authorize
-
-        authorize(principal, workflow.STEP_PERMISSION[step], target=f"application:{app.id}")
         row = workflow.open_step(session, app, step, principal)
         workflow.decide(session, principal, row.id, decision, reason, now=now, terms=terms)
     else:

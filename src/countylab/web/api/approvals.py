@@ -67,8 +67,8 @@ class DecisionIn(BaseModel):
     conditions: str = Field(default="", max_length=4000)
 
 
-@router.post("/applications/{application_id}/decisions")
-def decide(application_id: Id, body: DecisionIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+@router.post("/applications/{app_id}/decisions")
+def decide(app_id: Id, body: DecisionIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """Decide the application's open step ``step`` (a consent: the caller's department's)."""
     terms = None
     if body.step == "security":
@@ -81,7 +81,7 @@ def decide(application_id: Id, body: DecisionIn, actor: Actor, lab: LabDep) -> d
         )
     with lab.tx() as s:
         return workflow_view.decide(
-            s, actor, application_id, body.step, body.decision, body.reason, now=lab.clock(), terms=terms
+            s, actor, app_id, body.step, body.decision, body.reason, now=lab.clock(), terms=terms
         )
 
 
@@ -89,13 +89,14 @@ class ExpertsIn(BaseModel):
     user_ids: list[int] = Field(min_length=1, max_length=20)
 
 
-@router.post("/applications/{application_id}/experts")
-def assign_experts(application_id: Id, body: ExpertsIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+@router.post("/applications/{app_id}/experts")
+def assign_experts(app_id: Id, body: ExpertsIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    authorize(actor, Permission.application_precheck, target=f"application:{app_id}")
     with lab.tx() as s:
-        app = workflow.get_application(s, application_id)
+        app = workflow.get_application(s, app_id)
         step = workflow.open_step(s, app, "expert")
         assigned = workflow.assign_experts(s, actor, step.id, body.user_ids, now=lab.clock())
-    return {"application_id": application_id, "step_id": step.id, "experts": assigned}
+    return {"application_id": app_id, "step_id": step.id, "experts": assigned}
 
 
 # -- notices and objections --------------------------------------------------------------------

@@ -136,15 +136,15 @@ def _floats(text: str, field: str) -> float | None:
         ) from None
 
 
-@router.post("/applications/{application_id}/workflow/decide")
-async def decide_form(request: Request, application_id: Id, actor: Actor, lab: LabDep) -> Response:
+@router.post("/applications/{app_id}/workflow/decide")
+async def decide_form(request: Request, app_id: Id, actor: Actor, lab: LabDep) -> Response:
     """One form for every step; the security officer's form adds channels, columns, budgets,
     quota and conditions (fields ``channel``, ``col_<id>``, ``eps_<id>``, ``delta_<id>``, ``q_<name>``)."""
     form = await request.form()
     step = str(form.get("step", ""))
     decision = str(form.get("decision", ""))
     reason = str(form.get("reason", ""))[:4000]
-    back = f"/applications/{application_id}"
+    back = f"/applications/{app_id}"
 
     def run() -> None:
         terms = None
@@ -180,15 +180,13 @@ async def decide_form(request: Request, application_id: Id, actor: Actor, lab: L
                 conditions=str(form.get("conditions", ""))[:4000],
             )
         with lab.tx() as s:
-            workflow_view.decide(
-                s, actor, application_id, step, decision, reason, now=lab.clock(), terms=terms
-            )
+            workflow_view.decide(s, actor, app_id, step, decision, reason, now=lab.clock(), terms=terms)
 
     return form_action(request, back, run, "wf.flash.decided")
 
 
-@router.post("/applications/{application_id}/workflow/experts")
-async def experts_form(request: Request, application_id: Id, actor: Actor, lab: LabDep) -> Response:
+@router.post("/applications/{app_id}/workflow/experts")
+async def experts_form(request: Request, app_id: Id, actor: Actor, lab: LabDep) -> Response:
     form = await request.form()
     try:
         ids = [int(str(x)) for x in form.getlist("expert")]
@@ -198,12 +196,13 @@ async def experts_form(request: Request, application_id: Id, actor: Actor, lab: 
     def run() -> None:
         from countylab.operations import workflow
 
+        authorize(actor, Permission.application_precheck, target=f"application:{app_id}")
         with lab.tx() as s:
-            app = workflow.get_application(s, application_id)
+            app = workflow.get_application(s, app_id)
             step = workflow.open_step(s, app, "expert")
             workflow.assign_experts(s, actor, step.id, ids, now=lab.clock())
 
-    return form_action(request, f"/applications/{application_id}", run, "wf.flash.experts")
+    return form_action(request, f"/applications/{app_id}", run, "wf.flash.experts")
 
 
 @router.post("/notices/{notice_id}/objections")
