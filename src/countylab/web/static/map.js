@@ -144,6 +144,7 @@
     const labels = o.labels !== undefined ? o.labels : level === "town";
     const ink = dark ? "#e8eef5" : "#2b2b2b";
     const regions = [];
+    const noData = words.noData || "无数据";
     if (s) {
       const pattern = hatch(dark);
       geojson.features.forEach((f) => {
@@ -152,8 +153,12 @@
         regions.push({
           name: code,
           itemStyle: { areaColor: pattern, borderColor: dark ? "#56606c" : "#a0a0a0" },
-          label: { show: labels, formatter: `${names[code]}\n${words.noData || "无数据"}`, color: dark ? "#aab4c0" : "#777" },
+          // a region's own label does not inherit the geo's formatter: name + 无数据 given here
+          label: { show: labels, color: dark ? "#aab4c0" : "#666", formatter: () => `${names[code]}\n${noData}` },
         });
+        // in the data too (no value), so that hovering it names the area: ECharts gives the
+        // tooltip of an area outside the series data no name
+        data.push({ name: code, value: NaN, missing: true });
       });
     }
     let min = values.length ? Math.min.apply(null, values) : 0;
@@ -174,7 +179,7 @@
           formatter(p) {
             const d = p.data;
             const area = names[p.name] || p.name;
-            if (!d || !has(d.value)) return `${area}\n${words.noData || "无数据"}`;
+            if (!d || d.missing || !has(d.value)) return `${area}\n${noData}`;
             const lines = [area, `${p.seriesName}: ${d.text}${unit ? " " + unit : ""}`];
             if (has(d.low) && has(d.high)) lines.push(`${words.interval || "95%"} [${fmt(d.low)}, ${fmt(d.high)}]`);
             if (sourceLabel) lines.push(`${words.source || "source"}: ${sourceLabel}`);
@@ -199,7 +204,13 @@
           top: 16,
           bottom: s ? 56 : 16,
           aspectScale: 0.87, // cos(latitude) near 29°N: a kilometre looks as long both ways
-          label: { show: labels, color: ink, fontSize: 11, formatter: (p) => names[p.name] || p.name },
+          label: {
+            show: labels,
+            color: ink,
+            fontSize: 11,
+            formatter: (p) =>
+              (names[p.name] || p.name) + (s && !valued.has(p.name) ? `\n${words.noData || "无数据"}` : ""),
+          },
           itemStyle: {
             areaColor: dark ? "#1d2b3a" : s ? "#eef2f6" : "#dce8f4",
             borderColor: dark ? "#8aa0b8" : "#ffffff",
