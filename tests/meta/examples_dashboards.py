@@ -77,6 +77,13 @@ def setup(world: Any) -> None:
         EXAMPLES[key].body["dashboard_ids"] = str(board)
     with world.lab.tx() as s:
         world.values["screen_id"] = str(bigscreen.create(s, SYSTEM, title="大屏", dashboard_ids=[board]).id)
+    # a published dashboard for the GET pages (in the lab and public)
+    with world.lab.tx() as s:
+        publication.submit(s, SYSTEM, board)
+    with world.lab.tx() as s:
+        publication.decide(s, SYSTEM, board, approve=True, version=2)
+    world.values["dashboard_id"] = str(board)
+    world.values["slug"] = "meta-screen"
 
 
 _n = [0]

@@ -157,6 +157,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         "upload_id": world.staged_for("provider"),  # the upload confirm page read again
     }
     values.update({f"file:{k}": v for k, v in files.items()})
+    values.update({k: v for k, v in world.values.items() if k not in values})  # areas' setup()
     try:
         yield Setup(lab, Recorder(engine), Path(str(engine.url.database)), values, clients)
     finally:
