@@ -45,4 +45,7 @@ def demo_steps() -> list[DemoStep]:
     from countylab.showcase.demo import seed_stories
 
     steps.append(seed_stories)  # the two finished projects (D): releases, a DP statistic, stories
+    from countylab.showcase.demo_dashboards import seed_dashboards
+
+    steps.append(seed_dashboards)  # dashboards and the big screen (F): LAST, they show what the others made
     return steps

@@ -38,6 +38,7 @@ ELDERLY_SQL = (
 def dash_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("dash-template")
     lab = build_lab(root)
+    in_process_gateway(lab)  # the demo's DP statistics (stories, showcase metrics) without worker processes
     setup_demo(lab, size="tiny")
     lab.close()
     return root / "lab-data"
