@@ -52,6 +52,8 @@ AUDITED_READS = {
     "/audit/export.csv": "audit.export",
     "/audit/export.xlsx": "audit.export",
     "/api/audit/export": "audit.export",
+    "/api/ops/export": "ops.export",
+    "/ops/export.xlsx": "ops.export",
 }
 # Routes that answer without touching the database at all.
 NO_DATABASE = {"/healthz", "/lang/{code}", "/datasets/{dataset_id}/dummy.csv", "/login"}
