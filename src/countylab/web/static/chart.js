@@ -408,6 +408,7 @@
       const el = fig.querySelector(".lab-chart-canvas");
       const data = fig.querySelector("script.chart-spec");
       if (!el || !data || el.dataset.drawn) return;
+      fig.style.margin = "0";  // a <figure>'s default 40px sides would squeeze the chart
       try {
         const inst = draw(el, JSON.parse(data.textContent), { height: Number(el.dataset.height) || 280 });
         if (inst) {

@@ -75,9 +75,11 @@
     const cd = chartData(data, d, m);
     box.closest(".answer-chart").hidden = !cd;
     if (!cd) return;
-    window.countylab.chart.barsWithIntervals(box, cd, {
+    const inst = window.countylab.chart.barsWithIntervals(box, cd, {
       yName: d.headers[m], missingLabel: box.dataset.missing, intervalLabel: box.dataset.interval,
     });
+    const ch = window.countylab.chart;
+    if (inst && ch.exportButton) ch.exportButton(box, inst, { title: `${result.dataset.chart} ${d.headers[m]}` }, ch.words());
   }
 
   function chartSection(data, d) {
