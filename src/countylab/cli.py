@@ -20,6 +20,7 @@ from rich.table import Table
 from countylab import __version__
 from countylab.commands import airlock, audit_log, datasets, doctor, jobs, query
 from countylab.commands import applications as application_cmds
+from countylab.commands import approvals as approval_cmds
 from countylab.commands import login as login_cmd
 from countylab.commands import scenarios as scenario_cmds
 from countylab.config import Settings
@@ -50,6 +51,7 @@ jobs.register(app)
 airlock.register(app)
 scenario_cmds.register(app)
 application_cmds.register(app)
+approval_cmds.register(app)
 # host checks before or beside a lab (sandbox, cgroups, fonts, OCR, disk, database, settings)
 doctor.register(app)
 audit_log.register(audit_app)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Self
 import httpx
 
 from ._airlock import AirlockAPI
+from ._approvals import ApprovalsAPI
 from ._catalog import CatalogAPI
 from ._downloads import DownloadsAPI
 from ._errors import CountylabClientError, TransportError, error_from_response
@@ -65,7 +66,7 @@ def _clean_row(row: object, index: int) -> dict[str, Any]:
     return {str(k): (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
-class Client(CatalogAPI, DownloadsAPI, QueryAPI, JobsAPI, AirlockAPI, NotifyAPI, OperationsAPI):
+class Client(CatalogAPI, DownloadsAPI, QueryAPI, JobsAPI, AirlockAPI, NotifyAPI, OperationsAPI, ApprovalsAPI):
     """Synchronous client for a countylab server.
 
     ``transport`` lets tests plug in ``countylab_client.testing.FakeServer().transport`` (or any
