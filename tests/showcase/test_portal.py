@@ -47,7 +47,7 @@ def anon(lab: Lab) -> TestClient:
 def _principal(lab: Lab, username: str) -> Any:
     with lab.tx() as s:
         user = s.execute(select(User).where(User.username == username)).scalar_one()
-        return ids.principal_for(s, user, "system")
+        return ids.principal_for(s, user, "session")
 
 
 def _project(lab: Lab, slug: str) -> int:
@@ -85,7 +85,7 @@ def test_public_pages_render_anonymously(anon: TestClient, lab: Lab) -> None:
     assert "echarts" not in home  # the home page loads no chart library
     overview = anon.get("/public/api/overview").json()
     assert overview["datasets"] == sum(d["datasets"] for d in overview["datasets_by_department"]) >= 9
-    assert overview["projects"] == 2 and overview["releases"] >= 2 and overview["queries"] >= 1
+    assert overview["projects"] >= 2 and overview["releases"] >= 2 and overview["queries"] >= 1
 
 
 def test_elderly_story_shows_released_metrics_and_dp_with_interval(anon: TestClient, lab: Lab) -> None:
