@@ -64,6 +64,7 @@ def applications_page(
             {"code": c, "name": application_view.status_name(c, lang)} for c in application_view._STATUS_EN
         ],
         can_apply=has_permission(actor, Permission.application_submit),
+        can_accredit=has_permission(actor, Permission.accreditation_manage),
     )
 
 
