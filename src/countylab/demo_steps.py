@@ -39,6 +39,9 @@ def demo_steps() -> list[DemoStep]:
     from countylab.operations.demo import seed_scenarios
 
     steps.append(seed_scenarios)  # the scenario list (A): first, the applications step reads its facts
+    from countylab.operations.demo_applications import seed_applications
+
+    steps.append(seed_applications)  # applications at every approval stage (B): after the scenarios
     from countylab.showcase.demo_map import seed_boundaries
 
     steps.append(seed_boundaries)  # the county map (E): after the operations steps, before the dashboards
