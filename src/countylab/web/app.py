@@ -45,6 +45,7 @@ from countylab.web.ui import (
     application_pages,
     approval_pages,
     audit_view,
+    brief_pages,
     catalog_pages,
     connector_pages,
     dashboard_pages,
@@ -103,6 +104,7 @@ ROUTERS = (
     story_pages.router,
     agreement_pages.router,
     approval_pages.router,
+    brief_pages.router,
 )
 
 
