@@ -22,6 +22,7 @@ from countylab.commands import airlock, audit_log, datasets, doctor, jobs, query
 from countylab.commands import applications as application_cmds
 from countylab.commands import approvals as approval_cmds
 from countylab.commands import login as login_cmd
+from countylab.commands import maps as map_cmds
 from countylab.commands import scenarios as scenario_cmds
 from countylab.config import Settings
 from countylab.errors import CountylabError, UserError
@@ -49,6 +50,7 @@ datasets.register(app)
 query.register(app)
 jobs.register(app)
 airlock.register(app)
+map_cmds.register(app)
 scenario_cmds.register(app)
 application_cmds.register(app)
 approval_cmds.register(app)

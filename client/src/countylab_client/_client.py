@@ -28,6 +28,7 @@ from ._downloads import DownloadsAPI
 from ._errors import CountylabClientError, TransportError, error_from_response
 from ._frames import require_pandas
 from ._jobs import JobsAPI
+from ._maps import MapsAPI
 from ._models import Dataset, Project, PushResult, QueryResult, User
 from ._notify import NotifyAPI
 from ._operations import OperationsAPI
@@ -66,7 +67,9 @@ def _clean_row(row: object, index: int) -> dict[str, Any]:
     return {str(k): (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
-class Client(CatalogAPI, DownloadsAPI, QueryAPI, JobsAPI, AirlockAPI, NotifyAPI, OperationsAPI, ApprovalsAPI):
+class Client(
+    CatalogAPI, DownloadsAPI, QueryAPI, JobsAPI, AirlockAPI, NotifyAPI, OperationsAPI, ApprovalsAPI, MapsAPI
+):
     """Synchronous client for a countylab server.
 
     ``transport`` lets tests plug in ``countylab_client.testing.FakeServer().transport`` (or any
