@@ -4,12 +4,15 @@ the public view and the capability list (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from countylab.errors import Conflict, PermissionDenied, ValidationFailed
 from countylab.operations import capabilities, public, subscriptions
 from countylab.operations import scenarios as sv
 from countylab.operations.scenarios import Offer, ScenarioInput
+from countylab.operations.states import SCENARIO_TRANSITIONS, ScenarioStatus
 from countylab.storage.models import AuditEvent
 from countylab.storage.notify_models import Notification, NotificationRecipient
 from tests.operations.conftest import World
@@ -155,3 +158,23 @@ def test_capabilities_and_pairing(world: World) -> None:
     with world.lab.read() as s:
         pairs = capabilities.pairings(s, world.principal("operator"))
     assert pairs[0].field == "elderly_care" and pairs[0].scenarios and pairs[0].capabilities
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(moves=st.lists(st.sampled_from([s.value for s in ScenarioStatus]), min_size=1, max_size=6))
+def test_status_moves_follow_the_one_table(sqlite_world: World, moves: list[str]) -> None:
+    """Whatever is asked, a scenario only ever takes a step of SCENARIO_TRANSITIONS; a refused
+    step changes nothing."""
+    sid = sqlite_world.scenario("prop")
+    for target in moves:
+        with sqlite_world.lab.read() as s:
+            before = sv.get(s, sqlite_world.principal("civil"), sid).status
+        try:
+            with sqlite_world.lab.tx() as s:
+                sv.change_status(s, sqlite_world.principal("civil"), sid, target, "理由")
+        except (Conflict, PermissionDenied, ValidationFailed):
+            pass
+        with sqlite_world.lab.read() as s:
+            after = sv.get(s, sqlite_world.principal("civil"), sid).status
+        assert after == before or ScenarioStatus(after) in SCENARIO_TRANSITIONS[ScenarioStatus(before)]
+        assert after in (before, target)
