@@ -16,7 +16,7 @@ import pypdfium2
 
 from countylab.identity import service as ids
 from countylab.identity.access import SYSTEM
-from countylab.operations import accreditation, applications
+from countylab.operations import accreditation, applications, attachments
 from countylab.operations import scenarios as sv
 from countylab.operations.applications import COMMITMENTS, ApplicationInput, RequestedDataset
 from countylab.operations.scenarios import Offer, ScenarioInput
@@ -125,6 +125,16 @@ def setup(world: Any) -> None:
             expires_on=today + timedelta(days=400),
         )
     world.values["_scenario"] = str(sc.id)
+    # ids for the GET pages of tests/meta/test_reads_do_not_write.py: a draft with a PDF attachment
+    with world.lab.tx() as s:
+        dev = ids.principal_for(s, ids.get_user(s, world.users["dev"]), "session")
+        draft = applications.create(s, dev, _input(world), today=today)
+        att = attachments.attach(
+            s, dev, draft.id, filename=PDF[0], content=PDF[1], data_dir=world.lab.settings.data_dir
+        )
+    world.values.setdefault("scenario_id", str(sc.id))
+    world.values.setdefault("application_id", str(draft.id))
+    world.values.setdefault("attachment_id", str(att.id))
     offer = [{"dataset_id": world.dataset_id}]
     for key in (("POST", "/api/scenarios"), ("POST", "/api/scenarios/propose")):
         EXAMPLES[key].body = {**_SCENARIO, "org_id": dept, "datasets": offer}
