@@ -78,7 +78,7 @@ def released_file(
         return int(f.id)
 
 
-def dp_metric(lab: Lab, name: str = "alone_by_town") -> int:
+def dp_metric(lab: Lab, name: str = "test_alone_by_town") -> int:
     steward = principal(lab, "steward")
     with lab.tx() as s:
         m = metrics.create(

@@ -90,6 +90,7 @@ def elderly_widgets(
 def traffic_widgets(ds: dict[str, int]) -> list[WidgetSpec]:
     aq, tc = ds["air_quality"], ds["traffic_counts"]
     day = {"group_by": "hour", "bucket": "day", "aggregate": "avg", "last": 14}
+    hour = {"group_by": "hour", "bucket": "hour", "aggregate": "avg", "last": 24}
     return [
         WidgetSpec(
             "card", "空气质量指数（最近一日均值）", "open", {"dataset_id": aq, "value": "aqi", **day}, "AQI"
@@ -102,7 +103,11 @@ def traffic_widgets(ds: dict[str, int]) -> list[WidgetSpec]:
             "公里/小时",
         ),
         WidgetSpec(
-            "line", "PM2.5 日均浓度", "open", {"dataset_id": aq, "value": "pm25", **day}, "微克/立方米"
+            "line",
+            "PM2.5 浓度（近24小时）",
+            "open",
+            {"dataset_id": aq, "value": "pm25", **hour},
+            "微克/立方米",
         ),
         WidgetSpec(
             "bar",
@@ -125,7 +130,11 @@ def traffic_widgets(ds: dict[str, int]) -> list[WidgetSpec]:
             "辆",
         ),
         WidgetSpec(
-            "line", "路口车流量（日均）", "open", {"dataset_id": tc, "value": "vehicles", **day}, "辆"
+            "line",
+            "路口小时车流量（近24小时）",
+            "open",
+            {"dataset_id": tc, "value": "vehicles", **hour},
+            "辆",
         ),
     ]
 

@@ -34,7 +34,7 @@ from countylab.storage.models import Dataset, Org
 
 KINDS = tuple(k.value for k in ChartKind)
 AGGREGATES = ("count", "sum", "avg", "min", "max")
-BUCKETS = ("", "day", "month")
+BUCKETS = ("", "hour", "day", "month")
 MAX_ROWS = 60  # a table widget shows at most this many rows; a bar chart at most this many bars
 OPEN_GRADE = "general_1"
 
@@ -128,9 +128,8 @@ def _open(session: Session, paths: Paths, spec: WidgetSpec) -> Chart:
     measure = "COUNT(*)" if agg == "count" else f'{agg.upper()}(CAST("{value}" AS DOUBLE))'
     key = f'"{group}"' if group else "NULL"
     if group and bucket:
-        key = f"strftime(date_trunc('{bucket}', CAST(\"{group}\" AS TIMESTAMP)), " + (
-            "'%Y-%m-%d')" if bucket == "day" else "'%Y-%m')"
-        )
+        shown = {"hour": "'%m-%d %H:00'", "day": "'%Y-%m-%d'", "month": "'%Y-%m'"}[bucket]
+        key = f"strftime(date_trunc('{bucket}', CAST(\"{group}\" AS TIMESTAMP)), {shown})"
     sql = f"SELECT {key} AS k, {measure} AS v FROM read_parquet(?) GROUP BY 1 ORDER BY 1"
     with duckdb.connect() as con:
         rows = con.execute(sql, [files]).fetchall()
@@ -254,7 +253,7 @@ def _dp(session: Session, spec: WidgetSpec) -> Chart:
     col = str(want) if want in noisy else noisy[0]
     j = columns.index(col)
     keys = [c for c, name in enumerate(columns) if name not in intervals]
-    categories = [str(r[keys[0]]) if keys else m.title for r in rows]
+    categories = [str(r[keys[0]]) if keys else "" for r in rows]
     values: list[float | None] = []
     low: list[float | None] = []
     high: list[float | None] = []

@@ -211,9 +211,12 @@
     if (spec.kind === "table") return table(el, spec);
     if (!window.echarts) return null;
     if (spec.kind === "map") {
-      if (root.map && typeof root.map.draw === "function") {
+      if (root.map && typeof root.map.render === "function") {
         clear(el);
-        return root.map.draw(el, spec, { dark: !!o.dark });
+        const w = words();
+        const options = { words: { noData: w.nodata, interval: w.interval }, level: spec.level };
+        if (o.dark) options.theme = "dark";
+        return root.map.render(el, spec, options).catch(() => mapFallback(el, spec, o));
       }
       return mapFallback(el, spec, o);
     }
