@@ -22,7 +22,6 @@ from tests.showcase.dashboard_fixtures import *  # noqa: F403 - the fixtures das
 from tests.showcase.dashboard_fixtures import ELDERLY_SQL, dataset_id, principal, query_runs
 from tests.support import browser_login
 
-
 _DEMO_CHARGES: dict[int, int] = {}
 
 
