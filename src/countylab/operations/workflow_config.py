@@ -87,7 +87,7 @@ class Config:
         opened = opened if opened.tzinfo is not None else opened.replace(tzinfo=UTC)
         day = opened.astimezone(BEIJING).date()
         day = add_days(day, days, working=self.deadline_unit == "working_days")
-        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=BEIJING)
+        end = datetime.combine(day, time(23, 59, 59), tzinfo=BEIJING)  # shown as that day 23:59
         return end.astimezone(UTC)
 
 
