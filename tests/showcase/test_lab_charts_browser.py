@@ -1,5 +1,6 @@
 """The chart component inside the lab (real Chromium): the dataset page's quality profile, a job's
-metering, and the query console's bars with whiskers, each drawn on a canvas with a PNG button.
+metering, the operator's applications by stage and the query console's bars with whiskers, each
+drawn on a canvas with a PNG button.
 
 Screenshots: ``$COUNTYLAB_TEST_ARTIFACTS/lab-charts-*.png``.
 """
@@ -141,4 +142,14 @@ def test_the_query_console_keeps_its_whiskers_and_gains_a_png_button(
     png_is_a_chart(tmp_path / "answer.png")
     s.page.locator(".answer-chart").scroll_into_view_if_needed()
     s.shot("lab-charts-03-query-console")
+    s.close()
+
+
+def test_the_operators_view_charts_applications_by_stage(browser, world, artifacts) -> None:
+    s = Session(browser, world["url"], artifacts, viewport={"width": 1366, "height": 1000})
+    s.login("operator")
+    s.go("/ops")
+    s.page.wait_for_function(INKED, arg=["ops-stage-chart", 2000])
+    assert s.page.locator("#ops-stage-chart .chart-export").count() == 1
+    s.shot("lab-charts-04-ops-by-stage")
     s.close()
