@@ -136,6 +136,7 @@ ACTION_GROUPS = (
     "capability",
     "application",
     "accreditation",
+    "map",
 )
 
 

@@ -239,3 +239,12 @@ def test_only_showcase_managers_import(lab: Lab) -> None:
         dev = ids.principal_for(s, s.get_one(User, uid), "test")
     with lab.tx() as s, pytest.raises(PermissionDenied):
         import_boundaries(s, dev, level="town", data=_good(), filename="t.geojson")
+
+
+def test_gbk_geojson_is_read(lab: Lab) -> None:
+    op = _lab(lab)
+    data = _good().decode("utf-8").encode("gbk")
+    with lab.tx() as s:
+        assert import_boundaries(s, op, level="town", data=data, filename="gbk.geojson").features == 3
+    with lab.read() as s:
+        assert {f["properties"]["name"] for f in boundaries(s, "town")["features"]} == set(TOWNS.values())

@@ -72,9 +72,22 @@ def _refuse(zh: str, en: str, **details: Any) -> ValidationFailed:
 # -- reading -----------------------------------------------------------------------------------
 
 
+def _utf8(data: bytes) -> bytes:
+    """GeoJSON is UTF-8 by its RFC, but files saved by older Chinese GIS tools are often GBK."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            return data.decode("gbk").encode("utf-8")
+        except UnicodeDecodeError:
+            return data
+    return data
+
+
 def read_geojson(data: bytes) -> list[RawFeature]:
     try:
-        doc = orjson.loads(data)
+        doc = orjson.loads(_utf8(data))
     except orjson.JSONDecodeError as e:
         raise _refuse(
             f"不是有效的 GeoJSON（JSON 解析失败：{e}）", f"Not valid GeoJSON (JSON error: {e})", reason="json"
