@@ -178,3 +178,45 @@ def test_status_moves_follow_the_one_table(sqlite_world: World, moves: list[str]
             after = sv.get(s, sqlite_world.principal("civil"), sid).status
         assert after == before or ScenarioStatus(after) in SCENARIO_TRANSITIONS[ScenarioStatus(before)]
         assert after in (before, target)
+
+
+def test_todos_for_proposals_and_returned_applications(sqlite_world: World) -> None:
+    from datetime import timedelta
+
+    from countylab.notify.todos import todos
+    from countylab.operations import applications as apps
+    from countylab.operations.applications import COMMITMENTS, ApplicationInput, RequestedDataset
+    from countylab.operations.states import ApplicationStatus, move
+    from countylab.storage.operations_models import Application
+
+    w = sqlite_world
+    with w.lab.tx() as s:
+        own = sv.propose(s, w.principal("dev"), _input(w, org_id=None))
+    with w.lab.read() as s:
+        kinds = [t.kind for t in todos(s, w.principal("operator"))]
+    assert kinds == ["todo.scenario_proposed"]
+    with w.lab.tx() as s:
+        sv.accept(s, w.principal("operator"), own.id, "好")
+        app = apps.create(
+            s,
+            w.principal("dev"),
+            ApplicationInput(
+                own.id,
+                "预测",
+                "public_good",
+                (RequestedDataset(w.datasets["elderly"]),),
+                ("dp_query",),
+                (),
+                w.today,
+                w.today + timedelta(days=30),
+                "表",
+                tuple(COMMITMENTS),
+            ),  # fmt: skip
+            today=w.today,
+        )
+        apps.submit(s, w.principal("dev"), app.id, today=w.today)
+        move(s, s.get(Application, app.id), ApplicationStatus.returned, reason="补充附件")  # type: ignore[arg-type]
+    with w.lab.read() as s:
+        assert [t.kind for t in todos(s, w.principal("operator"))] == []
+        mine = [t for t in todos(s, w.principal("dev")) if t.kind == "todo.application_returned"]
+    assert len(mine) == 1 and "补充附件" in mine[0].text("zh-CN")

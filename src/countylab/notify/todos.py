@@ -82,6 +82,9 @@ def todos(session: Session, principal: Principal, *, uploads_dir: Path | None = 
     from countylab.operations.workflow_todos import workflow_todos  # the approval steps (审批)
 
     found += workflow_todos(session, principal)
+    from countylab.operations.scenario_todos import scenario_todos  # proposals, returned applications
+
+    found += scenario_todos(session, principal)
     found.sort(key=lambda t: aware(t.since))
     return found
 
