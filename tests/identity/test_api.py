@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import update
 
@@ -39,8 +39,9 @@ def test_whoami_and_projects_roundtrip(any_lab, make_user):
     del third
 
 
-def test_grants_by_steward_only_and_never_core(any_lab, make_user):
+def test_direct_grants_by_admin_only_and_never_core(any_lab, make_user):
     steward = make_user(any_lab, "steward", ["steward"])
+    admin = make_user(any_lab, "admin", ["admin"])
     dev = make_user(any_lab, "dev", ["developer"])
     with any_lab.tx() as s:
         org = Org(name="民政局", kind="department")
@@ -79,11 +80,17 @@ def test_grants_by_steward_only_and_never_core(any_lab, make_user):
     pid = c_dev.post("/api/projects", json={"slug": "p1", "title": "P"}).json()["id"]
     assert c_dev.post(f"/api/projects/{pid}/grants", json={"dataset_id": ds_id}).status_code == 403
     c_st = api_client(any_lab, steward)
-    r = c_st.post(f"/api/projects/{pid}/grants", json={"dataset_id": ds_id, "note": "养老项目"})
+    # the steward no longer grants by hand: an emergency grant is an admin's, with reason and end date
+    soon = (date.today() + timedelta(days=10)).isoformat()
+    why = {"reason": "防汛应急需要立即核查数据", "ends_on": soon}
+    assert c_st.post(f"/api/projects/{pid}/grants", json={"dataset_id": ds_id, **why}).status_code == 403
+    c_admin = api_client(any_lab, admin)
+    assert c_admin.post(f"/api/projects/{pid}/grants", json={"dataset_id": ds_id}).status_code == 422
+    r = c_admin.post(f"/api/projects/{pid}/grants", json={"dataset_id": ds_id, **why})
     assert r.status_code == 201, r.text
-    assert c_st.post(f"/api/projects/{pid}/grants", json={"dataset_id": ds_id}).status_code == 409
-    assert c_st.post(f"/api/projects/{pid}/grants", json={"dataset_id": core_id}).status_code == 422
-    assert c_st.post(f"/api/projects/{pid}/grants", json={"dataset_id": 999}).status_code == 404
+    assert c_admin.post(f"/api/projects/{pid}/grants", json={"dataset_id": ds_id, **why}).status_code == 409
+    assert c_admin.post(f"/api/projects/{pid}/grants", json={"dataset_id": core_id, **why}).status_code == 422
+    assert c_admin.post(f"/api/projects/{pid}/grants", json={"dataset_id": 999, **why}).status_code == 404
     assert c_dev.get(f"/api/projects/{pid}").json()["datasets"] == [
         {"dataset_id": ds_id, "name": "residents"}
     ]

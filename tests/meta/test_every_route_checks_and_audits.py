@@ -15,6 +15,7 @@ import io
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from tests.meta.example import Example
 from tests.support import PASSWORD, audit_actions, browser_login, build_lab, token_for
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+_SOON = (date.today() + timedelta(days=10)).isoformat()  # an emergency grant's end date
 
 
 EXAMPLES: dict[tuple[str, str], Example] = {
@@ -50,7 +52,9 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("POST", "/api/projects"): Example("dev", {"slug": "new-project", "title": "新项目"}),
     ("POST", "/api/projects/{project_id}/members"): Example("dev", {"username": "other"}),
     ("DELETE", "/api/projects/{project_id}/members/{user_id}"): Example("dev", params={"user_id": "member"}),
-    ("POST", "/api/projects/{project_id}/grants"): Example("steward", {"dataset_id": "{dataset2_id}"}),
+    ("POST", "/api/projects/{project_id}/grants"): Example(  # the emergency grant: admins, reason, end date
+        "admin", {"dataset_id": "{dataset2_id}", "reason": "防汛应急需要立即核查数据", "ends_on": _SOON}
+    ),
     ("DELETE", "/api/projects/{project_id}/grants/{dataset_id}"): Example("steward"),
     # pages
     ("POST", "/login"): Example("dev", anonymous=True),
@@ -67,7 +71,9 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("POST", "/projects"): Example("dev", {"slug": "form-project", "title": "表单项目"}),
     ("POST", "/projects/{project_id}/members"): Example("dev", {"username": "other", "role": "member"}),
     ("POST", "/projects/{project_id}/members/{user_id}/remove"): Example("dev", params={"user_id": "member"}),
-    ("POST", "/projects/{project_id}/grants"): Example("steward", {"dataset_id": "{dataset2_id}"}),
+    ("POST", "/projects/{project_id}/grants"): Example(
+        "admin", {"dataset_id": "{dataset2_id}", "reason": "防汛应急需要立即核查数据", "ends_on": _SOON}
+    ),
     ("POST", "/projects/{project_id}/grants/{dataset_id}/revoke"): Example("steward"),
     # catalog API
     ("POST", "/api/datasets"): Example("provider", {"name": "new_ds", "title": "新数据集"}),

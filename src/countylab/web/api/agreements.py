@@ -10,7 +10,9 @@ from fastapi import APIRouter, File, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from countylab.export import content_disposition
+from countylab.identity.access import authorize
 from countylab.identity.login import LoginPolicy
+from countylab.identity.roles import Permission
 from countylab.operations import agreements as agr
 from countylab.operations import authorisations as auths
 from countylab.operations import disclosure
@@ -56,9 +58,11 @@ def agreement_payload(s: Any, a: Any) -> dict[str, Any]:
     return body
 
 
-@router.get("/applications/{application_id}/agreement")
-def current_agreement(application_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
-    """The application's newest agreement version (with every version listed)."""
+@router.get("/applications/{approved_application_id}/agreement")
+def current_agreement(approved_application_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """The application's newest agreement version (with every version listed).  (the path names the
+    application ``approved_application_id``, apart from the application routes' own names.)"""
+    application_id = approved_application_id
     with lab.read() as s:
         app = agr.application(s, application_id)
         agr.require_read(s, actor, app)
@@ -70,9 +74,10 @@ def current_agreement(application_id: Id, actor: Actor, lab: LabDep) -> dict[str
         return agreement_payload(s, a)
 
 
-@router.post("/applications/{application_id}/agreement", status_code=201)
-def draft(application_id: Id, body: DraftIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
+@router.post("/applications/{approved_application_id}/agreement", status_code=201)
+def draft(approved_application_id: Id, body: DraftIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     """Operator: draft the agreement of an approved application (a redraft is version n+1)."""
+    application_id = approved_application_id
     with lab.tx() as s:
         a = agr.draft(
             s,
@@ -114,6 +119,7 @@ def download(agreement_id: Id, actor: Actor, lab: LabDep) -> Response:
 def sign_with_password(
     lab: Any, request: Request, actor: Any, agreement_id: int, *, sha256: str, password: str
 ) -> agr.Signed:
+    authorize(actor, Permission.agreement_sign, target=f"agreement:{agreement_id}")  # before the password
     address = request.client.host if request.client else "?"
     confirmed = confirm_password(
         lab.tx, lab.read, LoginPolicy.of(lab.settings), actor, password=password, address=address

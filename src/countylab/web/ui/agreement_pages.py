@@ -98,15 +98,16 @@ def agreement_attachment(agreement_id: Id, attachment_id: Id, actor: Actor, lab:
     return api.attachment_response(lab, actor, agreement_id, attachment_id)
 
 
-@router.post("/applications/{application_id}/agreement")
+@router.post("/applications/{approved_application_id}/agreement")
 def draft(
     request: Request,
-    application_id: Id,
+    approved_application_id: Id,
     actor: Actor,
     lab: LabDep,
     extra_clauses: Annotated[str, Form(max_length=4000)] = "",
     replace_signed: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
+    application_id = approved_application_id
     made: list[int] = []
 
     def run() -> None:
