@@ -24,6 +24,7 @@ from countylab.commands import approvals as approval_cmds
 from countylab.commands import login as login_cmd
 from countylab.commands import maps as map_cmds
 from countylab.commands import scenarios as scenario_cmds
+from countylab.commands import showcase as showcase_cmds
 from countylab.config import Settings
 from countylab.errors import CountylabError, UserError
 from countylab_client import CountylabClientError
@@ -51,6 +52,7 @@ query.register(app)
 jobs.register(app)
 airlock.register(app)
 map_cmds.register(app)
+showcase_cmds.register(app)
 scenario_cmds.register(app)
 application_cmds.register(app)
 approval_cmds.register(app)

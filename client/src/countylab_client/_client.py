@@ -33,6 +33,7 @@ from ._models import Dataset, Project, PushResult, QueryResult, User
 from ._notify import NotifyAPI
 from ._operations import OperationsAPI
 from ._query import QueryAPI
+from ._showcase import ShowcaseAPI
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -68,7 +69,16 @@ def _clean_row(row: object, index: int) -> dict[str, Any]:
 
 
 class Client(
-    CatalogAPI, DownloadsAPI, QueryAPI, JobsAPI, AirlockAPI, NotifyAPI, OperationsAPI, ApprovalsAPI, MapsAPI
+    CatalogAPI,
+    DownloadsAPI,
+    QueryAPI,
+    JobsAPI,
+    AirlockAPI,
+    NotifyAPI,
+    OperationsAPI,
+    ApprovalsAPI,
+    MapsAPI,
+    ShowcaseAPI,
 ):
     """Synchronous client for a countylab server.
 

@@ -1,0 +1,80 @@
+"""Client methods for dashboards (数据看板), showcase DP metrics, publication and big screens.
+
+A mixin of :class:`countylab_client.Client`.  Results are plain dicts, as the API sends them.  A
+dashboard's number that is neither open, released nor DP is refused when it is submitted
+(``ValidationError`` whose ``details["number"]`` names it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+class ShowcaseAPI:
+    _send: Callable[..., Any]  # provided by Client
+
+    def dashboards(self) -> list[dict[str, Any]]:
+        """Every dashboard with its state (draft, pending, published), version and widget count."""
+        result: dict[str, Any] = self._send("GET", "/api/dashboards")
+        return list(result["items"])
+
+    def dashboard(self, dashboard_id: int) -> dict[str, Any]:
+        """A dashboard, its widgets (definition and cached chart) and its latest approval record."""
+        result: dict[str, Any] = self._send("GET", f"/api/dashboards/{int(dashboard_id)}")
+        return result
+
+    def create_dashboard(self, slug: str, title: str, description: str = "") -> dict[str, Any]:
+        result: dict[str, Any] = self._send(
+            "POST", "/api/dashboards", body={"slug": slug, "title": title, "description": description}
+        )
+        return result
+
+    def add_widget(
+        self,
+        dashboard_id: int,
+        *,
+        kind: str,
+        title: str,
+        source_kind: str,
+        source: dict[str, Any],
+        unit: str = "",
+    ) -> dict[str, Any]:
+        """Add a widget (bar, line, map, table, card) from one source: ``open``
+        (``{"dataset_id", "group_by", "value", "aggregate", "bucket"}``), ``release``
+        (``{"file_id", "label_column", "value_column"}``) or ``dp`` (``{"metric_id"}``).
+        The dashboard goes back to draft."""
+        body = {"kind": kind, "title": title, "unit": unit, "source_kind": source_kind, "source": source}
+        result: dict[str, Any] = self._send("POST", f"/api/dashboards/{int(dashboard_id)}/widgets", body=body)
+        return result
+
+    def submit_dashboard(self, dashboard_id: int) -> dict[str, Any]:
+        """Ask the security officer to publish; the approval record lists every number."""
+        result: dict[str, Any] = self._send("POST", f"/api/dashboards/{int(dashboard_id)}/submit")
+        return result
+
+    def decide_dashboard(
+        self, dashboard_id: int, *, approve: bool, version: int, comment: str = ""
+    ) -> dict[str, Any]:
+        """Security officer: approve (publish) or send back the pending ``version``."""
+        result: dict[str, Any] = self._send(
+            "POST",
+            f"/api/dashboards/{int(dashboard_id)}/decision",
+            body={"approve": approve, "version": int(version), "comment": comment},
+        )
+        return result
+
+    def showcase_metrics(self) -> list[dict[str, Any]]:
+        """The showcase's DP metrics: cached result with intervals, schedule, stale and why."""
+        result: dict[str, Any] = self._send("GET", "/api/showcase/metrics")
+        return list(result["items"])
+
+    def refresh_metric(self, metric_id: int) -> dict[str, Any]:
+        """Run the metric's DP query now, charged to the showcase budget (refused → ``stale``)."""
+        result: dict[str, Any] = self._send("POST", f"/api/showcase/metrics/{int(metric_id)}/refresh")
+        return result
+
+    def public_dashboard(self, slug: str) -> dict[str, Any]:
+        """A published dashboard's charts as the public page shows them (no login needed)."""
+        result: dict[str, Any] = self._send("GET", f"/api/public/dashboards/{slug}")
+        return result
