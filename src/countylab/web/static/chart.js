@@ -11,7 +11,8 @@
 //     bar: grouped bars with 95% interval whiskers where low/high are given; line: one line per
 //     series with an interval band; table: an HTML table; card: one large figure with its unit and
 //     interval; map: countylab.map.draw (static/map.js) when the page loaded it, else ranked bars.
-//     options: { height, dark, exportButton (default true), words: { interval, noData, exportPng } }
+//     options: { height, dark, exportButton (default true), words: { interval, noData, exportPng },
+//                title (drawn on the canvas unless the chart sits in a <figure> with a <figcaption>) }
 //     Words come from options.words, else from the page's <script type="application/json"
 //     id="countylab-chart-words"> (templates/_chart_words.html), so every label is in the page's
 //     language.  Every chart gets a "save as PNG" button: ECharts' getDataURL, downloaded under
@@ -215,9 +216,11 @@
     chart.setOption({
       animation: false,
       backgroundColor: opts.dark ? "transparent" : "#fff",
-      title: { text: spec.title || "", left: 0, top: 0, textStyle: { fontSize: 14 } },
-      legend: (spec.series || []).length > 1 ? { top: 26, data: spec.series.map((s) => s.name) } : { show: false },
-      grid: { left: 56, right: 16, top: (spec.series || []).length > 1 ? 60 : 40, bottom: 56 },
+      title: { text: opts.titled ? spec.title || "" : "", left: 0, top: 0, textStyle: { fontSize: 14 } },
+      legend: (spec.series || []).length > 1
+        ? { top: opts.titled ? 26 : 0, data: spec.series.map((s) => s.name) } : { show: false },
+      grid: { left: 56, right: 16, bottom: 56,
+        top: ((spec.series || []).length > 1 ? 20 : 0) + (opts.titled ? 40 : 16) },
       tooltip: {
         trigger: "item",
         renderMode: "richText",
@@ -242,19 +245,21 @@
     const lo = s.low ? s.low[0] : null;
     const hi = s.high ? s.high[0] : null;
     const fg = opts.dark ? "#e8eef7" : "#333";
+    const y = opts.titled ? 28 : 0;  // under a figure caption the card shows no second title
     const items = [
-      { type: "text", left: 16, top: 14, style: { text: spec.title || "", fill: fg, font: "14px sans-serif" } },
-      { type: "text", left: 16, top: 42, style: {
+      { type: "text", left: 16, top: 14, style: { text: opts.titled ? spec.title || "" : "", fill: fg,
+        font: "14px sans-serif" } },
+      { type: "text", left: 16, top: 14 + y, style: {
         text: `{v|${shown(s, 0) || w.noData}}{u| ${spec.unit || ""}}`,
         rich: { v: { fill: opts.dark ? "#6cb4ff" : PALETTE[0], font: "bold 40px sans-serif" },
           u: { fill: fg, font: "16px sans-serif", padding: [14, 0, 0, 4] } } } },
     ];
     if (isNum(lo) && isNum(hi)) {
-      items.push({ type: "text", left: 16, top: 100, style: { text: `${w.interval} [${lo}, ${hi}]`, fill: fg,
+      items.push({ type: "text", left: 16, top: 72 + y, style: { text: `${w.interval} [${lo}, ${hi}]`, fill: fg,
         font: "12px sans-serif" } });
     }
     if (spec.source && spec.source.label) {
-      items.push({ type: "text", left: 16, top: 122, style: { text: spec.source.label, fill: "#888",
+      items.push({ type: "text", left: 16, top: 94 + y, style: { text: spec.source.label, fill: "#888",
         font: "11px sans-serif" } });
     }
     chart.setOption({ animation: false, backgroundColor: opts.dark ? "transparent" : "#fff", graphic: items },
@@ -372,9 +377,16 @@
     el.parentNode.insertBefore(tools, el.nextSibling);
   }
 
+  // A chart inside a <figure> with a <figcaption> has its title on the page already.
+  function captioned(el) {
+    const fig = el.closest("figure");
+    return !!(fig && fig.querySelector("figcaption"));
+  }
+
   function draw(el, spec, options) {
     if (!el || !spec || !window.echarts) return null;
-    const opts = options || {};
+    const opts = Object.assign({}, options || {});
+    opts.titled = opts.title !== undefined ? !!opts.title : !captioned(el);
     const w = words(opts);
     let inst = null;
     if (spec.kind === "line") {
@@ -393,7 +405,7 @@
         missingLabel: w.noData,
         height: opts.height || el.clientHeight || 320,
         dark: opts.dark,
-        title: spec.title || "",
+        title: opts.titled ? spec.title || "" : "",
       });
     }
     if (inst && opts.exportButton !== false) addExport(el, inst, spec, w);
