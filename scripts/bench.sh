@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 status=0
-for name in ingest dp_query sandbox dp_audit load chaos search; do
+for name in ingest dp_query sandbox dp_audit load chaos search showcase; do
     script="bench/$name.py"
     [ -f "$script" ] || { echo "{\"bench\": \"$name\", \"skipped\": \"$script not present\"}"; continue; }
     log="$(mktemp)"
