@@ -84,19 +84,35 @@ def public_projects(request: Request, principal: MaybeActor, lab: LabDep) -> Res
     return render(request, "public/projects.html", stories=cards)
 
 
+def _story(lab: Any, project_id: int) -> tuple[dict[str, Any], list[stories.ChartView]]:
+    """A published story as the public sees it, kept as long as the counts (a retraction or an
+    edit in this process clears the cache at once; other processes follow within seconds)."""
+
+    def build() -> tuple[dict[str, Any], list[stories.ChartView]]:
+        with lab.read() as s:
+            story, charts = stories.public_story(s, project_id)
+            return _story_card(story), charts
+
+    return cached(("story", id(lab), project_id), portal.COUNTS_TTL_S, build)
+
+
+def _gallery(lab: Any) -> list[gallery.ItemView]:
+    def build() -> list[gallery.ItemView]:
+        with lab.read() as s:
+            return gallery.items(s, showable_only=True)
+
+    return cached(("gallery", id(lab)), portal.COUNTS_TTL_S, build)
+
+
 @router.get("/public/projects/{project_id}")
 def public_project(request: Request, project_id: Id, principal: MaybeActor, lab: LabDep) -> Response:
-    with lab.read() as s:
-        story, charts = stories.public_story(s, project_id)
-        card = _story_card(story)
+    card, charts = _story(lab, project_id)
     return render(request, "public/project.html", story=card, charts=charts)
 
 
 @router.get("/public/gallery")
 def public_gallery(request: Request, principal: MaybeActor, lab: LabDep) -> Response:
-    with lab.read() as s:
-        items = gallery.items(s, showable_only=True)
-    return render(request, "public/gallery.html", items=items)
+    return render(request, "public/gallery.html", items=_gallery(lab))
 
 
 @router.get("/public/gallery/{request_id}")
@@ -129,15 +145,13 @@ def api_projects(lab: LabDep) -> dict[str, Any]:
 
 @router.get("/public/api/projects/{project_id}")
 def api_project(project_id: Id, lab: LabDep) -> dict[str, Any]:
-    with lab.read() as s:
-        story, charts = stories.public_story(s, project_id)
-        return {**_story_card(story), "charts": [_chart_json(c) for c in charts]}
+    card, charts = _story(lab, project_id)
+    return {**card, "charts": [_chart_json(c) for c in charts]}
 
 
 @router.get("/public/api/gallery")
 def api_gallery(lab: LabDep) -> dict[str, Any]:
-    with lab.read() as s:
-        return {"items": [_item_json(i) for i in gallery.items(s, showable_only=True)]}
+    return {"items": [_item_json(i) for i in _gallery(lab)]}
 
 
 @router.get("/public/api/gallery/{request_id}")
