@@ -11,7 +11,7 @@ from typing import Any
 
 from countylab.identity import service as ids
 from countylab.identity.access import SYSTEM
-from countylab.storage.authorisation_models import Agreement, Authorisation
+from countylab.storage.authorisation_models import Agreement, AgreementAttachment, Authorisation
 from countylab.storage.models import Project
 from countylab.storage.operations_models import Application, Scenario
 from tests.meta.example import Example
@@ -64,6 +64,27 @@ def setup(world: Any) -> None:
         s.add(scenario)
         s.flush()
         world.agr = {"company": company.id, "scenario": scenario.id, "n": 0}
+    # one of each for the read routes (tests/meta/test_reads_do_not_write.py)
+    auth_id = fill(world, "/api/authorisations/{authorisation_id}/revoke", "steward")["authorisation_id"]
+    with world.lab.tx() as s:
+        auth = s.get(Authorisation, int(auth_id))
+        assert auth is not None
+        scan = AgreementAttachment(
+            agreement_id=auth.agreement_id,
+            filename="scan.pdf",
+            media_type="application/pdf",
+            sha256=hashlib.sha256(_PDF).hexdigest(),
+            size=len(_PDF),
+            content=_PDF,
+        )
+        s.add(scan)
+        s.flush()
+        world.values.update(
+            agreement_id=str(auth.agreement_id),
+            attachment_id=str(scan.id),
+            authorisation_id=auth_id,
+            approved_application_id=str(auth.application_id),
+        )
 
 
 def _application(world: Any, s: Any, status: str) -> Application:
