@@ -131,6 +131,11 @@ def test_public_map_renders_with_legend_intervals_and_no_data(
     s.go("/public/map?level=village")
     s.page.locator("#county-map[data-map-ready='1']").wait_for()
     assert s.page.locator("#county-map").get_attribute("data-map-areas") == "250"
+    village = s.page.locator("#county-map").evaluate(
+        "(el) => window.echarts.getInstanceByDom(el).getOption()"
+    )
+    borders = [x for x in village["series"] if x["type"] == "lines"]
+    assert len(borders) == 1 and len(borders[0]["data"]) == 12  # the towns drawn over the villages
     s.shot("map-public-village")
     s.close()
 

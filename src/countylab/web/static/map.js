@@ -11,7 +11,8 @@
 //   geojson:   a FeatureCollection whose features carry properties.code and properties.name.
 //   options:   {words: {noData, interval, source, hour, layers: {air_quality: …}},
 //               layers: [{layer, title, value_label: [zh, en], points: [{id, name, lon, lat,
-//               value, hour, readings: [[zh, en, v]…]}]}], level, theme: "dark", labels: bool}
+//               value, hour, readings: [[zh, en, v]…]}]}], level, theme: "dark", labels: bool,
+//               townBorders: the town GeoJSON, drawn as lines over a village map}
 //
 // Areas with a value are coloured along a visualMap legend; a DP value's tooltip shows its 95%
 // interval and every tooltip names the source.  Areas without a value are hatched grey and say
@@ -188,6 +189,26 @@
         },
       });
     }
+    if (o.townBorders && o.townBorders.features) {
+      // at village level, the towns' borders drawn over the villages (a reader finds a village by its town)
+      const rings = [];
+      o.townBorders.features.forEach((f) => {
+        const g = f.geometry || {};
+        const polys = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
+        polys.forEach((poly) => rings.push({ coords: poly[0] }));
+      });
+      series.push({
+        type: "lines",
+        coordinateSystem: "geo",
+        geoIndex: 0,
+        polyline: true,
+        silent: true,
+        zlevel: 1,
+        tooltip: { show: false },
+        lineStyle: { color: dark ? "#c9d6e3" : "#4f6478", width: 1.6, opacity: 0.9 },
+        data: rings,
+      });
+    }
     const points = pointSeries(o.layers, words, words.lang || document.documentElement.lang);
     points.forEach((p) => series.push(p));
     const chart = echarts.getInstanceByDom(el) || echarts.init(el, null, { renderer: "canvas" });
@@ -289,15 +310,17 @@
       const preview = el.getAttribute("data-preview") === "1";
       const spec = preview ? null : json("map-chart");
       const layers = preview ? [] : json("map-layers") || [];
-      load(el.getAttribute("data-countylab-map"))
-        .then((g) => {
+      const level = el.getAttribute("data-level");
+      const towns = level === "village" ? load("town").catch(() => null) : Promise.resolve(null);
+      Promise.all([load(el.getAttribute("data-countylab-map")), towns])
+        .then(([g, townBorders]) => {
           if (!g.features || !g.features.length) {
             el.classList.add("county-map-empty");
             el.textContent = words.noBoundaries || "";
             el.setAttribute("data-map-ready", "0");
             return;
           }
-          const chart = draw(el, spec, g, { words, layers, level: el.getAttribute("data-level") });
+          const chart = draw(el, spec, g, { words, layers, level, townBorders });
           if (chart) window.addEventListener("resize", () => chart.resize());
         })
         .catch(() => {
