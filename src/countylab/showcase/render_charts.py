@@ -130,7 +130,7 @@ def _height(chart: Chart, width_in: float) -> float:
     if chart.kind == ChartKind.table:
         return min(9.0, 0.6 + 0.28 * (len(chart.rows or []) + 1))
     if chart.kind == ChartKind.map:
-        return width_in * 0.72
+        return width_in * 0.62
     return width_in * 0.45
 
 
@@ -385,7 +385,7 @@ def _map(fig: Any, chart: Chart, boundaries: Mapping[str, Any], t: Any) -> None:
             x, y = _label_point(f["geometry"])
             label = f"{names[i]}\n{shown(s, i) if value is not None else t('brief.chart.no_data')}"
             dark = value is not None and norm(value) > 0.6
-            ax.text(x, y, label, fontsize=6, ha="center", va="center", color="white" if dark else "#111")
+            ax.text(x, y, label, fontsize=7, ha="center", va="center", color="white" if dark else "#111")
     ax.autoscale_view()
     bar_ax = fig.add_axes((0.84, 0.2, 0.025, 0.55))
     sm = ScalarMappable(norm=norm, cmap=cmap)
