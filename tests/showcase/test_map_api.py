@@ -43,7 +43,9 @@ def test_public_map_data_marks_missing_areas_and_keeps_intervals(lab: Lab) -> No
     assert chart["category_names"][chart["categories"].index("330729108")] == "竹坞镇"
     page = api_client(lab).get("/public/map")
     assert page.status_code == 200
-    assert "各乡镇独居老人（测试）" in page.text and "竹坞镇" in page.text and "data-countylab-map" in page.text
+    assert (
+        "各乡镇独居老人（测试）" in page.text and "竹坞镇" in page.text and "data-countylab-map" in page.text
+    )
     assert "/static/map.js" in page.text and "/static/vendor/echarts.min.js" in page.text
 
 
