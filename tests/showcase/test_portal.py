@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from countylab.airlock.service import FileChoice
-from countylab.identity import service as ids
 from countylab.lab import Lab
 from countylab.showcase import cache, withdrawal
 from countylab.storage.airlock_models import ReleaseFile, ReleaseRequest
-from countylab.storage.models import Project, User
+from countylab.storage.models import Project
 from countylab.web.app import create_app
 from tests.showcase.portal_fixtures import DEMO_PASSWORD, demo_lab
+from tests.showcase.portal_fixtures import principal as _principal
 from tests.support import browser_login
 
 PUBLIC = [
@@ -42,12 +41,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def anon(lab: Lab) -> TestClient:
     cache.clear()
     return TestClient(create_app(lab), raise_server_exceptions=False)
-
-
-def _principal(lab: Lab, username: str) -> Any:
-    with lab.tx() as s:
-        user = s.execute(select(User).where(User.username == username)).scalar_one()
-        return ids.principal_for(s, user, "session")
 
 
 def _project(lab: Lab, slug: str) -> int:

@@ -22,7 +22,7 @@ from countylab.showcase.open_data import is_open
 from countylab.storage.models import Dataset, Project
 from countylab.web.app import create_app, iter_api_routes
 from tests.showcase.portal_fixtures import demo_lab
-from tests.showcase.test_portal import _principal
+from tests.showcase.portal_fixtures import principal as _principal
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from countylab.showcase.releases import ReleasedTable
 from countylab.storage.airlock_models import ReleaseFile, ReleaseRequest
 from countylab.storage.models import AuditEvent, Project
 from tests.showcase.portal_fixtures import demo_lab
-from tests.showcase.test_portal import _principal
+from tests.showcase.portal_fixtures import principal as _principal
 
 SOURCE = Source(SourceKind.release, "出域编号 R-1", "release:1")
 
