@@ -220,3 +220,17 @@ def test_todos_for_proposals_and_returned_applications(sqlite_world: World) -> N
         assert [t.kind for t in todos(s, w.principal("operator"))] == []
         mine = [t for t in todos(s, w.principal("dev")) if t.kind == "todo.application_returned"]
     assert len(mine) == 1 and "补充附件" in mine[0].text("zh-CN")
+
+
+def test_notifications_read_in_both_languages(sqlite_world: World) -> None:
+    from countylab.notify import inbox
+
+    w = sqlite_world
+    with w.lab.tx() as s:
+        subscriptions.subscribe(s, w.principal("dev"), ["elderly_care"])
+    w.scenario("words", title="居家养老服务需求预测")
+    with w.lab.read() as s:
+        found = inbox.items(s, w.users["dev"], unread_only=True, limit=5, offset=0)
+    zh, en = found[0].text("zh-CN"), found[0].text("en")
+    assert "居家养老服务需求预测" in zh and "养老服务" in zh and "开始征集" in zh
+    assert "Elderly care" in en and "collecting" in en
