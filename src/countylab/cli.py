@@ -20,6 +20,7 @@ from rich.table import Table
 from countylab import __version__
 from countylab.commands import airlock, audit_log, datasets, doctor, jobs, query
 from countylab.commands import applications as application_cmds
+from countylab.commands import agreements as agreement_cmds
 from countylab.commands import approvals as approval_cmds
 from countylab.commands import login as login_cmd
 from countylab.commands import maps as map_cmds
@@ -55,6 +56,7 @@ map_cmds.register(app)
 showcase_cmds.register(app)
 scenario_cmds.register(app)
 application_cmds.register(app)
+agreement_cmds.register(app)
 approval_cmds.register(app)
 # host checks before or beside a lab (sandbox, cgroups, fonts, OCR, disk, database, settings)
 doctor.register(app)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
+from ._agreements import AgreementsAPI
 from ._airlock import AirlockAPI
 from ._approvals import ApprovalsAPI
 from ._catalog import CatalogAPI
@@ -79,6 +80,7 @@ class Client(
     ApprovalsAPI,
     MapsAPI,
     ShowcaseAPI,
+    AgreementsAPI,
 ):
     """Synchronous client for a countylab server.
 
