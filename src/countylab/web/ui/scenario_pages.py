@@ -24,7 +24,7 @@ from countylab.operations.scenarios import FIELDS, STATUS_NAMES, Offer, Scenario
 from countylab.operations.states import SCENARIO_TRANSITIONS, ScenarioStatus
 from countylab.storage.models import Dataset, Org
 from countylab.web.deps import Actor, LabDep, MaybeActor
-from countylab.web.params import Id
+from countylab.web.params import Id, QueryId
 from countylab.web.ui.common import form_action, lang_of, render
 
 router = APIRouter(include_in_schema=False)
@@ -104,7 +104,7 @@ def _form_context(s: Any, actor: Principal, lang: str, propose: bool, dataset: i
 
 @router.get("/scenarios/new")
 def new_scenario_page(
-    request: Request, actor: Actor, lab: LabDep, propose: bool = False, dataset: int | None = None
+    request: Request, actor: Actor, lab: LabDep, propose: bool = False, dataset: QueryId = None
 ) -> Response:
     lang = lang_of(request)
     if not propose and not has_permission(actor, Permission.scenario_publish):
