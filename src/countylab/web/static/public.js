@@ -39,7 +39,6 @@
         const inst = draw(el, JSON.parse(data.textContent));
         if (inst) {
           el.dataset.drawn = "1";
-          if (typeof ((window.countylab || {}).chart || {}).draw === "function") fig.classList.add("titled"); // it draws the title
           drawn.push(inst);
         }
       } catch (err) {
