@@ -136,6 +136,9 @@ ACTION_GROUPS = (
     "capability",
     "application",
     "accreditation",
+    "objection",
+    "workflow",
+    "ops",
     "map",
 )
 
