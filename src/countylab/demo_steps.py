@@ -42,6 +42,9 @@ def demo_steps() -> list[DemoStep]:
     from countylab.operations.demo_applications import seed_applications
 
     steps.append(seed_applications)  # applications at every approval stage (B): after the scenarios
+    from countylab.operations.demo_agreements import seed_agreements
+
+    steps.append(seed_agreements)  # the approved application's agreement, one signature given (C)
     from countylab.showcase.demo_map import seed_boundaries
 
     steps.append(seed_boundaries)  # the county map (E): after the operations steps, before the dashboards
