@@ -46,6 +46,7 @@ EXAMPLES = {
 
 
 def setup(world: Any) -> None:
+    world.values["level"] = "town"  # /public/api/map/boundaries/{level}
     with world.lab.tx() as s:
         catalog.upsert_key_set(
             s, SYSTEM, name="towns.town_code", title="乡镇", values=list(_TOWNS), labels=_TOWNS
