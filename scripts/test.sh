@@ -5,6 +5,10 @@
 # With no test paths (`make test`, CI) the suite runs under coverage (.coveragerc) and fails when
 # the lines covered fall under COVERAGE_FLOOR; with paths (`scripts/test.sh tests/identity`) it runs
 # without coverage, as a subset cannot reach the floor.  COUNTYLAB_TEST_COVERAGE=0|1 overrides.
+# The whole suite runs on one pytest-xdist worker per CPU (whole modules per worker, longest first,
+# tests marked `serial` alone at the end: tests/parallel.py), coverage combined over the workers
+# (pytest-cov); a subset runs in one process.  COUNTYLAB_TEST_WORKERS=N|auto|0 overrides (0: one
+# process), and so does an -n/--numprocesses of your own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -40,12 +44,31 @@ if [ -z "$coverage" ]; then
   done
 fi
 
+workers="${COUNTYLAB_TEST_WORKERS:-}"
+if [ -z "$workers" ]; then
+  workers=0
+  if [ "$coverage" = 1 ]; then workers=auto; fi  # the whole suite: parallel
+  for arg in "$@"; do
+    if [ -e "${arg%%::*}" ]; then workers=0; fi  # a subset: one process starts sooner
+  done
+fi
+for arg in "$@"; do
+  case "$arg" in -n|-n*|--numprocesses*|--dist*|no:xdist) workers=own ;; esac  # the caller's own choice
+done
+parallel=()
+if [ "$workers" != 0 ] && [ "$workers" != own ]; then
+  parallel=(-n "$workers" --dist loadgroup)
+fi
+# seconds per test module of this run (tests/parallel.py orders the next runs by tests/durations.json)
+export COUNTYLAB_TEST_DURATIONS="$COUNTYLAB_TEST_ARTIFACTS/durations.json"
+
 set +e
 if [ "$coverage" = 1 ]; then
-  rm -f "$COUNTYLAB_TEST_ARTIFACTS/.coverage"
-  .venv/bin/python -m coverage run --rcfile=.coveragerc -m pytest "$@"
+  rm -f "$COUNTYLAB_TEST_ARTIFACTS"/.coverage*
+  # pytest-cov starts coverage in every worker before the tests import the lab, then combines
+  .venv/bin/python -m pytest --cov --cov-config=.coveragerc --cov-report= "${parallel[@]}" "$@"
 else
-  .venv/bin/python -m pytest "$@"
+  .venv/bin/python -m pytest "${parallel[@]}" "$@"
 fi
 rc=$?
 set -e

@@ -14,19 +14,23 @@ from countylab.lab import Lab
 from tests.support import build_lab, create_user
 
 # tests.capabilities: the `needs` marker, the required-capability guard and strict mode (no skips
-# under `make test`); tests.browser: the `browser` and `artifacts` fixtures for UI tests.  Neither is
-# imported above: a plugin module imported before it is registered escapes assertion rewriting.
-pytest_plugins = ["tests.capabilities", "tests.browser"]
+# under `make test`); tests.browser: the `browser` and `artifacts` fixtures for UI tests;
+# tests.parallel: scheduling and per-process state when scripts/test.sh runs the suite on several
+# workers (pytest-xdist).  None is imported above: a plugin module imported before it is registered
+# escapes assertion rewriting.
+pytest_plugins = ["tests.capabilities", "tests.browser", "tests.parallel"]
 
 PG_URL = os.environ.get("COUNTYLAB_TEST_PG_URL", "")
 
 
 def _pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    """A fresh PostgreSQL database for one test, dropped afterwards (named after the xdist worker,
+    so a database left behind by a crashed worker says whose it was)."""
     from tests.capabilities import need
+    from tests.parallel import worker_id
 
     need("postgresql")  # skips with plain pytest, fails under scripts/test.sh
-    name = "t_" + uuid.uuid4().hex[:12]
+    name = f"t_{worker_id()}_{uuid.uuid4().hex[:12]}"
     url = PG_URL.replace("postgresql://", "postgresql+psycopg://")
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
