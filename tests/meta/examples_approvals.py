@@ -84,12 +84,8 @@ def setup(world: Any) -> None:
         )
     world.values["_wf_scenario"] = str(sc.id)
     # for the GET walk (tests/meta/test_reads_do_not_write.py): a notice running, an application
-    notice_id = _publicising(world)
-    world.values["notice_id"] = str(notice_id)
-    with world.lab.read() as s:
-        notice = s.get(PublicNotice, notice_id)
-        assert notice is not None
-        world.values.setdefault("application_id", str(notice.application_id))
+    # (the application_id of the walk is the applicant area's draft, with its attachment)
+    world.values["notice_id"] = str(_publicising(world))
     for key in (("PUT", "/api/workflow/config"), ("POST", "/ops/workflow")):
         EXAMPLES[key].body = {"source": default_source(), "note": "元测试"}
     EXAMPLES[("POST", "/api/applications/{app_id}/experts")].body = {"user_ids": [world.users["expert"]]}
