@@ -154,3 +154,29 @@ def test_api_sign_asks_the_password_again(county):
     shown = dev.get(f"/api/applications/{a.application_id}/agreement").json()
     assert shown["authorisation"]["status"] == "active" and len(shown["attachments"]) == 1
     assert h.client(lab, "researcher").get(f"/api/agreements/{body['id']}").status_code == 403
+
+
+any_demo_lab = pg.any_demo_lab  # the demo county on SQLite and on PostgreSQL
+
+
+def test_sign_authorise_and_query_on_both_databases(any_demo_lab):
+    """The whole path on SQLite and PostgreSQL: draft, both signatures, a DP query on the approved
+    dataset answers, one on another channel is refused, expiry refuses with the date."""
+    from datetime import UTC, datetime, timedelta
+
+    lab = any_demo_lab
+    a = h.approved(lab, {"residents": ("town_code", "age"), "households": None})
+    pid = h.authorised(lab, a)
+    dev = h.client(lab, "developer")
+    assert (
+        pg.ask(
+            dev, "SELECT town_code, COUNT(*) FROM residents GROUP BY town_code", pid, epsilon=0.5
+        ).status_code
+        == 200
+    )
+    refused = pg.ask(dev, "SELECT COUNT(*) FROM residents WHERE income > 1", pid, epsilon=0.5)
+    assert refused.status_code == 403 and "income" in refused.text
+    lab.clock = lambda: datetime.combine(a.terms.ends_on + timedelta(days=1), datetime.min.time(), UTC)
+    late = pg.ask(dev, "SELECT town_code, COUNT(*) FROM residents GROUP BY town_code", pid, epsilon=0.5)
+    assert late.status_code == 403 and a.terms.ends_on.isoformat() in late.text
+    assert lab.expiry.run_once().expired
