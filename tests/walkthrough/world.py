@@ -113,7 +113,9 @@ def cli(
     home: Path, url: str, *args: str, stdin: str = "", timeout: float = 240
 ) -> subprocess.CompletedProcess[str]:
     """``countylab …`` as a user types it in a terminal: a real process, Chinese locale, own HOME."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COUNTYLAB_", "LC_", "LANG", "LANGUAGE"))}
+    # XDG_* too: the test process's own state folders (tests/parallel.py) must not outrank this HOME
+    dropped = ("COUNTYLAB_", "LC_", "LANG", "LANGUAGE", "XDG_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
     env.update(HOME=str(home), COUNTYLAB_URL=url, LANG="zh_CN.UTF-8", COUNTYLAB_LANG="zh-CN")
     exe = Path(sys.executable).with_name("countylab")
     return subprocess.run(
