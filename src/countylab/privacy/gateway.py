@@ -300,7 +300,11 @@ class QueryGateway:
         by_name = {d.name: d for d in datasets if d.current_version is not None}
         unknown = sorted(set(versions) - set(by_name))
         if unknown:
-            raise NotFound("表不存在或未授权", "table not found or not granted", table=unknown[0])
+            raise NotFound(
+                f"表 {unknown[0]} 不存在或未授权本项目使用",
+                f"table {unknown[0]} does not exist or is not granted to this project",
+                table=unknown[0],
+            )
         key_sets = {name: list(ks.values or []) for name, ks in catalog.key_sets(s).items()}
         specs = []
         used_versions: dict[str, int] = {}

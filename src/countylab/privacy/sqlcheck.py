@@ -122,7 +122,11 @@ class _Scope:
             raise _refuse("只能查询已授权的表", "only permitted tables may be queried", reason="relation")
         spec = self.permitted.get(ident.name.lower())
         if spec is None:
-            raise _refuse("表不存在或未授权", "table not found or not granted", table=ident.name)
+            raise _refuse(
+                f"表 {ident.name} 不存在或未授权本项目使用",
+                f"table {ident.name} does not exist or is not granted to this project",
+                table=ident.name,
+            )
         alias = (node.alias or spec.name).lower()
         if alias in self.alias or not alias.isidentifier() or alias.startswith("__"):
             raise _refuse("表别名重复或无效", "duplicate or invalid table alias", table=alias)
