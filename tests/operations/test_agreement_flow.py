@@ -180,3 +180,13 @@ def test_sign_authorise_and_query_on_both_databases(any_demo_lab):
     late = pg.ask(dev, "SELECT town_code, COUNT(*) FROM residents GROUP BY town_code", pid, epsilon=0.5)
     assert late.status_code == 403 and a.terms.ends_on.isoformat() in late.text
     assert lab.expiry.run_once().expired
+
+
+def test_the_application_page_shows_the_agreement(county):
+    a = h.approved(county, {"residents": ("town_code",)})
+    op = h.client(county, "operator")
+    page = op.get(f"/applications/{a.application_id}")
+    assert page.status_code == 200 and 'id="draft-agreement-form"' in page.text  # approved: draft it here
+    agreement_id = h.draft(county, a)
+    page = h.client(county, "developer").get(f"/applications/{a.application_id}")
+    assert f'href="/agreements/{agreement_id}"' in page.text and "draft-agreement-form" not in page.text
