@@ -67,7 +67,9 @@ def upgrade() -> None:
     op.create_table(
         "authorisations",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("application_id", sa.Integer, sa.ForeignKey("applications.id"), nullable=False, unique=True),
+        sa.Column(
+            "application_id", sa.Integer, sa.ForeignKey("applications.id"), nullable=False, unique=True
+        ),
         sa.Column("latest_application_id", sa.Integer, sa.ForeignKey("applications.id"), nullable=False),
         sa.Column("agreement_id", sa.Integer, sa.ForeignKey("agreements.id"), nullable=False),
         sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False, unique=True),
