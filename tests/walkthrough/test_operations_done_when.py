@@ -40,6 +40,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 def shot(s: Session, name: str) -> Path:
     path = s.artifacts / f"done13-{name}.png"
+    s.page.evaluate("window.scrollTo(0, 0)")  # a full-page shot of a scrolled page repeats the sticky header
     s.page.screenshot(path=str(path), full_page=True)
     return path
 
@@ -232,6 +233,7 @@ def test_scenario_to_authorised_project_and_its_end(browser: Any, demo: Demo, ar
     dev.page.wait_for_selector("#query-error:not([hidden])")
     refused = dev.page.locator("#query-error").inner_text()
     assert "residents" in refused, refused
+    assert dev.page.locator("#query-result .result-table").count() == 0  # no earlier answer under it
     shot(dev, "15-non-approved-dataset-refused")
     api = demo.api("developer")
     ok = _ask(api, "SELECT COUNT(*) FROM farmland_plots", project_id)

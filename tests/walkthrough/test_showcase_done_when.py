@@ -40,6 +40,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 def shot(s: Session, name: str, *, full: bool = True) -> Path:
     path = s.artifacts / f"done14-{name}.png"
+    s.page.evaluate("window.scrollTo(0, 0)")
     s.page.screenshot(path=str(path), full_page=full)
     return path
 

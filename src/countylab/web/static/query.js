@@ -218,6 +218,7 @@
         data = await resp.json();
       }
       if (!resp.ok) {
+        result.replaceChildren(); // a refusal must not sit above the previous query's answer
         errorBox.textContent = data?.error?.message || resp.statusText;
         errorBox.hidden = false;
         addHistory(body.sql, null, document.getElementById("history-table")?.dataset.refused || "");
