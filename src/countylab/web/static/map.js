@@ -228,6 +228,9 @@
           label: {
             show: labels,
             color: ink,
+            // light ink on the big screen sits on pale choropleth fills too: a dark halo keeps it legible
+            textBorderColor: dark ? "rgba(8, 20, 34, 0.9)" : "transparent",
+            textBorderWidth: dark ? 2 : 0,
             fontSize: 11,
             formatter: (p) =>
               (names[p.name] || p.name) + (s && !valued.has(p.name) ? `\n${words.noData || "无数据"}` : ""),
