@@ -181,7 +181,7 @@ def add_dp_chart(
         value_column=value_column,
         labels=labels,
         unit=unit,
-        note="误差线为 95% 区间 / whiskers: 95% interval",
+        note="误差线为 95% 区间",  # stored with the chart, like its Chinese source label
     )
     row = StoryChart(
         story_id=story.id,
