@@ -53,6 +53,16 @@ def _module(nodeid: str) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A worker starts with COLUMNS=80 in its environment where the controller had none; the CLI's
+    # module-level rich Console then fixes its width at 80 and ignores the COLUMNS a test passes to
+    # CliRunner.  Workers get back the controller's COLUMNS (or none), before any test module loads.
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["COUNTYLAB_TEST_COLUMNS"] = os.environ.get("COLUMNS", "")
+    elif (columns := os.environ.get("COUNTYLAB_TEST_COLUMNS")) is not None:
+        if columns:
+            os.environ["COLUMNS"] = columns
+        else:
+            os.environ.pop("COLUMNS", None)
     config.addinivalue_line(
         "markers", "serial: must not run beside any other test (runs last, alone: tests/parallel.py)"
     )
