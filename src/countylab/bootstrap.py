@@ -78,9 +78,19 @@ class DemoReport:
 
 
 def setup_demo(
-    lab: Lab, *, size: str = "full", seed: int = 20261126, progress: Callable[[str], None] = lambda _m: None
+    lab: Lab,
+    *,
+    size: str = "full",
+    seed: int = 20261126,
+    progress: Callable[[str], None] = lambda _m: None,
+    steps: bool = True,
 ) -> DemoReport:
-    """Idempotent: the first run builds the demo lab, later runs reuse it."""
+    """Idempotent: the first run builds the demo lab, later runs reuse it.
+
+    ``steps=False`` stops after the users, projects, catalog and grants, before the demo steps of
+    the operations platform and the showcase (scenarios, applications, agreements, stories that
+    spend the demo projects' privacy budget, dashboards): tests of the gateway, jobs and airlock
+    start from projects nobody has used yet."""
     lab.migrate()
     report = DemoReport(
         logins=[
@@ -140,7 +150,7 @@ def setup_demo(
         project_ids=project_ids,
         steward=steward,
     )
-    for step in demo_steps():
+    for step in demo_steps() if steps else []:
         step(lab, context, progress)
     report.created = True
     return report

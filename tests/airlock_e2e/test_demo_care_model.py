@@ -29,7 +29,7 @@ INPUTS = ["age", "lives_alone", "gender", "income", "town_code"]
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     lab = build_lab(tmp_path_factory.mktemp("care-model"))
-    setup_demo(lab, size="tiny")
+    setup_demo(lab, size="tiny", steps=False)
     center(lab).start()
     yield lab
     lab.close()

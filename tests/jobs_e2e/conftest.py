@@ -15,7 +15,7 @@ from tests.support import build_lab
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo-template")
     lab = build_lab(root)
-    setup_demo(lab, size="tiny")
+    setup_demo(lab, size="tiny", steps=False)
     lab.close()
     return root / "lab-data"
 

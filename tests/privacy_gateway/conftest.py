@@ -38,7 +38,7 @@ ELDERLY_SQL = "SELECT town_code, COUNT(*) FROM residents WHERE age > 80 AND live
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo-template")
     lab = build_lab(root)
-    setup_demo(lab, size="tiny")
+    setup_demo(lab, size="tiny", steps=False)
     lab.close()
     return root / "lab-data"
 
@@ -73,7 +73,7 @@ def any_demo_lab(tmp_path: Path, db_url: str, demo_template: Path) -> Iterator[L
     """The demo county on SQLite and on PostgreSQL (the seed files are reused, not regenerated)."""
     shutil.copytree(demo_template / "seed", tmp_path / "lab-data" / "seed")
     lab = build_lab(tmp_path, db_url)
-    setup_demo(lab, size="tiny")
+    setup_demo(lab, size="tiny", steps=False)
     fast_gateway(lab)
     yield lab
     lab.close()

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     lab = build_lab(tmp_path_factory.mktemp("console"), county_name="青禾县")
-    report = setup_demo(lab, size="tiny")
+    report = setup_demo(lab, size="tiny", steps=False)
     try:
         with live_server(lab, demo_logins=report.logins) as url:
             yield url

@@ -42,7 +42,7 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny demo county's data folder (SQLite), built once per session and copied per test."""
     root = tmp_path_factory.mktemp("schema-demo")
     lab = build_lab(root)
-    setup_demo(lab, size="tiny")
+    setup_demo(lab, size="tiny", steps=False)
     lab.close()
     return root / "lab-data"
 
@@ -135,7 +135,7 @@ def served(tmp_path: Path, db_url: str, demo_data: Path) -> Iterator[Served]:
     if db_url:
         shutil.copytree(demo_data / "seed", data_dir / "seed")
         lab = build_lab(tmp_path, db_url)
-        setup_demo(lab, size="tiny")
+        setup_demo(lab, size="tiny", steps=False)
     else:
         shutil.copytree(demo_data, data_dir)
         lab = build_lab(tmp_path)

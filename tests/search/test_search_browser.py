@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     lab = build_lab(tmp_path_factory.mktemp("search-browser"), county_name="青禾县")
-    report = setup_demo(lab, size="tiny")
+    report = setup_demo(lab, size="tiny", steps=False)
     try:
         with live_server(lab, demo_logins=report.logins) as url:
             yield {"url": url, "lab": lab}

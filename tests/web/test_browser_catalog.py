@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     lab = build_lab(tmp_path_factory.mktemp("catalog-browser"), county_name="青禾县")
-    report = setup_demo(lab, size="tiny")
+    report = setup_demo(lab, size="tiny", steps=False)
     with lab.tx() as s:
         ids = {name: catalog.get_by_name(s, name).id for name in ("residents", "households", "towns")}
         secret_names = catalog.get_dataset(s, ids["households"]).name
