@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from countylab import __version__
+from countylab.commands import agreements as agreement_cmds
 from countylab.commands import airlock, audit_log, datasets, doctor, jobs, query
 from countylab.commands import applications as application_cmds
-from countylab.commands import agreements as agreement_cmds
 from countylab.commands import approvals as approval_cmds
 from countylab.commands import login as login_cmd
 from countylab.commands import maps as map_cmds

@@ -91,9 +91,7 @@ class Permission(StrEnum):
     scenario_subscribe = "scenario.subscribe"  # anyone logged in hears of new scenarios in a field
     application_submit = "application.submit"  # an organisation's member applies (用数申请)
     application_precheck = "application.precheck"  # the operator pre-checks materials (材料预审)
-    application_consent = (
-        "application.consent"  # owning departments consent (部门同意)
-    )
+    application_consent = "application.consent"  # owning departments consent (部门同意)
     application_security = "application.security"  # the security officer reviews (安全审查), budgets, quotas
     application_expert = "application.expert"  # expert reviewers (专家评审)
     application_final = "application.final"  # the leader's final approval (终审)

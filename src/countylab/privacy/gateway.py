@@ -311,7 +311,10 @@ class QueryGateway:
         mentioned = mentioned_names(sql)
         named = [ds for ds in by_name.values() if ds.name in mentioned]
         allowed = enforcement.check(  # the authorisation: in force, channel, accreditation, columns
-            s, req.project_id, Channel.dp_query, [d.id for d in named],
+            s,
+            req.project_id,
+            Channel.dp_query,
+            [d.id for d in named],
             now=self.clock(),
             user_id=actor.user_id,
         )

@@ -21,9 +21,9 @@ from countylab.i18n import from_accept_language, normalise
 from countylab.lab import Lab
 from countylab.web import errors
 from countylab.web.api import agreements as api_agreements
-from countylab.web.api import approvals as api_approvals
 from countylab.web.api import airlock as api_airlock
 from countylab.web.api import applications as api_applications
+from countylab.web.api import approvals as api_approvals
 from countylab.web.api import audit_export as api_audit_export
 from countylab.web.api import catalog as api_catalog
 from countylab.web.api import connectors as api_connectors
@@ -55,8 +55,8 @@ from countylab.web.ui import (
     notify_pages,
     pages,
     public_pages,
-    scenario_pages,
     query_pages,
+    scenario_pages,
     search_pages,
     story_pages,
     upload_pages,

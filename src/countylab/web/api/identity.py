@@ -226,7 +226,12 @@ def grant(project_id: Id, body: GrantIn, actor: Actor, lab: LabDep) -> dict[str,
 
     with lab.tx() as s:
         g = emergency.grant(
-            s, actor, project_id, body.dataset_id, reason=body.reason or body.note, ends_on=body.ends_on,
+            s,
+            actor,
+            project_id,
+            body.dataset_id,
+            reason=body.reason or body.note,
+            ends_on=body.ends_on,
             now=lab.clock(),
         )
         return {"id": g.id, "project_id": g.project_id, "dataset_id": g.dataset_id, "ends_on": body.ends_on}

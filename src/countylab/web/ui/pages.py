@@ -390,7 +390,12 @@ def grant(
     def run() -> None:
         with lab.tx() as s:
             emergency.grant(
-                s, actor, project_id, dataset_id, reason=reason, ends_on=form_date(ends_on, "ends_on"),
+                s,
+                actor,
+                project_id,
+                dataset_id,
+                reason=reason,
+                ends_on=form_date(ends_on, "ends_on"),
                 now=lab.clock(),
             )
 
