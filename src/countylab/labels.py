@@ -140,6 +140,12 @@ ACTION_GROUPS = (
     "workflow",
     "ops",
     "map",
+    "agreement",
+    "authorisation",
+    "disclosure",
+    "dashboard",
+    "bigscreen",
+    "showcase",
 )
 
 

@@ -47,6 +47,7 @@ KINDS: dict[str, dict[str, tuple[str, str]]] = {
         "approved": ("已批准", "Approved"),
         "released": ("已出域", "Released"),
         "withdrawn": ("已撤回", "Withdrawn"),
+        "retracted": ("已撤展", "Retracted"),
     },
     "model_state": {
         "pending": ("待审批", "Pending"),
