@@ -14,12 +14,11 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from countylab import __version__
 from countylab.commands import agreements as agreement_cmds
-from countylab.commands import airlock, audit_log, datasets, doctor, jobs, query
+from countylab.commands import airlock, audit_log, datasets, display, doctor, jobs, query
 from countylab.commands import applications as application_cmds
 from countylab.commands import approvals as approval_cmds
 from countylab.commands import login as login_cmd
@@ -66,8 +65,8 @@ audit_log.register(audit_app)
 # typer.TyperException (its public base class), never one of the click package's.
 _USAGE_ERRORS: tuple[type[Any], ...] = (typer.TyperException,)
 
-out = Console()
-err = Console(stderr=True)
+out = display.console()
+err = display.console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Lab data folder (default ./lab-data).")]
 Config = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]

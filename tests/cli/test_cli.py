@@ -198,10 +198,12 @@ def test_demo_creates_once_and_reuses(capsys, tmp_path):
     lab = Lab(Settings(data_dir=data))
     try:
         with lab.tx() as s:
-            names = sorted(u.username for u in s.query(User).all())
+            names = sorted(u.username for u in s.query(User).all() if u.is_active)
+            services = sorted(u.username for u in s.query(User).all() if not u.is_active)
     finally:
         lab.close()
     assert names == sorted(u for u, *_ in DEMO_USERS), "a second demo run must not duplicate users"
+    assert services == ["showcase-service"]  # the showcase's DP account, which cannot log in
 
 
 def test_version_prints_the_package_version(capsys):

@@ -9,10 +9,27 @@ may read the environment; the words come from :mod:`countylab.labels`, shared wi
 from __future__ import annotations
 
 import os
+import sys
 from datetime import datetime
+
+from rich.console import Console
 
 from countylab import labels
 from countylab.i18n import normalise
+
+#: columns of CLI output that goes to a file, a pipe or a CI log instead of a terminal
+PIPED_WIDTH = 160
+
+
+def console(*, stderr: bool = False) -> Console:
+    """The CLI's rich console.  On a terminal it follows the terminal's width; written to a file,
+    a pipe or a CI log it is :data:`PIPED_WIDTH` columns instead of rich's 80, so a town's name
+    and code, or a saved file's path, are not cut or folded where nobody resizes a window.
+    ``COLUMNS`` still wins."""
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not (hasattr(stream, "isatty") and stream.isatty())
+    wide = piped and not os.environ.get("COLUMNS")
+    return Console(stderr=stderr, width=PIPED_WIDTH if wide else None)
 
 
 def lang() -> str:

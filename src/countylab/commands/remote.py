@@ -10,8 +10,8 @@ import os
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from countylab.commands import display
 from countylab.commands.local_state import resolve_token, resolve_url
 from countylab.errors import UserError
 
@@ -27,8 +27,8 @@ Token = Annotated[
     str | None, typer.Option("--token", help="API token (or COUNTYLAB_TOKEN; default: `countylab login`).")
 ]
 
-out = Console()
-err = Console(stderr=True)
+out = display.console()
+err = display.console(stderr=True)
 
 
 def cli_lang() -> str:
