@@ -161,3 +161,21 @@ def test_approval_needs_four_eyes_and_the_submitted_version(dash_lab: Lab) -> No
     with pytest.raises(Conflict) as err, dash_lab.tx() as s:
         publication.decide(s, steward, board, approve=True, version=version - 1)
     assert err.value.details["reason"] == "version"
+
+
+def test_a_dashboard_waiting_for_approval_is_on_the_officers_todo_list_until_decided(dash_lab: Lab) -> None:
+    from countylab.notify.todos import todos
+
+    board, _, _ = _compose(dash_lab)
+    steward = principal(dash_lab, "steward")
+    with dash_lab.tx() as s:
+        version = publication.submit(s, principal(dash_lab, "operator"), board).version
+    with dash_lab.read() as s:
+        waiting = [t for t in todos(s, steward) if t.kind == "todo.approve_dashboard"]
+        operator_items = [t.kind for t in todos(s, principal(dash_lab, "operator"))]
+    assert [t.link for t in waiting] == [f"/dashboards/{board}"]
+    assert "养老概览" in waiting[0].text("zh-CN") and "todo.approve_dashboard" not in operator_items
+    with dash_lab.tx() as s:
+        publication.decide(s, steward, board, approve=True, version=version)
+    with dash_lab.read() as s:
+        assert not [t for t in todos(s, steward) if t.kind == "todo.approve_dashboard"]

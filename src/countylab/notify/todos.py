@@ -11,7 +11,7 @@ Per role (a user with several roles sees the union):
 * developer: their projects' returned requests, requests released in the last week, and their
   jobs that finished in the last week, until they read the matching notification;
 * steward: grades to confirm (datasets with a suggested grade), models awaiting approval,
-  budget top-ups pending;
+  budget top-ups pending, dashboards waiting to be approved for the public pages;
 * provider: connectors of their department whose last sync failed, and their own uploads that
   were staged but never confirmed.
 """
@@ -77,6 +77,7 @@ def todos(session: Session, principal: Principal, *, uploads_dir: Path | None = 
         found += _developer(session, principal)
     if Role.steward in roles:
         found += _steward(session)
+        found += _dashboards(session, principal)
     if Role.provider in roles:
         found += _provider(session, principal, uploads_dir)
     from countylab.operations.workflow_todos import workflow_todos  # the approval steps (审批)
@@ -255,6 +256,25 @@ def _steward(session: Session) -> list[Todo]:
             )
         )
     return out
+
+
+def _dashboards(session: Session, p: Principal) -> list[Todo]:
+    """Dashboards waiting for the security officer's approval to go public, except the ones this
+    steward asked for (four eyes: the approval is refused to whoever submitted it)."""
+    from countylab.storage.dashboard_models import Dashboard, DashboardApproval
+
+    rows = session.execute(
+        select(DashboardApproval, Dashboard)
+        .join(Dashboard, Dashboard.id == DashboardApproval.dashboard_id)
+        .where(DashboardApproval.state == "pending", Dashboard.state == "pending")
+        .order_by(DashboardApproval.requested_at)
+        .limit(LIMIT)
+    ).all()
+    return [
+        Todo("todo.approve_dashboard", f"/dashboards/{d.id}", a.requested_at, {"id": d.id, "title": d.title})
+        for a, d in rows
+        if a.requested_by != p.user_id
+    ]
 
 
 def _provider(session: Session, p: Principal, uploads_dir: Path | None) -> list[Todo]:
