@@ -52,6 +52,8 @@ AUDITED_READS = {
     "/audit/export.csv": "audit.export",
     "/audit/export.xlsx": "audit.export",
     "/api/audit/export": "audit.export",
+    "/api/applications/{application_id}/attachments/{attachment_id}": "application.attachment.download",
+    "/applications/{application_id}/attachments/{attachment_id}": "application.attachment.download",
     "/api/ops/export": "ops.export",
     "/ops/export.xlsx": "ops.export",
 }
@@ -130,6 +132,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         released_file = s.query(ReleaseFile).filter_by(request_id=int(released)).first()
         assert review_file is not None and released_file is not None
         files = {"review": str(review_file.id), "released": str(released_file.id)}
+    with lab.tx() as s:  # the released result shown in the public gallery
+        from countylab.showcase import gallery
+
+        gallery.add_item(s, SYSTEM, released_file.id, title="出域成果")
     settings = lab.settings
     lab.close()
     engine = make_engine(settings.resolved_database_url)
@@ -151,6 +157,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         "connector_id": str(world.connector_id),
         "job_id": world.values["job_id"],
         "request_id": reviewed,
+        "released_request_id": released,
         "model_id": world.values["served_model_id"],
         "query_id": world.values["query_id"],  # tests/meta/examples_answers.py
         "fmt": world.values["fmt"],
@@ -185,8 +192,14 @@ def _release(world: World, request_id: int) -> None:
     assert req.state == "released"
 
 
+#: pages of released results only (the gallery, the leader's showcase): the released request
+RELEASED_ONLY = ("/public/gallery/", "/public/api/gallery/", "/showcase/releases/")
+
+
 def _url(path: str, values: dict[str, str]) -> str:
     file_id = values["file:released" if path.endswith("/download") else "file:review"]
+    if path.startswith(RELEASED_ONLY):
+        values = {**values, "request_id": values["released_request_id"]}
     return re.sub(r"\{(\w+)\}", lambda m: file_id if m.group(1) == "file_id" else values[m.group(1)], path)
 
 

@@ -56,6 +56,7 @@ def test_api_round_trip_and_refusals(world: World) -> None:
     assert bad.status_code == 422 and "%PDF-" in bad.json()["error"]["message"]
     got = dev.get(f"/api/applications/{app_id}/attachments/{up.json()['id']}")
     assert got.status_code == 200 and got.content.startswith(b"%PDF-")
+    assert ("application.attachment.download", "dev", "ok") in audit_actions(world.lab)  # who read it
     assert dev.post(f"/api/applications/{app_id}/submit").json()["status"] == "submitted"
     again = dev.put(f"/api/applications/{app_id}", json=_body(world, sid))
     assert again.status_code == 409
