@@ -29,9 +29,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 def test_provider_tutorial(browser: Any, demo: Demo, artifacts: Path) -> None:
     s = demo.session(browser, "provider", artifacts)
     page = s.page
-    # 1. the home page greets the clerk by name; nothing waits yet
+    # 1. the home page greets the clerk by name; the one thing waiting is the demo's overdue
+    #    data-use application that needs 民政局's consent (部门同意)
     assert "张民政" in visible_text(s, "main") and "数据提供方" in visible_text(s, "main")
-    assert page.locator("#todo").inner_text().count("暂无待办事项") == 1
+    todo = page.locator("#todo").inner_text()
+    assert "部门同意" in todo and "已超期" in todo and "暂无待办事项" not in todo
 
     # 2. 数据目录 → 登记数据集: only the Chinese name, the identifier is generated
     page.click("text=数据目录")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from countylab.bootstrap import setup_demo
+from countylab.bootstrap import DEMO_USERS, setup_demo
 from countylab.i18n import catalog
 from tests.browser import Session, live_server
 from tests.support import build_lab
@@ -41,7 +41,7 @@ def test_login_page_lists_demo_accounts(browser, server, artifacts):
     s.page.wait_for_url(server + "/login*")
     assert s.page.locator("html").get_attribute("lang") == "zh-CN"
     rows = s.page.locator(".demo-logins tbody tr")
-    assert rows.count() == 10
+    assert rows.count() == len(DEMO_USERS)
     assert "developer" in s.page.locator(".demo-logins").inner_text()
     s.shot("01-login-zh")
     s.close()

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from countylab.catalog.grading import Grade
-from countylab.errors import ValidationFailed
+from countylab.errors import NotFound, ValidationFailed
 from countylab.labels import BEIJING
 from countylab.storage.workflow_models import WorkflowConfig
 
@@ -280,7 +280,9 @@ def load(session: Session, version: int | None = None) -> Config:
     v = current_version(session) if version is None else version
     if v == 0:
         return default_config()
-    row = session.execute(select(WorkflowConfig).where(WorkflowConfig.version == v)).scalar_one()
+    row = session.execute(select(WorkflowConfig).where(WorkflowConfig.version == v)).scalar()
+    if row is None:
+        raise NotFound(f"审批流程配置第 {v} 版不存在", f"Workflow configuration version {v} not found")
     return parse(row.source, version=v)
 
 
@@ -288,7 +290,10 @@ def source_of(session: Session, version: int | None = None) -> str:
     v = current_version(session) if version is None else version
     if v == 0:
         return default_source()
-    return session.execute(select(WorkflowConfig.source).where(WorkflowConfig.version == v)).scalar_one()
+    source = session.execute(select(WorkflowConfig.source).where(WorkflowConfig.version == v)).scalar()
+    if source is None:
+        raise NotFound(f"审批流程配置第 {v} 版不存在", f"Workflow configuration version {v} not found")
+    return source
 
 
 def history(session: Session) -> list[WorkflowConfig]:

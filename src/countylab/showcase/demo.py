@@ -105,14 +105,20 @@ def _crop_table(lab: Lab) -> bytes:
 
 
 def _job(
-    lab: Lab, project_id: int, user_id: int, datasets: list[str], action: str, files: dict[str, bytes]
+    lab: Lab,
+    project_id: int,
+    user_id: int,
+    datasets: list[str],
+    action: str,
+    files: dict[str, bytes],
+    title: str,
 ) -> int:
     """A finished job as the compute center records one, its outbox holding ``files``."""
     with lab.tx() as s:
         job = Job(
             project_id=project_id,
             submitted_by=user_id,
-            name=f"{action}（演示预置结果）",
+            name=f"{title}（演示预置结果）",
             state="succeeded",
             priority=0,
             spec={
@@ -199,6 +205,7 @@ def seed_stories(lab: Lab, ctx: DemoContext, progress: Callable[[str], None]) ->
         ["residents", "elderly_care_records"],
         "train",
         {"metrics.csv": _elderly_metrics(lab)},
+        "养老服务需求模型训练",
     )
     metrics_release = _release(
         lab,
@@ -227,6 +234,7 @@ def seed_stories(lab: Lab, ctx: DemoContext, progress: Callable[[str], None]) ->
         ["farmland_plots"],
         "model",
         {"yield_by_crop.csv": _crop_table(lab)},
+        "作物产量模型",
     )
     crop_release = _release(
         lab,

@@ -170,4 +170,4 @@ def public_payload(lab: Lab) -> dict[str, Any]:
             stats = statistics(s)
         return {"statistics": stats, "layers": point_layers(lab)}
 
-    return cached(("public-map", id(lab)), REFRESH_S, build)
+    return cached(("public-map", str(lab.settings.data_dir), id(lab)), REFRESH_S, build)

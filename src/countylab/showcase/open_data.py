@@ -81,7 +81,7 @@ def is_open(ds: Dataset) -> bool:
 
 def latest(lab: Lab) -> list[Readings]:
     """Every open feed's newest readings (cached for :data:`REFRESH_S` seconds)."""
-    return cached(("open-data", id(lab)), REFRESH_S, lambda: _latest(lab))
+    return cached(("open-data", str(lab.settings.data_dir), id(lab)), REFRESH_S, lambda: _latest(lab))
 
 
 def _latest(lab: Lab) -> list[Readings]:

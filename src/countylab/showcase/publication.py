@@ -279,20 +279,23 @@ class PublicCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[int, tuple[int, int, dict[str, Any]]] = {}
+        # keyed by (database, dashboard id): one process may serve several labs (tests, a county
+        # server hosting a second lab), whose dashboards share ids
+        self._items: dict[tuple[str, int], tuple[int, int, dict[str, Any]]] = {}
 
     def get(self, session: Session, slug: str) -> dict[str, Any]:
         d = session.execute(select(Dashboard).where(Dashboard.slug == slug)).scalar()
         if d is None or d.state != "published":
             raise NotFound("该看板不存在或未公开", "No such public dashboard", reason="not_public")
+        key = (str(session.get_bind().engine.url), d.id)
         with self._lock:
-            hit = self._items.get(d.id)
+            hit = self._items.get(key)
         if hit is None or hit[0] != d.version or hit[1] != d.data_version:
             payload = _public_payload(session, d)
             with self._lock:
                 if len(self._items) > 256:
                     self._items.clear()
-                self._items[d.id] = (d.version, d.data_version, payload)
+                self._items[key] = (d.version, d.data_version, payload)
         else:
             payload = hit[2]
         files = payload["_files"]

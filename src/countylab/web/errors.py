@@ -58,8 +58,12 @@ def _lang(request: Request) -> str:
     return str(getattr(request.state, "lang", "zh-CN"))
 
 
+#: JSON endpoints: the API, and the public pages' JSON (no login) under /public/api/
+API_PREFIXES = ("/api/", "/public/api/")
+
+
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    return request.url.path.startswith(API_PREFIXES)
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -114,7 +118,7 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     components["LabError"] = ERROR_SCHEMA
     ref = {"$ref": "#/components/schemas/LabError"}
     for path, operations in schema.get("paths", {}).items():
-        if not path.startswith("/api/"):
+        if not path.startswith(API_PREFIXES):
             continue
         for method, operation in operations.items():
             if not isinstance(operation, dict) or "responses" not in operation:

@@ -245,7 +245,11 @@ def disclosure_xlsx(lab: Any, actor: Any, data: dict[str, Any]) -> Response:
     return Response(body, media_type=XLSX_TYPE, headers={"Content-Disposition": content_disposition(name)})
 
 
-@router.get("/disclosure", response_model=None)
+@router.get(
+    "/disclosure",
+    response_model=None,
+    responses={200: {"content": {"application/json": {}, XLSX_TYPE: {}}}},
+)
 def disclosure_report(
     actor: Actor,
     lab: LabDep,

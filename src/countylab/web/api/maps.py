@@ -45,7 +45,10 @@ def boundary_body(lab: Lab, level: str) -> tuple[str, bytes]:
     return etag, body
 
 
-@router.get("/public/api/map/boundaries/{level}")
+@router.get(
+    "/public/api/map/boundaries/{level}",
+    responses={200: {"content": {"application/geo+json": {}}}, 304: {"description": "Not modified (ETag)"}},
+)
 def public_boundaries(level: Level, request: Request, lab: LabDep) -> Response:
     """The town or village boundaries as a GeoJSON FeatureCollection (simplified for display;
     properties ``code``, ``name``, ``level``), with an ETag: browsers and the intranet's proxies

@@ -175,7 +175,15 @@ def public_dashboard_brief(
     language = lang or lang_of(request)
     with lab.read() as s:
         payload = PUBLIC.get(s, slug)  # 404 unless published; Withdrawn (404) when a release was withdrawn
-        key = ("dashboard", id(lab), slug, payload["version"], payload.get("approved_at"), language)
+        key = (
+            "dashboard",
+            str(lab.settings.data_dir),
+            id(lab),
+            slug,
+            payload["version"],
+            payload.get("approved_at"),
+            language,
+        )
         hit = _hit(key)
         if hit is None:
             d = publication.public_json(payload)
@@ -190,7 +198,15 @@ def public_story_brief(
     language = lang or lang_of(request)
     with lab.read() as s:
         story, views = stories.public_story(s, project_id)  # 404 for drafts; only showable charts
-        key = ("story", id(lab), project_id, str(story.updated_at), tuple(v.id for v in views), language)
+        key = (
+            "story",
+            str(lab.settings.data_dir),
+            id(lab),
+            project_id,
+            str(story.updated_at),
+            tuple(v.id for v in views),
+            language,
+        )
         hit = _hit(key)
         if hit is None:
             prepared = _story_brief(lab, s, story, views, language, public=True)

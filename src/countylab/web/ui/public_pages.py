@@ -30,7 +30,7 @@ def _overview(lab: Any) -> portal.Overview:
         with lab.read() as s:
             return portal.overview(s, lab.clock())
 
-    return cached(("overview", id(lab)), portal.COUNTS_TTL_S, build)
+    return cached(("overview", str(lab.settings.data_dir), id(lab)), portal.COUNTS_TTL_S, build)
 
 
 def _home_lists(lab: Any) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def _home_lists(lab: Any) -> dict[str, Any]:
                 "gallery": gallery.items(s, showable_only=True)[:HOME_LIMIT],
             }
 
-    return cached(("home-lists", id(lab)), portal.COUNTS_TTL_S, build)
+    return cached(("home-lists", str(lab.settings.data_dir), id(lab)), portal.COUNTS_TTL_S, build)
 
 
 def _story_card(st: Any) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def _story(lab: Any, project_id: int) -> tuple[dict[str, Any], list[stories.Char
             story, charts = stories.public_story(s, project_id)
             return _story_card(story), charts
 
-    return cached(("story", id(lab), project_id), portal.COUNTS_TTL_S, build)
+    return cached(("story", str(lab.settings.data_dir), id(lab), project_id), portal.COUNTS_TTL_S, build)
 
 
 def _gallery(lab: Any) -> list[gallery.ItemView]:
@@ -101,7 +101,7 @@ def _gallery(lab: Any) -> list[gallery.ItemView]:
         with lab.read() as s:
             return gallery.items(s, showable_only=True)
 
-    return cached(("gallery", id(lab)), portal.COUNTS_TTL_S, build)
+    return cached(("gallery", str(lab.settings.data_dir), id(lab)), portal.COUNTS_TTL_S, build)
 
 
 @router.get("/public/projects/{project_id}")
