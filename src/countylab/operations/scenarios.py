@@ -405,18 +405,7 @@ def accept(session: Session, actor: Principal, scenario_id: int, reason: str = "
     _operator(actor, scenario_id)
     sc = get(session, actor, scenario_id)
     _move(session, actor, sc, ScenarioStatus.collecting, reason.strip() or "受理", "scenario.accept")
-    if sc.proposed_by is not None:
-        from countylab import notify
-
-        notify.emit(
-            session,
-            "scenario.accepted",
-            recipients=notify.to_users(sc.proposed_by),
-            target=f"scenario:{sc.id}",
-            link=f"/scenarios/{sc.id}",
-            actor_id=actor.user_id,
-            title=sc.title,
-        )
+    _tell_proposer(session, actor, sc, "scenario.accepted")
     return sc
 
 
@@ -425,20 +414,26 @@ def decline(session: Session, actor: Principal, scenario_id: int, reason: str) -
     _operator(actor, scenario_id)
     sc = get(session, actor, scenario_id)
     _move(session, actor, sc, ScenarioStatus.rejected, _need_reason(reason), "scenario.decline")
-    if sc.proposed_by is not None:
-        from countylab import notify
-
-        notify.emit(
-            session,
-            "scenario.declined",
-            recipients=notify.to_users(sc.proposed_by),
-            target=f"scenario:{sc.id}",
-            link=f"/scenarios/{sc.id}",
-            actor_id=actor.user_id,
-            title=sc.title,
-            reason=sc.status_reason,
-        )
+    _tell_proposer(session, actor, sc, "scenario.declined", reason=sc.status_reason)
     return sc
+
+
+def _tell_proposer(session: Session, actor: Principal, sc: Scenario, kind: str, **facts: str) -> None:
+    """The developer who proposed ``sc`` hears the operator's decision (accepted or declined)."""
+    if sc.proposed_by is None:
+        return
+    from countylab import notify
+
+    notify.emit(
+        session,
+        kind,
+        recipients=notify.to_users(sc.proposed_by),
+        target=f"scenario:{sc.id}",
+        link=f"/scenarios/{sc.id}",
+        actor_id=actor.user_id,
+        title=sc.title,
+        **facts,
+    )
 
 
 def view(session: Session, sc: Scenario, lang: str = "zh-CN") -> dict[str, object]:
