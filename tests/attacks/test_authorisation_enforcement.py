@@ -278,3 +278,27 @@ def test_emergency_grant_is_admin_only_with_reason_and_end_date(county):
         prj.grant_dataset(s, steward_p, pid, ds)
     with pytest.raises(Conflict), county.tx() as s:
         prj.grant_dataset(s, SYSTEM, pid, ds, note="系统")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        'SELECT town_code, AVG("INCOME") FROM residents GROUP BY town_code',  # quoted, other case
+        "SELECT r.town_code, SUM(r.income) FROM residents r GROUP BY r.town_code",  # qualified
+        "SELECT town_code, COUNT(*) FROM residents WHERE income > 5000 GROUP BY town_code",  # filter only
+        "SELECT town_code, COUNT(*) FROM residents WHERE name LIKE '张%' GROUP BY town_code",  # PII filter
+    ],
+)
+def test_an_unapproved_column_is_refused_however_it_is_named(county, project, sql):
+    """Variants of the column attack: a column outside the approved terms never reaches the engine,
+    whether quoted in another case, qualified by an alias, or used only in a filter; nothing spent."""
+    pid, _a = project
+    dev = h.client(county, "developer")
+    r = pg.ask(dev, sql, pid, epsilon=0.5)
+    assert r.status_code in (403, 404, 422), (sql, r.status_code, r.text)
+    assert r.json()["error"]["message"]
+    with county.read() as s:
+        from countylab.storage.privacy_models import PrivacyBudget
+
+        spent = sum(b.epsilon_spent for b in s.query(PrivacyBudget).filter_by(project_id=pid))
+    assert spent == 0.0
