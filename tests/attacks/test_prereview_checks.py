@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from countylab.storage.models import AuditEvent
 from tests.airlock_e2e.conftest import RESIDENTS, World, build_world, xlsx_bytes
 
 ID = RESIDENTS[5][1]
@@ -32,6 +34,7 @@ def _returned(world: World, files: dict[str, bytes]) -> tuple[dict[str, Any], di
     assert resp.status_code == 201, resp.text
     req = resp.json()
     assert req["state"] == "returned", req
+    assert req["return_reason"] != "check_failed_to_run", _why_failed_to_run(world, req["id"])
     dev = world.client("dev")
     seen = {
         "create": resp.text,
@@ -41,6 +44,17 @@ def _returned(world: World, files: dict[str, bytes]) -> tuple[dict[str, Any], di
         "page_en": dev.get(f"/airlock/requests/{req['id']}", headers={"Accept-Language": "en"}).text,
     }
     return req, seen
+
+
+def _why_failed_to_run(world: World, request_id: int) -> list[str]:
+    """What the audit log says about a worker that failed (time, memory, died, an exception)."""
+    with world.lab.read() as s:
+        rows = s.execute(
+            select(AuditEvent.details).where(
+                AuditEvent.action == "release.checks", AuditEvent.target == f"release:{request_id}"
+            )
+        ).scalars()
+        return list(rows)
 
 
 def _only_rules(req: dict[str, Any]) -> None:

@@ -7,15 +7,20 @@ minute while it was parsed inside the submitting transaction; every other user g
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from countylab.airlock import checkrun
 from countylab.airlock.checkrun import CheckLimits
+from countylab.storage.models import AuditEvent
 from tests.airlock_e2e.conftest import SAFE_TABLE, World, build_world
 
 
@@ -178,12 +183,37 @@ def test_a_check_worker_that_hangs_explodes_or_dies_returns_the_request(
     assert time.monotonic() - started < 20
     req = resp.json()
     assert req["state"] == "returned" and req["return_reason"] == "check_failed_to_run", req
-    assert req["failed_rules"] == [] or "check_failed_to_run" in str(req["rounds"])
+    assert req["failed_rules"] == ["check_failed_to_run"], req  # the developer is told which rule
+    with world.lab.read() as s:
+        details = s.execute(
+            select(AuditEvent.details)
+            .where(AuditEvent.action == "release.checks", AuditEvent.target == f"release:{req['id']}")
+            .order_by(AuditEvent.id.desc())
+        ).scalar()
+    assert json.loads(details or "{}").get("why") == why, details  # the operator is told why
     # the state machine stays usable: the developer can resubmit once the worker behaves
     monkeypatch.undo()
     world.lab.airlock.check_limits = CheckLimits()
     again = world.client("dev").post(f"/api/airlock/requests/{req['id']}/resubmit", json={}).json()
     assert again["state"] == "under_review" and again["round"] == 2
+
+
+def test_a_worker_that_dies_once_is_retried_and_its_checks_recorded(
+    world: World, limits: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A passing fault (the forked worker dies once) does not return a good request."""
+    real = checkrun.execute
+    marker = tmp_path / "died-once"
+
+    def die_once(job: Any) -> Any:
+        if not marker.exists():
+            marker.touch()
+            os._exit(3)
+        return real(job)
+
+    monkeypatch.setattr(checkrun, "execute", die_once)
+    resp = _create(world, world.make_job({"t.csv": SAFE_TABLE}))
+    assert marker.exists() and resp.json()["state"] == "under_review", resp.json()
 
 
 def test_a_request_left_submitted_by_a_crash_is_checked_again(world: World) -> None:

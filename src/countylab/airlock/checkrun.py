@@ -110,8 +110,23 @@ def _slot(n: int) -> threading.BoundedSemaphore:
         return _slots.setdefault(n, threading.BoundedSemaphore(max(1, n)))
 
 
+# a worker that ran out of time or memory would do so again; one that died or raised may have
+# met a passing fault of the host (a fork taken while a library held a lock), so it gets one retry
+NOT_RETRIED = frozenset({"time", "memory"})
+
+
 def run_in_worker(job: CheckJob, limits: CheckLimits) -> list[FileReport]:
-    """The reports of :func:`execute`, computed in a limited child process."""
+    """The reports of :func:`execute`, computed in a limited child process (one retry when the
+    first worker died or raised rather than running out of time or memory)."""
+    try:
+        return _run_once(job, limits)
+    except CheckFailedToRun as exc:
+        if exc.why in NOT_RETRIED:
+            raise
+        return _run_once(job, limits)
+
+
+def _run_once(job: CheckJob, limits: CheckLimits) -> list[FileReport]:
     with _slot(limits.concurrent):
         ctx = mp.get_context("fork")
         parent, child = ctx.Pipe(duplex=False)

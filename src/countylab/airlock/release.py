@@ -422,7 +422,7 @@ class ReleaseMixin:
             "note": req.note,
             "datasets": _with_titles(s, list(req.datasets or [])),
             "return_reason": req.return_reason,
-            "failed_rules": failed_rules(files),
+            "failed_rules": failed_rules(files, req.return_reason),
             "round": req.round,
             "rounds": rounds_history(s, req, full=full),
             "changes": changes.view(
@@ -571,9 +571,13 @@ def sees_details(actor: Principal, req: ReleaseRequest, *, reviewer: bool) -> bo
     return req.project_id not in actor.project_ids and bool(actor.roles & {Role.steward, Role.admin})
 
 
-def failed_rules(files: list[ReleaseFile]) -> list[str]:
-    """The names of the rules that failed, over all files (what a developer is told)."""
-    return sorted({str(c.get("check")) for f in files for c in f.checks or [] if c.get("status") == "fail"})
+def failed_rules(files: list[ReleaseFile], return_reason: str | None = None) -> list[str]:
+    """The names of the rules that failed, over all files (what a developer is told).  A worker
+    that could not finish leaves no per-file result, so that rule comes from the request."""
+    failed = {str(c.get("check")) for f in files for c in f.checks or [] if c.get("status") == "fail"}
+    if return_reason == "check_failed_to_run":
+        failed.add("check_failed_to_run")
+    return sorted(failed)
 
 
 def developer_file_view(f: ReleaseFile, number: int, *, released: bool) -> dict[str, Any]:
