@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from countylab.identity.secrets import INSECURE_TEST_HASHING_ENV
 from countylab.lab import Lab
 from tests.support import build_lab, create_user
 
@@ -21,6 +22,17 @@ from tests.support import build_lab, create_user
 pytest_plugins = ["tests.capabilities", "tests.browser", "tests.parallel"]
 
 PG_URL = os.environ.get("COUNTYLAB_TEST_PG_URL", "")
+
+# Thousands of logins at argon2's vetted cost are minutes of CI: new hashes in tests use the
+# library's test profile (countylab.identity.secrets).  Tests about hashing cost and login timing
+# take it away with the `vetted_hashing` fixture.  Servers and CLIs started by tests inherit it.
+os.environ.setdefault(INSECURE_TEST_HASHING_ENV, "1")
+
+
+@pytest.fixture
+def vetted_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passwords hashed at the production cost, as a county's lab would."""
+    monkeypatch.delenv(INSECURE_TEST_HASHING_ENV, raising=False)
 
 
 def _pg_database() -> Iterator[str]:

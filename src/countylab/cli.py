@@ -162,10 +162,22 @@ def _run_server(lab, demo_logins: list[dict[str, str]]) -> None:  # type: ignore
     from countylab.web.app import create_app
 
     s = lab.settings
+    _warn_insecure_hashing()
     out.print(f"[bold]countylab[/] → [link]http://{s.host}:{s.port}[/]  (Ctrl-C to stop)")
     app_ = create_app(lab, demo_logins=demo_logins, background=True)
     with _recorded(s):
         uvicorn.run(app_, host=s.host, port=s.port, log_level="warning")
+
+
+def _warn_insecure_hashing() -> None:
+    from countylab.identity.secrets import INSECURE_TEST_HASHING_ENV, insecure_test_hashing
+
+    if insecure_test_hashing():
+        err.print(
+            f"[bold red]警告 / WARNING[/]: {INSECURE_TEST_HASHING_ENV}=1 — "
+            "新密码以仅供测试的最低强度哈希保存 / "
+            "new passwords get the test-only, weakest hash. Never use it for a real county."
+        )
 
 
 @contextmanager
@@ -197,6 +209,7 @@ def _run_workers(lab, workers: int, **args: object) -> None:  # type: ignore[no-
     from countylab.web.workers import ARGS_VARIABLE, encode_args
 
     s = lab.settings
+    _warn_insecure_hashing()
     lab.close()
     os.environ[ARGS_VARIABLE] = encode_args({k: v for k, v in args.items() if v is not None})
     out.print(f"[bold]countylab[/] → [link]http://{s.host}:{s.port}[/]  ({workers} workers; Ctrl-C to stop)")

@@ -29,6 +29,7 @@ from typing import Literal
 
 from countylab.config import Settings
 from countylab.errors import CountylabError
+from countylab.identity.secrets import INSECURE_TEST_HASHING_ENV, insecure_test_hashing
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -456,6 +457,18 @@ def check_settings(settings: Settings) -> list[Check]:
                 "executor = ray but Ray is not installed",
                 "安装 countylab[cluster]（pip install 'countylab[cluster]'）或设置 executor = local",
                 "install countylab[cluster] (pip install 'countylab[cluster]') or set executor = local",
+            )
+        )
+    if insecure_test_hashing():
+        found.append(
+            Check(
+                "settings.password_hashing",
+                "fail",
+                f"设置了 {INSECURE_TEST_HASHING_ENV}=1：新密码以仅供测试的最低强度哈希保存",
+                f"{INSECURE_TEST_HASHING_ENV}=1 is set: new passwords are stored with the test-only, "
+                "weakest hash",
+                f"取消该环境变量（unset {INSECURE_TEST_HASHING_ENV}），并让期间设置密码的用户重设密码",
+                f"unset {INSECURE_TEST_HASHING_ENV} and have users who set a password meanwhile reset it",
             )
         )
     if not found:

@@ -122,7 +122,7 @@ def test_counters_are_shared_by_two_server_processes(tmp_path: Path, db_url: str
         first.close()
 
 
-def test_locked_and_unknown_accounts_cost_an_argon2_check(tmp_path: Path) -> None:
+def test_locked_and_unknown_accounts_cost_an_argon2_check(tmp_path: Path, vetted_hashing: None) -> None:
     """Timing says nothing: a locked or unknown account takes as long as a wrong password."""
     lab = build_lab(tmp_path, login_max_failures=3, login_address_max_failures=1000)
     try:

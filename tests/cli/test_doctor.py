@@ -53,7 +53,7 @@ def _path_without(program: str, tmp_path: Path) -> str:
 
 
 @pytest.mark.needs("sandbox", "tesseract")
-def test_this_host_passes_every_required_check(initialised_lab: Path) -> None:
+def test_this_host_passes_every_required_check(initialised_lab: Path, vetted_hashing: None) -> None:
     done = _run(["doctor", "--data-dir", str(initialised_lab), "--json"])
     report = json.loads(done.stdout)
     by_name = {c["name"]: c for c in report["checks"]}
@@ -69,7 +69,7 @@ def test_this_host_passes_every_required_check(initialised_lab: Path) -> None:
 
 @pytest.mark.needs("sandbox")
 def test_missing_tesseract_fails_with_the_fix_in_both_languages(
-    initialised_lab: Path, tmp_path: Path
+    initialised_lab: Path, tmp_path: Path, vetted_hashing: None
 ) -> None:
     data = initialised_lab
     path = _path_without("tesseract", tmp_path)
