@@ -22,11 +22,13 @@ from countylab.operations.terms import Channel
 from countylab.storage.airlock_models import RegisteredModel
 from countylab.storage.jobs_models import Job
 from countylab.storage.operations_models import Accreditation
+from tests.jobs_e2e import conftest as jobs_conftest
 from tests.operations import agreement_helpers as h
 from tests.privacy_gateway import conftest as pg
 
 pytestmark = pytest.mark.slow
 demo_template = pg.demo_template
+bwrap = jobs_conftest.bwrap
 COUNT_BY_TOWN = "SELECT town_code, COUNT(*) FROM residents GROUP BY town_code"
 
 
@@ -88,12 +90,83 @@ def test_exactly_the_approved_datasets_columns_and_channels(county, project, tmp
     r = pg.ask(dev, "SELECT COUNT(*) FROM farmland_plots", pid, epsilon=0.5)
     assert r.status_code in (404, 422), r.text  # a dataset not approved at all is not there
     assert "farmland_plots" in r.text
+    with county.tx() as s:  # residents: DP queries only, from now on
+        _terms(s, pid, "residents").channels = ["dp_query"]
     with pytest.raises(PermissionDenied) as refused:  # a sandbox job on a DP-only dataset
         submit(county, tmp_path, pid, "residents")
-    assert refused.value.details["reason"] in ("channel", "column")
+    assert refused.value.details["reason"] == "channel"
     job_id = submit(county, tmp_path, pid, "households")  # the approved channel: accepted
     with county.read() as s:
         assert s.get(Job, job_id).state in ("queued", "pending")
+
+
+def _terms(s, pid, name):
+    from countylab.storage.authorisation_models import GrantTerms
+    from countylab.storage.models import Dataset, Grant
+
+    g = s.execute(
+        select(Grant)
+        .join(Dataset, Dataset.id == Grant.dataset_id)
+        .where(Grant.project_id == pid, Dataset.name == name)
+    ).scalar_one()
+    return s.get(GrantTerms, g.id)
+
+
+# A job that reports, from inside the sandbox, every file it can find under /data with the
+# columns its Parquet schema names, and whether any byte spells an unapproved column's name.
+SNOOP = """
+import csv, os
+import pyarrow.parquet as pq
+found = []
+for root, _dirs, files in os.walk('/data'):
+    for f in files:
+        p = os.path.join(root, f)
+        raw = open(p, 'rb').read()
+        names = pq.ParquetFile(p).schema_arrow.names if p.endswith('.parquet') else []
+        leaks = [w for w in ('income', 'id_number', 'name', 'phone') if w.encode() in raw]
+        found.append((p, '|'.join(sorted(names)), '|'.join(leaks), pq.ParquetFile(p).metadata.num_rows))
+with open('/outbox/out.csv', 'w', newline='') as fh:
+    csv.writer(fh).writerows([('path', 'columns', 'leaks', 'rows'), *found])
+"""
+
+
+@pytest.mark.usefixtures("bwrap")
+def test_a_job_on_a_column_restricted_dataset_sees_only_the_approved_columns(county, project, tmp_path):
+    """Approved for sandbox jobs on three columns of residents: the job runs, in the real
+    sandbox, on a folder whose files hold those three columns and nothing that spells another."""
+    import csv
+
+    from tests.jobs_e2e.e2e_helpers import wait_state
+
+    pid, _a = project
+    folder = job_folder(tmp_path, "residents")
+    (folder / "main.py").write_text(SNOOP)
+    with county.tx() as s:
+        job_id = county.jobs.service.submit(s, h.principal(county, "developer"), pid, folder).id
+    county.jobs.start()
+    assert wait_state(county, job_id, {"succeeded", "failed", "killed"}, timeout=120) == "succeeded"
+    outbox = county.settings.data_dir / "jobs" / "outbox" / str(pid) / str(job_id) / "attempt-1" / "main"
+    rows = list(csv.DictReader((outbox / "out.csv").open()))
+    assert rows and all(r["path"].startswith("/data/residents/") for r in rows), rows
+    assert {r["columns"] for r in rows} == {"age|lives_alone|town_code"}, rows
+    assert all(r["leaks"] == "" for r in rows), rows
+    with county.read() as s:
+        from countylab.catalog import service as catalog
+
+        total = catalog.get_by_name(s, "residents").row_count
+    assert sum(int(r["rows"]) for r in rows) == total  # every row, three columns
+    # the same grant unrestricted: the job would see every column (positive control)
+    with county.tx() as s:
+        _terms(s, pid, "residents").columns = None
+    with county.read() as s:
+        folders = county.jobs.datasets(s, pid)
+    assert "income" in pq_columns(folders["residents"])
+
+
+def pq_columns(folder: Path) -> set[str]:
+    import pyarrow.parquet as pq
+
+    return {n for f in folder.glob("*.parquet") for n in pq.ParquetFile(f).schema_arrow.names}
 
 
 def test_after_expiry_suspension_and_revocation_nothing_works(county, project, tmp_path):

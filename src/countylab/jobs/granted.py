@@ -128,6 +128,39 @@ def bind_folder(root: Path, name: str, version: int, files: list[Path]) -> Path:
     return folder
 
 
+def bind_projection(root: Path, name: str, version: int, files: list[Path], columns: frozenset[str]) -> Path:
+    """Like :func:`bind_folder`, but each file rewritten with only ``columns`` (an authorisation
+    approved for some columns): the job's folder holds no other column, under any spelling,
+    so nothing in the sandbox can read one.  Streamed batch by batch; built once per version
+    and column set, and shared by the jobs that read it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    wanted = {c.lower() for c in columns}
+    cols = hashlib.sha256("\0".join(sorted(wanted)).encode()).hexdigest()[:12]
+    folder = root / name / f"v{version}-{_digest(files)}-cols-{cols}"
+    if folder.is_dir():
+        return folder
+    staging = root / name / f".tmp-{uuid.uuid4().hex}"
+    staging.mkdir(parents=True)
+    try:
+        for i, src in enumerate(files):
+            dest = staging / (src.name if len(files) == 1 else f"{i:05d}-{src.name}")
+            source = pq.ParquetFile(src)
+            keep = [n for n in source.schema_arrow.names if n.lower() in wanted]
+            # no schema metadata: pandas' would still list every column, approved or not
+            projected = pa.schema([source.schema_arrow.field(n).remove_metadata() for n in keep])
+            with pq.ParquetWriter(dest, projected) as writer:
+                for batch in source.iter_batches(columns=keep):
+                    writer.write_batch(batch)
+        os.rename(staging, folder)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not folder.is_dir():  # a concurrent builder won the rename: theirs is identical
+            raise
+    return folder
+
+
 class GrantedDatasets:
     """:data:`countylab.jobs.DatasetPaths` for a lab: name → bind folder of the current version."""
 
@@ -136,12 +169,19 @@ class GrantedDatasets:
         self.bind_root = bind_root
 
     def __call__(self, session: Session, project_id: int) -> Mapping[str, Path]:
+        from countylab.operations.enforcement import sandbox_datasets
+
+        approved = sandbox_datasets(session, project_id) or {}
         out: dict[str, Path] = {}
         for ds in allowed_datasets(session, project_id):
             files = self.catalog.read_paths(ds)
             if ds.current_version is None or not files:
                 continue  # nothing ingested yet
-            out[ds.name] = bind_folder(self.bind_root, ds.name, ds.current_version, files)
+            columns = approved.get(ds.id)
+            if columns is None:
+                out[ds.name] = bind_folder(self.bind_root, ds.name, ds.current_version, files)
+            else:  # approved for some columns only: a folder holding just those
+                out[ds.name] = bind_projection(self.bind_root, ds.name, ds.current_version, files, columns)
         return out
 
     def files_of(self, session: Session, project_id: int, names: Iterable[str]) -> list[Path]:

@@ -323,26 +323,18 @@ def _authorize_run(session: Session, principal: Principal, project_id: int, targ
 
 def _enforce(session: Session, principal: Principal, project_id: int, parsed: JobSpec, now: datetime) -> None:
     """The project's authorisation is in force, the submitter accredited, and every named dataset
-    granted for sandbox jobs; a dataset approved only for some columns is not bound for jobs
-    (a job reads whole files), and the refusal says so."""
+    granted for sandbox jobs.  A dataset approved for some columns only is bound as a folder
+    holding just those columns (:func:`countylab.jobs.granted.bind_projection`)."""
     from countylab.operations import enforcement
     from countylab.operations.terms import Channel
 
     names = {n for a in parsed.actions for n in a.datasets}
     rows = session.execute(
-        select(Dataset.id, Dataset.name, Dataset.title)
+        select(Dataset.id)
         .join(Grant, Grant.dataset_id == Dataset.id)
         .where(Grant.project_id == project_id, Dataset.name.in_(names or {""}))
     ).all()
-    allowed = enforcement.check(
+    # raises unless in force and granted for jobs; approved columns are honoured by the bind folder
+    enforcement.check(
         session, project_id, Channel.sandbox_job, [r.id for r in rows], now=now, user_id=principal.user_id
     )
-    for r in rows:
-        if allowed.columns.get(r.id) is not None:
-            raise PermissionDenied(
-                f"数据集“{r.title}”只授权了部分字段，沙箱作业读取整个文件，不能使用；请改用差分隐私查询",
-                f"Dataset '{r.name}' is authorised for some columns only; sandbox jobs read whole files "
-                "and cannot use it (use DP queries)",
-                reason="column",
-                dataset_id=r.id,
-            )

@@ -173,12 +173,13 @@ def _in_force(session: Session, auth: Authorisation, today: date) -> None:
         )
 
 
-def sandbox_datasets(session: Session, project_id: int) -> set[int] | None:
-    """Dataset ids a sandbox job may bind, or None when no grant of the project is restricted.
+def sandbox_datasets(session: Session, project_id: int) -> dict[int, frozenset[str] | None] | None:
+    """Dataset ids a sandbox job may bind, each with its approved columns (None: every column),
+    or None when no grant of the project carries terms (the lab's own and older grants).
 
-    A sandbox job binds whole Parquet files, so a grant restricted to some columns cannot be
-    honoured there: such datasets (and those granted without the sandbox channel, or whose
-    emergency grant ended) are not bound for jobs."""
+    Datasets granted without the sandbox channel are left out.  A dataset approved for some
+    columns only is bound as a projection holding just those columns
+    (:func:`countylab.jobs.granted.bind_projection`), so a job cannot read another one."""
     rows = session.execute(
         select(Grant.dataset_id, GrantTerms)
         .outerjoin(GrantTerms, GrantTerms.grant_id == Grant.id)
@@ -187,10 +188,9 @@ def sandbox_datasets(session: Session, project_id: int) -> set[int] | None:
     if all(t is None for _d, t in rows):
         return None
     return {
-        d
+        d: (frozenset(t.columns) if t is not None and t.columns is not None else None)
         for d, t in rows
-        if t is None
-        or ((t.channels is None or Channel.sandbox_job.value in t.channels) and t.columns is None)
+        if t is None or t.channels is None or Channel.sandbox_job.value in t.channels
     }
 
 
