@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from countylab import notify
 from countylab.audit import log as audit
 from countylab.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from countylab.identity.access import Principal, authorize
+from countylab.identity.access import Principal, authorize, has_permission
 from countylab.identity.roles import Permission, Role
 from countylab.operations import accreditation
 from countylab.operations import scenarios as scenario_service
@@ -597,30 +597,122 @@ def withdraw(session: Session, actor: Principal, application_id: int, reason: st
     return app
 
 
+#: states in which a renewal is still on its way (a second one is refused meanwhile)
+_RENEWAL_OPEN = frozenset(
+    {
+        ApplicationStatus.draft,
+        ApplicationStatus.submitted,
+        ApplicationStatus.returned,
+        ApplicationStatus.in_review,
+        ApplicationStatus.publicising,
+        ApplicationStatus.approved,
+        ApplicationStatus.signing,
+    }
+)
+
+
+def _renewal_chain(session: Session, app: Application) -> list[Application]:
+    """Every application of ``app``'s authorisation: the first one and its renewals (and theirs)."""
+    root = app
+    while root.renewal_of is not None:
+        parent = session.get(Application, root.renewal_of)
+        if parent is None:
+            break
+        root = parent
+    chain, todo = [root], [root.id]
+    while todo:
+        children = list(
+            session.execute(select(Application).where(Application.renewal_of.in_(todo))).scalars()
+        )
+        chain.extend(children)
+        todo = [c.id for c in children]
+    return chain
+
+
+def _renewal_refusal(session: Session, actor: Principal, old: Application) -> Exception | None:
+    """Why ``actor`` may not renew ``old`` now (None: they may).  Only the applicant's
+    organisation renews; only an authorised application whose authorisation was not revoked;
+    one renewal of an authorisation at a time."""
+    from countylab.operations.states import _STATUS_ZH
+    from countylab.storage.authorisation_models import Authorisation
+
+    if actor.org_id is None or actor.org_id != old.org_id:
+        return PermissionDenied(
+            f"只有申请单位的人员可以续期 {old.number}",
+            f"Only the applicant's organisation may renew {old.number}",
+            permission=Permission.application_submit.value,
+            target=f"application:{old.id}",
+            reason="organisation",
+        )
+    if old.status != ApplicationStatus.authorised:
+        return Conflict(
+            f"只有已授权的申请可以续期（{old.number} 当前为“{_STATUS_ZH.get(old.status, old.status)}”）",
+            f"Only an authorised application can be renewed ({old.number} is {old.status})",
+            field="status",
+        )
+    auth = (
+        session.execute(select(Authorisation).where(Authorisation.project_id == old.project_id))
+        .scalars()
+        .first()
+        if old.project_id is not None
+        else None
+    )
+    if auth is not None and auth.status == "revoked":
+        return Conflict(
+            f"{old.number} 的授权已被撤销，不能续期",
+            f"The authorisation of {old.number} was revoked: it cannot be renewed",
+            field="status",
+            reason="revoked",
+        )
+    open_ = [
+        a for a in _renewal_chain(session, old) if a.renewal_of is not None and a.status in _RENEWAL_OPEN
+    ]
+    if open_:
+        return Conflict(
+            f"该授权已有一份续期申请 {open_[0].number} 正在办理，不能同时再续期",
+            f"A renewal of this authorisation, {open_[0].number}, is already under way; "
+            "only one renewal at a time",
+            field="renewal_of",
+            renewal_id=open_[0].id,
+        )
+    return None
+
+
+def can_renew(session: Session, actor: Principal, app: Application) -> bool:
+    """Whether the application's page offers 申请续期 to ``actor``."""
+    return (
+        has_permission(actor, Permission.application_submit) and _renewal_refusal(session, actor, app) is None
+    )
+
+
 def start_renewal(
     session: Session, actor: Principal, application_id: int, *, today: date | None = None
 ) -> Application:
     """A new draft renewing an ``authorised`` application, everything prefilled; the term starts
-    the day after the old one ends (or today) and lasts as long.  Commitments must be ticked
-    again: they are the applicant's words for this term."""
+    the day after the authorisation ends (or today, when it has ended) and lasts as long.
+    Commitments must be ticked again: they are the applicant's words for this term.
+
+    Refused (nothing written) for another organisation, an application that is not authorised,
+    a revoked authorisation, and while another renewal of the same authorisation is under way
+    (the application's row is locked, so two at once on two servers cannot both pass)."""
+    from countylab.storage.authorisation_models import Authorisation
+
     authorize(actor, Permission.application_submit, target=f"application:{application_id}")
     old = get(session, actor, application_id)
-    if old.status != ApplicationStatus.authorised:
-        raise Conflict(
-            f"只有已授权的申请可以续期（{old.number} 当前为 {old.status}）",
-            f"Only an authorised application can be renewed ({old.number} is {old.status})",
-            field="status",
-        )
-    if actor.user_id not in member_ids(session, old.id) and actor.org_id != old.org_id:
-        raise PermissionDenied(
-            f"只有申请团队可以续期 {old.number}",
-            f"Only the applicant's team may renew {old.number}",
-            permission=Permission.application_submit.value,
-            target=f"application:{old.id}",
-            reason="project_member",
-        )
+    session.execute(select(Application.id).where(Application.id == old.id).with_for_update())
+    refusal = _renewal_refusal(session, actor, old)
+    if refusal is not None:
+        raise refusal
     day = today or utcnow().date()
-    start = max(day, (old.ends_on + timedelta(days=1)) if old.ends_on else day)
+    auth_end = (
+        session.execute(select(Authorisation.ends_on).where(Authorisation.project_id == old.project_id))
+        .scalars()
+        .first()
+        if old.project_id is not None
+        else None
+    )
+    ends = max(d for d in (old.ends_on, auth_end) if d is not None) if (old.ends_on or auth_end) else None
+    start = max(day, ends + timedelta(days=1)) if ends else day
     length = (old.ends_on - old.starts_on) if old.ends_on and old.starts_on else timedelta(days=365)
     reqs = tuple(
         RequestedDataset(r.dataset_id, tuple(r.columns) if r.columns else None)

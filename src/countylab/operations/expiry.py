@@ -10,7 +10,8 @@ reads ``lab.clock`` each pass.  It
 * sends the reminders 30 and 7 days ahead to the project owner and the operators, each exactly
   once: a reminder is a row with a unique (authorisation, end date, days ahead), inserted in the
   same transaction as its notification, so a restart or a second server never sends it twice,
-  and a renewal (a new end date) earns new reminders.
+  and a renewal (a new end date) earns new reminders.  Both notifications open the latest
+  application's page, where its organisation starts the renewal (申请续期).
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def sweep(session: Session, *, now: datetime, stop_jobs: Callable[[Session, int]
             "authorisation.expired",
             recipients=notify.to_project(auth.project_id) | notify.to_roles(Role.operator.value),
             target=f"project:{auth.project_id}",
+            link=f"/applications/{auth.latest_application_id}",  # where the renewal starts
             number=app.number if app else "",
             ends_on=auth.ends_on.isoformat(),
         )
@@ -150,6 +152,7 @@ def sweep(session: Session, *, now: datetime, stop_jobs: Callable[[Session, int]
             "authorisation.expiring",
             recipients=notify.to_users(*owner) | notify.to_roles(Role.operator.value),
             target=f"project:{auth.project_id}",
+            link=f"/applications/{auth.latest_application_id}",  # its page offers 申请续期
             number=app.number if app else "",
             ends_on=auth.ends_on.isoformat(),
             days=left,

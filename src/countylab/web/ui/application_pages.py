@@ -350,6 +350,7 @@ def application_page(request: Request, application_id: Id, actor: Actor, lab: La
         view = application_view.full(s, app, today, lang)
         team = actor.user_id in {m["user_id"] for m in view["members"]}
         row = s.get(Application, application_id)
+        renewable = applications.can_renew(s, actor, app)
         # B's and C's parts read the ORM row in the template; detach it with its loaded state
         s.expunge(row)
     return render(
@@ -358,7 +359,7 @@ def application_page(request: Request, application_id: Id, actor: Actor, lab: La
         application=row,
         app_view=view,
         is_team=team,
-        can_renew=team and view["status"] == "authorised",
+        can_renew=renewable,
     )
 
 
