@@ -64,6 +64,7 @@ def setup(world: Any) -> None:
             sql="SELECT COUNT(*) FROM d1",
             epsilon=0.1,
             schedule="manual",
+            gateway=world.lab.gateway,
         )
         # the cached answer a refresh leaves (the gateway itself is exercised by the refresh routes)
         m.result = {"columns": ["n"], "rows": [[2.0]], "intervals": {"n": [[0.5, 3.5]]}}

@@ -82,7 +82,14 @@ def dp_metric(lab: Lab, name: str = "test_alone_by_town") -> int:
     steward = principal(lab, "steward")
     with lab.tx() as s:
         m = metrics.create(
-            s, steward, name=name, title="独居高龄老人", sql=ELDERLY_SQL, epsilon=0.5, schedule="daily"
+            s,
+            steward,
+            name=name,
+            title="独居高龄老人",
+            sql=ELDERLY_SQL,
+            epsilon=0.5,
+            schedule="daily",
+            gateway=lab.gateway,
         )
         mid = m.id
     metrics.refresh(lab, steward, mid)

@@ -38,6 +38,7 @@ def _metric(lab: Lab, schedule: str = "daily", epsilon: float = 0.5) -> int:
             sql=ELDERLY_SQL,
             epsilon=epsilon,
             schedule=schedule,
+            gateway=lab.gateway,
         ).id
 
 
@@ -88,7 +89,9 @@ def test_budget_exhausted_keeps_the_cached_value_stale_with_the_reason(dash_lab:
         project = metrics.showcase_project(s)
         assert project is not None
         budget.set_limit(s, steward, project.id, dataset_id(dash_lab, "residents"), epsilon=0.5, delta=None)
-        metrics.update(s, steward, mid, title="独居高龄老人", epsilon=0.8, schedule="daily")  # a new question
+        metrics.update(
+            s, steward, mid, title="独居高龄老人", epsilon=0.8, schedule="daily", gateway=dash_lab.gateway
+        )  # a new question
     out = metrics.refresh(dash_lab, steward, mid)
     assert out["stale"] and out["result"] == first["result"]
     assert "隐私预算不足" in out["stale_reason"] and "budget" in out["stale_reason_en"]
@@ -111,6 +114,7 @@ def test_the_refresher_follows_the_schedule_by_the_lab_clock(dash_lab: Lab) -> N
             sql=ELDERLY_SQL,
             epsilon=0.1,
             schedule="manual",
+            gateway=dash_lab.gateway,
         ).id
     refresher = metrics.MetricRefresher(dash_lab)
     assert refresher.run_once() == 2  # both have no value yet

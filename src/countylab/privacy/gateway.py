@@ -60,6 +60,7 @@ from countylab.privacy import answers, budget, ledgers, params
 from countylab.privacy.cost import TableSize, check_cost
 from countylab.privacy.engine import DPEngine
 from countylab.privacy.limits import Admission, GatewayConfig
+from countylab.privacy.planner import QueryPlan
 from countylab.privacy.pool import WorkerPool
 from countylab.privacy.result import QueryFailed
 from countylab.privacy.runlog import finish_run, log_failure, log_refusal, released, start_run
@@ -136,6 +137,15 @@ class _Prepared:
     versions: dict[str, int]
 
 
+@dataclass
+class _Planned:
+    prep: _Prepared
+    engine: DPEngine
+    plan: QueryPlan
+    used: list[Dataset]
+    daily_cap: int
+
+
 class QueryGateway:
     """The service behind ``POST /api/query``, the query console and ``countylab query``."""
 
@@ -164,14 +174,7 @@ class QueryGateway:
     # -- the one entry point ------------------------------------------------------------------
     def run(self, actor: Principal, req: QueryRequest) -> QueryAnswer:
         try:
-            if req.mode not in MODES:
-                raise ValidationFailed(
-                    "只支持差分隐私查询（mode=dp）；精确表格请通过沙箱作业和出域审核获取",
-                    "only DP queries exist (mode=dp); exact tables come from sandbox jobs and the airlock",
-                    field="mode",
-                    reason="mode",
-                )
-            params.check_request(req.sql, req.project_id, req.epsilon, req.delta, req.versions)
+            _check_params(req)
             if not actor.is_system and req.project_id not in actor.project_ids:
                 return self._run(actor, req)  # refused in _prepare; holds no slot of the project
             with self.admission.admit(actor.user_id or 0, req.project_id):
@@ -182,32 +185,49 @@ class QueryGateway:
             raise
         except Exception as exc:  # noqa: BLE001 - a bug before the charge is a refusal, never a 5xx
             log.exception("DP query refused after an unexpected error")
-            refused = UserError(
-                "查询无法处理，未扣除预算。",
-                "The query could not be processed; nothing was charged.",
-                reason="error",
-            )
+            refused = _unprocessable()
             self._refused(actor, req, refused)
             raise refused from exc
 
-    def _run(self, actor: Principal, req: QueryRequest) -> QueryAnswer:
+    def check(self, s: Session, actor: Principal, req: QueryRequest) -> tuple[float, float]:
+        """Every check a run makes before it spends, in the caller's transaction: parameters,
+        membership, grants, authorisation and approved columns, the SQL plan (no data is read),
+        grade policy, ε and δ caps, the cost estimate.  Nothing is charged, run, cached or
+        recorded (a showcase metric is checked so when it is saved).  Returns the (ε, δ) a run
+        would spend; raises the refusal a run would raise."""
+        _check_params(req)
+        try:
+            return self._plan(s, actor, req).plan.cost
+        except CountylabError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as in run: a bug in the checks is a refusal
+            log.exception("DP query check refused after an unexpected error")
+            raise _unprocessable() from exc
+
+    def _plan(self, s: Session, actor: Principal, req: QueryRequest) -> _Planned:
+        """Step 2 of a run: prepare and plan, touching no data; anything failing charges nothing."""
         sql, as_of = split_as_of(req.sql)
         versions = {k.lower(): int(v) for k, v in {**req.versions, **as_of}.items()}
+        prep = self._prepare(s, actor, req, sql, versions)
+        engine = DPEngine(prep.specs, self.settings, self.runner)
+        eps = float(req.epsilon or 0.0)
+        model_plan = engine.plan(sql, eps, None)
+        used = _involved(model_plan.model, prep.by_name)
+        rules = []
+        for ds in used:
+            overrides = budget.dataset_policy(ds)
+            require(Grade(ds.grade), Action.dp_query, overrides=overrides, external=prep.external)
+            rules.append((ds.name, budget.grade_limits(ds)))
+        eps, delta = params.resolve_budget(eps, req.delta, rules)
+        plan = engine.plan(sql, eps, delta)
+        check_cost(plan.model.from_sql, _sizes(s, used, prep.versions), self.config.max_estimated_rows)
+        daily_cap = min((r.queries_per_day for _, r in rules), default=0)
+        return _Planned(prep, engine, plan, used, daily_cap)
+
+    def _run(self, actor: Principal, req: QueryRequest) -> QueryAnswer:
         with self._tx() as s:
-            prep = self._prepare(s, actor, req, sql, versions)
-            engine = DPEngine(prep.specs, self.settings, self.runner)
-            eps = float(req.epsilon or 0.0)
-            model_plan = engine.plan(sql, eps, None)
-            used = _involved(model_plan.model, prep.by_name)
-            rules = []
-            for ds in used:
-                overrides = budget.dataset_policy(ds)
-                require(Grade(ds.grade), Action.dp_query, overrides=overrides, external=prep.external)
-                rules.append((ds.name, budget.grade_limits(ds)))
-            eps, delta = params.resolve_budget(eps, req.delta, rules)
-            plan = engine.plan(sql, eps, delta)
-            check_cost(plan.model.from_sql, _sizes(s, used, prep.versions), self.config.max_estimated_rows)
-            daily_cap = min((r.queries_per_day for _, r in rules), default=0)
+            p = self._plan(s, actor, req)
+        prep, engine, plan, used, daily_cap = p.prep, p.engine, p.plan, p.used, p.daily_cap
         if (
             plan.cost[1] > 0
             and not req.confirm_delta
@@ -431,6 +451,25 @@ class QueryGateway:
     def _refused(self, actor: Principal, req: QueryRequest, exc: CountylabError) -> None:
         with self._tx() as s:
             log_refusal(s, actor, req, exc)
+
+
+def _unprocessable() -> UserError:
+    return UserError(
+        "查询无法处理，未扣除预算。",
+        "The query could not be processed; nothing was charged.",
+        reason="error",
+    )
+
+
+def _check_params(req: QueryRequest) -> None:
+    if req.mode not in MODES:
+        raise ValidationFailed(
+            "只支持差分隐私查询（mode=dp）；精确表格请通过沙箱作业和出域审核获取",
+            "only DP queries exist (mode=dp); exact tables come from sandbox jobs and the airlock",
+            field="mode",
+            reason="mode",
+        )
+    params.check_request(req.sql, req.project_id, req.epsilon, req.delta, req.versions)
 
 
 def _involved(model: Any, by_name: Mapping[str, Dataset]) -> list[Dataset]:

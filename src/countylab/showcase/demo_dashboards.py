@@ -172,6 +172,7 @@ def seed_dashboards(lab: Lab, context: DemoContext, progress: Callable[[str], No
             sql=ALONE_BY_TOWN,
             epsilon=0.5,
             schedule="daily",
+            gateway=lab.gateway,
         ).id
         alone80 = metrics.create(
             s,
@@ -181,6 +182,7 @@ def seed_dashboards(lab: Lab, context: DemoContext, progress: Callable[[str], No
             sql=ALONE_80,
             epsilon=0.5,
             schedule="weekly",
+            gateway=lab.gateway,
         ).id
     for mid in (alone, alone80):
         out: dict[str, Any] = metrics.refresh(lab, steward, mid)

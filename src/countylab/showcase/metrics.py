@@ -13,6 +13,12 @@ A refresh runs only in the background (:class:`MetricRefresher`, an elected sing
 pay for is refused by the gateway: the cached value stays, marked stale, and the reason is kept for
 the steward.  An identical query on unchanged data is answered by the gateway's answer cache at no
 cost, so an hourly schedule over a daily-updated dataset spends once a day.
+
+A metric is checked when it is saved, not first when it is refreshed: :func:`create` and
+:func:`update` ask the gateway's own pre-spend step (``QueryGateway.check``: parse, tables and
+columns, aggregation, grade policy, ε and δ caps, cost estimate) as the service account, inside the
+saving transaction.  Nothing is charged or run; a refusal is the gateway's own message and rolls
+the whole save back (the project, its system grants and the metric).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,6 +38,7 @@ from countylab.identity.access import SYSTEM, Principal, authorize
 from countylab.identity.projects import grant_dataset
 from countylab.identity.roles import Permission
 from countylab.periodic import Periodic
+from countylab.privacy.gateway import QueryRequest
 from countylab.privacy.tables import mentioned_names
 from countylab.showcase.widgets import Paths, WidgetSpec, render
 from countylab.storage.dashboard_models import Dashboard, DashboardWidget, ShowcaseMetric
@@ -52,6 +59,12 @@ SCHEDULES: dict[str, timedelta | None] = {
     "manual": None,
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+
+
+class QueryCheck(Protocol):
+    """The DP gateway's pre-spend checks (``QueryGateway.check``): raise the refusal, spend nothing."""
+
+    def check(self, s: Session, actor: Principal, req: QueryRequest) -> tuple[float, float]: ...
 
 
 def showcase_project(session: Session) -> Project | None:
@@ -112,8 +125,10 @@ def create(
     sql: str,
     epsilon: float,
     schedule: str = "daily",
+    gateway: QueryCheck,
 ) -> ShowcaseMetric:
-    """A new metric; the datasets its SQL names are granted to the showcase project by the system."""
+    """A new metric; the datasets its SQL names are granted to the showcase project by the system,
+    then the gateway checks the SQL as a refresh would before spending (a refusal stores nothing)."""
     authorize(actor, Permission.dashboard_compose, target=f"metric:{name}")
     if not _NAME.match(name):
         raise ValidationFailed(
@@ -127,12 +142,11 @@ def create(
     project = ensure_project(session, actor)
     names = mentioned_names(sql)
     datasets = list(session.execute(select(Dataset).where(Dataset.name.in_(names))).scalars())
-    if not datasets:
-        raise ValidationFailed("查询没有引用任何数据集", "The query names no dataset", field="sql")
     granted = set(session.execute(select(Grant.dataset_id).where(Grant.project_id == project.id)).scalars())
     for ds in datasets:
         if ds.id not in granted:
             grant_dataset(session, SYSTEM, project.id, ds.id, note="成果展示指标 " + name)
+    check_sql(session, gateway, sql.strip(), epsilon)
     m = ShowcaseMetric(
         name=name,
         title=title.strip(),
@@ -160,17 +174,45 @@ def create(
 
 
 def update(
-    session: Session, actor: Principal, metric_id: int, *, title: str, epsilon: float, schedule: str
+    session: Session,
+    actor: Principal,
+    metric_id: int,
+    *,
+    title: str,
+    epsilon: float,
+    schedule: str,
+    gateway: QueryCheck,
 ) -> ShowcaseMetric:
-    """Change the schedule, ε or title (the SQL stays: a new question is a new metric)."""
+    """Change the schedule, ε or title (the SQL stays: a new question is a new metric); a new ε is
+    checked by the gateway against the grade's caps as a refresh would be."""
     authorize(actor, Permission.dashboard_compose, target=f"metric:{metric_id}")
     m = get(session, metric_id)
     _check(title, m.sql, epsilon, schedule)
+    if float(epsilon) != m.epsilon:
+        check_sql(session, gateway, m.sql, epsilon)
     m.title, m.epsilon, m.schedule = title.strip(), float(epsilon), schedule
     audit.record(
         session, actor, "showcase.metric.update", f"metric:{m.id}", epsilon=m.epsilon, schedule=schedule
     )
     return m
+
+
+def check_sql(session: Session, gateway: QueryCheck, sql: str, epsilon: float) -> tuple[float, float]:
+    """The gateway's checks before it spends, as the service account of the showcase project: the
+    (ε, δ) a refresh would spend, or the gateway's own refusal.  Nothing is charged or run."""
+    project = showcase_project(session)
+    if project is None:
+        raise NotFound("成果展示项目尚未建立", "The showcase project does not exist yet")
+    req = QueryRequest(sql=sql, project_id=project.id, epsilon=float(epsilon), confirm_delta=True)
+    try:
+        return gateway.check(session, service_principal(session), req)
+    except CountylabError as exc:  # the SQL or ε is what is wrong, not the steward's rights
+        zh, en = exc.message_zh, exc.message_en
+        named = exc.details.get("column") or exc.details.get("table")
+        if isinstance(named, str) and named not in en:  # say which one
+            zh, en = f"{zh}：{named}", f"{en}: {named}"
+        details = {"field": "sql", **exc.details, "gateway_code": exc.code}
+        raise ValidationFailed(zh, en, **details) from exc
 
 
 def _check(title: str, sql: str, epsilon: float, schedule: str) -> None:
@@ -246,8 +288,6 @@ def is_due(m: ShowcaseMetric, now: datetime) -> bool:
 def refresh(lab: Lab, actor: Principal, metric_id: int) -> dict[str, Any]:
     """Run the metric's DP query now (charged to the showcase budget), cache the answer and
     re-render the widgets that show it.  A refused query leaves the cached value, marked stale."""
-    from countylab.privacy.gateway import QueryRequest
-
     authorize(actor, Permission.dashboard_compose, target=f"metric:{metric_id}")
     with lab.tx() as s:
         m = get(s, metric_id)

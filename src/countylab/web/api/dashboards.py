@@ -186,6 +186,7 @@ def create_metric(body: MetricIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
             sql=body.sql,
             epsilon=body.epsilon,
             schedule=body.schedule,
+            gateway=lab.gateway,
         )
         return metrics.view(m)
 
@@ -194,7 +195,13 @@ def create_metric(body: MetricIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
 def update_metric(metric_id: Id, body: MetricUpdateIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
         m = metrics.update(
-            s, actor, metric_id, title=body.title, epsilon=body.epsilon, schedule=body.schedule
+            s,
+            actor,
+            metric_id,
+            title=body.title,
+            epsilon=body.epsilon,
+            schedule=body.schedule,
+            gateway=lab.gateway,
         )
         return metrics.view(m)
 

@@ -263,7 +263,16 @@ def create_metric(
 ) -> RedirectResponse:
     def act() -> None:
         with lab.tx() as s:
-            metrics.create(s, actor, name=name, title=title, sql=sql, epsilon=epsilon, schedule=schedule)
+            metrics.create(
+                s,
+                actor,
+                name=name,
+                title=title,
+                sql=sql,
+                epsilon=epsilon,
+                schedule=schedule,
+                gateway=lab.gateway,
+            )
 
     return form_action(request, "/dashboards#metrics", act, "dash.flash.metric_created")
 
@@ -280,7 +289,9 @@ def update_metric(
 ) -> RedirectResponse:
     def act() -> None:
         with lab.tx() as s:
-            metrics.update(s, actor, metric_id, title=title, epsilon=epsilon, schedule=schedule)
+            metrics.update(
+                s, actor, metric_id, title=title, epsilon=epsilon, schedule=schedule, gateway=lab.gateway
+            )
 
     return form_action(request, "/dashboards#metrics", act, "dash.flash.saved")
 
