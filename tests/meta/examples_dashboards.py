@@ -36,6 +36,7 @@ EXAMPLES: dict[tuple[str, str], Any] = {
     ("POST", "/dashboards"): Example("steward", {"slug": "form-board", "title": "新看板"}),
     ("POST", "/dashboards/{dashboard_id}/edit"): Example("steward", {"title": "改名"}),
     ("POST", "/dashboards/{dashboard_id}/widgets"): Example("steward", FORM_WIDGET),
+    ("POST", "/dashboards/{dashboard_id}/widgets/{widget_id}"): Example("steward", FORM_WIDGET),
     ("POST", "/dashboards/{dashboard_id}/widgets/{widget_id}/delete"): Example("steward", {}),
     ("POST", "/dashboards/{dashboard_id}/widgets/{widget_id}/move"): Example("steward", {"position": "0"}),
     ("POST", "/dashboards/{dashboard_id}/submit"): Example("steward", {}),

@@ -241,7 +241,20 @@
 
   root.dashboard = { drawWidget, drawAll };
 
+  // widget forms of the edit page (add, and edit each widget): show the fields of the chosen
+  // source only (the server reads only those anyway)
+  function sourceFields(form) {
+    const pick = form.querySelector("[data-source-kind]");
+    if (!pick) return;
+    const show = () => form.querySelectorAll("fieldset[data-source]").forEach((f) => {
+      f.hidden = f.dataset.source !== pick.value;
+    });
+    pick.addEventListener("change", show);
+    show();
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    document.querySelectorAll("form[data-widget-form]").forEach(sourceFields);
     const grid = document.getElementById("dash-grid");
     if (!grid) return;
     const embedded = document.getElementById("dash-data");

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from countylab.errors import NotFound, ValidationFailed
@@ -148,48 +149,80 @@ def edit_meta(
     return form_action(request, f"/dashboards/{dashboard_id}/edit", act, "dash.flash.saved")
 
 
+class WidgetForm(BaseModel):
+    """The widget form of the edit page (add, and edit one widget): the API's ``WidgetIn`` flattened."""
+
+    kind: str = Field(max_length=10)
+    title: str = Field(max_length=200)
+    source_kind: str = Field(max_length=10)
+    unit: str = Field(default="", max_length=40)
+    dataset_id: str = Field(default="", max_length=12)
+    group_by: str = Field(default="", max_length=64)
+    value: str = Field(default="", max_length=64)
+    aggregate: str = Field(default="count", max_length=10)
+    bucket: str = Field(default="", max_length=10)
+    file_id: str = Field(default="", max_length=12)
+    label_column: str = Field(default="", max_length=64)
+    value_column: str = Field(default="", max_length=64)
+    metric_id: str = Field(default="", max_length=12)
+    category: str = Field(default="", max_length=64)
+    position: int | None = Field(default=None, ge=0, le=100)
+
+    def spec(self) -> WidgetSpec:
+        fields: dict[str, dict[str, str]] = {
+            "open": {
+                "dataset_id": self.dataset_id,
+                "group_by": self.group_by,
+                "value": self.value,
+                "aggregate": self.aggregate,
+                "bucket": self.bucket,
+            },
+            "release": {
+                "file_id": self.file_id,
+                "label_column": self.label_column,
+                "value_column": self.value_column,
+            },
+            "dp": {"metric_id": self.metric_id, "value_column": self.value_column},
+        }
+        source: dict[str, Any] = {k: v for k, v in fields.get(self.source_kind, {}).items() if v}
+        if self.category:
+            source["category"] = self.category
+        return WidgetSpec(self.kind, self.title, self.source_kind, source, self.unit)
+
+
+WidgetFormDep = Annotated[WidgetForm, Form()]
+
+
 @router.post("/dashboards/{dashboard_id}/widgets")
 def add_widget(
-    request: Request,
-    dashboard_id: Id,
-    actor: Actor,
-    lab: LabDep,
-    kind: Annotated[str, Form(max_length=10)],
-    title: Short,
-    source_kind: Annotated[str, Form(max_length=10)],
-    unit: Annotated[str, Form(max_length=40)] = "",
-    dataset_id: Annotated[str, Form(max_length=12)] = "",
-    group_by: Annotated[str, Form(max_length=64)] = "",
-    value: Annotated[str, Form(max_length=64)] = "",
-    aggregate: Annotated[str, Form(max_length=10)] = "count",
-    bucket: Annotated[str, Form(max_length=10)] = "",
-    file_id: Annotated[str, Form(max_length=12)] = "",
-    label_column: Annotated[str, Form(max_length=64)] = "",
-    value_column: Annotated[str, Form(max_length=64)] = "",
-    metric_id: Annotated[str, Form(max_length=12)] = "",
-    category: Annotated[str, Form(max_length=64)] = "",
+    request: Request, dashboard_id: Id, actor: Actor, lab: LabDep, form: WidgetFormDep
 ) -> RedirectResponse:
-    fields: dict[str, dict[str, str]] = {
-        "open": {
-            "dataset_id": dataset_id,
-            "group_by": group_by,
-            "value": value,
-            "aggregate": aggregate,
-            "bucket": bucket,
-        },
-        "release": {"file_id": file_id, "label_column": label_column, "value_column": value_column},
-        "dp": {"metric_id": metric_id, "value_column": value_column},
-    }
-    source = {k: v for k, v in fields.get(source_kind, {}).items() if v}
-    if category:
-        source["category"] = category
-    spec = WidgetSpec(kind, title, source_kind, source, unit)
+    spec = form.spec()
 
     def act() -> None:
         with lab.tx() as s:
-            dashboards.add_widget(s, actor, lab.ingestion, dashboard_id, spec)
+            w = dashboards.add_widget(s, actor, lab.ingestion, dashboard_id, spec)
+            if form.position is not None:
+                dashboards.move_widget(s, actor, dashboard_id, w.id, form.position)
 
     return form_action(request, f"/dashboards/{dashboard_id}/edit", act, "dash.flash.widget_added")
+
+
+@router.post("/dashboards/{dashboard_id}/widgets/{widget_id}")
+def update_widget(
+    request: Request, dashboard_id: Id, widget_id: Id, actor: Actor, lab: LabDep, form: WidgetFormDep
+) -> RedirectResponse:
+    """Edit one widget: the same service call (validation, re-render, audit) as ``PUT`` of the API."""
+    spec = form.spec()
+
+    def act() -> None:
+        with lab.tx() as s:
+            w = dashboards.update_widget(s, actor, lab.ingestion, dashboard_id, widget_id, spec)
+            if form.position is not None:
+                dashboards.move_widget(s, actor, dashboard_id, w.id, form.position)
+
+    back = f"/dashboards/{dashboard_id}/edit#widget-{widget_id}"
+    return form_action(request, back, act, "dash.flash.widget_saved")
 
 
 @router.post("/dashboards/{dashboard_id}/widgets/{widget_id}/delete")
