@@ -64,10 +64,39 @@ class ShowcaseAPI:
         )
         return result
 
-    def showcase_metrics(self) -> list[dict[str, Any]]:
+    def metrics(self) -> list[dict[str, Any]]:
         """The showcase's DP metrics: cached result with intervals, schedule, stale and why."""
         result: dict[str, Any] = self._send("GET", "/api/showcase/metrics")
         return list(result["items"])
+
+    def showcase_metrics(self) -> list[dict[str, Any]]:
+        """The same as :meth:`metrics` (its first name, kept for existing scripts)."""
+        return self.metrics()
+
+    def metric(self, metric_id: int) -> dict[str, Any]:
+        """One showcase metric: SQL, ε, schedule, cached result, ``next_due_at``, stale and why."""
+        result: dict[str, Any] = self._send("GET", f"/api/showcase/metrics/{int(metric_id)}")
+        return result
+
+    def create_metric(
+        self, name: str, *, title: str, sql: str, epsilon: float, schedule: str = "daily"
+    ) -> dict[str, Any]:
+        """A new showcase metric (a DP SQL aggregate; ``schedule``: hourly, daily, weekly or manual).
+
+        The DP gateway checks the SQL and ε when it is saved, as a refresh would, spending nothing:
+        an unknown table or column, a query that is not an aggregate, an identifier column or an ε
+        the grade does not allow raises ``ValidationError`` with the gateway's own message (its
+        ``details["field"]`` is ``"sql"``) and nothing is stored."""
+        body = {"name": name, "title": title, "sql": sql, "epsilon": float(epsilon), "schedule": schedule}
+        result: dict[str, Any] = self._send("POST", "/api/showcase/metrics", body=body)
+        return result
+
+    def update_metric(self, metric_id: int, *, title: str, epsilon: float, schedule: str) -> dict[str, Any]:
+        """Change a metric's title, ε and schedule (all three; the SQL stays: a new question is a
+        new metric).  A new ε is checked by the gateway as :meth:`create_metric` is."""
+        body = {"title": title, "epsilon": float(epsilon), "schedule": schedule}
+        result: dict[str, Any] = self._send("PUT", f"/api/showcase/metrics/{int(metric_id)}", body=body)
+        return result
 
     def refresh_metric(self, metric_id: int) -> dict[str, Any]:
         """Run the metric's DP query now, charged to the showcase budget (refused → ``stale``)."""

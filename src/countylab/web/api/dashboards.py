@@ -175,6 +175,14 @@ def list_metrics(actor: Actor, lab: LabDep) -> dict[str, Any]:
         }
 
 
+@router.get("/showcase/metrics/{metric_id}")
+def get_metric(metric_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """One showcase metric: its SQL, ε, schedule, cached result with intervals, and when it is due."""
+    _can_view(actor)
+    with lab.read() as s:
+        return metrics.view(metrics.get(s, metric_id))
+
+
 @router.post("/showcase/metrics")
 def create_metric(body: MetricIn, actor: Actor, lab: LabDep) -> dict[str, Any]:
     with lab.tx() as s:
