@@ -96,14 +96,26 @@ class CatalogAPI:
         return result
 
     def dummy_data(
-        self, dataset_id: int, /, path: str | Path, *, rows: int = 1000, fmt: str = "csv", seed: int = 0
+        self,
+        dataset_id: int,
+        /,
+        path: str | Path,
+        *,
+        rows: int = 1000,
+        fmt: str = "csv",
+        seed: int = 0,
+        project_id: int | None = None,
     ) -> Path:
-        """Download schema-faithful dummy data (模拟数据) to ``path``; never real rows."""
+        """Download schema-faithful dummy data (模拟数据) to ``path``; never real rows.
+
+        With ``project_id``: only the columns a sandbox job of that project will see (an
+        authorisation may approve some columns only); a dataset the project's jobs cannot read
+        is refused (:class:`PermissionDenied`)."""
+        params = {"rows": str(rows), "format": fmt, "seed": str(seed)}
+        if project_id is not None:
+            params["project_id"] = str(_id(project_id, "project_id"))
         content: bytes = self._send(
-            "GET",
-            f"/api/datasets/{_id(dataset_id, 'dataset_id')}/dummy",
-            params={"rows": str(rows), "format": fmt, "seed": str(seed)},
-            raw=True,
+            "GET", f"/api/datasets/{_id(dataset_id, 'dataset_id')}/dummy", params=params, raw=True
         )
         out = Path(path)
         out.write_bytes(content)

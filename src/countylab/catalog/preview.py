@@ -1,5 +1,6 @@
 """Dataset previews: real rows only where the grade allows downloading rows (一般1级), otherwise
-schema-faithful dummy rows, clearly labelled.  Also the dummy-data download for developers."""
+schema-faithful dummy rows, clearly labelled.  Also the dummy-data download for developers:
+for a project, only the columns a job of that project will find at ``/data/<name>/``."""
 
 from __future__ import annotations
 
@@ -11,17 +12,21 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
+from sqlalchemy import select
 
 from countylab.catalog import service as catalog
 from countylab.catalog.grading import Grade
 from countylab.dummy import DUMMY_LABEL_EN, DUMMY_LABEL_ZH, ColumnProfile, DatasetProfile, generate
-from countylab.errors import NotFound
+from countylab.errors import NotFound, PermissionDenied
 from countylab.identity.access import Principal, authorize
 from countylab.identity.roles import Permission
 from countylab.policy import Action, decide
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from countylab.lab import Lab
+    from countylab.storage.models import Dataset
 
 
 @dataclass(frozen=True)
@@ -42,13 +47,67 @@ def _profile(ds: Any) -> DatasetProfile:
 
 
 def dummy_table(
-    lab: Lab, actor: Principal, dataset_id: int, rows: int, *, seed: int = 0
+    lab: Lab, actor: Principal, dataset_id: int, rows: int, *, seed: int = 0, project_id: int | None = None
 ) -> tuple[pa.Table, str]:
+    """Dummy rows with the dataset's schema; with ``project_id``, only the columns a sandbox job
+    of that project will see (its members only; a dataset the project cannot bind is refused)."""
     with lab.read() as s:
         ds = catalog.get_dataset(s, dataset_id)
         authorize(actor, Permission.dataset_read, target=f"dataset:{ds.id}")
+        columns = job_columns(s, actor, ds, project_id) if project_id is not None else None
         profile, name = _profile(ds), ds.name
-    return generate(profile, rows, seed=seed), name
+    # generated whole (a column may be drawn from another), then cut to the approved columns
+    table = generate(profile, rows, seed=seed)
+    return (table if columns is None else _project(table, columns)), name
+
+
+def job_columns(session: Session, actor: Principal, ds: Dataset, project_id: int) -> frozenset[str] | None:
+    """The columns of ``ds`` a sandbox job of the project is bound with (None: every column),
+    as :class:`countylab.jobs.granted.GrantedDatasets` binds them; refuses a non-member and a
+    dataset the project may not bind for jobs, naming the dataset and the reason."""
+    from countylab.jobs.granted import allowed_datasets
+    from countylab.operations.enforcement import sandbox_datasets
+    from countylab.storage.models import Grant, Project
+
+    authorize(actor, Permission.project_read, project_id=project_id, target=f"project:{project_id}")
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFound(f"项目 {project_id} 不存在", f"Project {project_id} not found")
+    if ds.id in {d.id for d in allowed_datasets(session, project_id)}:
+        approved = sandbox_datasets(session, project_id)
+        return None if approved is None else approved.get(ds.id)
+    granted = session.execute(
+        select(Grant.id).where(Grant.project_id == project_id, Grant.dataset_id == ds.id)
+    ).first()
+    if granted is None:
+        zh, en, reason = "未授予本项目", "is not granted to the project", "not_granted"
+    elif (bindable := sandbox_datasets(session, project_id)) is not None and ds.id not in bindable:
+        zh, en, reason = "未授权以“沙箱作业”方式使用", "is not authorised for sandbox jobs", "channel"
+    else:
+        zh, en, reason = (
+            "按分级规则不能用于本项目的沙箱作业",
+            "may not be read by the project's sandbox jobs (grade policy)",
+            "grade",
+        )
+    raise PermissionDenied(
+        f"数据集“{ds.title}”（{ds.name}）{zh}：项目“{project.title}”的作业读不到它，因此也没有它的模拟数据",
+        f"Dataset '{ds.name}' ({ds.title}) {en}: jobs of project '{project.slug}' cannot read it, "
+        "so it has no dummy data for them",
+        reason=reason,
+        target=f"project:{project_id}",
+        dataset_id=ds.id,
+    )
+
+
+def _project(table: pa.Table, columns: frozenset[str]) -> pa.Table:
+    """Only ``columns`` (matched case-insensitively, as :func:`countylab.jobs.granted.bind_projection`
+    does), fields without metadata; the table keeps its dummy-data marker."""
+    wanted = {c.lower() for c in columns}
+    keep = [n for n in table.column_names if n.lower() in wanted]
+    schema = pa.schema(
+        [table.schema.field(n).remove_metadata() for n in keep], metadata=table.schema.metadata
+    )
+    return pa.Table.from_arrays([table.column(n) for n in keep], schema=schema)
 
 
 def preview(lab: Lab, actor: Principal, dataset_id: int, rows: int = 20) -> Preview:

@@ -15,7 +15,7 @@ from countylab.commands.local_state import resolve_token, resolve_url, running_s
 from countylab.commands.remote import Token, Url, cli_lang, client, err, out
 
 if TYPE_CHECKING:
-    from countylab_client import Job
+    from countylab_client import Client, Job
 
 job_app = typer.Typer(
     help="Sandbox jobs on the lab: submit, status, logs, cancel, retry. 作业.", no_args_is_help=True
@@ -32,25 +32,45 @@ def register(app: typer.Typer) -> None:
     app.add_typer(job_app, name="job")
 
 
+def _project_id(c: Client, project: str) -> int:
+    """``--project`` as an id (digits) or a slug of a project the caller can see."""
+    if project.isdigit() and int(project) > 0:
+        return int(project)
+    match = [p.id for p in c.projects() if p.slug == project]
+    if not match:
+        raise _usage_error(
+            f"没有标识为 {project} 的项目（或您不是其成员）；--project 取项目编号或标识",
+            f"no project with the slug {project} (or you are not a member); --project takes an id or a slug",
+        )
+    return match[0]
+
+
 def _fetch_dummy(
-    folder: Path, names: list[str], url: str | None, token: str | None, rows: int
+    folder: Path, names: list[str], url: str | None, token: str | None, rows: int, project: str | None = None
 ) -> dict[str, Path]:
+    """Dummy data of each dataset from the lab; for a project, only the columns its jobs see."""
     from countylab.errors import NotFound
     from countylab.jobs.local import dummy_root
 
     staged: dict[str, Path] = {}
     with client(url, token) as c:
+        project_id = _project_id(c, project) if project else None
+        if project_id is None:
+            err.print(_t()("jobs.dummy_hint"), markup=False, highlight=False, soft_wrap=True)
         for name in names:
             match = [d for d in c.datasets() if d.name == name]
             if not match:
                 raise NotFound(f"实验室中没有数据集 {name}", f"the lab has no dataset {name}", dataset=name)
             dest = dummy_root(folder) / name
             dest.mkdir(parents=True, exist_ok=True)
+            part = dest / "dummy.parquet.part"  # a refusal leaves the earlier dummy data in place
+            c.dummy_data(match[0].id, part, rows=rows, fmt="parquet", project_id=project_id)
             for old in dest.glob("*.parquet"):
                 old.unlink()
-            c.dummy_data(match[0].id, dest / "dummy.parquet", rows=rows, fmt="parquet")
+            part.rename(dest / "dummy.parquet")
             staged[name] = dest
-            err.print(f"模拟数据 dummy data: {name} ({rows} rows) → {dest}")
+            scope = f", project {project_id}" if project_id is not None else ""
+            err.print(f"模拟数据 dummy data: {name} ({rows} rows{scope}) → {dest}")
     return staged
 
 
@@ -61,6 +81,13 @@ def run(
         typer.Option("--dummy-dir", help="Folder with <dataset>.parquet or <dataset>/*.parquet dummy data."),
     ] = None,
     rows: Annotated[int, typer.Option(help="Rows of dummy data to fetch per dataset.")] = 1000,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            help="Project id or slug: fetch only the columns that project's jobs will see.",
+        ),
+    ] = None,
     url: Url = None,
     token: Token = None,
 ) -> None:
@@ -68,23 +95,32 @@ def run(
 
     Dummy data comes from the lab (--url/--token, or the running lab you logged in to with
     `countylab login`), a local folder (--dummy-dir), or what an earlier run left in
-    .countylab/dummy/.  Outputs land in .countylab/outbox/<action>/.
+    .countylab/dummy/.  With --project, the lab's dummy data has exactly the columns a job of
+    that project will see (an authorisation may approve some columns only).  Outputs land in
+    .countylab/outbox/<action>/.
     """
     import os
 
     from countylab.jobs.local import read_spec, run_local, spec_datasets, stage_from_dir, staged_dummy
 
     check_folder(folder)
+    if project and dummy_dir is not None:
+        raise _usage_error(
+            "--project 从实验室获取该项目的模拟数据，--dummy-dir 使用本地文件：二者只能选一",
+            "--project fetches the project's dummy data from the lab, --dummy-dir uses local files: "
+            "give one of them",
+        )
     names = spec_datasets(read_spec(folder))
     if dummy_dir is not None:
         datasets = stage_from_dir(dummy_dir, folder, names)
     elif (
         url
         or token
+        or project  # a project's columns come from the lab
         or os.environ.get("COUNTYLAB_TOKEN")
         or (running_server() and resolve_token(None, resolve_url(None)))
     ):
-        datasets = _fetch_dummy(folder, names, url, token, rows)
+        datasets = _fetch_dummy(folder, names, url, token, rows, project)
     else:
         datasets = staged_dummy(folder, names)
     result = run_local(folder, datasets)

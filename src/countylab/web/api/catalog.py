@@ -336,9 +336,13 @@ def dummy_download(
     rows: int = Query(1000, ge=1, le=1_000_000),
     format: str = Query("csv", pattern="^(csv|parquet)$"),
     seed: Seed = 0,
+    project_id: QueryId = None,
 ) -> Response:
-    """Dummy data (模拟数据) with the dataset's schema: free to download, never real rows."""
-    table, name = previews.dummy_table(lab, actor, dataset_id, rows, seed=seed)
+    """Dummy data (模拟数据) with the dataset's schema: free to download, never real rows.
+
+    With ``project_id``: only the columns a sandbox job of that project will see at
+    ``/data/<name>/`` (the project's members only; a dataset it cannot bind is refused)."""
+    table, name = previews.dummy_table(lab, actor, dataset_id, rows, seed=seed, project_id=project_id)
     buf = io.BytesIO()
     if format == "parquet":
         import pyarrow.parquet as pq

@@ -18,7 +18,7 @@ from countylab.identity.roles import Permission, Role
 from countylab.ingest import MODES
 from countylab.storage.models import Org
 from countylab.web.deps import Actor, LabDep
-from countylab.web.params import Id
+from countylab.web.params import Id, QueryId
 from countylab.web.ui.common import flash_redirect, form_action, lang_of, render
 
 router = APIRouter(include_in_schema=False)
@@ -319,7 +319,11 @@ def edit_dataset(
 
 
 @router.get("/datasets/{dataset_id}/dummy.csv")
-def dummy_csv(dataset_id: Id, actor: Actor, lab: LabDep, rows: int = 1000) -> Response:
+def dummy_csv(
+    dataset_id: Id, actor: Actor, lab: LabDep, rows: int = 1000, project_id: QueryId = None
+) -> Response:
+    project = f"&project_id={project_id}" if project_id is not None else ""  # a job's columns only
     return RedirectResponse(
-        f"/api/datasets/{dataset_id}/dummy?rows={min(max(rows, 1), 100_000)}&format=csv", status_code=303
+        f"/api/datasets/{dataset_id}/dummy?rows={min(max(rows, 1), 100_000)}&format=csv{project}",
+        status_code=303,
     )
