@@ -48,6 +48,7 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("POST", "/api/scenarios/{scenario_id}/status"): Example(
         "provider", {"status": "matched", "reason": "已对接"}
     ),
+    ("PUT", "/api/scenarios/{scenario_id}"): Example("provider", {**_SCENARIO, "reason": "修订"}),
     ("PUT", "/api/me/scenario-subscriptions"): Example("dev", {"fields": ["elderly_care"]}),
     ("POST", "/api/capabilities"): Example("entdev", {"title": "预测模型", "field": "elderly_care"}),
     ("POST", "/api/applications"): Example("dev", dict(_APPLICATION)),
@@ -62,6 +63,7 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("POST", "/scenarios/{scenario_id}/status"): Example(
         "provider", {"status": "matched", "reason": "已对接"}
     ),
+    ("POST", "/scenarios/{scenario_id}/edit"): Example("provider", {**_SCENARIO, "reason": "修订"}),
     ("POST", "/scenarios/subscriptions"): Example("dev", {"field": "agriculture"}),
     ("POST", "/capabilities"): Example("entdev", {"title": "估产模型", "field": "agriculture"}),
     ("POST", "/applications"): Example("dev", {"title": "表单申请", "action": "save"}),
@@ -141,6 +143,16 @@ def setup(world: Any) -> None:
     EXAMPLES[("POST", "/scenarios")].body = {
         **_SCENARIO,
         "org_id": str(dept),
+        "dataset": str(world.dataset_id),
+    }
+    EXAMPLES[("PUT", "/api/scenarios/{scenario_id}")].body = {
+        **_SCENARIO,
+        "reason": "修订",
+        "datasets": offer,
+    }
+    EXAMPLES[("POST", "/scenarios/{scenario_id}/edit")].body = {
+        **_SCENARIO,
+        "reason": "修订",
         "dataset": str(world.dataset_id),
     }
     for key in (("POST", "/api/applications"), ("PUT", "/api/applications/{application_id}")):

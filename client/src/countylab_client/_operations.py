@@ -85,6 +85,44 @@ class OperationsAPI:
         result: dict[str, Any] = self._send("POST", path, body=body)
         return result
 
+    def edit_scenario(
+        self,
+        scenario_id: int,
+        /,
+        *,
+        reason: str,
+        title: str,
+        problem: str,
+        field: str,
+        datasets: Sequence[int | Mapping[str, Any]],
+        expected_outcome: str = "",
+        apply_from: date | str | None = None,
+        apply_until: date | str | None = None,
+        visibility: str = "public",
+    ) -> dict[str, Any]:
+        """Edit a published scenario's text and offer (a new version; ``reason`` is required).
+        Applications already submitted keep the offer they were submitted under."""
+        body = {
+            "title": title,
+            "problem": problem,
+            "field": field,
+            "datasets": _offers(datasets),
+            "expected_outcome": expected_outcome,
+            "apply_from": _day(apply_from),
+            "apply_until": _day(apply_until),
+            "visibility": visibility,
+            "reason": reason,
+        }
+        sid = _id(scenario_id, "scenario_id")
+        result: dict[str, Any] = self._send("PUT", f"/api/scenarios/{sid}", body=body)
+        return result
+
+    def scenario_versions(self, scenario_id: int, /) -> list[dict[str, Any]]:
+        """A scenario's versions, newest first: who changed it, when and why."""
+        sid = _id(scenario_id, "scenario_id")
+        result: dict[str, Any] = self._send("GET", f"/api/scenarios/{sid}/versions")
+        return list(result["items"])
+
     def accept_scenario(self, scenario_id: int, /, reason: str = "") -> dict[str, Any]:
         """The operator accepts a proposed scenario."""
         sid = _id(scenario_id, "scenario_id")

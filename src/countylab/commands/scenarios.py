@@ -170,6 +170,57 @@ def propose(
     )  # fmt: skip
 
 
+@scenario_app.command("edit")
+def edit(
+    scenario_id: Annotated[int, typer.Argument(help="Published scenario id.")],
+    reason: Annotated[str, typer.Option(help="Why it changes (required; kept with the new version).")],
+    title: Annotated[str | None, typer.Option(help="New title (default: unchanged).")] = None,
+    problem: Annotated[str | None, typer.Option(help="New problem text (default: unchanged).")] = None,
+    field: Annotated[str | None, typer.Option(help="New field code (default: unchanged).")] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dataset", help="The whole new offer: ID or ID:col1,col2; repeat (default: unchanged)."
+        ),
+    ] = None,
+    expected_outcome: Annotated[str | None, typer.Option(help="New expected outcome.")] = None,
+    apply_from: Annotated[str | None, typer.Option("--from", help="Window opens YYYY-MM-DD.")] = None,
+    apply_until: Annotated[str | None, typer.Option("--until", help="Window closes YYYY-MM-DD.")] = None,
+    visibility: Annotated[str | None, typer.Option(help="public or internal.")] = None,
+    as_json: JsonOpt = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Edit a published scenario's text or offer: a new version with the reason; subscribers are
+    notified; applications already submitted keep the offer they were submitted under."""
+    with client(url, token) as c:
+        now = c.scenario(scenario_id)
+        offers = (
+            _offers(dataset)
+            if dataset
+            else [
+                {"dataset_id": d["dataset_id"], "columns": d["columns"], "note": d.get("note", "")}
+                for d in now["datasets"]
+            ]
+        )
+        sc = c.edit_scenario(
+            scenario_id,
+            reason=reason,
+            title=now["title"] if title is None else title,
+            problem=now["problem"] if problem is None else problem,
+            field=now["field"] if field is None else field,
+            datasets=offers,
+            expected_outcome=now["expected_outcome"] if expected_outcome is None else expected_outcome,
+            apply_from=now["apply_from"] if apply_from is None else apply_from,
+            apply_until=now["apply_until"] if apply_until is None else apply_until,
+            visibility=now["visibility"] if visibility is None else visibility,
+        )
+    if as_json:
+        _json(sc)
+    else:
+        out.print(f"[green]✔[/] #{sc['id']} {sc['title']}: 第 {sc['version']} 版 version {sc['version']}")
+
+
 @scenario_app.command("accept")
 def accept(
     scenario_id: Annotated[int, typer.Argument(help="Proposed scenario id.")],

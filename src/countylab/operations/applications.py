@@ -195,9 +195,19 @@ def _scenario(session: Session, actor: Principal, scenario_id: int) -> Scenario:
 
 
 def _check_datasets(
-    session: Session, sc: Scenario, org: Org, wanted: tuple[RequestedDataset, ...]
+    session: Session,
+    sc: Scenario,
+    org: Org,
+    wanted: tuple[RequestedDataset, ...],
+    *,
+    version: int | None = None,
 ) -> list[tuple[RequestedDataset, Dataset]]:
-    offers = {offer.dataset_id: (offer, ds) for offer, ds in scenario_service.offers_of(session, sc.id)}
+    """Check ``wanted`` against the scenario's current offer, or against the offer of the
+    scenario ``version`` an application was first submitted under (an offer edited later does
+    not invalidate it, :mod:`.scenario_versions`)."""
+    from countylab.operations.scenario_versions import offer_at
+
+    offers = {offer.dataset_id: (offer, ds) for offer, ds in offer_at(session, sc.id, version)}
     out: list[tuple[RequestedDataset, Dataset]] = []
     seen: set[int] = set()
     for req in wanted:
@@ -361,7 +371,8 @@ def _apply_fields(
             f"Purpose {data.purpose!r} is invalid (public_good or industry)",
             field="purpose",
         )
-    checked = _check_datasets(session, sc, org, data.datasets)
+    held_to = app.scenario_version if app.scenario_id == sc.id else None  # see _check_submittable
+    checked = _check_datasets(session, sc, org, data.datasets, version=held_to)
     channels = _check_channels(data.channels)
     _check_term(data.starts_on, data.ends_on, today)
     members = _check_members(session, data.member_ids)
@@ -537,7 +548,9 @@ def _check_submittable(session: Session, app: Application, today: date) -> None:
         raise ValidationFailed("请至少选择一个数据集", "Choose at least one dataset", field="datasets")
     org = session.get(Org, app.org_id)
     assert org is not None
-    _check_datasets(session, sc, org, reqs)  # the scenario's offer may have changed since
+    # the scenario's offer may have changed since: a draft meets the current offer, a resubmission
+    # the offer it was first submitted under
+    _check_datasets(session, sc, org, reqs, version=app.scenario_version)
     if not app.channels:
         raise ValidationFailed("请选择使用方式", "Choose at least one channel", field="channels")
     if app.starts_on is None or app.ends_on is None:
@@ -566,6 +579,10 @@ def submit(session: Session, actor: Principal, application_id: int, *, today: da
     _check_submittable(session, app, today)
     move(session, app, ApplicationStatus.submitted)
     app.submitted_at = utcnow()
+    if app.scenario_version is None:  # the offer this application is held to from now on
+        from countylab.operations.scenario_versions import current_version
+
+        app.scenario_version = current_version(session, app.scenario_id)
     session.flush()
     audit.record(
         session,

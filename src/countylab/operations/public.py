@@ -9,7 +9,7 @@ and the status, never a user's name.  The portal (``showcase``) reads :func:`pub
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -50,11 +50,16 @@ class PublicScenario:
     expected_outcome: str = ""
     apply_from: date | None = None
     offered: tuple[PublicDataset, ...] = ()
+    version: int = 1  # the current version (场景修订: every edit is a new one)
+    edited_at: datetime | None = None  # 更新于: when the current version was made (None: never edited)
 
 
 def _build(session: Session, sc: Scenario, lang: str) -> PublicScenario:
+    from countylab.operations.scenario_versions import current_version, last_edit
+
     org = session.get(Org, sc.org_id)
     offers = offers_of(session, sc.id)
+    edit = last_edit(session, sc.id)
     return PublicScenario(
         id=sc.id,
         title=sc.title,
@@ -69,6 +74,8 @@ def _build(session: Session, sc: Scenario, lang: str) -> PublicScenario:
         expected_outcome=sc.expected_outcome,
         apply_from=sc.apply_from,
         offered=tuple(PublicDataset(ds.title, ds.grade) for _, ds in offers),
+        version=current_version(session, sc.id),
+        edited_at=edit.edited_at if edit else None,
     )
 
 

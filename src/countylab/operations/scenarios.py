@@ -456,6 +456,7 @@ def view(session: Session, sc: Scenario, lang: str = "zh-CN") -> dict[str, objec
         "apply_until": sc.apply_until.isoformat() if sc.apply_until else None,
         "proposed": sc.proposed_by is not None,
         "created_at": sc.created_at.isoformat() if sc.created_at else None,
+        "version": _version_of(session, sc.id),
         "datasets": [
             {
                 "dataset_id": ds.id,
@@ -469,3 +470,9 @@ def view(session: Session, sc: Scenario, lang: str = "zh-CN") -> dict[str, objec
             for offer, ds in offers_of(session, sc.id)
         ],
     }
+
+
+def _version_of(session: Session, scenario_id: int) -> int:
+    from countylab.operations.scenario_versions import current_version
+
+    return current_version(session, scenario_id)

@@ -51,9 +51,8 @@ def subscribe(session: Session, actor: Principal, fields: list[str]) -> list[str
     return wanted
 
 
-def announce(session: Session, sc: Scenario, actor: Principal) -> int:
-    """Notify the subscribers of ``sc``'s field that it is open; internal scenarios only reach
-    subscribers inside the domain.  Returns how many were notified."""
+def _subscribers(session: Session, sc: Scenario, actor: Principal) -> set[int]:
+    """Active subscribers of ``sc``'s field (or of every field) who may see it, not the actor."""
     q = (
         select(ScenarioSubscription.user_id, Org.kind)
         .join(User, User.id == ScenarioSubscription.user_id)
@@ -64,6 +63,13 @@ def announce(session: Session, sc: Scenario, actor: Principal) -> int:
         uid for uid, kind in session.execute(q).all() if sc.visibility == "public" or kind in IN_DOMAIN_KINDS
     }
     users.discard(actor.user_id or -1)
+    return users
+
+
+def announce(session: Session, sc: Scenario, actor: Principal) -> int:
+    """Notify the subscribers of ``sc``'s field that it is open; internal scenarios only reach
+    subscribers inside the domain.  Returns how many were notified."""
+    users = _subscribers(session, sc, actor)
     if not users:
         return 0
     notify.emit(
@@ -76,5 +82,35 @@ def announce(session: Session, sc: Scenario, actor: Principal) -> int:
         title=sc.title,
         field={"zh-CN": field_name(sc.field), "en": field_name(sc.field, "en")},
         until=sc.apply_until.isoformat() if sc.apply_until else "",
+    )
+    return len(users)
+
+
+def announce_edit(session: Session, sc: Scenario, actor: Principal, *, version: int, reason: str) -> int:
+    """Notify the subscribers of ``sc``'s field that a published scenario was edited (a new
+    version, with the reason), and the organisations with an application to it in progress.
+    Returns how many were notified."""
+    from countylab.operations.states import FINAL
+    from countylab.storage.operations_models import Application
+
+    users = _subscribers(session, sc, actor)
+    applicants = session.execute(
+        select(Application.applicant_id).where(
+            Application.scenario_id == sc.id, Application.status.not_in([s.value for s in FINAL])
+        )
+    ).scalars()
+    users |= {uid for uid in applicants if uid != actor.user_id}
+    if not users:
+        return 0
+    notify.emit(
+        session,
+        "scenario.updated",
+        recipients=notify.to_users(*sorted(users)),
+        target=f"scenario:{sc.id}",
+        link=f"/scenarios/{sc.id}",
+        actor_id=actor.user_id,
+        title=sc.title,
+        version=str(version),
+        reason=reason,
     )
     return len(users)

@@ -48,6 +48,21 @@ class Scenario(Base):
     status_reason: Mapped[str] = mapped_column(Text, default="")
 
 
+class ScenarioVersion(Base):
+    """One version of a published scenario's text and offer (migration ``0020``): who changed it,
+    when and why.  Version 1 is the scenario as published, written when it is first edited."""
+
+    __tablename__ = "scenario_versions"
+    __table_args__ = (UniqueConstraint("scenario_id", "version", name="uq_scenario_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scenario_id: Mapped[int] = mapped_column(ForeignKey("scenarios.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)  # title, problem, …, offers
+    reason: Mapped[str] = mapped_column(Text, default="")
+    edited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    edited_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class ScenarioDataset(Base):
     """A dataset a scenario offers; ``columns`` None offers every column."""
 
@@ -100,6 +115,8 @@ class Application(Base):
     renewal_of: Mapped[int | None] = mapped_column(ForeignKey("applications.id"), nullable=True)
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"), nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)  # bumped on every change (one winner)
+    #: the scenario version (``scenario_versions``) whose offer the application was first submitted under
+    scenario_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from countylab.operations import capabilities, subscriptions
+from countylab.operations import capabilities, scenario_versions, subscriptions
 from countylab.operations import scenarios as sv
 from countylab.operations.scenarios import FIELDS, Offer, ScenarioInput
 from countylab.web.deps import Actor, LabDep
@@ -54,6 +54,12 @@ class ScenarioIn(BaseModel):
             apply_until=self.apply_until,
             visibility=self.visibility,
         )
+
+
+class ScenarioEditIn(ScenarioIn):
+    """The scenario's new text and offer (the owning department stays) and why it changed."""
+
+    reason: str = Field(max_length=2000)
 
 
 class ReasonIn(BaseModel):
@@ -111,6 +117,25 @@ def publish(request: Request, body: ScenarioIn, actor: Actor, lab: LabDep) -> di
     """Publish a scenario (征集中); subscribers of its field are notified."""
     with lab.tx() as s:
         return sv.view(s, sv.publish(s, actor, body.to_input()), _lang(request))
+
+
+@router.put("/scenarios/{scenario_id}")
+def edit(
+    request: Request, scenario_id: Id, body: ScenarioEditIn, actor: Actor, lab: LabDep
+) -> dict[str, Any]:
+    """Edit a published scenario's text and offer: a new version with the reason; subscribers
+    are notified; applications already submitted keep the offer they were submitted under."""
+    with lab.tx() as s:
+        sc = scenario_versions.edit(s, actor, scenario_id, body.to_input(), body.reason)
+        return sv.view(s, sc, _lang(request))
+
+
+@router.get("/scenarios/{scenario_id}/versions")
+def versions(scenario_id: Id, actor: Actor, lab: LabDep) -> dict[str, Any]:
+    """The versions of a scenario, newest first: who changed it, when and why."""
+    with lab.read() as s:
+        sc = sv.get(s, actor, scenario_id)
+        return {"items": scenario_versions.view_versions(s, sc.id)}
 
 
 @router.post("/scenarios/propose", status_code=201)

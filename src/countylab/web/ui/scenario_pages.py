@@ -18,7 +18,7 @@ from sqlalchemy import select
 from countylab.errors import NotFound, ValidationFailed
 from countylab.identity.access import Principal, has_permission
 from countylab.identity.roles import Permission, Role
-from countylab.operations import capabilities, public, subscriptions
+from countylab.operations import capabilities, public, scenario_versions, subscriptions
 from countylab.operations import scenarios as sv
 from countylab.operations.scenarios import FIELDS, STATUS_NAMES, Offer, ScenarioInput
 from countylab.operations.states import SCENARIO_TRANSITIONS, ScenarioStatus
@@ -172,6 +172,8 @@ def scenario_page(request: Request, scenario_id: Id, actor: Actor, lab: LabDep) 
         operator = actor.is_system or bool(actor.roles & {Role.operator, Role.admin})
         today = lab.clock().date()
         is_open = sv.is_open(sc, today)
+        can_edit = scenario_versions.may_edit(actor, sc)
+        history = scenario_versions.view_versions(s, sc.id)
     moves = [
         {"code": m.value, "name": sv.status_name(m.value, lang)}
         for m in sorted(SCENARIO_TRANSITIONS[ScenarioStatus(str(view["status"]))])
@@ -186,8 +188,73 @@ def scenario_page(request: Request, scenario_id: Id, actor: Actor, lab: LabDep) 
         sc=view,
         moves=moves,
         is_open=is_open,
+        can_edit=can_edit,
+        history=history,
         can_apply=has_permission(actor, Permission.application_submit) and view["status"] != "rejected",
     )
+
+
+@router.get("/scenarios/{scenario_id}/edit")
+def edit_scenario_page(request: Request, scenario_id: Id, actor: Actor, lab: LabDep) -> Response:
+    """The edit form of a published scenario, filled with its current text and offer."""
+    lang = lang_of(request)
+    with lab.read() as s:
+        sc = sv.get(s, actor, scenario_id)
+        view = sv.view(s, sc, lang)
+        ctx = _form_context(s, actor, lang, False, None)
+    offered = {int(d["dataset_id"]): d["columns"] for d in view["datasets"]}  # type: ignore[attr-defined]
+    for d in ctx["datasets"]:
+        d["checked"] = d["id"] in offered
+        d["ticked"] = set(offered.get(d["id"]) or [])
+    return render(request, "scenario_edit.html", sc=view, **ctx)
+
+
+@router.post("/scenarios/{scenario_id}/edit")
+def edit_scenario(
+    request: Request,
+    scenario_id: Id,
+    actor: Actor,
+    lab: LabDep,
+    title: Annotated[str, Form(max_length=200)] = "",
+    problem: Annotated[str, Form(max_length=20_000)] = "",
+    expected_outcome: Annotated[str, Form(max_length=20_000)] = "",
+    field: Annotated[str, Form(max_length=40)] = "",
+    visibility: Annotated[str, Form(max_length=10)] = "public",
+    apply_from: Annotated[str, Form(max_length=10)] = "",
+    apply_until: Annotated[str, Form(max_length=10)] = "",
+    dataset: Annotated[list[int], Form()] = [],  # noqa: B006 (FastAPI copies defaults)
+    column: Annotated[list[str], Form()] = [],  # noqa: B006 "<dataset id>:<column>"
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Save an edit of a published scenario (a new version, with the reason); a refusal goes back
+    to the form with the message, a saved edit to the scenario's page."""
+    saved: list[bool] = []
+
+    def run() -> None:
+        cols: dict[int, list[str]] = {}
+        for item in column:
+            ds_id, _, name = item.partition(":")
+            if ds_id.isdigit():
+                cols.setdefault(int(ds_id), []).append(name)
+        data = ScenarioInput(
+            title=title,
+            problem=problem,
+            org_id=None,
+            field=field,
+            offers=tuple(Offer(d, tuple(cols[d]) if d in cols else None) for d in dict.fromkeys(dataset)),
+            expected_outcome=expected_outcome,
+            apply_from=_date(apply_from, "apply_from"),
+            apply_until=_date(apply_until, "apply_until"),
+            visibility=visibility,
+        )
+        with lab.tx() as s:
+            scenario_versions.edit(s, actor, scenario_id, data, reason)
+        saved.append(True)
+
+    response = form_action(request, f"/scenarios/{scenario_id}/edit", run, "scn.flash.edited")
+    if saved:
+        response.headers["location"] = f"/scenarios/{scenario_id}"
+    return response
 
 
 @router.post("/scenarios/{scenario_id}/status")
