@@ -58,6 +58,11 @@ def show(application_id: Ident, as_json: JsonOpt = False, url: Url = None, token
     if wf["precheck"]["waiting"]:
         late = " [red]超期 overdue[/]" if wf["precheck"]["overdue"] else ""
         out.print(f"待材料预审 awaiting pre-check, due {wf['precheck']['due_at']}{late}")
+    for d in wf.get("dropped", []):
+        out.print(
+            f"[yellow]已去除 dropped[/] {d['title']} (#{d['dataset_id']}) · {d['department']} · "
+            f"{d['decided_at']}: {d['reason']}"
+        )
     for r in wf["rounds"]:
         table = Table(
             "step 环节", "status 状态", "due 期限", "decided 办理", "reason 意见", title=f"round {r['round']}"

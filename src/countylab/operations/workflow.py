@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -377,10 +377,67 @@ def _advance(
                 _notify_step(session, app, s, actor_id)
         session.flush()
         return
-    if steps and all(s.status == APPROVED for s in steps):
+    if steps and all(passed(s) for s in steps):
         from countylab.operations.publicity import start_notice  # the notice follows the last approval
 
         start_notice(session, app, round_, config.notice_days_for(renewal=app.renewal_of is not None), now)
+
+
+def passed(step: ApprovalStep) -> bool:
+    """Approved, or a department's refusal that only dropped its own datasets (the application
+    went on with the rest, :func:`_drop_datasets`)."""
+    return step.status == APPROVED or (
+        step.kind == "consent" and step.status == REFUSED and bool((step.details or {}).get("dropped"))
+    )
+
+
+def _partial_refusal(session: Session, app: Application, step: ApprovalStep) -> list[dict[str, Any]]:
+    """The datasets a department's refusal drops, when datasets of other departments remain
+    (empty: nothing else remains, the refusal rejects the application as before)."""
+    pairs = requested(session, app)
+    mine = [(ad, ds) for ad, ds in pairs if ds.org_id == step.org_id]
+    if not mine or len(mine) == len(pairs):
+        return []
+    return [
+        {"dataset_id": ds.id, "title": ds.title, "columns": list(ad.columns) if ad.columns else None}
+        for ad, ds in mine
+    ]
+
+
+def _drop_datasets(session: Session, app: Application, dropped: list[dict[str, Any]]) -> None:
+    """Take the refused datasets out of the application: the security terms, the approved terms,
+    the agreement and the authorisation are all built from what it still asks for."""
+    session.execute(
+        delete(ApplicationDataset)
+        .where(
+            ApplicationDataset.application_id == app.id,
+            ApplicationDataset.dataset_id.in_([int(d["dataset_id"]) for d in dropped]),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+
+
+def dropped_datasets(session: Session, app_id: int) -> list[dict[str, Any]]:
+    """Every dataset a department's refusal dropped from the application, with the refusal's
+    department, reason, time and round (for the applicant's page and later reviewers)."""
+    out: list[dict[str, Any]] = []
+    for st in steps_of(session, app_id):
+        if st.kind != "consent" or st.status != REFUSED:
+            continue
+        for d in (st.details or {}).get("dropped", []):
+            out.append(
+                {
+                    **d,
+                    "org_id": st.org_id,
+                    "reason": st.reason,
+                    "decided_at": st.decided_at,
+                    "decided_by": st.decided_by,
+                    "round": st.round,
+                    "step_id": st.id,
+                }
+            )
+    return out
 
 
 def _notify_step(session: Session, app: Application, step: ApprovalStep, actor_id: int | None) -> None:
@@ -520,11 +577,19 @@ def decide(
     details: dict[str, Any] | None = None
     if step.kind == "security" and decision == "approve":
         details = validate_terms(session, app, terms or SecurityTerms())
+    dropped = _partial_refusal(session, app, step) if step.kind == "consent" and decision == "refuse" else []
+    if dropped:
+        details = {"dropped": dropped}
     status = {"approve": APPROVED, "refuse": REFUSED, "return": RETURNED}[decision]
     _close_step(session, step, status, principal, text, now, details)
+    # one winner per application: a second department deciding at once loses here and rolls back
+    # whole, so two refusals cannot both drop "their" datasets and leave the application empty
     _touch(session, app, now)
     config = config_of(session, app)
-    if decision == "approve":
+    if dropped:
+        _drop_datasets(session, app, dropped)
+        _advance(session, app, step.round, config, now, actor_id=principal.user_id)
+    elif decision == "approve":
         _advance(session, app, step.round, config, now, actor_id=principal.user_id)
     else:
         _end_round(session, app, step.round)
@@ -540,8 +605,12 @@ def decide(
         step=step.id,
         round=step.round,
         number=app.number,
-        terms=details,
+        terms=details if not dropped else None,
+        dropped=[d["dataset_id"] for d in dropped] or None,
     )
+    if dropped:
+        titles = "、".join(str(d["title"]) for d in dropped)
+        text = f"{text}（去除数据集 dropped: {titles}）"
     _tell_applicant(session, app, step.kind, decision, text, principal)
     return step
 

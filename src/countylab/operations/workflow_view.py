@@ -138,6 +138,17 @@ def view(
             if u.org_id is None or u.org_id != app.org_id
         ]
     pairs = workflow.requested(session, app)
+    dropped = [
+        {
+            "dataset_id": d["dataset_id"],
+            "title": d["title"],
+            "department": orgs.get(d["org_id"] or 0, ""),
+            "reason": d["reason"],
+            "decided_at": bjtime(d["decided_at"]),
+            "round": d["round"],
+        }
+        for d in workflow.dropped_datasets(session, app.id)
+    ]
     return {
         "application_id": app.id,
         "number": app.number,
@@ -184,6 +195,7 @@ def view(
             }
             for ad, d in pairs
         ],
+        "dropped": dropped,
         "channels": list(app.channels or []),
         "can_answer": has_permission(principal, Permission.objection_answer),
         "can_object": notice is not None and notice.status == "open" and principal.user_id is not None,
