@@ -24,7 +24,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -106,26 +106,39 @@ def _digest(files: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def bind_folder(root: Path, name: str, version: int, files: list[Path]) -> Path:
-    """A folder under ``root`` holding exactly ``files`` (hard links, else copies); built once."""
-    folder = root / name / f"v{version}-{_digest(files)}"
+def _build_once(folder: Path, fill: Callable[[Path], None]) -> Path:
+    """``folder``, built by ``fill`` in a staging folder renamed into place; built once (a
+    concurrent builder's identical result is kept), no staging folder left behind."""
     if folder.is_dir():
         return folder
-    staging = root / name / f".tmp-{uuid.uuid4().hex}"
+    staging = folder.parent / f".tmp-{uuid.uuid4().hex}"
     staging.mkdir(parents=True)
     try:
-        for i, src in enumerate(files):
-            dest = staging / (src.name if len(files) == 1 else f"{i:05d}-{src.name}")
-            try:
-                os.link(src, dest)
-            except OSError:  # another file system: copy once
-                shutil.copyfile(src, dest)
+        fill(staging)
         os.rename(staging, folder)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
         if not folder.is_dir():  # a concurrent builder won the rename: theirs is identical
             raise
     return folder
+
+
+def _bound_name(src: Path, i: int, files: list[Path]) -> str:
+    return src.name if len(files) == 1 else f"{i:05d}-{src.name}"
+
+
+def bind_folder(root: Path, name: str, version: int, files: list[Path]) -> Path:
+    """A folder under ``root`` holding exactly ``files`` (hard links, else copies); built once."""
+
+    def fill(staging: Path) -> None:
+        for i, src in enumerate(files):
+            dest = staging / _bound_name(src, i, files)
+            try:
+                os.link(src, dest)
+            except OSError:  # another file system: copy once
+                shutil.copyfile(src, dest)
+
+    return _build_once(root / name / f"v{version}-{_digest(files)}", fill)
 
 
 def bind_projection(root: Path, name: str, version: int, files: list[Path], columns: frozenset[str]) -> Path:
@@ -137,28 +150,19 @@ def bind_projection(root: Path, name: str, version: int, files: list[Path], colu
     import pyarrow.parquet as pq
 
     wanted = {c.lower() for c in columns}
-    cols = hashlib.sha256("\0".join(sorted(wanted)).encode()).hexdigest()[:12]
-    folder = root / name / f"v{version}-{_digest(files)}-cols-{cols}"
-    if folder.is_dir():
-        return folder
-    staging = root / name / f".tmp-{uuid.uuid4().hex}"
-    staging.mkdir(parents=True)
-    try:
+
+    def fill(staging: Path) -> None:
         for i, src in enumerate(files):
-            dest = staging / (src.name if len(files) == 1 else f"{i:05d}-{src.name}")
             source = pq.ParquetFile(src)
             keep = [n for n in source.schema_arrow.names if n.lower() in wanted]
             # no schema metadata: pandas' would still list every column, approved or not
             projected = pa.schema([source.schema_arrow.field(n).remove_metadata() for n in keep])
-            with pq.ParquetWriter(dest, projected) as writer:
+            with pq.ParquetWriter(staging / _bound_name(src, i, files), projected) as writer:
                 for batch in source.iter_batches(columns=keep):
                     writer.write_batch(batch)
-        os.rename(staging, folder)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not folder.is_dir():  # a concurrent builder won the rename: theirs is identical
-            raise
-    return folder
+
+    cols = hashlib.sha256("\0".join(sorted(wanted)).encode()).hexdigest()[:12]
+    return _build_once(root / name / f"v{version}-{_digest(files)}-cols-{cols}", fill)
 
 
 class GrantedDatasets:

@@ -102,6 +102,38 @@ def _form_context(s: Any, actor: Principal, lang: str, propose: bool, dataset: i
     }
 
 
+def _scenario_input(
+    title: str,
+    problem: str,
+    expected_outcome: str,
+    field: str,
+    org_id: int | None,
+    visibility: str,
+    apply_from: str,
+    apply_until: str,
+    dataset: list[int],
+    column: list[str],
+) -> ScenarioInput:
+    """The scenario form's fields as the service's input; a ticked column ("<dataset id>:<name>")
+    restricts its dataset's offer to the ticked columns."""
+    cols: dict[int, list[str]] = {}
+    for item in column:
+        ds_id, _, name = item.partition(":")
+        if ds_id.isdigit():
+            cols.setdefault(int(ds_id), []).append(name)
+    return ScenarioInput(
+        title=title,
+        problem=problem,
+        org_id=org_id,
+        field=field,
+        offers=tuple(Offer(d, tuple(cols[d]) if d in cols else None) for d in dict.fromkeys(dataset)),
+        expected_outcome=expected_outcome,
+        apply_from=_date(apply_from, "apply_from"),
+        apply_until=_date(apply_until, "apply_until"),
+        visibility=visibility,
+    )
+
+
 @router.get("/scenarios/new")
 def new_scenario_page(
     request: Request, actor: Actor, lab: LabDep, propose: bool = False, dataset: QueryId = None
@@ -135,22 +167,10 @@ def create_scenario(
     made: dict[str, int] = {}
 
     def run() -> None:
-        cols: dict[int, list[str]] = {}
-        for item in column:
-            ds_id, _, name = item.partition(":")
-            if ds_id.isdigit():
-                cols.setdefault(int(ds_id), []).append(name)
-        data = ScenarioInput(
-            title=title,
-            problem=problem,
-            org_id=int(org_id) if org_id.isdigit() else None,
-            field=field,
-            offers=tuple(Offer(d, tuple(cols[d]) if d in cols else None) for d in dict.fromkeys(dataset)),
-            expected_outcome=expected_outcome,
-            apply_from=_date(apply_from, "apply_from"),
-            apply_until=_date(apply_until, "apply_until"),
-            visibility=visibility,
-        )
+        data = _scenario_input(
+            title, problem, expected_outcome, field, int(org_id) if org_id.isdigit() else None,
+            visibility, apply_from, apply_until, dataset, column,
+        )  # fmt: skip
         with lab.tx() as s:
             sc = sv.propose(s, actor, data) if propose else sv.publish(s, actor, data)
             made["id"] = sc.id
@@ -231,22 +251,10 @@ def edit_scenario(
     saved: list[bool] = []
 
     def run() -> None:
-        cols: dict[int, list[str]] = {}
-        for item in column:
-            ds_id, _, name = item.partition(":")
-            if ds_id.isdigit():
-                cols.setdefault(int(ds_id), []).append(name)
-        data = ScenarioInput(
-            title=title,
-            problem=problem,
-            org_id=None,
-            field=field,
-            offers=tuple(Offer(d, tuple(cols[d]) if d in cols else None) for d in dict.fromkeys(dataset)),
-            expected_outcome=expected_outcome,
-            apply_from=_date(apply_from, "apply_from"),
-            apply_until=_date(apply_until, "apply_until"),
-            visibility=visibility,
-        )
+        data = _scenario_input(
+            title, problem, expected_outcome, field, None,
+            visibility, apply_from, apply_until, dataset, column,
+        )  # fmt: skip
         with lab.tx() as s:
             scenario_versions.edit(s, actor, scenario_id, data, reason)
         saved.append(True)
