@@ -164,3 +164,19 @@ def open_for(
     if not path.is_relative_to(data_dir.resolve()) or not path.is_file():
         raise NotFound("附件文件缺失", "The attachment's file is missing")
     return app, att, path
+
+
+def record_download(
+    session: Session, actor: Principal, application_id: int, att: ApplicationAttachment, *, via: str
+) -> None:
+    """Who read which attachment (its name and hash), from the page or the API: audited."""
+    audit.record(
+        session,
+        actor,
+        "application.attachment.download",
+        f"application:{application_id}",
+        attachment_id=att.id,
+        filename=att.filename,
+        sha256=att.sha256,
+        via=via,
+    )

@@ -10,7 +10,6 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from countylab import audit
 from countylab.lab import Lab
 from countylab.labels import BEIJING
 from countylab.operations import accreditation, application_view, applications, attachments
@@ -185,19 +184,10 @@ def download_attachment(application_id: Id, attachment_id: Id, actor: Actor, lab
     """The attachment's PDF, for those who may read the application (others: 403, audited)."""
     with lab.read() as s:
         _, att, path = attachments.open_for(s, actor, application_id, attachment_id, lab.settings.data_dir)
-        name, digest = att.filename, att.sha256
+        s.expunge(att)
     with lab.tx() as s:  # who read which attachment: audited, in its own short unit of work
-        audit.record(
-            s,
-            actor,
-            "application.attachment.download",
-            f"application:{application_id}",
-            attachment_id=attachment_id,
-            filename=name,
-            sha256=digest,
-            via="api",
-        )
-    return FileResponse(path, media_type="application/pdf", filename=name)
+        attachments.record_download(s, actor, application_id, att, via="api")
+    return FileResponse(path, media_type="application/pdf", filename=att.filename)
 
 
 @router.get("/accreditations")

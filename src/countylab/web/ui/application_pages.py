@@ -17,7 +17,6 @@ from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from countylab import audit
 from countylab.errors import ValidationFailed
 from countylab.identity.access import Principal, has_permission
 from countylab.identity.roles import Permission, Role
@@ -430,19 +429,10 @@ def download_attachment(
 ) -> Response:
     with lab.read() as s:
         _, att, path = attachments.open_for(s, actor, application_id, attachment_id, lab.settings.data_dir)
-        name, digest = att.filename, att.sha256
+        s.expunge(att)
     with lab.tx() as s:  # who read which attachment: audited, in its own short unit of work
-        audit.record(
-            s,
-            actor,
-            "application.attachment.download",
-            f"application:{application_id}",
-            attachment_id=attachment_id,
-            filename=name,
-            sha256=digest,
-            via="page",
-        )
-    return FileResponse(path, media_type="application/pdf", filename=name)
+        attachments.record_download(s, actor, application_id, att, via="page")
+    return FileResponse(path, media_type="application/pdf", filename=att.filename)
 
 
 @router.get("/ops/accreditations")
