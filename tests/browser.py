@@ -98,10 +98,10 @@ class Session:
     def go(self, path: str) -> Any:
         return self.page.goto(self.base + path)
 
-    def login(self, username: str) -> None:
+    def login(self, username: str, password: str = DEMO_PASSWORD) -> None:
         self.go("/login")
         self.page.fill("input[name=username]", username)
-        self.page.fill("input[name=password]", DEMO_PASSWORD)
+        self.page.fill("input[name=password]", password)
         self.page.click("#login-form button[type=submit]")
         self.page.wait_for_url(self.base + "/")
 

@@ -34,17 +34,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         lab.close()
 
 
-def _login(s: Session, username: str) -> None:
-    s.go("/login")
-    s.page.fill("input[name=username]", username)
-    s.page.fill("input[name=password]", PASSWORD)
-    s.page.click("#login-form button[type=submit]")
-    s.page.wait_for_url(s.base + "/")
-
-
 def test_clerk_registers_by_title_uploads_a_roster_and_downloads_xlsx(browser, site, artifacts):
     s = Session(browser, site["url"], artifacts, viewport={"width": 1400, "height": 900})
-    _login(s, "clerk")
+    s.login("clerk", PASSWORD)
     s.go("/datasets/new")
     s.page.fill("input[name=title]", "城乡低保对象花名册")
     s.page.click("main form button[type=submit]")

@@ -26,20 +26,12 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str
         w.lab.close()
 
 
-def login(s: Session, username: str) -> None:
-    s.go("/login")
-    s.page.fill("input[name=username]", username)
-    s.page.fill("input[name=password]", PASSWORD)
-    s.page.click("#login-form button[type=submit]")
-    s.page.wait_for_url(s.base + "/")
-
-
 def test_checker_sees_badge_and_todo_after_a_developer_submits(
     browser: Any, setup: tuple[World, str], artifacts: Any
 ) -> None:
     w, url = setup
     s = Session(browser, url, artifacts, viewport={"width": 1280, "height": 860})
-    login(s, "checker")
+    s.login("checker", PASSWORD)
     page = s.page
     assert page.locator(".bell").get_attribute("data-unread") == "0"
     assert page.locator("#todo").inner_text().count("暂无待办事项") == 1
@@ -91,7 +83,7 @@ def test_checker_sees_badge_and_todo_after_a_developer_submits(
         == 200
     )
     d = Session(browser, url, artifacts, viewport={"width": 1280, "height": 860})
-    login(d, "dev")
+    d.login("dev", PASSWORD)
     d.go("/lang/en?next=/")
     assert d.page.locator(".bell").get_attribute("data-unread") == "1"
     released = d.page.locator('#todo li[data-kind="todo.release_released"]')

@@ -22,19 +22,11 @@ def county(tmp_path, demo_template):
     lab.close()
 
 
-def _login(s: Session, username: str) -> None:
-    s.go("/login")
-    s.page.fill("input[name=username]", username)
-    s.page.fill("input[name=password]", h.PASSWORD)
-    s.page.click("#login-form button[type=submit]")
-    s.page.wait_for_url(s.base + "/")
-
-
 def test_both_parties_sign_and_the_project_appears(browser: Any, county, artifacts: Any) -> None:
     a = h.approved(county, {"residents": ("town_code", "age"), "households": None})
     with live_server(county) as url:
         op = Session(browser, url, artifacts, viewport={"width": 1280, "height": 1000})
-        _login(op, "operator")
+        op.login("operator", h.PASSWORD)
         agreement_id = h.draft(county, a)  # the application page's form is engineer A's page
         op.go(f"/agreements/{agreement_id}")
         assert "签署中" in op.page.locator("#agreement-status").inner_text()
@@ -42,7 +34,7 @@ def test_both_parties_sign_and_the_project_appears(browser: Any, county, artifac
         op.shot("agreement-drafted")
 
         dev = Session(browser, url, artifacts, viewport={"width": 1280, "height": 1000})
-        _login(dev, "developer")
+        dev.login("developer", h.PASSWORD)
         dev.go(f"/agreements/{agreement_id}")
         with dev.page.expect_download() as got:
             dev.page.click("#agreement-pdf")
@@ -70,7 +62,7 @@ def test_both_parties_sign_and_the_project_appears(browser: Any, county, artifac
         dev.shot("authorised-project")
 
         st = Session(browser, url, artifacts, viewport={"width": 1400, "height": 900})
-        _login(st, "steward")
+        st.login("steward", h.PASSWORD)
         st.go("/ops/authorisations")
         assert "生效中" in st.page.locator("#authorisations-table").inner_text()
         st.shot("authorisations")

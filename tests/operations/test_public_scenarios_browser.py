@@ -28,14 +28,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]
         lab.close()
 
 
-def _login(s: Session, username: str) -> None:
-    s.go("/login")
-    s.page.fill("input[name=username]", username)
-    s.page.fill("input[name=password]", PASSWORD)
-    s.page.click("#login-form button[type=submit]")
-    s.page.wait_for_url(s.base + "/")
-
-
 def test_publish_see_publicly_and_apply_from_the_dataset_page(
     browser: Any, site: tuple[World, str], artifacts: Any
 ) -> None:
@@ -43,7 +35,7 @@ def test_publish_see_publicly_and_apply_from_the_dataset_page(
     elderly = world.datasets["elderly"]
     # 1. the civil-affairs provider publishes a scenario offering two columns of 老年人口信息
     s = Session(browser, url, artifacts, viewport={"width": 1280, "height": 1000})
-    _login(s, "civil")
+    s.login("civil", PASSWORD)
     s.go("/scenarios/new")
     s.page.fill("input[name=title]", "居家养老服务需求预测")
     s.page.fill("textarea[name=problem]", "独居老人分布不清，助餐点布局缺少依据。")
@@ -74,7 +66,7 @@ def test_publish_see_publicly_and_apply_from_the_dataset_page(
 
     # 3. the enterprise developer applies from the dataset page
     d = Session(browser, url, artifacts, viewport={"width": 1280, "height": 1400})
-    _login(d, "dev")
+    d.login("dev", PASSWORD)
     d.go(f"/datasets/{elderly}")
     d.page.click("#apply-dataset")
     d.page.wait_for_url(f"{url}/applications/new?dataset={elderly}")

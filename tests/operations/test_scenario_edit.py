@@ -291,14 +291,6 @@ def test_api_and_cli(sqlite_world: World, monkeypatch: pytest.MonkeyPatch) -> No
         assert scenario_versions.current_version(s, sid) == 3
 
 
-def _login(s: Session, username: str) -> None:
-    s.go("/login")
-    s.page.fill("input[name=username]", username)
-    s.page.fill("input[name=password]", PASSWORD)
-    s.page.click("#login-form button[type=submit]")
-    s.page.wait_for_url(s.base + "/")
-
-
 @pytest.mark.browser
 @pytest.mark.slow
 def test_edit_form_saves_and_public_page_shows_it(sqlite_world: World, browser: Any, artifacts: Any) -> None:
@@ -306,7 +298,7 @@ def test_edit_form_saves_and_public_page_shows_it(sqlite_world: World, browser: 
     sid = w.scenario("browser", columns={"elderly": ("town", "age")})
     with live_server(w.lab) as base:
         s = Session(browser, base, artifacts, viewport={"width": 1280, "height": 1000})
-        _login(s, "civil")
+        s.login("civil", PASSWORD)
         s.go(f"/scenarios/{sid}")
         s.page.click("#edit-scenario")
         assert s.page.input_value("input[name=title]") == "场景 browser"  # the form holds the current text

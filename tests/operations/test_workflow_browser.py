@@ -29,14 +29,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]
         lab.close()
 
 
-def _login(s: Session, username: str) -> None:
-    s.go("/login")
-    s.page.fill("input[name=username]", username)
-    s.page.fill("input[name=password]", PASSWORD)
-    s.page.click("#login-form button[type=submit]")
-    s.page.wait_for_url(s.base + "/")
-
-
 def test_precheck_consent_security_then_public_notice(
     browser: Any, site: tuple[World, str], artifacts: Any
 ) -> None:
@@ -45,7 +37,7 @@ def test_precheck_consent_security_then_public_notice(
 
     # 1. the operator sees it waiting and passes the pre-check on the application's page
     op = Session(browser, url, artifacts, viewport={"width": 1280, "height": 1000})
-    _login(op, "operator")
+    op.login("operator", PASSWORD)
     op.go("/reviews")
     assert "水稻估产模型" in op.page.locator("#review-queue").inner_text()
     op.shot("workflow-reviews-operator")
@@ -60,7 +52,7 @@ def test_precheck_consent_security_then_public_notice(
 
     # 2. the department owning the dataset consents
     dept = Session(browser, url, artifacts, viewport={"width": 1280, "height": 1100})
-    _login(dept, "agri")
+    dept.login("agri", PASSWORD)
     dept.go(f"/applications/{app_id}")
     assert dept.page.locator("#decide-consent").is_visible()
     dept.page.fill("#decide-consent textarea[name=reason]", "同意使用本局种植面积数据")
@@ -72,7 +64,7 @@ def test_precheck_consent_security_then_public_notice(
 
     # 3. the security officer narrows the channels and a column, and sets ε
     sec = Session(browser, url, artifacts, viewport={"width": 1280, "height": 1600})
-    _login(sec, "steward")
+    sec.login("steward", PASSWORD)
     sec.go(f"/applications/{app_id}")
     crops = world.datasets["crops"]
     sec.page.uncheck("#decide-security input[name=channel][value=sandbox_job]")
