@@ -375,3 +375,22 @@ def test_an_unapproved_column_is_refused_however_it_is_named(county, project, sq
 
         spent = sum(b.epsilon_spent for b in s.query(PrivacyBudget).filter_by(project_id=pid))
     assert spent == 0.0
+
+
+def test_narrowing_the_approved_columns_rebinds_the_next_job_narrower(county, project):
+    """A projection built for a wider approval is never reused once the approval narrows, and a
+    case-variant spelling of an approved column does not widen it either."""
+    pid, _a = project
+    with county.read() as s:
+        before = county.jobs.datasets(s, pid)["residents"]
+    assert pq_columns(before) == {"town_code", "age", "lives_alone"}
+    with county.tx() as s:
+        _terms(s, pid, "residents").columns = ["TOWN_CODE", "Age"]
+    with county.read() as s:
+        after = county.jobs.datasets(s, pid)["residents"]
+    assert after != before and pq_columns(after) == {"town_code", "age"}
+    with county.tx() as s:
+        _terms(s, pid, "residents").columns = []  # nothing approved: no column at all
+    with county.read() as s:
+        empty = county.jobs.datasets(s, pid)["residents"]
+    assert pq_columns(empty) == set()
