@@ -12,6 +12,7 @@ from PIL import Image
 
 from countylab.airlock.checks.base import FileKind
 from tests.airlock_e2e.conftest import RESIDENTS, SAFE_TABLE, World, request_body, xlsx_bytes
+from tests.airlock_e2e.workers import ReadsText
 
 
 def _submit(world: World, files: dict[str, bytes], *names: str) -> dict[str, Any]:
@@ -102,9 +103,8 @@ def test_xlsx_hidden_sheets_and_formulas(world: World, kind: str) -> None:
 
 
 def test_image_with_id_numbers_in_its_text(world: World) -> None:
-    world.lab.airlock.ocr = lambda png: (
-        f"居民 {RESIDENTS[0][1]} 年龄 61"
-    )  # an OCR engine that reads the chart
+    # an OCR engine that reads the chart (a picklable one: the check worker gets it by value)
+    world.lab.airlock.ocr = ReadsText(f"居民 {RESIDENTS[0][1]} 年龄 61")
     buf = io.BytesIO()
     Image.new("RGB", (40, 20), "white").save(buf, format="PNG")
     req = _submit(world, {"chart.png": buf.getvalue()}, "chart.png")
@@ -119,7 +119,7 @@ def test_png_metadata_is_stripped_in_the_release(tmp_path: Any) -> None:
 
     world = build_world(tmp_path, grade="general_1")  # automatic checks only: released at once
     try:
-        world.lab.airlock.ocr = lambda png: "年份 人数"
+        world.lab.airlock.ocr = ReadsText("年份 人数")
         info = PngInfo()
         info.add_text("Comment", "/home/dev/secret.csv")
         buf = io.BytesIO()

@@ -90,9 +90,10 @@ class CheckingMixin:
             job = self._check_job(s, req)
         try:
             reports: list[FileReport] | None = self.check_runner(job, self.check_limits)
-            failure = ""
+            failure: CheckFailedToRun | None = None
         except CheckFailedToRun as exc:
-            reports, failure = None, exc.why
+            reports, failure = None, exc
+            log.warning("checks of release request %s failed to run: %s %s", request_id, exc.why, exc.detail)
         risks: dict[int, list[dict[str, Any]]] = {}
         if reports is not None:
             with (read or tx)() as s:
@@ -102,7 +103,8 @@ class CheckingMixin:
             if req.state != ReleaseState.submitted.value or req.round != job.round:
                 return None  # withdrawn meanwhile, or another caller recorded this round
             if reports is None:
-                return release_notice(s, req, self._failed_to_run(s, req, failure))
+                failed = failure or CheckFailedToRun("died")
+                return release_notice(s, req, self._failed_to_run(s, req, failed))
             return release_notice(s, req, self._record(s, req, job, reports, risks))
 
     def _check_job(self, s: Session, req: ReleaseRequest) -> CheckJob:
@@ -192,7 +194,7 @@ class CheckingMixin:
             self.release_now(s, req, SYSTEM)
         return req.state
 
-    def _failed_to_run(self, s: Session, req: ReleaseRequest, why: str) -> str:
+    def _failed_to_run(self, s: Session, req: ReleaseRequest, failure: CheckFailedToRun) -> str:
         req.checks_status = CheckStatus.fail.value
         req.state = transition(req.state, ReleaseEvent.return_).value
         req.return_reason = "check_failed_to_run"
@@ -206,7 +208,8 @@ class CheckingMixin:
             status="fail",
             round=req.round,
             failed_rules=["check_failed_to_run"],
-            why=why,
+            why=failure.why,
+            detail=failure.detail,
         )
         return req.state
 

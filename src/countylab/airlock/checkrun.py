@@ -12,18 +12,27 @@ parent kills it at the wall-clock limit.  If it dies, runs out of memory or time
 nothing, :class:`CheckFailedToRun` is raised and the request is returned with the rule
 ``check_failed_to_run``: the state machine never waits on a worker that is gone.
 
-The child is forked (fast, and it inherits the OCR engine as the parent configured it); it
-touches no database and exits with ``os._exit``.  A deadlock in a forked child is not a risk to
-the lab: the wall-clock limit kills it like any other hang.
+Workers come from a **fork server**, not from a fork of the server process.  The server has many
+threads (the web server's, the database pool's, DuckDB's and Arrow's); a fork copies one of them
+and every lock the others held at that instant, so a child forked at the wrong moment can hang
+or crash in a library it never chose to lock.  That happened, rarely, under CI load: a request
+with a clean table was returned with ``check_failed_to_run``.  The fork server is a process of
+its own, started once with the check modules already imported (:data:`PRELOAD`) and no other
+thread, so each worker is a cheap fork of a single-threaded process.  The job and what the
+worker runs (:func:`execute` unless a caller names another module-level function) are pickled,
+and the worker reads them after taking the server's import path.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import pickle
 import resource
+import sys
 import threading
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -37,9 +46,10 @@ from countylab.privacy.sdc import SdcRules
 class CheckFailedToRun(Exception):
     """The worker died, ran out of time or memory, or returned nothing usable."""
 
-    def __init__(self, why: str) -> None:
+    def __init__(self, why: str, detail: str = "") -> None:
         super().__init__(why)
-        self.why = why
+        self.why = why  # time | memory | died | the name of the exception the checks raised
+        self.detail = detail  # for the operator: the exception's message and where it was raised
 
 
 @dataclass(frozen=True)
@@ -83,22 +93,46 @@ def _vm_bytes() -> int:
     return 0
 
 
-def _child(conn: Connection, job: CheckJob, limits: CheckLimits) -> None:
+Execute = Callable[[CheckJob], list[FileReport]]
+
+
+def _child(conn: Connection, work: bytes, limits: CheckLimits, path: list[str]) -> None:
     try:
-        # the forked child starts as big as the server; the limit is what it may add
+        # the server's import path first: the job may name classes (an OCR engine) and the
+        # function to run by module, and the fork server started with the interpreter's default
+        sys.path[:] = path
+        job, run = pickle.loads(work)  # noqa: S301 - pickled by the server itself, a moment ago
+        # the child starts as big as the fork server; the limit is what it may add
         cap = _vm_bytes() + limits.memory_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         cpu = int(limits.time_s) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        reports = execute(job)
+        reports = (run or execute)(job)
         conn.send(("ok", reports))
     except MemoryError:
-        conn.send(("error", "memory"))
+        conn.send(("error", ("memory", "")))
     except BaseException as exc:  # noqa: BLE001 - any failure is "failed to run", never a crash
-        conn.send(("error", type(exc).__name__))
+        where = traceback.format_exception(exc)[-3:]
+        conn.send(("error", (type(exc).__name__, "".join(where)[-2000:])))
     finally:
         conn.close()
         os._exit(0)
+
+
+# imported once by the fork server, so a worker starts with the checks ready
+PRELOAD = ["countylab.airlock.checkrun", "countylab.airlock.checks", "countylab.airlock.leakage"]
+_context_lock = threading.Lock()
+_context: mp.context.BaseContext | None = None
+
+
+def _workers() -> mp.context.BaseContext:
+    global _context
+    with _context_lock:
+        if _context is None:
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(PRELOAD)
+            _context = ctx
+        return _context
 
 
 _slots: dict[int, threading.BoundedSemaphore] = {}
@@ -115,22 +149,24 @@ def _slot(n: int) -> threading.BoundedSemaphore:
 NOT_RETRIED = frozenset({"time", "memory"})
 
 
-def run_in_worker(job: CheckJob, limits: CheckLimits) -> list[FileReport]:
-    """The reports of :func:`execute`, computed in a limited child process (one retry when the
-    first worker died or raised rather than running out of time or memory)."""
+def run_in_worker(job: CheckJob, limits: CheckLimits, run: Execute | None = None) -> list[FileReport]:
+    """The reports of :func:`execute` (or of ``run``, a module-level function the worker can
+    import), computed in a limited child process; one retry when the first worker died or
+    raised rather than running out of time or memory."""
     try:
-        return _run_once(job, limits)
+        return _run_once(job, limits, run)
     except CheckFailedToRun as exc:
         if exc.why in NOT_RETRIED:
             raise
-        return _run_once(job, limits)
+        return _run_once(job, limits, run)
 
 
-def _run_once(job: CheckJob, limits: CheckLimits) -> list[FileReport]:
+def _run_once(job: CheckJob, limits: CheckLimits, run: Execute | None) -> list[FileReport]:
     with _slot(limits.concurrent):
-        ctx = mp.get_context("fork")
+        ctx = _workers()
         parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child, args=(child, job, limits), daemon=True)
+        work = pickle.dumps((job, run))
+        proc = ctx.Process(target=_child, args=(child, work, limits, list(sys.path)), daemon=True)  # type: ignore[attr-defined]
         proc.start()
         child.close()
         try:
@@ -139,13 +175,15 @@ def _run_once(job: CheckJob, limits: CheckLimits) -> list[FileReport]:
             try:
                 status, payload = parent.recv()
             except (EOFError, OSError):
-                raise CheckFailedToRun("died") from None
+                proc.join(5)
+                raise CheckFailedToRun("died", f"exit code {proc.exitcode}") from None
         finally:
             if proc.is_alive():
                 proc.kill()
             proc.join(5)
             parent.close()
     if status != "ok":
-        raise CheckFailedToRun(str(payload))
+        why, detail = payload
+        raise CheckFailedToRun(str(why), str(detail))
     reports: list[FileReport] = payload
     return reports
