@@ -119,8 +119,17 @@ def _child(conn: Connection, work: bytes, limits: CheckLimits, path: list[str]) 
         os._exit(0)
 
 
-# imported once by the fork server, so a worker starts with the checks ready
-PRELOAD = ["countylab.airlock.checkrun", "countylab.airlock.checks", "countylab.airlock.leakage"]
+# imported once by the fork server, so a worker starts with the checks ready.  Like every child
+# multiprocessing starts without a plain fork, a worker also runs the program that started the
+# server as ``__mp_main__`` (its main code guarded by ``if __name__ == "__main__":``, as any
+# program using multiprocessing must guard it): for the ``countylab`` command that is one import
+# of countylab.cli, preloaded here so a worker does not pay for it.
+PRELOAD = [
+    "countylab.airlock.checkrun",
+    "countylab.airlock.checks",
+    "countylab.airlock.leakage",
+    "countylab.cli",
+]
 _context_lock = threading.Lock()
 _context: mp.context.BaseContext | None = None
 
