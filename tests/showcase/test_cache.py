@@ -39,17 +39,18 @@ def test_an_expired_value_is_served_while_one_caller_rebuilds() -> None:
     cache.clear()
     assert cache.cached("swr", 0.05, lambda: "old") == "old"
     time.sleep(0.06)
-    release = threading.Event()
+    release, building = threading.Event(), threading.Event()
     rebuilt: list[str] = []
 
     def slow() -> str:
+        building.set()
         release.wait(5)
         rebuilt.append("new")
         return "new"
 
     builder = threading.Thread(target=lambda: cache.cached("swr", 0.05, slow))
     builder.start()
-    time.sleep(0.05)  # the builder holds the key's gate
+    assert building.wait(5)  # the builder holds the key's gate (however busy the machine is)
     began = time.monotonic()
     assert cache.cached("swr", 0.05, lambda: "never") == "old"  # stale, at once
     assert time.monotonic() - began < 0.5
