@@ -200,6 +200,20 @@ def test_a_check_worker_that_hangs_explodes_or_dies_returns_the_request(
     assert again["state"] == "under_review" and again["round"] == 2, (again, _audited(world, req["id"]))
 
 
+def _only_here(job: Any) -> list[Any]:  # pytest's importlib mode: no other process can import it
+    return []
+
+
+def test_a_job_the_worker_cannot_read_is_reported_not_lost(world: World, limits: None) -> None:
+    """What the worker cannot unpickle (here: a function of a module it cannot import) is a
+    failure with its reason, like any other, not a silent death."""
+    world.lab.airlock.check_runner = functools.partial(checkrun.run_in_worker, run=_only_here)
+    req = _create(world, world.make_job({"t.csv": SAFE_TABLE})).json()
+    assert req["state"] == "returned" and req["failed_rules"] == ["check_failed_to_run"], req
+    audited = _audited(world, req["id"])
+    assert audited["why"] == "ModuleNotFoundError" and "pickle.loads" in audited["detail"], audited
+
+
 def test_a_worker_that_dies_once_is_retried_and_its_checks_recorded(
     world: World, limits: None, tmp_path: Path
 ) -> None:

@@ -20,7 +20,8 @@ with a clean table was returned with ``check_failed_to_run``.  The fork server i
 its own, started once with the check modules already imported (:data:`PRELOAD`) and no other
 thread, so each worker is a cheap fork of a single-threaded process.  The job and what the
 worker runs (:func:`execute` unless a caller names another module-level function) are pickled,
-and the worker reads them after taking the server's import path.
+and the worker (which multiprocessing gives the server's import path and working folder)
+reads them in :func:`_child`, where a failure to read them is reported like any other.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import multiprocessing as mp
 import os
 import pickle
 import resource
-import sys
 import threading
 import traceback
 from collections.abc import Callable, Mapping
@@ -96,11 +96,10 @@ def _vm_bytes() -> int:
 Execute = Callable[[CheckJob], list[FileReport]]
 
 
-def _child(conn: Connection, work: bytes, limits: CheckLimits, path: list[str]) -> None:
+def _child(conn: Connection, work: bytes, limits: CheckLimits) -> None:
     try:
-        # the server's import path first: the job may name classes (an OCR engine) and the
-        # function to run by module, and the fork server started with the interpreter's default
-        sys.path[:] = path
+        # unpickled here, not by multiprocessing before this runs, so a job naming something the
+        # worker cannot import (a class, the function to run) is reported like any other failure
         job, run = pickle.loads(work)  # noqa: S301 - pickled by the server itself, a moment ago
         # the child starts as big as the fork server; the limit is what it may add
         cap = _vm_bytes() + limits.memory_mb * 2**20
@@ -175,7 +174,7 @@ def _run_once(job: CheckJob, limits: CheckLimits, run: Execute | None) -> list[F
         ctx = _workers()
         parent, child = ctx.Pipe(duplex=False)
         work = pickle.dumps((job, run))
-        proc = ctx.Process(target=_child, args=(child, work, limits, list(sys.path)), daemon=True)  # type: ignore[attr-defined]
+        proc = ctx.Process(target=_child, args=(child, work, limits), daemon=True)  # type: ignore[attr-defined]
         proc.start()
         child.close()
         try:
