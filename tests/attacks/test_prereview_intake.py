@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -238,6 +239,22 @@ def test_a_lock_another_server_thread_holds_does_not_hang_the_worker(world: Worl
         resp = _create(world, job)
     req = resp.json()
     assert req["state"] == "under_review", (req, _audited(world, req["id"]))
+
+
+def test_a_killed_fork_server_is_started_again(world: World, limits: None) -> None:
+    """The fork server itself dies (the kernel's OOM killer, an operator's kill): the next request
+    is still checked, by a fork server started again, not returned for a worker that never ran."""
+    import signal
+    from multiprocessing import forkserver
+
+    assert _create(world, world.make_job({"t.csv": SAFE_TABLE})).json()["state"] == "under_review"
+    pid = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    req = _create(world, world.make_job({"t.csv": SAFE_TABLE})).json()
+    assert req["state"] == "under_review", (req, _audited(world, req["id"]))
+    assert forkserver._forkserver._forkserver_pid not in (None, pid)  # type: ignore[attr-defined]
 
 
 def test_a_request_left_submitted_by_a_crash_is_checked_again(world: World) -> None:
