@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
@@ -102,36 +102,50 @@ def _form_context(s: Any, actor: Principal, lang: str, propose: bool, dataset: i
     }
 
 
-def _scenario_input(
-    title: str,
-    problem: str,
-    expected_outcome: str,
-    field: str,
-    org_id: int | None,
-    visibility: str,
-    apply_from: str,
-    apply_until: str,
-    dataset: list[int],
-    column: list[str],
-) -> ScenarioInput:
-    """The scenario form's fields as the service's input; a ticked column ("<dataset id>:<name>")
-    restricts its dataset's offer to the ticked columns."""
-    cols: dict[int, list[str]] = {}
-    for item in column:
-        ds_id, _, name = item.partition(":")
-        if ds_id.isdigit():
-            cols.setdefault(int(ds_id), []).append(name)
-    return ScenarioInput(
-        title=title,
-        problem=problem,
-        org_id=org_id,
-        field=field,
-        offers=tuple(Offer(d, tuple(cols[d]) if d in cols else None) for d in dict.fromkeys(dataset)),
-        expected_outcome=expected_outcome,
-        apply_from=_date(apply_from, "apply_from"),
-        apply_until=_date(apply_until, "apply_until"),
-        visibility=visibility,
-    )
+class ScenarioForm:
+    """The fields the publish and the edit forms share (a FastAPI dependency of both routes)."""
+
+    def __init__(
+        self,
+        title: Annotated[str, Form(max_length=200)] = "",
+        problem: Annotated[str, Form(max_length=20_000)] = "",
+        expected_outcome: Annotated[str, Form(max_length=20_000)] = "",
+        field: Annotated[str, Form(max_length=40)] = "",
+        visibility: Annotated[str, Form(max_length=10)] = "public",
+        apply_from: Annotated[str, Form(max_length=10)] = "",
+        apply_until: Annotated[str, Form(max_length=10)] = "",
+        dataset: Annotated[list[int], Form()] = [],  # noqa: B006 (FastAPI copies defaults)
+        column: Annotated[list[str], Form()] = [],  # noqa: B006 "<dataset id>:<column>"
+    ) -> None:
+        self.title, self.problem, self.expected_outcome = title, problem, expected_outcome
+        self.field, self.visibility = field, visibility
+        self.apply_from, self.apply_until = apply_from, apply_until
+        self.dataset, self.column = dataset, column
+
+    def input(self, org_id: int | None) -> ScenarioInput:
+        """The form as the service's input; a ticked column ("<dataset id>:<name>") restricts its
+        dataset's offer to the ticked columns."""
+        cols: dict[int, list[str]] = {}
+        for item in self.column:
+            ds_id, _, name = item.partition(":")
+            if ds_id.isdigit():
+                cols.setdefault(int(ds_id), []).append(name)
+        return ScenarioInput(
+            title=self.title,
+            problem=self.problem,
+            org_id=org_id,
+            field=self.field,
+            offers=tuple(
+                Offer(d, tuple(cols[d]) if d in cols else None) for d in dict.fromkeys(self.dataset)
+            ),
+            expected_outcome=self.expected_outcome,
+            apply_from=_date(self.apply_from, "apply_from"),
+            apply_until=_date(self.apply_until, "apply_until"),
+            visibility=self.visibility,
+        )
+
+
+Fields = Annotated[ScenarioForm, Depends()]
 
 
 @router.get("/scenarios/new")
@@ -151,26 +165,15 @@ def create_scenario(
     request: Request,
     actor: Actor,
     lab: LabDep,
-    title: Annotated[str, Form(max_length=200)] = "",
-    problem: Annotated[str, Form(max_length=20_000)] = "",
-    expected_outcome: Annotated[str, Form(max_length=20_000)] = "",
-    field: Annotated[str, Form(max_length=40)] = "",
+    form: Fields,
     org_id: Annotated[str, Form(max_length=12)] = "",
-    visibility: Annotated[str, Form(max_length=10)] = "public",
-    apply_from: Annotated[str, Form(max_length=10)] = "",
-    apply_until: Annotated[str, Form(max_length=10)] = "",
-    dataset: Annotated[list[int], Form()] = [],  # noqa: B006 (FastAPI copies defaults)
-    column: Annotated[list[str], Form()] = [],  # noqa: B006 "<dataset id>:<column>"
     propose: Annotated[str, Form(max_length=1)] = "",
 ) -> Response:
     """Publish (or, with ``propose=1``, propose) a scenario; columns ticked restrict a dataset."""
     made: dict[str, int] = {}
 
     def run() -> None:
-        data = _scenario_input(
-            title, problem, expected_outcome, field, int(org_id) if org_id.isdigit() else None,
-            visibility, apply_from, apply_until, dataset, column,
-        )  # fmt: skip
+        data = form.input(int(org_id) if org_id.isdigit() else None)
         with lab.tx() as s:
             sc = sv.propose(s, actor, data) if propose else sv.publish(s, actor, data)
             made["id"] = sc.id
@@ -235,15 +238,7 @@ def edit_scenario(
     scenario_id: Id,
     actor: Actor,
     lab: LabDep,
-    title: Annotated[str, Form(max_length=200)] = "",
-    problem: Annotated[str, Form(max_length=20_000)] = "",
-    expected_outcome: Annotated[str, Form(max_length=20_000)] = "",
-    field: Annotated[str, Form(max_length=40)] = "",
-    visibility: Annotated[str, Form(max_length=10)] = "public",
-    apply_from: Annotated[str, Form(max_length=10)] = "",
-    apply_until: Annotated[str, Form(max_length=10)] = "",
-    dataset: Annotated[list[int], Form()] = [],  # noqa: B006 (FastAPI copies defaults)
-    column: Annotated[list[str], Form()] = [],  # noqa: B006 "<dataset id>:<column>"
+    form: Fields,
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Save an edit of a published scenario (a new version, with the reason); a refusal goes back
@@ -251,10 +246,7 @@ def edit_scenario(
     saved: list[bool] = []
 
     def run() -> None:
-        data = _scenario_input(
-            title, problem, expected_outcome, field, None,
-            visibility, apply_from, apply_until, dataset, column,
-        )  # fmt: skip
+        data = form.input(None)
         with lab.tx() as s:
             scenario_versions.edit(s, actor, scenario_id, data, reason)
         saved.append(True)
